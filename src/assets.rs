@@ -1,0 +1,27 @@
+//! Where the fetched assets live: a cache outside git (`$RADSAM_CACHE`, default
+//! `~/.cache/radsam`), filled and checked by `scripts/fetch_assets.sh`.
+
+use std::path::PathBuf;
+
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RADSAM_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("radsam")
+}
+
+/// Converted safetensors weights of a named model (`lite_medsam`, `mobile_sam`).
+pub fn weights_path(model: &str) -> PathBuf {
+    cache_dir().join("weights").join(format!("{model}.safetensors"))
+}
+
+/// The sample CT data of TotalSegmentator's test files (`example_ct.nii.gz`, ...).
+pub fn sample_data_dir() -> PathBuf {
+    cache_dir().join("data").join("totalsegmentator")
+}
+
+/// Parity fixtures written by `scripts/parity_reference.py`.
+pub fn parity_dir() -> PathBuf {
+    cache_dir().join("parity")
+}

@@ -1,0 +1,6 @@
+//! RadSAM: 3D CT segmentation from one 2D prompt with a SAM-family model, mask carried slice to
+//! slice. See README.md for the product and ../shared/design.md for the module map.
+
+pub mod assets;
+pub mod model;
+pub mod volume;

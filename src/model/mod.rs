@@ -1,0 +1,113 @@
+//! SAM-family networks in tch: one model with pluggable image encoders (SAM's ViT, TinyViT), the
+//! prompt encoder (points, box, binary mask) and the mask decoder (always 4 masks + IoU).
+//!
+//! Public surface: [`Sam`], [`ModelConfig`], [`PromptBatch`], [`MaskPrediction`], and the
+//! strict checkpoint loader's error type.
+
+mod checkpoint;
+mod config;
+mod layers;
+mod mask_decoder;
+mod prompt_encoder;
+mod tiny_vit;
+mod transformer;
+mod vit;
+
+pub use checkpoint::{CheckpointError, LoadReport};
+pub use config::{EncoderConfig, InputNormalization, ModelConfig, MODEL_NAMES, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
+pub use mask_decoder::{MaskPrediction, NUM_MASKS};
+pub use prompt_encoder::PromptBatch;
+pub use tiny_vit::TinyVitConfig;
+pub use vit::VitConfig;
+
+use std::path::Path;
+use tch::{nn, Device, Tensor};
+
+#[derive(Debug)]
+enum ImageEncoder {
+    TinyVit(tiny_vit::TinyVit),
+    Vit(vit::Vit),
+}
+
+/// A SAM-family model with its weights. Build with [`Sam::load`] (weights from a checkpoint) or
+/// [`Sam::new`] (initial weights, for tests and training from scratch).
+#[derive(Debug)]
+pub struct Sam {
+    pub config: ModelConfig,
+    vs: nn::VarStore,
+    image_encoder: ImageEncoder,
+    prompt_encoder: prompt_encoder::PromptEncoder,
+    mask_decoder: mask_decoder::MaskDecoder,
+    dense_pe: Tensor,
+}
+
+impl Sam {
+    pub fn new(config: ModelConfig, device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let image_encoder = match &config.encoder {
+            EncoderConfig::TinyVit(c) => ImageEncoder::TinyVit(tiny_vit::TinyVit::new(&root / "image_encoder", c)),
+            EncoderConfig::Vit(c) => ImageEncoder::Vit(vit::Vit::new(&root / "image_encoder", c)),
+        };
+        let e = config.embedding_size();
+        let prompt_encoder = prompt_encoder::PromptEncoder::new(&root / "prompt_encoder", 256, e, config.image_size);
+        let mask_decoder = mask_decoder::MaskDecoder::new(&root / "mask_decoder", 256);
+        let dense_pe = Tensor::zeros([1], (tch::Kind::Float, device));
+        let mut sam = Self { config, vs, image_encoder, prompt_encoder, mask_decoder, dense_pe };
+        sam.prepare_inference();
+        sam
+    }
+
+    /// Builds the model and loads a safetensors checkpoint strictly (see [`CheckpointError`]).
+    pub fn load(config: ModelConfig, weights: &Path, device: Device) -> Result<(Self, LoadReport), CheckpointError> {
+        let mut sam = Self::new(config, device);
+        let report = checkpoint::load_strict(&mut sam.vs, weights)?;
+        sam.prepare_inference();
+        Ok((sam, report))
+    }
+
+    /// Recomputes what inference derives from the weights: folded batch norms, gathered attention
+    /// biases, the dense position encoding. Called by `new`/`load`; call again after changing weights.
+    pub fn prepare_inference(&mut self) {
+        let _guard = tch::no_grad_guard();
+        if let ImageEncoder::TinyVit(t) = &mut self.image_encoder {
+            t.fuse();
+        }
+        self.dense_pe = self.prompt_encoder.dense_pe();
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Side of the low-resolution mask grid (256 for every shipped configuration).
+    pub fn mask_size(&self) -> i64 {
+        self.prompt_encoder.mask_input_size()
+    }
+
+    /// Image embeddings of preprocessed slices: (B, 3, S, S) -> (B, 256, E, E). Prompt-independent:
+    /// compute once per slice and reuse for every prompt and edit.
+    pub fn encode(&self, images: &Tensor) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        match &self.image_encoder {
+            ImageEncoder::TinyVit(t) => t.forward(images),
+            ImageEncoder::Vit(v) => v.forward(images),
+        }
+    }
+
+    /// All four masks and their IoU predictions for B prompts. `embeddings` is (B, 256, E, E), one
+    /// per prompt, or (1, 256, E, E) shared by all prompts.
+    pub fn decode(&self, embeddings: &Tensor, prompts: &PromptBatch) -> MaskPrediction {
+        let _guard = tch::no_grad_guard();
+        let (sparse, dense) = self.prompt_encoder.forward(prompts);
+        self.mask_decoder.forward(embeddings, &self.dense_pe, &sparse, &dense)
+    }
+}
