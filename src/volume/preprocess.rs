@@ -72,3 +72,52 @@ pub fn logits_to_slice(low_res: &Tensor, geo: &SliceGeometry) -> Tensor {
     let x = x.narrow(2, 0, geo.scaled_h).narrow(3, 0, geo.scaled_w);
     x.upsample_bilinear2d([geo.h, geo.w], false, None, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_matches_sams_rounding() {
+        // ResizeLongestSide: round(dim * target / longest) with +0.5 truncation.
+        let g = SliceGeometry::new(101, 122, 1024);
+        assert_eq!((g.scaled_h, g.scaled_w), (848, 1024));
+        let g = SliceGeometry::new(512, 512, 256);
+        assert_eq!((g.scaled_h, g.scaled_w), (256, 256));
+        let g = SliceGeometry::new(300, 100, 256);
+        assert_eq!((g.scaled_h, g.scaled_w), (256, 85));
+        assert_eq!(g.to_input(100.0, 300.0), (85.0, 256.0));
+    }
+
+    #[test]
+    fn window_clips_and_scales_hu() {
+        let hu = Tensor::from_slice(&[-1000.0f32, -500.0, 250.0, 1000.0, 3000.0]).view([1, 1, 5]);
+        let (x, _) = slices_to_input(&hu, 5, InputNormalization::UnitRange);
+        // 1x5 -> 1x5 (longest side already 5): values survive the resize unchanged.
+        let row: Vec<f32> = Vec::try_from(x.get(0).get(0).get(0)).unwrap();
+        assert_eq!(row, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
+        assert_eq!(x.size(), vec![1, 3, 5, 5]);
+        // Padding rows are zero.
+        assert_eq!(x.get(0).get(0).narrow(0, 1, 4).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn mask_round_trip_lands_on_the_same_voxels() {
+        // A rectangle on a 101x122 slice, taken to the 256 prompt grid and back as logits.
+        let mut m = vec![0f32; 101 * 122];
+        for y in 30..70 {
+            for x in 40..100 {
+                m[y * 122 + x] = 1.0;
+            }
+        }
+        let mask = Tensor::from_slice(&m).view([1, 101, 122]);
+        let geo = SliceGeometry::new(101, 122, 1024);
+        let prompt = mask_to_prompt(&mask, &geo, 256);
+        assert_eq!(prompt.size(), vec![1, 1, 256, 256]);
+        let logits = (prompt * 2.0 - 1.0) * 10.0;
+        let back = logits_to_slice(&logits, &geo).gt(0.0).to_kind(Kind::Float).view([1, 101, 122]);
+        let inter = (&back * &mask).sum(Kind::Float).double_value(&[]);
+        let dice = 2.0 * inter / (back.sum(Kind::Float).double_value(&[]) + mask.sum(Kind::Float).double_value(&[]));
+        assert!(dice > 0.98, "round trip Dice {dice}");
+    }
+}
