@@ -1,6 +1,9 @@
 //! RadSAM: 3D CT segmentation from one 2D prompt with a SAM-family model, mask carried slice to
-//! slice. See README.md for the product and ../shared/design.md for the module map.
+//! slice. See README.md for the product and the module map.
 
 pub mod assets;
+pub mod metrics;
 pub mod model;
+pub mod prompt;
+pub mod segment;
 pub mod volume;

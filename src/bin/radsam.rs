@@ -1,1 +1,339 @@
-fn main(){}
+//! The `radsam` command line. Thin: parsing, then library calls.
+//!   radsam predict      run a model on chosen slices with given prompts; masks + IoU out
+//!   radsam bench-model  encoder/decoder timings on the sample CT (used by bench/)
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
+use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Point, SlicePrompt};
+use radsam::segment::{predict_slices, MaskChoice};
+use radsam::volume::{read_nifti, write_mask_nifti, Volume};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+
+#[derive(Parser)]
+#[command(name = "radsam", version, about = "RadSAM: 3D CT segmentation from one 2D prompt")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model on chosen slices of a volume with given prompts; write the masks (NIfTI), the
+    /// low-resolution logits (.npy) and the IoU predictions (JSON).
+    Predict(PredictArgs),
+    /// Time the image encoder (per slice and batched) and the decoder on sample CT slices.
+    BenchModel(BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FromReference {
+    Box,
+    Point,
+    Mask,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model: lite_medsam, mobile_sam, sam_vit_b, sam_vit_l, sam_vit_h, medsam_vit_b.
+    #[arg(long, default_value = "lite_medsam")]
+    model: String,
+    /// Safetensors weights; default: the fetched weights of --model in $RADSAM_CACHE.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// cpu, cuda, or auto (cuda when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Intra-op threads for libtorch on CPU (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Input volume (.nii or .nii.gz).
+    #[arg(long)]
+    volume: PathBuf,
+    /// Slice indices along the volume's third axis, comma separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    slices: Vec<usize>,
+    /// Box on every chosen slice: x0,y0,x1,y1 in voxel indices (x = column = first axis).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    r#box: Option<Vec<f64>>,
+    /// Point on every chosen slice: x,y,pos or x,y,neg (repeatable).
+    #[arg(long = "point")]
+    points: Vec<String>,
+    /// Reference label volume on the same grid: prompts can be derived from it and Dice is reported.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Label value of the target in --reference.
+    #[arg(long)]
+    label: Option<u32>,
+    /// Derive each slice's prompt from the reference mask: its box, an interior point, or the mask.
+    #[arg(long, value_enum)]
+    prompt_from_reference: Option<FromReference>,
+    /// Which mask to write: primary, best-iou (best predicted IoU among the 3 secondary), or 0..3.
+    #[arg(long, default_value = "primary")]
+    mask_choice: String,
+    /// Output folder (created): mask.nii.gz, predictions.json, low_res_logits.npy.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Number of slices (taken around the middle of the sample CT).
+    #[arg(long, default_value_t = 4)]
+    slices: usize,
+    /// Timed repetitions (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Reference outputs to compare with (safetensors with `embedding`, `low_res`, `iou`).
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Write the timings as JSON here.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn device(name: &str) -> Result<Device> {
+    Ok(match name {
+        "cpu" => Device::Cpu,
+        "cuda" => {
+            if !tch::Cuda::is_available() {
+                bail!("--device cuda: no CUDA device is available to libtorch");
+            }
+            Device::Cuda(0)
+        }
+        "auto" => Device::cuda_if_available(),
+        other => bail!("--device {other}: expected cpu, cuda or auto"),
+    })
+}
+
+fn load_model(args: &ModelArgs) -> Result<Sam> {
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n);
+    }
+    let config = ModelConfig::by_name(&args.model).with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
+    let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
+    if !weights.exists() {
+        bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
+    }
+    let (sam, _) = Sam::load(config, &weights, device(&args.device)?)?;
+    Ok(sam)
+}
+
+fn parse_point(s: &str) -> Result<Point> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [x, y, l] = parts.as_slice() else { bail!("--point {s}: expected x,y,pos or x,y,neg") };
+    let positive = match *l {
+        "pos" | "1" | "+" => true,
+        "neg" | "0" | "-" => false,
+        _ => bail!("--point {s}: label must be pos or neg"),
+    };
+    Ok(Point { x: x.trim().parse().context("point x")?, y: y.trim().parse().context("point y")?, positive })
+}
+
+fn parse_choice(s: &str) -> Result<MaskChoice> {
+    Ok(match s {
+        "primary" => MaskChoice::Primary,
+        "best-iou" => MaskChoice::BestPredictedIou,
+        i => match i.parse::<i64>() {
+            Ok(i @ 0..=3) => MaskChoice::Index(i),
+            _ => bail!("--mask-choice {s}: expected primary, best-iou or 0..3"),
+        },
+    })
+}
+
+/// The reference mask of `label` on slice k, row-major (y rows, x columns).
+fn reference_slice(reference: &Volume, label: u32, k: usize) -> Vec<u8> {
+    let [nx, ny, _] = reference.dims;
+    reference.data[k * nx * ny..(k + 1) * nx * ny].iter().map(|&v| (v.round() as i64 == label as i64) as u8).collect()
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let volume = read_nifti(&args.volume)?;
+    let reference = match &args.reference {
+        Some(p) => {
+            let r = read_nifti(p)?;
+            if r.dims != volume.dims {
+                bail!("reference {} has dimensions {:?}, the volume {:?}", p.display(), r.dims, volume.dims);
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    if reference.is_some() && args.label.is_none() {
+        bail!("--reference needs --label (the target's label value)");
+    }
+    let [nx, _, nz] = volume.dims;
+    if let Some(&bad) = args.slices.iter().find(|&&k| k >= nz) {
+        bail!("slice {bad} is outside the volume ({nz} slices, 0..{})", nz - 1);
+    }
+    let points = args.points.iter().map(|p| parse_point(p)).collect::<Result<Vec<_>>>()?;
+    let bbox = match args.r#box.as_deref() {
+        None => None,
+        Some([x0, y0, x1, y1]) => Some(BoxPrompt { x0: *x0, y0: *y0, x1: *x1, y1: *y1 }),
+        Some(other) => bail!("--box takes 4 numbers x0,y0,x1,y1, got {}", other.len()),
+    };
+    let mut prompts = Vec::new();
+    for &k in &args.slices {
+        let mut prompt = SlicePrompt { points: points.clone(), bbox, mask: None };
+        if let (Some(from), Some(r), Some(label)) = (args.prompt_from_reference, &reference, args.label) {
+            let m = reference_slice(r, label, k);
+            match from {
+                FromReference::Box => prompt.bbox = Some(bounding_box(&m, nx).with_context(|| format!("label {label} is absent from slice {k}: no box"))?),
+                FromReference::Point => prompt.points.push(interior_point(&m, nx).with_context(|| format!("label {label} is absent from slice {k}: no point"))?),
+                FromReference::Mask => prompt.mask = Some(m),
+            }
+        } else if args.prompt_from_reference.is_some() {
+            bail!("--prompt-from-reference needs --reference and --label");
+        }
+        prompts.push(prompt);
+    }
+    let sam = load_model(&args.model)?;
+    let preds = predict_slices(&sam, &volume, &args.slices, &prompts, parse_choice(&args.mask_choice)?)?;
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let [_, ny, _] = volume.dims;
+    let mut mask = vec![0u8; volume.data.len()];
+    let mut per_slice = Vec::new();
+    for (p, prompt) in preds.slices.iter().zip(&prompts) {
+        mask[p.slice * nx * ny..(p.slice + 1) * nx * ny].copy_from_slice(&p.mask);
+        let dice = match (&reference, args.label) {
+            (Some(r), Some(label)) => Some(radsam::metrics::dice(&p.mask, &reference_slice(r, label, p.slice))),
+            _ => None,
+        };
+        per_slice.push(json!({
+            "slice": p.slice,
+            "iou_predictions": p.iou,
+            "chosen_mask": p.chosen,
+            "pixels_per_mask": p.pixels,
+            "dice_vs_reference": dice,
+            "prompt": {"points": prompt.points, "box": prompt.bbox, "mask": prompt.mask.is_some()},
+        }));
+    }
+    write_mask_nifti(&args.out.join("mask.nii.gz"), &volume, &mask)?;
+    preds.low_res_logits.to_device(Device::Cpu).write_npy(args.out.join("low_res_logits.npy"))?;
+    let report = json!({
+        "model": sam.config.name,
+        "device": format!("{:?}", sam.device()),
+        "volume": args.volume,
+        "dims": volume.dims,
+        "slices": per_slice,
+        "encode_seconds": preds.encode_seconds,
+        "decode_seconds": preds.decode_seconds,
+        "outputs": {"mask": "mask.nii.gz", "low_res_logits": "low_res_logits.npy (slices, 4, 256, 256), slice order as above"},
+    });
+    std::fs::write(args.out.join("predictions.json"), serde_json::to_string_pretty(&report)?)?;
+    for s in report["slices"].as_array().unwrap() {
+        eprintln!("slice {:>4}: IoU predictions {}  chosen mask {}  Dice {}", s["slice"], s["iou_predictions"], s["chosen_mask"], s["dice_vs_reference"]);
+    }
+    eprintln!("wrote {}/{{mask.nii.gz, predictions.json, low_res_logits.npy}}", args.out.display());
+    Ok(())
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2] * 1000.0
+}
+
+fn bench_model(args: BenchArgs) -> Result<()> {
+    use radsam::model::PromptBatch;
+    use radsam::volume::preprocess;
+    use tch::{Kind, Tensor};
+    let sam = load_model(&args.model)?;
+    let volume = read_nifti(&radsam::assets::sample_data_dir().join("example_ct.nii.gz"))?;
+    let mid = volume.num_slices() / 2;
+    let ks: Vec<usize> = (0..args.slices).map(|i| mid - args.slices / 2 + i).collect();
+    let hu = volume.slices(&ks).to_device(sam.device());
+    let (input, geo) = preprocess::slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+    let sync = |t: &Tensor| t.sum(Kind::Float).double_value(&[]);
+    let n = ks.len() as i64;
+    let bar = indicatif::ProgressBar::new(((args.repeats + 1) * 4) as u64).with_message(format!("bench {}", sam.config.name));
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
+
+    let time = |f: &dyn Fn() -> Tensor| -> Vec<f64> {
+        let mut v = Vec::new();
+        for r in 0..=args.repeats {
+            let t = Instant::now();
+            sync(&f());
+            if r > 0 {
+                v.push(t.elapsed().as_secs_f64());
+            }
+            bar.inc(1);
+        }
+        v
+    };
+    let per_slice = time(&|| Tensor::cat(&(0..n).map(|i| sam.encode(&input.narrow(0, i, 1))).collect::<Vec<_>>(), 0));
+    let batched = time(&|| sam.encode(&input));
+    let embedding = sam.encode(&input);
+    let box_t = Tensor::from_slice(&[geo.scaled_w as f32 * 0.3, geo.scaled_h as f32 * 0.3, geo.scaled_w as f32 * 0.7, geo.scaled_h as f32 * 0.7])
+        .view([1, 4])
+        .repeat([n, 1])
+        .to_device(sam.device());
+    let dec_per_slice = time(&|| {
+        let outs: Vec<Tensor> = (0..n)
+            .map(|i| sam.decode(&embedding.narrow(0, i, 1), &PromptBatch { boxes: Some(box_t.narrow(0, i, 1)), ..Default::default() }).low_res_logits)
+            .collect();
+        Tensor::cat(&outs, 0)
+    });
+    let dec_batched = time(&|| sam.decode(&embedding, &PromptBatch { boxes: Some(box_t.shallow_clone()), ..Default::default() }).low_res_logits);
+    bar.finish();
+
+    let pred = sam.decode(&embedding, &PromptBatch { boxes: Some(box_t.shallow_clone()), ..Default::default() });
+    let diffs = match &args.compare {
+        Some(path) => {
+            let r: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
+            let d = |a: &Tensor, key: &str| -> Result<f64> {
+                let b = r.get(key).with_context(|| format!("{}: no `{key}`", path.display()))?;
+                Ok((a.to_device(Device::Cpu) - b).abs().max().double_value(&[]))
+            };
+            json!({"embedding": d(&embedding, "embedding")?, "low_res_logits": d(&pred.low_res_logits, "low_res")?, "iou": d(&pred.iou, "iou")?})
+        }
+        None => json!(null),
+    };
+    let nf = n as f64;
+    let report = json!({
+        "implementation": "rust-tch",
+        "model": sam.config.name,
+        "image_size": sam.config.image_size,
+        "device": format!("{:?}", sam.device()),
+        "threads": tch::get_num_threads(),
+        "slices": ks,
+        "encoder_ms_per_slice_one_by_one": median_ms(per_slice) / nf,
+        "encoder_ms_per_slice_batched": median_ms(batched) / nf,
+        "decoder_ms_per_slice_one_by_one": median_ms(dec_per_slice) / nf,
+        "decoder_ms_per_slice_batched": median_ms(dec_batched) / nf,
+        "max_abs_diff_vs_reference": diffs,
+    });
+    write_json(&args.out, &report)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(v)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict(a) => predict(a),
+        Command::BenchModel(a) => bench_model(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,153 @@
+//! The inference engine. For now: slice-level prediction (one prompt per slice, slices encoded
+//! in one batch). Volume-level propagation and editing build on it (issue 4).
+
+use crate::model::{MaskPrediction, PromptBatch, Sam, NUM_MASKS};
+use crate::prompt::{PromptError, SlicePrompt};
+use crate::volume::{preprocess, Volume};
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error("slice {slice} is outside the volume (it has {count} slices along z)")]
+    SliceOutside { slice: usize, count: usize },
+    #[error("invalid prompt on slice {slice}")]
+    Prompt { slice: usize, source: PromptError },
+    #[error("{prompts} prompts for {slices} slices: give one prompt per slice")]
+    Count { prompts: usize, slices: usize },
+    #[error("a {kind} prompt on some slices but not on others: one batch takes boxes (or masks) on all slices or on none")]
+    Mixed { kind: &'static str },
+}
+
+/// Which of the four decoder masks to report as the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskChoice {
+    /// The primary (single-mask) output, index 0.
+    Primary,
+    /// The secondary mask (1..=3) with the best predicted IoU.
+    BestPredictedIou,
+    /// A fixed index 0..=3.
+    Index(i64),
+}
+
+/// Predictions of one slice.
+#[derive(Debug)]
+pub struct SlicePrediction {
+    pub slice: usize,
+    /// Predicted IoU of the four masks (primary first).
+    pub iou: [f32; NUM_MASKS as usize],
+    /// The chosen mask index and the chosen mask on the slice grid (row-major, 0/1).
+    pub chosen: i64,
+    pub mask: Vec<u8>,
+    /// Foreground pixels of each of the four masks on the slice grid.
+    pub pixels: [u64; NUM_MASKS as usize],
+}
+
+#[derive(Debug)]
+pub struct SlicePredictions {
+    pub slices: Vec<SlicePrediction>,
+    /// (S, 4, M, M) low-resolution logits, as the decoder produced them.
+    pub low_res_logits: Tensor,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+fn choose(iou: &[f32], choice: MaskChoice) -> i64 {
+    match choice {
+        MaskChoice::Primary => 0,
+        MaskChoice::Index(i) => i,
+        MaskChoice::BestPredictedIou => (1..NUM_MASKS).max_by(|&a, &b| iou[a as usize].total_cmp(&iou[b as usize])).unwrap(),
+    }
+}
+
+/// Runs the model on `slices` of `volume`, prompt `prompts[i]` on slice `slices[i]`.
+pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[SlicePrompt], choice: MaskChoice) -> Result<SlicePredictions, PredictError> {
+    if prompts.len() != slices.len() {
+        return Err(PredictError::Count { prompts: prompts.len(), slices: slices.len() });
+    }
+    let [nx, ny, nz] = volume.dims;
+    for (&slice, prompt) in slices.iter().zip(prompts) {
+        if slice >= nz {
+            return Err(PredictError::SliceOutside { slice, count: nz });
+        }
+        prompt.validate(nx, ny).map_err(|source| PredictError::Prompt { slice, source })?;
+    }
+    for (kind, count) in [("box", prompts.iter().filter(|p| p.bbox.is_some()).count()), ("mask", prompts.iter().filter(|p| p.mask.is_some()).count())] {
+        if count != 0 && count != prompts.len() {
+            return Err(PredictError::Mixed { kind });
+        }
+    }
+    let device = sam.device();
+    let t0 = Instant::now();
+    let hu = volume.slices(slices).to_device(device);
+    let (input, geo) = preprocess::slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+    let embeddings = sam.encode(&input);
+    let _ = embeddings.sum(Kind::Float).double_value(&[]); // wait for the device before timing
+    let encode_seconds = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let batch = prompt_batch(prompts, &geo, sam.mask_size(), device);
+    let MaskPrediction { low_res_logits, iou } = sam.decode(&embeddings, &batch);
+    let masks = preprocess::logits_to_slice(&low_res_logits, &geo).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu);
+    let iou = iou.to_device(tch::Device::Cpu);
+    let decode_seconds = t1.elapsed().as_secs_f64();
+
+    let mut out = Vec::with_capacity(slices.len());
+    for (i, &slice) in slices.iter().enumerate() {
+        let ious: Vec<f32> = Vec::try_from(iou.get(i as i64)).expect("float IoU");
+        let iou_arr: [f32; 4] = ious.clone().try_into().expect("4 masks");
+        let chosen = choose(&ious, choice);
+        let mask_t = masks.get(i as i64);
+        let pixels: Vec<i64> = Vec::try_from(mask_t.to_kind(Kind::Int64).sum_dim_intlist([1, 2].as_slice(), false, Kind::Int64)).unwrap();
+        let mask: Vec<u8> = Vec::try_from(mask_t.get(chosen).flatten(0, -1)).unwrap();
+        out.push(SlicePrediction { slice, iou: iou_arr, chosen, mask, pixels: pixels.iter().map(|&p| p as u64).collect::<Vec<_>>().try_into().unwrap() });
+    }
+    Ok(SlicePredictions { slices: out, low_res_logits, encode_seconds, decode_seconds })
+}
+
+/// Batches per-slice prompts into model-frame tensors. Slices without points get padding points
+/// (label -1), which the model treats as absent, so point counts may differ between slices.
+fn prompt_batch(prompts: &[SlicePrompt], geo: &preprocess::SliceGeometry, mask_size: i64, device: tch::Device) -> PromptBatch {
+    let b = prompts.len() as i64;
+    let max_points = prompts.iter().map(|p| p.points.len()).max().unwrap_or(0);
+    let points = (max_points > 0).then(|| {
+        let mut coords = Vec::with_capacity(prompts.len() * max_points * 2);
+        let mut labels = Vec::with_capacity(prompts.len() * max_points);
+        for p in prompts {
+            for i in 0..max_points {
+                match p.points.get(i) {
+                    Some(pt) => {
+                        let (x, y) = geo.to_input(pt.x, pt.y);
+                        coords.extend([x as f32, y as f32]);
+                        labels.push(pt.positive as i64);
+                    }
+                    None => {
+                        coords.extend([0.0, 0.0]);
+                        labels.push(-1);
+                    }
+                }
+            }
+        }
+        (Tensor::from_slice(&coords).view([b, max_points as i64, 2]).to_device(device), Tensor::from_slice(&labels).view([b, max_points as i64]).to_device(device))
+    });
+    let all_boxes = prompts.iter().all(|p| p.bbox.is_some());
+    let boxes = all_boxes.then(|| {
+        let v: Vec<f32> = prompts
+            .iter()
+            .flat_map(|p| {
+                let bx = p.bbox.unwrap();
+                let (x0, y0) = geo.to_input(bx.x0, bx.y0);
+                let (x1, y1) = geo.to_input(bx.x1, bx.y1);
+                [x0 as f32, y0 as f32, x1 as f32, y1 as f32]
+            })
+            .collect();
+        Tensor::from_slice(&v).view([b, 4]).to_device(device)
+    });
+    let all_masks = prompts.iter().all(|p| p.mask.is_some());
+    let masks = all_masks.then(|| {
+        let flat: Vec<u8> = prompts.iter().flat_map(|p| p.mask.as_ref().unwrap().iter().copied()).collect();
+        let m = Tensor::from_slice(&flat).view([b, geo.h, geo.w]).to_device(device);
+        preprocess::mask_to_prompt(&m, geo, mask_size)
+    });
+    PromptBatch { points, boxes, masks }
+}
