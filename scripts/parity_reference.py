@@ -180,9 +180,16 @@ def vit_small(name, cfg):
                                  transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256),
     ).eval()
     # Random weights everywhere, including the zero-initialised relative positions and pos_embed,
-    # so that every term of the forward pass is exercised.
-    for p in sam.parameters():
-        p.copy_(torch.randn_like(p) * 0.1)
+    # scaled so that every term of the forward pass matters to the output: norms near 1, relative
+    # positions and position embedding at the scale of the attention logits.
+    for pname, p in sam.named_parameters():
+        is_norm = "norm" in pname or pname in ("image_encoder.neck.1.weight", "image_encoder.neck.3.weight")
+        if is_norm and pname.endswith("weight"):
+            p.copy_(1.0 + 0.1 * torch.randn_like(p))
+        elif "rel_pos" in pname or "pos_embed" in pname:
+            p.copy_(0.5 * torch.randn_like(p))
+        else:
+            p.copy_(0.1 * torch.randn_like(p))
     state = {k: v.contiguous() for k, v in sam.state_dict().items()}
     save(state, f"{name}_weights")
     x = torch.randn(2, 3, cfg["img_size"], cfg["img_size"])

@@ -153,6 +153,7 @@ fn perturbed_vit_relative_position_breaks_parity() {
     sam.prepare_inference();
     let f = fixture(name);
     let d = max_abs_diff(&sam.encode(get(&f, "input")), get(&f, "embedding"));
+    println!("embedding moved by {d:.3e} after perturbing rel_pos_h");
     assert!(d > TOL, "perturbing a relative-position table went unnoticed ({d:.3e})");
 }
 
