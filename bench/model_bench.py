@@ -2,7 +2,7 @@
 """PyTorch reference side of the model benchmark: the same slices, the same preprocessing, the same
 thread count as `radsam bench-model`, timed the same way (one warm-up, median of the repeats).
 
-Usage: model_bench.py MODEL SLICES REPEATS THREADS OUT_JSON OUT_TENSORS
+Usage: model_bench.py MODEL SLICES REPEATS THREADS OUT_JSON OUT_TENSORS [LABEL]
 OUT_TENSORS receives the reference embedding / logits / IoU, which the Rust run compares against.
 """
 import json
@@ -34,7 +34,7 @@ def build(model):
 
 
 @torch.no_grad()
-def main(model, n, repeats, threads, out_json, out_tensors):
+def main(model, n, repeats, threads, out_json, out_tensors, label="pytorch-reference"):
     torch.set_num_threads(threads)
     net, size, sam_pixel = build(model)
     ct = np.asarray(nib.load(ref.DATA / "example_ct.nii.gz").dataobj).astype(np.float32)
@@ -66,7 +66,7 @@ def main(model, n, repeats, threads, out_json, out_tensors):
     outs = [decode_one(i) for i in range(n)]
     save_file({"embedding": emb.contiguous(), "low_res": torch.cat([o[0] for o in outs]).contiguous(),
                "iou": torch.cat([o[1] for o in outs]).contiguous()}, out_tensors)
-    report = {"implementation": "pytorch-reference", "model": model, "image_size": size, "threads": torch.get_num_threads(),
+    report = {"implementation": label, "model": model, "image_size": size, "threads": torch.get_num_threads(),
               "slices": ks, "encoder_ms_per_slice_one_by_one": enc_one, "encoder_ms_per_slice_batched": enc_batch,
               "decoder_ms_per_slice_one_by_one": dec_one,
               "decoder_ms_per_slice_batched": None}  # the reference decoder takes one image per call
@@ -75,5 +75,5 @@ def main(model, n, repeats, threads, out_json, out_tensors):
 
 
 if __name__ == "__main__":
-    m, n, r, t, oj, ot = sys.argv[1:]
-    main(m, int(n), int(r), int(t), oj, ot)
+    m, n, r, t, oj, ot = sys.argv[1:7]
+    main(m, int(n), int(r), int(t), oj, ot, *sys.argv[7:8])

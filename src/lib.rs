@@ -1,6 +1,7 @@
 //! RadSAM: 3D CT segmentation from one 2D prompt with a SAM-family model, mask carried slice to
 //! slice. See README.md for the product and the module map.
 
+pub mod allocator;
 pub mod assets;
 pub mod metrics;
 pub mod model;

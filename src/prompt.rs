@@ -38,11 +38,16 @@ pub enum PromptError {
     MaskSize { found: usize, expected: usize },
     #[error("empty prompt: give at least a point, a box or a mask")]
     Empty,
+    #[error("the slice has no pixels")]
+    EmptySlice,
 }
 
 impl SlicePrompt {
     /// Checks the prompt against a slice of `w` columns and `h` rows.
     pub fn validate(&self, w: usize, h: usize) -> Result<(), PromptError> {
+        if w == 0 || h == 0 {
+            return Err(PromptError::EmptySlice);
+        }
         if self.points.is_empty() && self.bbox.is_none() && self.mask.is_none() {
             return Err(PromptError::Empty);
         }

@@ -251,6 +251,9 @@ fn bench_model(args: BenchArgs) -> Result<()> {
     use tch::{Kind, Tensor};
     let sam = load_model(&args.model)?;
     let volume = read_nifti(&radsam::assets::sample_data_dir().join("example_ct.nii.gz"))?;
+    if args.slices == 0 || args.slices > volume.num_slices() || args.repeats == 0 {
+        bail!("--slices must be 1..={} and --repeats at least 1", volume.num_slices());
+    }
     let mid = volume.num_slices() / 2;
     let ks: Vec<usize> = (0..args.slices).map(|i| mid - args.slices / 2 + i).collect();
     let hu = volume.slices(&ks).to_device(sam.device());
@@ -327,6 +330,7 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
 }
 
 fn main() {
+    radsam::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(a) => predict(a),

@@ -15,8 +15,6 @@ pub enum PredictError {
     Prompt { slice: usize, source: PromptError },
     #[error("{prompts} prompts for {slices} slices: give one prompt per slice")]
     Count { prompts: usize, slices: usize },
-    #[error("a {kind} prompt on some slices but not on others: one batch takes boxes (or masks) on all slices or on none")]
-    Mixed { kind: &'static str },
 }
 
 /// Which of the four decoder masks to report as the answer.
@@ -72,11 +70,6 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
         }
         prompt.validate(nx, ny).map_err(|source| PredictError::Prompt { slice, source })?;
     }
-    for (kind, count) in [("box", prompts.iter().filter(|p| p.bbox.is_some()).count()), ("mask", prompts.iter().filter(|p| p.mask.is_some()).count())] {
-        if count != 0 && count != prompts.len() {
-            return Err(PredictError::Mixed { kind });
-        }
-    }
     let device = sam.device();
     let t0 = Instant::now();
     let hu = volume.slices(slices).to_device(device);
@@ -86,10 +79,27 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
     let encode_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let batch = prompt_batch(prompts, &geo, sam.mask_size(), device);
-    let MaskPrediction { low_res_logits, iou } = sam.decode(&embeddings, &batch);
+    // Slices whose prompts have the same shape (number of points, box or not, mask or not) are
+    // decoded in one batch; different shapes go in different batches, so that no slice sees
+    // padding tokens that it would not see alone.
+    let mut groups: std::collections::BTreeMap<(usize, bool, bool), Vec<usize>> = Default::default();
+    for (i, p) in prompts.iter().enumerate() {
+        groups.entry((p.points.len(), p.bbox.is_some(), p.mask.is_some())).or_default().push(i);
+    }
+    let mut per_slice_logits: Vec<Option<Tensor>> = (0..slices.len()).map(|_| None).collect();
+    let mut per_slice_iou: Vec<Option<Tensor>> = (0..slices.len()).map(|_| None).collect();
+    for members in groups.values() {
+        let idx = Tensor::from_slice(&members.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+        let group: Vec<&SlicePrompt> = members.iter().map(|&i| &prompts[i]).collect();
+        let MaskPrediction { low_res_logits, iou } = sam.decode(&embeddings.index_select(0, &idx), &prompt_batch(&group, &geo, sam.mask_size(), device));
+        for (j, &i) in members.iter().enumerate() {
+            per_slice_logits[i] = Some(low_res_logits.get(j as i64));
+            per_slice_iou[i] = Some(iou.get(j as i64));
+        }
+    }
+    let low_res_logits = Tensor::stack(&per_slice_logits.into_iter().map(Option::unwrap).collect::<Vec<_>>(), 0);
+    let iou = Tensor::stack(&per_slice_iou.into_iter().map(Option::unwrap).collect::<Vec<_>>(), 0).to_device(tch::Device::Cpu);
     let masks = preprocess::logits_to_slice(&low_res_logits, &geo).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu);
-    let iou = iou.to_device(tch::Device::Cpu);
     let decode_seconds = t1.elapsed().as_secs_f64();
 
     let mut out = Vec::with_capacity(slices.len());
@@ -105,37 +115,27 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
     Ok(SlicePredictions { slices: out, low_res_logits, encode_seconds, decode_seconds })
 }
 
-/// Batches per-slice prompts into model-frame tensors. Slices without points get padding points
-/// (label -1), which the model treats as absent, so point counts may differ between slices.
-fn prompt_batch(prompts: &[SlicePrompt], geo: &preprocess::SliceGeometry, mask_size: i64, device: tch::Device) -> PromptBatch {
+/// Batches prompts of the same shape (same number of points, all or none with a box, all or
+/// none with a mask) into model-frame tensors.
+fn prompt_batch(prompts: &[&SlicePrompt], geo: &preprocess::SliceGeometry, mask_size: i64, device: tch::Device) -> PromptBatch {
     let b = prompts.len() as i64;
-    let max_points = prompts.iter().map(|p| p.points.len()).max().unwrap_or(0);
-    let points = (max_points > 0).then(|| {
-        let mut coords = Vec::with_capacity(prompts.len() * max_points * 2);
-        let mut labels = Vec::with_capacity(prompts.len() * max_points);
-        for p in prompts {
-            for i in 0..max_points {
-                match p.points.get(i) {
-                    Some(pt) => {
-                        let (x, y) = geo.to_input(pt.x, pt.y);
-                        coords.extend([x as f32, y as f32]);
-                        labels.push(pt.positive as i64);
-                    }
-                    None => {
-                        coords.extend([0.0, 0.0]);
-                        labels.push(-1);
-                    }
-                }
-            }
-        }
-        (Tensor::from_slice(&coords).view([b, max_points as i64, 2]).to_device(device), Tensor::from_slice(&labels).view([b, max_points as i64]).to_device(device))
+    let n = prompts[0].points.len() as i64;
+    let points = (n > 0).then(|| {
+        let coords: Vec<f32> = prompts
+            .iter()
+            .flat_map(|p| p.points.iter().flat_map(|pt| {
+                let (x, y) = geo.to_input(pt.x, pt.y);
+                [x as f32, y as f32]
+            }))
+            .collect();
+        let labels: Vec<i64> = prompts.iter().flat_map(|p| p.points.iter().map(|pt| pt.positive as i64)).collect();
+        (Tensor::from_slice(&coords).view([b, n, 2]).to_device(device), Tensor::from_slice(&labels).view([b, n]).to_device(device))
     });
-    let all_boxes = prompts.iter().all(|p| p.bbox.is_some());
-    let boxes = all_boxes.then(|| {
+    let boxes = prompts[0].bbox.is_some().then(|| {
         let v: Vec<f32> = prompts
             .iter()
             .flat_map(|p| {
-                let bx = p.bbox.unwrap();
+                let bx = p.bbox.expect("same-shape group");
                 let (x0, y0) = geo.to_input(bx.x0, bx.y0);
                 let (x1, y1) = geo.to_input(bx.x1, bx.y1);
                 [x0 as f32, y0 as f32, x1 as f32, y1 as f32]
@@ -143,9 +143,8 @@ fn prompt_batch(prompts: &[SlicePrompt], geo: &preprocess::SliceGeometry, mask_s
             .collect();
         Tensor::from_slice(&v).view([b, 4]).to_device(device)
     });
-    let all_masks = prompts.iter().all(|p| p.mask.is_some());
-    let masks = all_masks.then(|| {
-        let flat: Vec<u8> = prompts.iter().flat_map(|p| p.mask.as_ref().unwrap().iter().copied()).collect();
+    let masks = prompts[0].mask.is_some().then(|| {
+        let flat: Vec<u8> = prompts.iter().flat_map(|p| p.mask.as_ref().expect("same-shape group").iter().copied()).collect();
         let m = Tensor::from_slice(&flat).view([b, geo.h, geo.w]).to_device(device);
         preprocess::mask_to_prompt(&m, geo, mask_size)
     });
