@@ -18,7 +18,7 @@ fn data(name: &str) -> std::path::PathBuf {
 }
 
 fn liver_mask(labels: &Volume, k: usize) -> Vec<u8> {
-    let [nx, ny, _] = labels.dims;
+    let [nx, ny, _] = labels.dims();
     labels.data[k * nx * ny..(k + 1) * nx * ny].iter().map(|&v| (v == LIVER) as u8).collect()
 }
 
@@ -31,7 +31,7 @@ fn box_prompt_segments_the_liver_and_mixed_prompts_batch_like_single_calls() {
     let sam = lite();
     let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
     let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
-    let nx = ct.dims[0];
+    let nx = ct.dims()[0];
     let slices = [100, 106, 110];
     let masks: Vec<Vec<u8>> = slices.iter().map(|&k| liver_mask(&labels, k)).collect();
     // Three prompt shapes in one call: a box, a point, a box with a mask.
@@ -95,9 +95,9 @@ fn cli_predict_writes_mask_logits_and_json_and_nothing_on_error() {
     }
     let mask = read_nifti(&out.join("mask.nii.gz")).unwrap();
     let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
-    assert_eq!(mask.dims, ct.dims);
-    assert_eq!(mask.header.srow_x, ct.header.srow_x, "mask keeps the input's affine");
-    let [nx, ny, _] = mask.dims;
+    assert_eq!(mask.dims(), ct.dims());
+    assert_eq!(mask.affine, ct.affine, "mask keeps the input's affine");
+    let [nx, ny, _] = mask.dims();
     let on_slice = |k: usize| mask.data[k * nx * ny..(k + 1) * nx * ny].iter().filter(|&&v| v > 0.0).count();
     assert!(on_slice(106) > 100 && on_slice(104) > 100 && on_slice(50) == 0);
     let logits = tch::Tensor::read_npy(out.join("low_res_logits.npy")).unwrap();

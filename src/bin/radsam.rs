@@ -154,8 +154,7 @@ fn parse_choice(s: &str) -> Result<MaskChoice> {
 
 /// The reference mask of `label` on slice k, row-major (y rows, x columns).
 fn reference_slice(reference: &Volume, label: u32, k: usize) -> Vec<u8> {
-    let [nx, ny, _] = reference.dims;
-    reference.data[k * nx * ny..(k + 1) * nx * ny].iter().map(|&v| (v.round() as i64 == label as i64) as u8).collect()
+    reference.grid.extract(&reference.data, k).iter().map(|&v| (v.round() as i64 == label as i64) as u8).collect()
 }
 
 fn predict(args: PredictArgs) -> Result<()> {
@@ -163,8 +162,8 @@ fn predict(args: PredictArgs) -> Result<()> {
     let reference = match &args.reference {
         Some(p) => {
             let r = read_nifti(p)?;
-            if r.dims != volume.dims {
-                bail!("reference {} has dimensions {:?}, the volume {:?}", p.display(), r.dims, volume.dims);
+            if r.grid != volume.grid {
+                bail!("reference {} has dimensions {:?}, the volume {:?}", p.display(), r.dims(), volume.dims());
             }
             Some(r)
         }
@@ -173,7 +172,8 @@ fn predict(args: PredictArgs) -> Result<()> {
     if reference.is_some() && args.label.is_none() {
         bail!("--reference needs --label (the target's label value)");
     }
-    let [nx, _, nz] = volume.dims;
+    let nz = volume.num_slices();
+    let (_, nx) = volume.grid.plane_shape();
     if let Some(&bad) = args.slices.iter().find(|&&k| k >= nz) {
         bail!("slice {bad} is outside the volume ({nz} slices, 0..{})", nz - 1);
     }
@@ -202,11 +202,10 @@ fn predict(args: PredictArgs) -> Result<()> {
     let preds = predict_slices(&sam, &volume, &args.slices, &prompts, parse_choice(&args.mask_choice)?)?;
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let [_, ny, _] = volume.dims;
     let mut mask = vec![0u8; volume.data.len()];
     let mut per_slice = Vec::new();
     for (p, prompt) in preds.slices.iter().zip(&prompts) {
-        mask[p.slice * nx * ny..(p.slice + 1) * nx * ny].copy_from_slice(&p.mask);
+        volume.grid.insert(&mut mask, p.slice, &p.mask);
         let dice = match (&reference, args.label) {
             (Some(r), Some(label)) => Some(radsam::metrics::dice(&p.mask, &reference_slice(r, label, p.slice))),
             _ => None,
@@ -226,7 +225,8 @@ fn predict(args: PredictArgs) -> Result<()> {
         "model": sam.config.name,
         "device": format!("{:?}", sam.device()),
         "volume": args.volume,
-        "dims": volume.dims,
+        "dims": volume.dims(),
+        "slice_axis": volume.grid.slice_axis,
         "slices": per_slice,
         "encode_seconds": preds.encode_seconds,
         "decode_seconds": preds.decode_seconds,

@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
-    #[error("slice {slice} is outside the volume (it has {count} slices along z)")]
+    #[error("slice {slice} is outside the volume (it has {count} slices)")]
     SliceOutside { slice: usize, count: usize },
     #[error("invalid prompt on slice {slice}")]
     Prompt { slice: usize, source: PromptError },
@@ -63,12 +63,13 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
     if prompts.len() != slices.len() {
         return Err(PredictError::Count { prompts: prompts.len(), slices: slices.len() });
     }
-    let [nx, ny, nz] = volume.dims;
+    let nz = volume.num_slices();
+    let (rows, cols) = volume.grid.plane_shape();
     for (&slice, prompt) in slices.iter().zip(prompts) {
         if slice >= nz {
             return Err(PredictError::SliceOutside { slice, count: nz });
         }
-        prompt.validate(nx, ny).map_err(|source| PredictError::Prompt { slice, source })?;
+        prompt.validate(cols, rows).map_err(|source| PredictError::Prompt { slice, source })?;
     }
     let device = sam.device();
     let t0 = Instant::now();

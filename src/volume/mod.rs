@@ -1,43 +1,82 @@
-//! Volumes in, masks out. A [`Volume`] holds HU voxels on the input's own grid; [`preprocess`]
-//! turns slices into the model's input and maps the model's masks back onto the slice grid.
-//!
-//! Convention: voxel data are stored x-fastest (NIfTI order). A slice at index k of the last axis
-//! is a row-major image of `ny` rows and `nx` columns: x = column, y = row, as prompts give them.
+//! Volumes in, masks out: NIfTI-1 and DICOM CT series read into one [`Volume`] type (HU voxels on
+//! the input's own grid, its spacing and RAS affine), NIfTI masks written back on that grid,
+//! preprocessing to the model's input and back. See grid.rs for the slicing convention.
 
+mod dicom_series;
+mod error;
+mod grid;
 mod nifti_io;
 pub mod preprocess;
 
-pub use nifti_io::{read_nifti, write_mask_nifti, VolumeError};
+pub use dicom_series::{read_dicom_series, DicomSeries};
+pub use error::{ReadLimits, VolumeError};
+pub use grid::{superior_inferior_axis, Grid};
+pub use nifti_io::{read_nifti, read_nifti_with_limits, write_mask_nifti, write_nifti};
 
+use std::path::Path;
 use tch::{Kind, Tensor};
+
+/// Where a volume came from, kept so outputs can be written in kind.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The NIfTI header, with the on-disk data type and scaling of the voxels.
+    Nifti(Box<nifti::NiftiHeader>),
+    /// The DICOM series: identifiers and per-slice instances for DICOM SEG references.
+    Dicom(Box<DicomSeries>),
+    /// Built in memory (phantoms, tests).
+    Synthetic,
+}
 
 #[derive(Debug, Clone)]
 pub struct Volume {
-    /// Voxel values (HU for CT), x fastest, then y, then z.
+    /// Voxel values (HU for CT), x-fastest (see grid.rs).
     pub data: Vec<f32>,
-    /// (nx, ny, nz)
-    pub dims: [usize; 3],
-    /// Voxel size in mm along x, y, z.
+    pub grid: Grid,
+    /// Voxel size in mm along i, j, k.
     pub spacing: [f64; 3],
-    /// The NIfTI header the volume came from, kept so that masks are written on the same grid.
-    pub header: nifti::NiftiHeader,
+    /// Voxel (i, j, k, 1) to RAS+ world millimetres (the NIfTI convention).
+    pub affine: [[f64; 4]; 4],
+    pub source: Source,
 }
 
 impl Volume {
+    /// A volume built in memory; the slice axis follows the affine.
+    pub fn synthetic(data: Vec<f32>, dims: [usize; 3], spacing: [f64; 3], affine: [[f64; 4]; 4]) -> Self {
+        assert_eq!(data.len(), dims.iter().product::<usize>(), "data length");
+        Self { data, grid: Grid::new(dims, superior_inferior_axis(&affine)), spacing, affine, source: Source::Synthetic }
+    }
+
+    /// Reads a NIfTI file (.nii, .nii.gz) or a folder of DICOM files (one CT series).
+    pub fn open(path: &Path, limits: &ReadLimits) -> Result<Self, VolumeError> {
+        if path.is_dir() {
+            read_dicom_series(path, None, limits)
+        } else {
+            read_nifti_with_limits(path, limits)
+        }
+    }
+
+    pub fn dims(&self) -> [usize; 3] {
+        self.grid.dims
+    }
+
     pub fn num_slices(&self) -> usize {
-        self.dims[2]
+        self.grid.num_slices()
     }
 
-    /// Slice k as a (ny, nx) float tensor (rows = y, columns = x).
-    pub fn slice(&self, k: usize) -> Tensor {
-        let [nx, ny, _] = self.dims;
-        let plane = &self.data[k * nx * ny..(k + 1) * nx * ny];
-        Tensor::from_slice(plane).view([ny as i64, nx as i64]).to_kind(Kind::Float)
+    /// Volume of one voxel in millilitres.
+    pub fn voxel_ml(&self) -> f64 {
+        self.spacing.iter().product::<f64>() / 1000.0
     }
 
-    /// Slices `ks` stacked as (len, ny, nx).
-    pub fn slices(&self, ks: &[usize]) -> Tensor {
-        let planes: Vec<Tensor> = ks.iter().map(|&k| self.slice(k)).collect();
+    /// Slice `s` as a (rows, cols) float tensor.
+    pub fn slice(&self, s: usize) -> Tensor {
+        let (rows, cols) = self.grid.plane_shape();
+        Tensor::from_slice(&self.grid.extract(&self.data, s)).view([rows as i64, cols as i64]).to_kind(Kind::Float)
+    }
+
+    /// Slices `ss` stacked as (len, rows, cols).
+    pub fn slices(&self, ss: &[usize]) -> Tensor {
+        let planes: Vec<Tensor> = ss.iter().map(|&s| self.slice(s)).collect();
         Tensor::stack(&planes, 0)
     }
 }

@@ -1,0 +1,304 @@
+//! DICOM CT series from a folder, with dicom-rs.
+//!
+//! Files are grouped by SeriesInstanceUID (a folder with several series is refused with the list,
+//! unless one is chosen), checked to be single-frame CT with one orientation and size, sorted by
+//! ImagePositionPatient along the slice normal, checked for missing or uneven slices, decoded with
+//! the pure-Rust decoders of dicom-rs (native, RLE, JPEG baseline/lossless, JPEG 2000, JPEG XL),
+//! and rescaled to HU (stored * RescaleSlope + RescaleIntercept). Voxel (i, j, k) is (column, row,
+//! slice); the affine maps it to RAS (DICOM's LPS with x and y negated).
+
+use super::error::{ReadLimits, VolumeError};
+use super::{superior_inferior_axis, Grid, Source, Volume};
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a DICOM-derived volume remembers of its series: identifiers for derived objects (SEG),
+/// the patient and study, and the geometry of each slice in volume order.
+#[derive(Debug, Clone, Default)]
+pub struct DicomSeries {
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub frame_of_reference_uid: String,
+    pub sop_class_uid: String,
+    /// SOP Instance UID of each slice, in slice (k) order.
+    pub sop_instance_uids: Vec<String>,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+    pub study_date: String,
+    pub study_time: String,
+    pub study_id: String,
+    pub accession_number: String,
+    pub referring_physician_name: String,
+    pub series_description: String,
+    pub series_number: String,
+    /// Row direction cosines then column direction cosines (LPS).
+    pub image_orientation: [f64; 6],
+    /// ImagePositionPatient of each slice, in slice order (LPS, mm).
+    pub image_positions: Vec<[f64; 3]>,
+    /// (between rows, between columns) in mm.
+    pub pixel_spacing: [f64; 2],
+    pub slice_thickness: Option<f64>,
+    pub transfer_syntax: String,
+}
+
+struct Header {
+    file: PathBuf,
+    series_uid: String,
+    series_description: String,
+    modality: String,
+    rows: u32,
+    columns: u32,
+    frames: u32,
+    orientation: Option<Vec<f64>>,
+    position: Option<Vec<f64>>,
+    pixel_spacing: Option<Vec<f64>>,
+}
+
+fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
+    obj.element_opt(tag).ok().flatten().and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string()).unwrap_or_default()
+}
+
+fn floats(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<Vec<f64>> {
+    obj.element_opt(tag).ok().flatten().and_then(|e| e.to_multi_float64().ok())
+}
+
+fn uint(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<u32> {
+    obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u32>().ok())
+}
+
+fn read_header(file: &Path) -> Option<Header> {
+    let obj = OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(file).ok()?;
+    Some(Header {
+        file: file.to_path_buf(),
+        series_uid: text(&obj, tags::SERIES_INSTANCE_UID),
+        series_description: text(&obj, tags::SERIES_DESCRIPTION),
+        modality: text(&obj, tags::MODALITY),
+        rows: uint(&obj, tags::ROWS)?,
+        columns: uint(&obj, tags::COLUMNS)?,
+        frames: uint(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1),
+        orientation: floats(&obj, tags::IMAGE_ORIENTATION_PATIENT),
+        position: floats(&obj, tags::IMAGE_POSITION_PATIENT),
+        pixel_spacing: floats(&obj, tags::PIXEL_SPACING),
+    })
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out)?;
+        } else if p.file_name().is_some_and(|n| n != "DICOMDIR") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+fn dot(a: [f64; 3], b: &[f64]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Reads one CT series from `dir`. With several series in the folder, `series_uid` chooses one.
+pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, VolumeError> {
+    let path = dir.to_path_buf();
+    if !dir.exists() {
+        return Err(VolumeError::NotFound { path });
+    }
+    let mut files = Vec::new();
+    files_under(dir, &mut files).map_err(|e| VolumeError::Unreadable { path: path.clone(), reason: e.to_string() })?;
+    let headers: Vec<Header> = files.iter().filter_map(|f| read_header(f)).collect();
+    if headers.is_empty() {
+        return Err(VolumeError::EmptyFolder { path });
+    }
+
+    let mut by_series: BTreeMap<String, Vec<Header>> = BTreeMap::new();
+    for h in headers {
+        by_series.entry(h.series_uid.clone()).or_default().push(h);
+    }
+    let describe = |uid: &String, hs: &Vec<Header>| format!("{uid} ({}, {}, {} files)", hs[0].modality, if hs[0].series_description.is_empty() { "no description" } else { &hs[0].series_description }, hs.len());
+    let listing: Vec<String> = by_series.iter().map(|(u, h)| describe(u, h)).collect();
+    let mut series = match series_uid {
+        Some(uid) => by_series.remove(uid).ok_or_else(|| VolumeError::SeriesNotFound { path: path.clone(), uid: uid.to_string(), present: listing.clone() })?,
+        None if by_series.len() == 1 => by_series.into_values().next().unwrap(),
+        None => return Err(VolumeError::MultipleSeries { path, series: listing }),
+    };
+
+    let first = &series[0];
+    if first.modality != "CT" {
+        return Err(VolumeError::NotCt { path, modality: if first.modality.is_empty() { "missing".into() } else { first.modality.clone() } });
+    }
+    let inconsistent = |reason: String| VolumeError::InconsistentSeries { path: path.clone(), reason };
+    if let Some(h) = series.iter().find(|h| h.frames > 1) {
+        return Err(inconsistent(format!("{} is a multi-frame image ({} frames); only single-frame CT series are supported", h.file.display(), h.frames)));
+    }
+    let (rows, cols) = (first.rows, first.columns);
+    let orientation = first.orientation.clone().filter(|o| o.len() == 6).ok_or_else(|| inconsistent(format!("{}: no ImageOrientationPatient", first.file.display())))?;
+    let spacing_rc = first.pixel_spacing.clone().filter(|s| s.len() == 2).ok_or_else(|| inconsistent(format!("{}: no PixelSpacing", first.file.display())))?;
+    for h in &series {
+        if h.rows != rows || h.columns != cols {
+            return Err(inconsistent(format!("{} is {}x{}, {} is {rows}x{cols}", h.file.display(), h.columns, h.rows, first.file.display())));
+        }
+        let same = |a: &Option<Vec<f64>>, b: &[f64]| a.as_ref().is_some_and(|a| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4));
+        if !same(&h.orientation, &orientation) {
+            return Err(inconsistent(format!("{} has another ImageOrientationPatient", h.file.display())));
+        }
+        if !same(&h.pixel_spacing, &spacing_rc) {
+            return Err(inconsistent(format!("{} has another PixelSpacing", h.file.display())));
+        }
+        if h.position.as_ref().is_none_or(|p| p.len() != 3) {
+            return Err(inconsistent(format!("{}: no ImagePositionPatient", h.file.display())));
+        }
+    }
+    let row_dir = [orientation[0], orientation[1], orientation[2]];
+    let col_dir = [orientation[3], orientation[4], orientation[5]];
+    let normal = cross(row_dir, col_dir);
+    series.sort_by(|a, b| dot(normal, a.position.as_ref().unwrap()).total_cmp(&dot(normal, b.position.as_ref().unwrap())));
+    let depth: Vec<f64> = series.iter().map(|h| dot(normal, h.position.as_ref().unwrap())).collect();
+
+    let n = series.len();
+    let voxels = rows as u64 * cols as u64 * n as u64;
+    if voxels > limits.max_voxels {
+        return Err(VolumeError::TooLarge { path, voxels, limit: limits.max_voxels });
+    }
+    let slice_spacing = check_gaps(&depth, &path)?;
+
+    // Decode in slice order.
+    let mut data = Vec::with_capacity(voxels as usize);
+    let mut info = DicomSeries::default();
+    for (k, h) in series.iter().enumerate() {
+        let obj = dicom_object::open_file(&h.file).map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })?;
+        let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+        let unsupported = || {
+            use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+            let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(&ts).map(|t| t.name().to_string()).unwrap_or_else(|| "unknown".into());
+            VolumeError::UnsupportedTransferSyntax { path: h.file.clone(), uid: ts.clone(), name }
+        };
+        let decoded = obj.decode_pixel_data().map_err(|e| match e.to_string() {
+            m if m.contains("ransfer syntax") || m.contains("nsupported") => unsupported(),
+            m => VolumeError::Unreadable { path: h.file.clone(), reason: m },
+        })?;
+        let stored: Vec<f64> = decoded
+            .to_vec_with_options::<f64>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
+            .map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })?;
+        if stored.len() != (rows * cols) as usize {
+            return Err(VolumeError::Dimensions { path: h.file.clone(), reason: format!("{} pixels decoded, Rows x Columns = {}", stored.len(), rows * cols) });
+        }
+        let slope = floats(&obj, tags::RESCALE_SLOPE).and_then(|v| v.first().copied()).unwrap_or(1.0);
+        let intercept = floats(&obj, tags::RESCALE_INTERCEPT).and_then(|v| v.first().copied()).unwrap_or(0.0);
+        data.extend(stored.iter().map(|&v| (v * slope + intercept) as f32));
+        if k == 0 {
+            info = DicomSeries {
+                study_instance_uid: text(&obj, tags::STUDY_INSTANCE_UID),
+                series_instance_uid: h.series_uid.clone(),
+                frame_of_reference_uid: text(&obj, tags::FRAME_OF_REFERENCE_UID),
+                sop_class_uid: text(&obj, tags::SOP_CLASS_UID),
+                patient_name: text(&obj, tags::PATIENT_NAME),
+                patient_id: text(&obj, tags::PATIENT_ID),
+                patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+                patient_sex: text(&obj, tags::PATIENT_SEX),
+                study_date: text(&obj, tags::STUDY_DATE),
+                study_time: text(&obj, tags::STUDY_TIME),
+                study_id: text(&obj, tags::STUDY_ID),
+                accession_number: text(&obj, tags::ACCESSION_NUMBER),
+                referring_physician_name: text(&obj, tags::REFERRING_PHYSICIAN_NAME),
+                series_description: h.series_description.clone(),
+                series_number: text(&obj, tags::SERIES_NUMBER),
+                image_orientation: orientation.clone().try_into().unwrap(),
+                pixel_spacing: [spacing_rc[0], spacing_rc[1]],
+                slice_thickness: floats(&obj, tags::SLICE_THICKNESS).and_then(|v| v.first().copied()),
+                transfer_syntax: ts.clone(),
+                ..Default::default()
+            };
+        }
+        info.sop_instance_uids.push(text(&obj, tags::SOP_INSTANCE_UID));
+        let p = h.position.as_ref().unwrap();
+        info.image_positions.push([p[0], p[1], p[2]]);
+    }
+
+    let slice_spacing = slice_spacing.or(info.slice_thickness).filter(|s| s.is_finite() && *s > 0.0);
+    let Some(dz) = slice_spacing else {
+        return Err(VolumeError::BadSpacing { path, spacing: vec![spacing_rc[1], spacing_rc[0], f64::NAN] });
+    };
+    let spacing = [spacing_rc[1], spacing_rc[0], dz];
+    if spacing.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        return Err(VolumeError::BadSpacing { path, spacing: spacing.to_vec() });
+    }
+    // LPS affine: columns are the directions of i (along a row), j (down a column), k (the normal).
+    let p0 = info.image_positions[0];
+    let k_dir = if n > 1 {
+        let pl = info.image_positions[n - 1];
+        [(pl[0] - p0[0]) / (n - 1) as f64, (pl[1] - p0[1]) / (n - 1) as f64, (pl[2] - p0[2]) / (n - 1) as f64]
+    } else {
+        [normal[0] * dz, normal[1] * dz, normal[2] * dz]
+    };
+    let mut affine = [[0.0; 4]; 4];
+    for a in 0..3 {
+        let lps = [row_dir[a] * spacing[0], col_dir[a] * spacing[1], k_dir[a], p0[a]];
+        let sign = if a < 2 { -1.0 } else { 1.0 };
+        for (c, v) in lps.iter().enumerate() {
+            affine[a][c] = sign * v;
+        }
+    }
+    affine[3][3] = 1.0;
+    let dims = [cols as usize, rows as usize, n];
+    Ok(Volume { data, grid: Grid::new(dims, superior_inferior_axis(&affine)), spacing, affine, source: Source::Dicom(Box::new(info)) })
+}
+
+/// Spacing between slices from their sorted positions along the normal; refuses duplicates, gaps
+/// (missing slices) and uneven spacing (more than 10% off the median). None for a single slice.
+fn check_gaps(depth: &[f64], path: &Path) -> Result<Option<f64>, VolumeError> {
+    if depth.len() < 2 {
+        return Ok(None);
+    }
+    let gaps: Vec<f64> = depth.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut sorted = gaps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let bad = |reason: String| VolumeError::SliceGaps { path: path.to_path_buf(), reason };
+    if median < 1e-3 {
+        return Err(bad("several slices share one position".into()));
+    }
+    for (i, &g) in gaps.iter().enumerate() {
+        if g < 1e-3 {
+            return Err(bad(format!("two slices at the same position {:.2} mm", depth[i])));
+        }
+        if (g - median).abs() > 0.1 * median {
+            let ratio = g / median;
+            return Err(if (ratio - ratio.round()).abs() < 0.1 && ratio.round() >= 2.0 {
+                bad(format!("{} slice(s) missing between positions {:.2} and {:.2} mm (spacing {:.3} mm)", ratio.round() as i64 - 1, depth[i], depth[i + 1], median))
+            } else {
+                bad(format!("spacing {:.3} mm between positions {:.2} and {:.2} mm, {:.3} mm elsewhere", g, depth[i], depth[i + 1], median))
+            });
+        }
+    }
+    Ok(Some(depth.last().unwrap() - depth[0]).map(|span| span / (depth.len() - 1) as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_gaps;
+    use std::path::Path;
+
+    #[test]
+    fn gaps_duplicates_and_uneven_spacing_are_refused() {
+        let p = Path::new("series");
+        assert_eq!(check_gaps(&[0.0, 2.5, 5.0, 7.5], p).unwrap(), Some(2.5));
+        assert_eq!(check_gaps(&[3.0], p).unwrap(), None);
+        let e = check_gaps(&[0.0, 2.5, 7.5, 10.0, 12.5], p).unwrap_err();
+        assert!(e.to_string().contains("1 slice(s) missing"), "{e}");
+        assert_eq!(e.code(), "VOLUME_SLICE_GAPS");
+        assert!(check_gaps(&[0.0, 2.5, 2.5, 5.0], p).unwrap_err().to_string().contains("same position"));
+        assert!(check_gaps(&[0.0, 2.5, 5.0, 6.0, 8.5], p).unwrap_err().to_string().contains("spacing"));
+    }
+}
