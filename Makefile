@@ -24,6 +24,7 @@ run: build
 
 parity-fixtures: setup
 	$(PYTHON) scripts/parity_reference.py
+	$(PYTHON) scripts/volume_reference.py
 
 test: build parity-fixtures
 	$(CARGO) test --release -- --test-threads=1

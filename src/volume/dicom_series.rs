@@ -202,7 +202,7 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
                 study_instance_uid: text(&obj, tags::STUDY_INSTANCE_UID),
                 series_instance_uid: h.series_uid.clone(),
                 frame_of_reference_uid: text(&obj, tags::FRAME_OF_REFERENCE_UID),
-                sop_class_uid: text(&obj, tags::SOP_CLASS_UID),
+                sop_class_uid: Some(text(&obj, tags::SOP_CLASS_UID)).filter(|u| !u.is_empty()).unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
                 patient_name: text(&obj, tags::PATIENT_NAME),
                 patient_id: text(&obj, tags::PATIENT_ID),
                 patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
@@ -221,7 +221,9 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
                 ..Default::default()
             };
         }
-        info.sop_instance_uids.push(text(&obj, tags::SOP_INSTANCE_UID));
+        // Anonymisers sometimes empty SOPInstanceUID but keep the file meta's copy.
+        let sop_uid = Some(text(&obj, tags::SOP_INSTANCE_UID)).filter(|u| !u.is_empty()).unwrap_or_else(|| obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string());
+        info.sop_instance_uids.push(sop_uid);
         let p = h.position.as_ref().unwrap();
         info.image_positions.push([p[0], p[1], p[2]]);
     }

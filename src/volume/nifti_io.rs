@@ -91,6 +91,11 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
             reason: format!("the header announces {:?} voxels of {datatype:?} ({needed} bytes), the file holds {}", grid_dims, raw.len()),
         });
     }
+    // Drain what follows (normally nothing) so that a gzip stream cut in its trailer, after the
+    // data, still fails its length/CRC check. Bounded: trailing garbage is not read forever.
+    if gz {
+        std::io::copy(&mut reader.take(16 << 20), &mut std::io::sink()).map_err(|e| io_error(path, e))?;
+    }
     let volume = nifti::InMemNiftiVolume::from_raw_data(&header, raw).map_err(|e| unreadable(e.to_string()))?;
     let array = volume.into_ndarray::<f32>().map_err(|e| unreadable(e.to_string()))?;
     // Logical index order is [i, j, k(, 1)]; reversed axes walked in logical order give i fastest.
@@ -175,8 +180,8 @@ fn grid_header(volume: &Volume) -> NiftiHeader {
 fn write_atomically<T: nifti::DataElement + bytemuck::Pod>(path: &Path, header: &NiftiHeader, array: &ndarray::Array3<T>) -> Result<(), VolumeError> {
     let unwritable = |reason: String| VolumeError::Unwritable { path: path.to_path_buf(), reason };
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| unwritable("no file name".into()))?;
-    let ext = if name.ends_with(".gz") { "nii.gz" } else { "nii" };
-    let tmp: PathBuf = path.with_file_name(format!(".{name}.{}.partial.{ext}", std::process::id()));
+    // Same extension as the target (the writer picks compression from it), hidden name.
+    let tmp: PathBuf = path.with_file_name(format!(".partial-{}-{name}", std::process::id()));
     let result = nifti::writer::WriterOptions::new(&tmp).reference_header(header).write_nifti(array).map_err(|e| unwritable(e.to_string()));
     let result = result.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| unwritable(e.to_string())));
     if result.is_err() {

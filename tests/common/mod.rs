@@ -29,3 +29,38 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 pub fn get<'a>(f: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
     f.get(key).unwrap_or_else(|| panic!("fixture has no tensor `{key}`"))
 }
+
+/// The project's Python (the venv made by `make setup`), for independent-reader checks.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PYTHON") {
+        return PathBuf::from(p);
+    }
+    radsam::assets::cache_dir().join("venv").join("bin").join("python")
+}
+
+/// Runs a script of scripts/ with the project's Python; panics with its output unless it succeeds.
+pub fn run_python_check(script: &str, args: &[&std::path::Path]) -> String {
+    let out = std::process::Command::new(python())
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script))
+        .args(args)
+        .output()
+        .expect("run python");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    text
+}
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("radsam-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Files written by scripts/volume_reference.py.
+pub fn reference(name: &str) -> PathBuf {
+    let path = radsam::assets::cache_dir().join("reference").join(name);
+    assert!(path.exists(), "missing reference {}: run `make test` (scripts/volume_reference.py)", path.display());
+    path
+}
