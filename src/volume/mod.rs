@@ -7,11 +7,13 @@ mod error;
 mod grid;
 mod nifti_io;
 pub mod preprocess;
+mod resample;
 
 pub use dicom_series::{read_dicom_series, DicomSeries};
 pub use error::{ReadLimits, VolumeError};
 pub use grid::{superior_inferior_axis, Grid};
 pub use nifti_io::{read_nifti, read_nifti_with_limits, write_mask_nifti, write_nifti};
+pub use resample::{invert_affine, resample_nearest};
 
 use std::path::Path;
 use tch::{Kind, Tensor};
