@@ -5,6 +5,7 @@ pub mod allocator;
 pub mod assets;
 pub mod metrics;
 pub mod model;
+pub mod overlay;
 pub mod prompt;
 pub mod segment;
 pub mod volume;

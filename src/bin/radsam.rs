@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Point, SlicePrompt};
 use radsam::segment::{predict_slices, MaskChoice};
-use radsam::volume::{read_nifti, write_mask_nifti, Volume};
+use radsam::volume::{read_dicom_series, read_nifti, resample_nearest, write_mask_nifti, ReadLimits, Volume};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -56,19 +56,26 @@ struct ModelArgs {
 struct PredictArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Input volume (.nii or .nii.gz).
+    /// Input volume: a NIfTI file (.nii, .nii.gz) or a folder holding one DICOM CT series.
     #[arg(long)]
     volume: PathBuf,
-    /// Slice indices along the volume's third axis, comma separated.
+    /// With a DICOM folder holding several series: the SeriesInstanceUID to read.
+    #[arg(long)]
+    series_uid: Option<String>,
+    /// Refuse volumes with more voxels than this (checked before reading the data).
+    #[arg(long, default_value_t = ReadLimits::default().max_voxels)]
+    max_voxels: u64,
+    /// Slice indices along the slice axis (the voxel axis nearest superior-inferior), comma separated.
     #[arg(long, value_delimiter = ',', required = true)]
     slices: Vec<usize>,
-    /// Box on every chosen slice: x0,y0,x1,y1 in voxel indices (x = column = first axis).
+    /// Box on every chosen slice: x0,y0,x1,y1 in voxel indices (x = column, y = row of the slice).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     r#box: Option<Vec<f64>>,
     /// Point on every chosen slice: x,y,pos or x,y,neg (repeatable).
     #[arg(long = "point")]
     points: Vec<String>,
-    /// Reference label volume on the same grid: prompts can be derived from it and Dice is reported.
+    /// Reference label volume (NIfTI); prompts can be derived from it and Dice is reported. On
+    /// another grid than the volume it is resampled onto the volume's grid (nearest neighbour).
     #[arg(long)]
     reference: Option<PathBuf>,
     /// Label value of the target in --reference.
@@ -157,15 +164,23 @@ fn reference_slice(reference: &Volume, label: u32, k: usize) -> Vec<u8> {
     reference.grid.extract(&reference.data, k).iter().map(|&v| (v.round() as i64 == label as i64) as u8).collect()
 }
 
+fn open_volume(path: &Path, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume> {
+    let v = if path.is_dir() { read_dicom_series(path, series_uid, limits) } else { Volume::open(path, limits) };
+    v.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+}
+
 fn predict(args: PredictArgs) -> Result<()> {
-    let volume = read_nifti(&args.volume)?;
+    let limits = ReadLimits { max_voxels: args.max_voxels };
+    let volume = open_volume(&args.volume, args.series_uid.as_deref(), &limits)?;
     let reference = match &args.reference {
         Some(p) => {
-            let r = read_nifti(p)?;
-            if r.grid != volume.grid {
-                bail!("reference {} has dimensions {:?}, the volume {:?}", p.display(), r.dims(), volume.dims());
+            let r = open_volume(p, None, &limits)?;
+            if r.grid == volume.grid && r.affine == volume.affine {
+                Some(r)
+            } else {
+                eprintln!("reference {} is on another grid: resampled onto the volume's grid (nearest neighbour)", p.display());
+                Some(Volume { data: resample_nearest(&r, &volume, 0.0), ..volume.clone() })
             }
-            Some(r)
         }
         None => None,
     };
@@ -219,6 +234,18 @@ fn predict(args: PredictArgs) -> Result<()> {
             "prompt": {"points": prompt.points, "box": prompt.bbox, "mask": prompt.mask.is_some()},
         }));
     }
+    // 3D figures over the predicted slices: the mask written out holds only those slices.
+    let dice_3d = match (&reference, args.label) {
+        (Some(r), Some(label)) => {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for p in &preds.slices {
+                ours.extend_from_slice(&p.mask);
+                theirs.extend(reference_slice(r, label, p.slice));
+            }
+            Some(radsam::metrics::dice(&ours, &theirs))
+        }
+        _ => None,
+    };
     write_mask_nifti(&args.out.join("mask.nii.gz"), &volume, &mask)?;
     preds.low_res_logits.to_device(Device::Cpu).write_npy(args.out.join("low_res_logits.npy"))?;
     let report = json!({
@@ -228,6 +255,9 @@ fn predict(args: PredictArgs) -> Result<()> {
         "dims": volume.dims(),
         "slice_axis": volume.grid.slice_axis,
         "slices": per_slice,
+        "voxels": radsam::metrics::voxel_count(&mask),
+        "volume_ml": radsam::metrics::volume_ml(&mask, volume.spacing),
+        "dice_3d_on_predicted_slices": dice_3d,
         "encode_seconds": preds.encode_seconds,
         "decode_seconds": preds.decode_seconds,
         "outputs": {"mask": "mask.nii.gz", "low_res_logits": "low_res_logits.npy (slices, 4, 256, 256), slice order as above"},

@@ -2,13 +2,16 @@
 //! the input's own grid, its spacing and RAS affine), NIfTI masks written back on that grid,
 //! preprocessing to the model's input and back. See grid.rs for the slicing convention.
 
+mod dicom_seg;
 mod dicom_series;
 mod error;
 mod grid;
 mod nifti_io;
+pub mod phantom;
 pub mod preprocess;
 mod resample;
 
+pub use dicom_seg::{write_dicom_seg, SegMeta, SegmentMask};
 pub use dicom_series::{read_dicom_series, DicomSeries};
 pub use error::{ReadLimits, VolumeError};
 pub use grid::{superior_inferior_axis, Grid};
