@@ -169,3 +169,23 @@ fn bad_dicom_series_gets_a_typed_error() {
     assert_eq!(code(read_dicom_series(&dicom_dir(), None, &ReadLimits { max_voxels: 1 << 20 })), "VOLUME_TOO_LARGE");
     assert_eq!(code(Volume::open(&Path::new("/nonexistent/series"), &limits)), "VOLUME_NOT_FOUND");
 }
+
+/// Inputs that the dicom_series fuzz target found, one folder each (tests/data/fuzz_regressions):
+/// file meta elements declaring gigabytes (dicom-rs would allocate and zero them) and corrupt RLE
+/// data (a dicom-rs decoder panic). Each must be a quick typed error.
+#[test]
+fn fuzz_regressions_are_typed_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz_regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let series = entry.unwrap().path();
+        let t = std::time::Instant::now();
+        let result = std::panic::catch_unwind(|| read_dicom_series(&series, None, &ReadLimits::default()));
+        let result = result.unwrap_or_else(|_| panic!("the reader panicked on {}", series.display()));
+        println!("{}: {:?}", series.display(), result.as_ref().map(|v| v.dims()).map_err(|e| e.code()));
+        assert!(result.is_err(), "{} was accepted", series.display());
+        assert!(t.elapsed().as_secs_f64() < 2.0);
+        seen += 1;
+    }
+    assert!(seen >= 3, "regression inputs missing from {}", dir.display());
+}

@@ -87,7 +87,15 @@ struct PredictArgs {
     /// Which mask to write: primary, best-iou (best predicted IoU among the 3 secondary), or 0..3.
     #[arg(long, default_value = "primary")]
     mask_choice: String,
-    /// Output folder (created): mask.nii.gz, predictions.json, low_res_logits.npy.
+    /// Name of the target (e.g. liver): the segment label in DICOM SEG and the JSON.
+    #[arg(long, default_value = "target")]
+    target_name: String,
+    /// Also write a PNG per predicted slice (CT, predicted outline in orange, reference in green,
+    /// prompt) into OUT/overlays/.
+    #[arg(long)]
+    overlays: bool,
+    /// Output folder (created): mask.nii.gz, predictions.json, low_res_logits.npy, and seg.dcm
+    /// (DICOM SEG) for DICOM input.
     #[arg(long)]
     out: PathBuf,
 }
@@ -216,7 +224,6 @@ fn predict(args: PredictArgs) -> Result<()> {
     let sam = load_model(&args.model)?;
     let preds = predict_slices(&sam, &volume, &args.slices, &prompts, parse_choice(&args.mask_choice)?)?;
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut mask = vec![0u8; volume.data.len()];
     let mut per_slice = Vec::new();
     for (p, prompt) in preds.slices.iter().zip(&prompts) {
@@ -246,10 +253,39 @@ fn predict(args: PredictArgs) -> Result<()> {
         }
         _ => None,
     };
-    write_mask_nifti(&args.out.join("mask.nii.gz"), &volume, &mask)?;
-    preds.low_res_logits.to_device(Device::Cpu).write_npy(args.out.join("low_res_logits.npy"))?;
+    // Everything is written to a staging folder beside OUT and moved into OUT at the end, so a
+    // failure half-way leaves no partial output behind.
+    let staging = Staging::new(&args.out)?;
+    let out = staging.dir.clone();
+    write_mask_nifti(&out.join("mask.nii.gz"), &volume, &mask)?;
+    preds.low_res_logits.to_device(Device::Cpu).write_npy(out.join("low_res_logits.npy"))?;
+    let mut outputs = vec!["mask.nii.gz", "predictions.json", "low_res_logits.npy"];
+    if matches!(volume.source, radsam::volume::Source::Dicom(_)) {
+        let meta = radsam::volume::SegMeta { algorithm_name: format!("RadSAM {}", sam.config.name), ..Default::default() };
+        let segment = radsam::volume::SegmentMask { label: args.target_name.clone(), mask: &mask };
+        radsam::volume::write_dicom_seg(&out.join("seg.dcm"), &volume, &[segment], &meta).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        outputs.push("seg.dcm");
+    }
+    if args.overlays {
+        let dir = out.join("overlays");
+        std::fs::create_dir_all(&dir)?;
+        for (p, prompt) in preds.slices.iter().zip(&prompts) {
+            let reference_plane = match (&reference, args.label) {
+                (Some(r), Some(label)) => Some(reference_slice(r, label, p.slice)),
+                _ => None,
+            };
+            let mut masks = vec![radsam::overlay::OverlayMask { plane: &p.mask, color: [255, 140, 0] }];
+            if let Some(plane) = &reference_plane {
+                masks.push(radsam::overlay::OverlayMask { plane, color: [0, 220, 0] });
+            }
+            let shown = SlicePrompt { mask: None, ..prompt.clone() };
+            radsam::overlay::render_slice(&volume, p.slice, &masks, Some(&shown), &dir.join(format!("slice_{:04}.png", p.slice)))?;
+        }
+        outputs.push("overlays/");
+    }
     let report = json!({
         "model": sam.config.name,
+        "target": args.target_name,
         "device": format!("{:?}", sam.device()),
         "volume": args.volume,
         "dims": volume.dims(),
@@ -262,12 +298,54 @@ fn predict(args: PredictArgs) -> Result<()> {
         "decode_seconds": preds.decode_seconds,
         "outputs": {"mask": "mask.nii.gz", "low_res_logits": "low_res_logits.npy (slices, 4, 256, 256), slice order as above"},
     });
-    std::fs::write(args.out.join("predictions.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(out.join("predictions.json"), serde_json::to_string_pretty(&report)?)?;
+    staging.publish()?;
     for s in report["slices"].as_array().unwrap() {
         eprintln!("slice {:>4}: IoU predictions {}  chosen mask {}  Dice {}", s["slice"], s["iou_predictions"], s["chosen_mask"], s["dice_vs_reference"]);
     }
-    eprintln!("wrote {}/{{mask.nii.gz, predictions.json, low_res_logits.npy}}", args.out.display());
+    eprintln!("wrote {}/{{{}}}", args.out.display(), outputs.join(", "));
     Ok(())
+}
+
+/// A folder beside the output folder that collects all outputs of a run; `publish` moves them
+/// into the output folder, dropping it unpublished removes it.
+struct Staging {
+    dir: PathBuf,
+    target: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    fn new(target: &Path) -> Result<Self> {
+        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let dir = target.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self { dir, target: target.to_path_buf(), published: false })
+    }
+
+    fn publish(mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.target).with_context(|| format!("creating {}", self.target.display()))?;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let dest = self.target.join(entry.file_name());
+            if dest.is_dir() {
+                std::fs::remove_dir_all(&dest)?;
+            }
+            std::fs::rename(entry.path(), &dest).with_context(|| format!("moving into {}", self.target.display()))?;
+        }
+        self.published = true;
+        std::fs::remove_dir(&self.dir)?;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 fn median_ms(mut v: Vec<f64>) -> f64 {

@@ -7,6 +7,7 @@
 //! and rescaled to HU (stored * RescaleSlope + RescaleIntercept). Voxel (i, j, k) is (column, row,
 //! slice); the affine maps it to RAS (DICOM's LPS with x and y negated).
 
+use super::dicom_guard::check_declared_lengths;
 use super::error::{ReadLimits, VolumeError};
 use super::{superior_inferior_axis, Grid, Source, Volume};
 use dicom_dictionary_std::tags;
@@ -71,20 +72,34 @@ fn uint(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<u32> {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u32>().ok())
 }
 
-fn read_header(file: &Path) -> Option<Header> {
-    let obj = OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(file).ok()?;
-    Some(Header {
+/// The header of one file. Files without the DICM marker are not DICOM and are skipped (None);
+/// a file that claims to be DICOM but cannot be parsed is an error, never silently dropped, since
+/// a dropped slice at either end of a series would go unnoticed.
+fn read_header(file: &Path) -> Result<Option<Header>, VolumeError> {
+    let bytes = std::fs::read(file).map_err(|e| VolumeError::Unreadable { path: file.to_path_buf(), reason: e.to_string() })?;
+    let is_dicom = (bytes.len() >= 132 && &bytes[128..132] == b"DICM") || bytes.starts_with(b"DICM");
+    if !is_dicom {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| VolumeError::Unreadable { path: file.to_path_buf(), reason: format!("corrupt DICOM file: {reason}") };
+    // Declared lengths beyond the file size never reach dicom-rs, which would allocate them
+    // (see dicom_guard.rs).
+    check_declared_lengths(&bytes).map_err(corrupt)?;
+    let obj = OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(file).map_err(|e| corrupt(e.to_string()))?;
+    let rows = uint(&obj, tags::ROWS).ok_or_else(|| corrupt("no Rows".into()))?;
+    let columns = uint(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns".into()))?;
+    Ok(Some(Header {
         file: file.to_path_buf(),
         series_uid: text(&obj, tags::SERIES_INSTANCE_UID),
         series_description: text(&obj, tags::SERIES_DESCRIPTION),
         modality: text(&obj, tags::MODALITY),
-        rows: uint(&obj, tags::ROWS)?,
-        columns: uint(&obj, tags::COLUMNS)?,
+        rows,
+        columns,
         frames: uint(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1),
         orientation: floats(&obj, tags::IMAGE_ORIENTATION_PATIENT),
         position: floats(&obj, tags::IMAGE_POSITION_PATIENT),
         pixel_spacing: floats(&obj, tags::PIXEL_SPACING),
-    })
+    }))
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -117,7 +132,10 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     }
     let mut files = Vec::new();
     files_under(dir, &mut files).map_err(|e| VolumeError::Unreadable { path: path.clone(), reason: e.to_string() })?;
-    let headers: Vec<Header> = files.iter().filter_map(|f| read_header(f)).collect();
+    let mut headers = Vec::new();
+    for f in &files {
+        headers.extend(read_header(f)?);
+    }
     if headers.is_empty() {
         return Err(VolumeError::EmptyFolder { path });
     }
@@ -184,13 +202,20 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
             let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(&ts).map(|t| t.name().to_string()).unwrap_or_else(|| "unknown".into());
             VolumeError::UnsupportedTransferSyntax { path: h.file.clone(), uid: ts.clone(), name }
         };
-        let decoded = obj.decode_pixel_data().map_err(|e| match e.to_string() {
-            m if m.contains("ransfer syntax") || m.contains("nsupported") => unsupported(),
-            m => VolumeError::Unreadable { path: h.file.clone(), reason: m },
+        // dicom-rs 0.8 decoders can panic on corrupt compressed data (an index out of bounds in
+        // its RLE decoder, found by fuzzing): a corrupt file must be an error, not a crash.
+        let decode = || -> Result<Vec<f64>, VolumeError> {
+            let decoded = obj.decode_pixel_data().map_err(|e| match e.to_string() {
+                m if m.contains("ransfer syntax") || m.contains("nsupported") => unsupported(),
+                m => VolumeError::Unreadable { path: h.file.clone(), reason: m },
+            })?;
+            decoded
+                .to_vec_with_options::<f64>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
+                .map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })
+        };
+        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+            Err(VolumeError::Unreadable { path: h.file.clone(), reason: format!("the {ts} pixel decoder failed on corrupt pixel data") })
         })?;
-        let stored: Vec<f64> = decoded
-            .to_vec_with_options::<f64>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
-            .map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })?;
         if stored.len() != (rows * cols) as usize {
             return Err(VolumeError::Dimensions { path: h.file.clone(), reason: format!("{} pixels decoded, Rows x Columns = {}", stored.len(), rows * cols) });
         }

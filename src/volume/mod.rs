@@ -3,6 +3,7 @@
 //! preprocessing to the model's input and back. See grid.rs for the slicing convention.
 
 mod dicom_seg;
+mod dicom_guard;
 mod dicom_series;
 mod error;
 mod grid;

@@ -1,0 +1,181 @@
+//! A structural pre-check of DICOM files before dicom-rs parses them.
+//!
+//! dicom-rs (0.8) allocates and zero-fills the declared length of some elements before reading
+//! them (`Vec::resize(len)` in the file meta reader), so a corrupt or hostile 2 KB file declaring a
+//! 4 GB element makes the reader touch 4 GB of memory: found by fuzzing (fuzz/RESULTS.md). Every
+//! declared length must fit in the bytes that remain in the file; this walk checks that for the
+//! file meta group and the data set, through sequences and items, without allocating.
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
+
+/// VRs whose explicit encoding has a 4-byte length after 2 reserved bytes.
+fn long_length(vr: &[u8]) -> bool {
+    matches!(vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV")
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    big_endian: bool,
+}
+
+impl Cursor<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.remaining() < n {
+            return Err(format!("element header cut at byte {}", self.pos));
+        }
+        self.pos += n;
+        Ok(&self.bytes[self.pos - n..self.pos])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let big = self.big_endian;
+        let b = self.take(2)?;
+        Ok(if big { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let big = self.big_endian;
+        let b = self.take(4)?;
+        let a = [b[0], b[1], b[2], b[3]];
+        Ok(if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) })
+    }
+}
+
+/// Walks elements from the cursor to the end (or to the end of the file meta group when
+/// `meta_only`), checking every defined length against the bytes left. Returns the transfer
+/// syntax UID when it reads the file meta group.
+fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String>, String> {
+    let mut transfer_syntax = None;
+    while c.remaining() > 0 {
+        if meta_only && c.remaining() >= 2 && u16::from_le_bytes([c.bytes[c.pos], c.bytes[c.pos + 1]]) != 0x0002 {
+            break;
+        }
+        let start = c.pos;
+        let tag = Tag(c.u16()?, c.u16()?);
+        let is_delimiter = tag.group() == 0xFFFE;
+        let (len, sequence) = if is_delimiter || !explicit {
+            let len = c.u32()?;
+            let sq = !is_delimiter && matches!(StandardDataDictionary.by_tag(tag).map(|e| e.vr()), Some(VirtualVr::Exact(VR::SQ)));
+            (len, sq)
+        } else {
+            let vr = c.take(2)?.to_vec();
+            if long_length(&vr) {
+                c.take(2)?;
+                (c.u32()?, &vr == b"SQ")
+            } else {
+                (c.u16()? as u32, false)
+            }
+        };
+        // Encapsulated (compressed) pixel data: a run of items holding opaque fragments, up to the
+        // sequence delimiter. Each fragment must fit in the file; its bytes are not elements.
+        if tag == Tag(0x7FE0, 0x0010) && len == UNDEFINED {
+            loop {
+                let item = Tag(c.u16()?, c.u16()?);
+                let flen = c.u32()?;
+                if item == Tag(0xFFFE, 0xE0DD) {
+                    break;
+                }
+                if flen as usize > c.remaining() {
+                    return Err(format!("pixel data fragment at byte {} declares {flen} bytes, {} remain in the file", c.pos, c.remaining()));
+                }
+                c.take(flen as usize)?;
+            }
+            continue;
+        }
+        // Items, sequences and other undefined lengths: their content is walked as elements in turn.
+        if is_delimiter || sequence || len == UNDEFINED {
+            continue;
+        }
+        if len as usize > c.remaining() {
+            return Err(format!("element {tag} at byte {start} declares {len} bytes, {} remain in the file", c.remaining()));
+        }
+        let value = c.take(len as usize)?;
+        if tag == Tag(0x0002, 0x0010) {
+            transfer_syntax = Some(String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).to_string());
+        }
+    }
+    Ok(transfer_syntax)
+}
+
+/// Checks that no element of the file declares more bytes than the file holds.
+pub fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
+    let start = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        132
+    } else if bytes.starts_with(b"DICM") {
+        4
+    } else {
+        return Err("no DICM marker: not a DICOM Part 10 file".into());
+    };
+    let mut c = Cursor { bytes, pos: start, big_endian: false };
+    let ts = walk(&mut c, true, true)?.ok_or("no transfer syntax in the file meta group")?;
+    match ts.as_str() {
+        DEFLATED => Ok(()), // the data set is compressed; dicom-rs inflates it as a stream
+        IMPLICIT_LE => walk(&mut c, false, false).map(|_| ()),
+        EXPLICIT_BE => walk(&mut Cursor { big_endian: true, ..c }, true, false).map(|_| ()),
+        _ => walk(&mut c, true, false).map(|_| ()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_declared_lengths;
+
+    fn element(tag: (u16, u16), vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(tag.0.to_le_bytes());
+        out.extend(tag.1.to_le_bytes());
+        out.extend(vr);
+        if matches!(vr, b"OB" | b"SQ" | b"UN" | b"UT") {
+            out.extend([0, 0]);
+            out.extend((value.len() as u32).to_le_bytes());
+        } else {
+            out.extend((value.len() as u16).to_le_bytes());
+        }
+        out.extend(value);
+        out
+    }
+
+    fn file(meta: &[Vec<u8>], body: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![0u8; 128];
+        out.extend(b"DICM");
+        meta.iter().chain(body).for_each(|e| out.extend(e));
+        out
+    }
+
+    #[test]
+    fn honest_lengths_pass_and_inflated_ones_are_refused() {
+        let ts = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2.1\0");
+        let ok = file(&[ts.clone()], &[element((0x0010, 0x0010), b"PN", b"DOE^JANE")]);
+        assert!(check_declared_lengths(&ok).is_ok());
+        // The file meta group: Implementation Version Name declaring 4 GB.
+        let mut bomb = element((0x0002, 0x0013), b"SH", b"");
+        bomb.truncate(6);
+        bomb.extend(0xFFF0u16.to_le_bytes());
+        let err = check_declared_lengths(&file(&[ts.clone(), bomb], &[])).unwrap_err();
+        assert!(err.contains("declares 65520 bytes"), "{err}");
+        // The data set: an OB value longer than the file.
+        let mut ob = element((0x7FE0, 0x0010), b"OB", &[1, 2, 3, 4]);
+        ob[8..12].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+        assert!(check_declared_lengths(&file(&[ts], &[ob])).is_err());
+        assert!(check_declared_lengths(b"not dicom at all").is_err());
+    }
+
+    #[test]
+    fn the_sample_series_passes() {
+        let dir = crate::assets::sample_data_dir().join("example_ct_dicom");
+        let entries = std::fs::read_dir(&dir).expect("sample DICOM series: run `make setup`");
+        for entry in entries {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            check_declared_lengths(&bytes).unwrap();
+        }
+    }
+}
