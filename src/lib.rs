@@ -7,5 +7,6 @@ pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod prompt;
+pub mod rng;
 pub mod segment;
 pub mod volume;

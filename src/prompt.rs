@@ -20,6 +20,21 @@ pub struct BoxPrompt {
     pub y1: f64,
 }
 
+/// A correction click on the 3D mask: a point on one slice, positive (add) or negative (remove).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    pub slice: usize,
+    pub x: f64,
+    pub y: f64,
+    pub positive: bool,
+}
+
+impl Click {
+    pub fn point(&self) -> Point {
+        Point { x: self.x, y: self.y, positive: self.positive }
+    }
+}
+
 /// The prompt of one slice: any of points, a box, a binary mask (row-major, slice-sized).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlicePrompt {

@@ -10,6 +10,7 @@
 //! default config is that field of view at 1:1.
 
 use super::Volume;
+use crate::rng::SplitMix64;
 use std::f64::consts::TAU;
 
 const LIVER: u8 = 1;
@@ -101,40 +102,6 @@ fn affine(config: &PhantomConfig) -> [[f64; 4]; 4] {
     let [sx, sy, sz] = config.spacing;
     let half = |a: usize| (config.dims[a] as f64 - 1.0) / 2.0;
     [[-sx, 0.0, 0.0, sx * half(0)], [0.0, -sy, 0.0, sy * half(1)], [0.0, 0.0, sz, -sz * half(2)], [0.0, 0.0, 0.0, 1.0]]
-}
-
-/// SplitMix64: a tiny generator with the same sequence on every platform.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1), from the top 53 bits.
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
-    }
-
-    /// `value` scaled by a random factor within 1 +- `fraction`.
-    fn vary(&mut self, value: f64, fraction: f64) -> f64 {
-        value * self.range(1.0 - fraction, 1.0 + fraction)
-    }
-
-    /// Standard normal by Box-Muller; 1 - u keeps the logarithm finite.
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()
-    }
 }
 
 /// A blob's nominal geometry, before the seed varies it (see [`Shape`]).

@@ -1,0 +1,236 @@
+//! RadSAM volume-level prompting and 3D editing (paper section 4).
+//!
+//! One prompt on slice i, inside the object's boundaries: slice i is segmented, then the result is
+//! carried slice by slice up to the upper boundary and down to the lower one. With mask carry
+//! (RadSAM) each slice's prompt is the previous slice's predicted mask, binarised on the decoder's
+//! low-resolution grid; with box carry (the baseline for models not trained on mask prompts, SAM,
+//! MedSAM) it is the box around the previous slice's mask. Clicks stored on a slice join its
+//! prompt as points.
+//!
+//! When a slice's mask comes out empty, propagation in that direction stops there: the object has
+//! ended (or was lost), every further slice in that direction stays empty, and the stop is
+//! reported (`stops`). A correction click refines its slice from that slice's current mask plus
+//! all clicks on the slice, then re-propagates outward from it in both directions, again with the
+//! clicks stored on each slice it passes. The result depends only on the initial prompt and the
+//! sequence of clicks, so a stateless worker replaying a job's clicks in order gets the mask of
+//! the interactive session.
+
+use super::session::VolumeSession;
+use super::slice_level::{choose, prompt_batch, MaskChoice};
+use super::SegmentError;
+use crate::metrics::dice;
+use crate::model::NUM_MASKS;
+use crate::prompt::{bounding_box, Click, Point, SlicePrompt};
+use crate::volume::preprocess::logits_to_slice;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// How a slice's result becomes the prompt of its neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carry {
+    /// The binary mask (RadSAM).
+    Mask,
+    /// The box around the mask (baseline for SAM and MedSAM).
+    Box,
+}
+
+/// Propagation stopped early in one direction: `empty_slice` came out empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stop {
+    /// +1 towards higher slice indices, -1 towards lower.
+    pub direction: i8,
+    pub empty_slice: usize,
+}
+
+/// The answer on one slice.
+#[derive(Debug)]
+pub struct SliceState {
+    /// (1, 1, M, M) binary chosen mask on the decoder's low-resolution grid (the mask carry).
+    pub low_res: Tensor,
+    /// The chosen mask on the slice grid, row-major, 0/1.
+    pub mask: Vec<u8>,
+    pub iou: [f32; NUM_MASKS as usize],
+    pub chosen: i64,
+}
+
+/// Is `slice` at or beyond `from` in `direction`?
+fn beyond(slice: usize, from: usize, direction: i8) -> bool {
+    if direction > 0 { slice >= from } else { slice <= from }
+}
+
+pub struct Segmenter<'s, 'a> {
+    session: &'s VolumeSession<'a>,
+    carry: Carry,
+    choice: MaskChoice,
+    /// Reference mask on the volume grid, for the BestReference oracle of benchmarks.
+    reference: Option<&'s [u8]>,
+    states: BTreeMap<usize, SliceState>,
+    clicks: BTreeMap<usize, Vec<Point>>,
+    stops: Vec<Stop>,
+    started: bool,
+    pub decode_seconds: f64,
+    pub decoded_slices: usize,
+}
+
+impl<'s, 'a> Segmenter<'s, 'a> {
+    pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
+        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+    }
+
+    fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
+        if self.session.contains(slice) {
+            Ok(())
+        } else {
+            Err(SegmentError::SliceOutsideBoundaries { slice, lo: self.session.lo, hi: self.session.hi })
+        }
+    }
+
+    fn plane_size(&self) -> (usize, usize) {
+        let (rows, cols) = self.session.volume.grid.plane_shape();
+        (cols, rows)
+    }
+
+    /// Volume-level prompting: `prompt` on `slice`, propagated to both boundaries.
+    pub fn start(&mut self, slice: usize, prompt: &SlicePrompt) -> Result<(), SegmentError> {
+        self.check_slice(slice)?;
+        let (w, h) = self.plane_size();
+        prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice, source })?;
+        self.states.clear();
+        self.stops.clear();
+        let mut prompt = prompt.clone();
+        prompt.points.extend(self.clicks.get(&slice).into_iter().flatten());
+        let state = self.decode(slice, &prompt, None);
+        self.states.insert(slice, state);
+        self.started = true;
+        self.propagate(slice, 1);
+        self.propagate(slice, -1);
+        Ok(())
+    }
+
+    /// Slice-level prompting: every given slice answered on its own prompt, no carry.
+    pub fn slice_level(&mut self, prompts: &BTreeMap<usize, SlicePrompt>) -> Result<(), SegmentError> {
+        let (w, h) = self.plane_size();
+        for (&slice, prompt) in prompts {
+            self.check_slice(slice)?;
+            prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice, source })?;
+        }
+        self.states.clear();
+        self.stops.clear();
+        for (&slice, prompt) in prompts {
+            let state = self.decode(slice, prompt, None);
+            self.states.insert(slice, state);
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// A correction click: refine its slice, then re-propagate outward from it.
+    pub fn add_click(&mut self, click: Click) -> Result<(), SegmentError> {
+        if !self.started {
+            return Err(SegmentError::NotStarted);
+        }
+        self.check_slice(click.slice)?;
+        let (w, h) = self.plane_size();
+        let as_prompt = SlicePrompt { points: vec![click.point()], ..Default::default() };
+        as_prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice: click.slice, source })?;
+        self.clicks.entry(click.slice).or_default().push(click.point());
+        let prompt = SlicePrompt { points: self.clicks[&click.slice].clone(), ..Default::default() };
+        let previous = self.states.get(&click.slice).map(|s| s.low_res.shallow_clone());
+        let state = self.decode(click.slice, &prompt, previous.as_ref());
+        self.states.insert(click.slice, state);
+        self.propagate(click.slice, 1);
+        self.propagate(click.slice, -1);
+        Ok(())
+    }
+
+    /// Carries the result of `from` slice by slice in `direction` to the boundary.
+    fn propagate(&mut self, from: usize, direction: i8) {
+        self.stops.retain(|s| s.direction != direction || !beyond(s.empty_slice, from, direction));
+        let mut current = from;
+        loop {
+            let next = current as i64 + direction as i64;
+            if next < self.session.lo as i64 || next > self.session.hi as i64 {
+                return;
+            }
+            let next = next as usize;
+            let previous = &self.states[&current];
+            if previous.mask.iter().all(|&v| v == 0) {
+                self.stops.push(Stop { direction, empty_slice: current });
+                // Nothing beyond an empty slice: clear what an earlier pass may have left there.
+                let beyond: Vec<usize> = self.states.keys().copied().filter(|&s| s != current && beyond(s, current, direction)).collect();
+                for s in beyond {
+                    self.states.remove(&s);
+                }
+                return;
+            }
+            let mut prompt = SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
+            let low_res = match self.carry {
+                Carry::Mask => Some(previous.low_res.shallow_clone()),
+                Carry::Box => {
+                    let (w, _) = self.plane_size();
+                    prompt.bbox = bounding_box(&previous.mask, w);
+                    None
+                }
+            };
+            let state = self.decode(next, &prompt, low_res.as_ref());
+            self.states.insert(next, state);
+            current = next;
+        }
+    }
+
+    /// Decodes one slice: the prompt's points and box (slice coordinates), plus a low-resolution
+    /// binary mask prompt when given.
+    fn decode(&mut self, slice: usize, prompt: &SlicePrompt, low_res_mask: Option<&Tensor>) -> SliceState {
+        let t0 = Instant::now();
+        let sam = self.session.sam;
+        let geo = &self.session.geometry;
+        let mut batch = prompt_batch(&[prompt], geo, sam.mask_size(), sam.device());
+        if let Some(m) = low_res_mask {
+            batch.masks = Some(m.shallow_clone());
+        }
+        let pred = sam.decode(&self.session.embedding(slice), &batch);
+        let iou: Vec<f32> = Vec::try_from(pred.iou.to_device(tch::Device::Cpu).flatten(0, -1)).expect("float IoU");
+        let plane = |channel: i64| -> Vec<u8> {
+            let logits = pred.low_res_logits.narrow(1, channel, 1);
+            Vec::try_from(logits_to_slice(&logits, geo).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu).flatten(0, -1)).expect("u8 mask")
+        };
+        let (chosen, mask) = match (self.choice, self.reference) {
+            (MaskChoice::BestReference, Some(reference)) => {
+                let truth = self.session.volume.grid.extract(reference, slice);
+                (1..NUM_MASKS).map(|c| (c, plane(c))).max_by(|a, b| dice(&a.1, &truth).total_cmp(&dice(&b.1, &truth))).expect("three secondary masks")
+            }
+            (choice, _) => {
+                let c = choose(&iou, choice);
+                (c, plane(c))
+            }
+        };
+        let low_res = pred.low_res_logits.narrow(1, chosen, 1).gt(0.0).to_kind(Kind::Float);
+        self.decode_seconds += t0.elapsed().as_secs_f64();
+        self.decoded_slices += 1;
+        SliceState { low_res, mask, iou: iou.try_into().expect("4 masks"), chosen }
+    }
+
+    /// The 3D mask on the volume's grid (0/1).
+    pub fn mask(&self) -> Vec<u8> {
+        let grid = &self.session.volume.grid;
+        let mut out = vec![0u8; grid.len()];
+        for (&slice, state) in &self.states {
+            grid.insert(&mut out, slice, &state.mask);
+        }
+        out
+    }
+
+    pub fn states(&self) -> &BTreeMap<usize, SliceState> {
+        &self.states
+    }
+
+    pub fn stops(&self) -> &[Stop] {
+        &self.stops
+    }
+
+    pub fn clicks(&self) -> usize {
+        self.clicks.values().map(Vec::len).sum()
+    }
+}

@@ -1,0 +1,61 @@
+//! A volume session: the slices between the object's boundaries encoded once, in batches, and
+//! kept for every prompt and edit that follows (the image encoder does not depend on prompts).
+//! Embeddings stay on the model's device: f32 on CPU, half precision on GPU to halve memory.
+
+use super::SegmentError;
+use crate::model::Sam;
+use crate::volume::preprocess::{slices_to_input, SliceGeometry};
+use crate::volume::Volume;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+pub struct VolumeSession<'a> {
+    pub sam: &'a Sam,
+    pub volume: &'a Volume,
+    /// First and last encoded slice (inclusive, lo <= hi).
+    pub lo: usize,
+    pub hi: usize,
+    pub geometry: SliceGeometry,
+    /// (hi - lo + 1, 256, E, E)
+    embeddings: Tensor,
+    pub encode_seconds: f64,
+}
+
+impl<'a> VolumeSession<'a> {
+    /// Encodes slices `a..=b` (either order) in batches of `batch`; `progress(done, total)` after
+    /// each batch.
+    pub fn new(sam: &'a Sam, volume: &'a Volume, (a, b): (usize, usize), batch: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<Self, SegmentError> {
+        let count = volume.num_slices();
+        for slice in [a, b] {
+            if slice >= count {
+                return Err(SegmentError::BoundaryOutside { slice, count });
+            }
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let t0 = Instant::now();
+        let device = sam.device();
+        let store_kind = if device.is_cuda() { Kind::Half } else { Kind::Float };
+        let slices: Vec<usize> = (lo..=hi).collect();
+        let mut parts = Vec::new();
+        let mut geometry = None;
+        for chunk in slices.chunks(batch.max(1)) {
+            let hu = volume.slices(chunk).to_device(device);
+            let (input, geo) = slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+            geometry = Some(geo);
+            parts.push(sam.encode(&input).to_kind(store_kind));
+            progress(parts.iter().map(|p| p.size()[0] as usize).sum(), slices.len());
+        }
+        let embeddings = Tensor::cat(&parts, 0);
+        let _ = embeddings.sum(Kind::Float).double_value(&[]); // wait for the device before timing
+        Ok(Self { sam, volume, lo, hi, geometry: geometry.expect("at least one slice"), embeddings, encode_seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    pub fn contains(&self, slice: usize) -> bool {
+        (self.lo..=self.hi).contains(&slice)
+    }
+
+    /// The embedding of one slice, (1, 256, E, E) in f32.
+    pub fn embedding(&self, slice: usize) -> Tensor {
+        self.embeddings.narrow(0, (slice - self.lo) as i64, 1).to_kind(Kind::Float)
+    }
+}
