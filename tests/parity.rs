@@ -87,17 +87,20 @@ fn assert_parity(diffs: &Diffs) {
 
 #[test]
 fn lite_medsam_matches_reference_on_real_ct() {
+    radsam::allocator::keep_freed_memory();
     assert_parity(&compare_with_reference(&load("lite_medsam"), "lite_medsam"));
 }
 
 #[test]
 fn mobile_sam_matches_reference_on_real_ct() {
+    radsam::allocator::keep_freed_memory();
     assert_parity(&compare_with_reference(&load("mobile_sam"), "mobile_sam"));
 }
 
 /// The parity test must be able to fail: a small change to one weight must break it.
 #[test]
 fn perturbed_weight_breaks_parity() {
+    radsam::allocator::keep_freed_memory();
     for var in ["image_encoder.layers.2.blocks.3.attn.qkv.weight", "mask_decoder.output_hypernetworks_mlps.0.layers.1.weight"] {
         let mut sam = load("lite_medsam");
         {
@@ -141,6 +144,7 @@ fn check_vit_small(name: &str) {
 
 #[test]
 fn perturbed_vit_relative_position_breaks_parity() {
+    radsam::allocator::keep_freed_memory();
     let name = "vit_small_a";
     let weights = radsam::assets::parity_dir().join(format!("{name}_weights.safetensors"));
     fixture(&format!("{name}_weights"));
@@ -159,11 +163,13 @@ fn perturbed_vit_relative_position_breaks_parity() {
 
 #[test]
 fn vit_encoder_matches_official_padded_windows_and_global_attention() {
+    radsam::allocator::keep_freed_memory();
     check_vit_small("vit_small_a");
 }
 
 #[test]
 fn vit_encoder_matches_official_unpadded_windows() {
+    radsam::allocator::keep_freed_memory();
     check_vit_small("vit_small_b");
 }
 
@@ -171,6 +177,7 @@ fn vit_encoder_matches_official_unpadded_windows() {
 /// checkpoints load strictly.
 #[test]
 fn vit_presets_have_the_official_parameter_layout() {
+    radsam::allocator::keep_freed_memory();
     let path = radsam::assets::parity_dir().join("sam_registry_shapes.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {}: run `make parity-fixtures`", path.display()));
     let official: serde_json::Value = serde_json::from_str(&text).unwrap();

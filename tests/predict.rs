@@ -28,6 +28,7 @@ fn lite() -> Sam {
 
 #[test]
 fn box_prompt_segments_the_liver_and_mixed_prompts_batch_like_single_calls() {
+    radsam::allocator::keep_freed_memory();
     let sam = lite();
     let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
     let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
@@ -55,6 +56,7 @@ fn box_prompt_segments_the_liver_and_mixed_prompts_batch_like_single_calls() {
 
 #[test]
 fn bad_prompts_are_refused_before_any_model_work() {
+    radsam::allocator::keep_freed_memory();
     let sam = lite();
     let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
     let b = |x0, y0, x1, y1| SlicePrompt { bbox: Some(BoxPrompt { x0, y0, x1, y1 }), ..Default::default() };
@@ -70,6 +72,7 @@ fn bad_prompts_are_refused_before_any_model_work() {
 
 #[test]
 fn cli_predict_writes_mask_logits_and_json_and_nothing_on_error() {
+    radsam::allocator::keep_freed_memory();
     let out = std::env::temp_dir().join(format!("radsam-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = |extra: &[&str], out: &std::path::Path| {
@@ -113,6 +116,7 @@ fn cli_predict_writes_mask_logits_and_json_and_nothing_on_error() {
 
 #[test]
 fn cli_predict_on_a_dicom_series_writes_seg_and_overlays() {
+    radsam::allocator::keep_freed_memory();
     let out = common::temp_dir("cli-dicom");
     let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
         .args(["predict", "--volume"])

@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use radsam::job::{Job, Staging};
 use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Point, SlicePrompt};
 use radsam::segment::{predict_slices, MaskChoice};
@@ -25,6 +26,9 @@ enum Command {
     /// Run a model on chosen slices of a volume with given prompts; write the masks (NIfTI), the
     /// low-resolution logits (.npy) and the IoU predictions (JSON).
     Predict(PredictArgs),
+    /// Segment whole 3D objects: one prompt on one slice plus the object's boundaries, the mask
+    /// carried slice to slice (RadSAM), then correction clicks. Prompts from flags or a job file.
+    Segment(SegmentArgs),
     /// Time the image encoder (per slice and batched) and the decoder on sample CT slices.
     BenchModel(BenchArgs),
 }
@@ -96,6 +100,62 @@ struct PredictArgs {
     overlays: bool,
     /// Output folder (created): mask.nii.gz, predictions.json, low_res_logits.npy, and seg.dcm
     /// (DICOM SEG) for DICOM input.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct SegmentArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A job file (JSON, the queue's schema; see README). Without it, the flags below make a
+    /// one-target job.
+    #[arg(long, conflicts_with_all = ["volume", "slice"])]
+    job: Option<PathBuf>,
+    /// Input volume: NIfTI file or DICOM series folder.
+    #[arg(long)]
+    volume: Option<PathBuf>,
+    /// With a DICOM folder holding several series: the SeriesInstanceUID to read.
+    #[arg(long)]
+    series_uid: Option<String>,
+    /// Name of the target (output file names, SEG segment label).
+    #[arg(long, default_value = "target")]
+    target_name: String,
+    /// The prompted slice.
+    #[arg(long)]
+    slice: Option<usize>,
+    /// First and last slice of the object (either order), comma separated.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    boundaries: Option<Vec<usize>>,
+    /// Box on the prompted slice: x0,y0,x1,y1.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    r#box: Option<Vec<f64>>,
+    /// Point on the prompted slice: x,y,pos or x,y,neg (repeatable).
+    #[arg(long = "point")]
+    points: Vec<String>,
+    /// Correction click: slice,x,y,pos or slice,x,y,neg (repeatable, applied in order).
+    #[arg(long = "click")]
+    clicks: Vec<String>,
+    /// mask (RadSAM) or box (baseline for SAM / MedSAM).
+    #[arg(long, default_value = "mask")]
+    carry: String,
+    /// Reference label map (NIfTI) for Dice, and the target's value in it.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    reference_label: u32,
+    /// primary, best-iou, or 0..3.
+    #[arg(long, default_value = "primary")]
+    mask_choice: String,
+    /// Slices encoded per batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[arg(long, default_value_t = ReadLimits::default().max_voxels)]
+    max_voxels: u64,
+    /// PNG overlays of the prompted and clicked slices into OUT/overlays/.
+    #[arg(long)]
+    overlays: bool,
+    /// Output folder: TARGET.nii.gz per target, labels.nii.gz, seg.dcm (DICOM input), result.json.
     #[arg(long)]
     out: PathBuf,
 }
@@ -255,7 +315,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     };
     // Everything is written to a staging folder beside OUT and moved into OUT at the end, so a
     // failure half-way leaves no partial output behind.
-    let staging = Staging::new(&args.out)?;
+    let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
     let out = staging.dir.clone();
     write_mask_nifti(&out.join("mask.nii.gz"), &volume, &mask)?;
     preds.low_res_logits.to_device(Device::Cpu).write_npy(out.join("low_res_logits.npy"))?;
@@ -307,45 +367,94 @@ fn predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// A folder beside the output folder that collects all outputs of a run; `publish` moves them
-/// into the output folder, dropping it unpublished removes it.
-struct Staging {
-    dir: PathBuf,
-    target: PathBuf,
-    published: bool,
+/// A one-target job from the flags of `radsam segment`.
+fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
+    use radsam::job::{Boundaries, InitialPrompt, Target};
+    let volume = args.volume.as_ref().context("give --job, or --volume with --slice and --boundaries")?;
+    let slice = args.slice.context("--slice: the prompted slice")?;
+    let b = args.boundaries.as_deref().context("--boundaries top,bottom: the object's first and last slice")?;
+    let [top, bottom] = b else { bail!("--boundaries takes two slice indices, got {}", b.len()) };
+    let bbox = match args.r#box.as_deref() {
+        None => None,
+        Some([x0, y0, x1, y1]) => Some([*x0, *y0, *x1, *y1]),
+        Some(other) => bail!("--box takes 4 numbers x0,y0,x1,y1, got {}", other.len()),
+    };
+    let clicks = args
+        .clicks
+        .iter()
+        .map(|c| {
+            let (slice, rest) = c.split_once(',').with_context(|| format!("--click {c}: expected slice,x,y,pos|neg"))?;
+            let p = parse_point(rest)?;
+            Ok(radsam::prompt::Click { slice: slice.trim().parse().with_context(|| format!("--click {c}: slice"))?, x: p.x, y: p.y, positive: p.positive })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let carry = match args.carry.as_str() {
+        "mask" => radsam::segment::Carry::Mask,
+        "box" => radsam::segment::Carry::Box,
+        other => bail!("--carry {other}: expected mask or box"),
+    };
+    let job = Job {
+        schema_version: radsam::job::SCHEMA_VERSION,
+        job_id: format!("cli-{}", std::process::id()),
+        correlation_id: None,
+        volume_uri: volume.display().to_string(),
+        series_instance_uid: args.series_uid.clone(),
+        model_version: None,
+        priority: 0,
+        targets: vec![Target {
+            label: args.target_name.clone(),
+            initial_prompt: InitialPrompt { slice, points: args.points.iter().map(|p| parse_point(p)).collect::<Result<_>>()?, bbox },
+            boundaries: Boundaries { top: *top, bottom: *bottom },
+            correction_clicks: clicks,
+            reference_mask_uri: args.reference.as_ref().map(|p| p.display().to_string()),
+            reference_label: Some(args.reference_label),
+            carry: Some(carry),
+        }],
+    };
+    job.validate().map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    Ok(job)
 }
 
-impl Staging {
-    fn new(target: &Path) -> Result<Self> {
-        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let dir = target.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self { dir, target: target.to_path_buf(), published: false })
-    }
-
-    fn publish(mut self) -> Result<()> {
-        std::fs::create_dir_all(&self.target).with_context(|| format!("creating {}", self.target.display()))?;
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let dest = self.target.join(entry.file_name());
-            if dest.is_dir() {
-                std::fs::remove_dir_all(&dest)?;
-            }
-            std::fs::rename(entry.path(), &dest).with_context(|| format!("moving into {}", self.target.display()))?;
-        }
-        self.published = true;
-        std::fs::remove_dir(&self.dir)?;
-        Ok(())
-    }
+/// "name@sha256:<first 16 hex digits of the weights' SHA-256>": which weights made a result.
+fn model_version(name: &str, weights: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(weights)?, &mut hasher)?;
+    let digest = hasher.finalize();
+    Ok(format!("{name}@sha256:{}", digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+fn segment(args: SegmentArgs) -> Result<()> {
+    let job = match &args.job {
+        Some(path) => radsam::job::read_job(path).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
+        None => job_from_flags(&args)?,
+    };
+    let mut model_args = ModelArgs { model: args.model.model.clone(), weights: args.model.weights.clone(), device: args.model.device.clone(), threads: args.model.threads };
+    if let Some(m) = &job.model_version {
+        model_args.model = m.clone();
     }
+    let sam = load_model(&model_args)?;
+    let weights = model_args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&model_args.model));
+    let version = model_version(&sam.config.name, &weights)?;
+    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels }, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
+    let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
+    let result = radsam::job::process(&job, &sam, &version, &staging.dir, &opts, &mut |stage, done, total| {
+        bar.set_message(stage.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let result = result.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    staging.publish().with_context(|| format!("moving outputs into {}", args.out.display()))?;
+    for t in &result.targets {
+        let dice = t.dice.map(|d| format!(", Dice {d:.3} vs reference")).unwrap_or_default();
+        let stops = if t.stops.is_empty() { String::new() } else { format!(", stopped early at empty slice(s) {:?}", t.stops.iter().map(|s| s.empty_slice).collect::<Vec<_>>()) };
+        eprintln!("{}: {} voxels, {:.1} mL, slices {}..={}{dice}{stops}", t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1);
+    }
+    eprintln!("{} slices encoded in {:.1} s; total {:.1} s; wrote {}/{{{}}}", result.encoded_slices, result.encode_seconds, result.total_seconds, args.out.display(), result.outputs.join(", "));
+    Ok(())
 }
 
 fn median_ms(mut v: Vec<f64>) -> f64 {
@@ -442,6 +551,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(a) => predict(a),
+        Command::Segment(a) => segment(a),
         Command::BenchModel(a) => bench_model(a),
     };
     if let Err(e) = result {

@@ -8,12 +8,16 @@
 //! prompt as points.
 //!
 //! When a slice's mask comes out empty, propagation in that direction stops there: the object has
-//! ended (or was lost), every further slice in that direction stays empty, and the stop is
-//! reported (`stops`). A correction click refines its slice from that slice's current mask plus
-//! all clicks on the slice, then re-propagates outward from it in both directions, again with the
-//! clicks stored on each slice it passes. The result depends only on the initial prompt and the
-//! sequence of clicks, so a stateless worker replaying a job's clicks in order gets the mask of
-//! the interactive session.
+//! ended (or was lost), the further slices in that direction stay empty, and the stop is reported
+//! (`stops`).
+//!
+//! Editing. The prompted slice and every clicked slice are *anchors*: they hold the user's own
+//! input. A correction click refines its slice from that slice's current result in the carry's
+//! form (the mask, or its box) plus all clicks on the slice, then re-propagates outward from it in
+//! both directions up to the next anchor (exclusive) or the boundary, with the clicks stored on
+//! each slice it passes. Slices beyond an anchor derive from that anchor and are unchanged. The
+//! result depends only on the initial prompt and the sequence of clicks, so a stateless worker
+//! replaying a job's clicks in order gets the mask of the interactive session.
 
 use super::session::VolumeSession;
 use super::slice_level::{choose, prompt_batch, MaskChoice};
@@ -55,11 +59,6 @@ pub struct SliceState {
     pub chosen: i64,
 }
 
-/// Is `slice` at or beyond `from` in `direction`?
-fn beyond(slice: usize, from: usize, direction: i8) -> bool {
-    if direction > 0 { slice >= from } else { slice <= from }
-}
-
 pub struct Segmenter<'s, 'a> {
     session: &'s VolumeSession<'a>,
     carry: Carry,
@@ -68,6 +67,8 @@ pub struct Segmenter<'s, 'a> {
     reference: Option<&'s [u8]>,
     states: BTreeMap<usize, SliceState>,
     clicks: BTreeMap<usize, Vec<Point>>,
+    /// The prompted slice and the clicked slices: propagation never overwrites them.
+    anchors: std::collections::BTreeSet<usize>,
     stops: Vec<Stop>,
     started: bool,
     pub decode_seconds: f64,
@@ -76,7 +77,7 @@ pub struct Segmenter<'s, 'a> {
 
 impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
-        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
     }
 
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
@@ -99,9 +100,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice, source })?;
         self.states.clear();
         self.stops.clear();
-        let mut prompt = prompt.clone();
-        prompt.points.extend(self.clicks.get(&slice).into_iter().flatten());
-        let state = self.decode(slice, &prompt, None);
+        self.clicks.clear();
+        self.anchors = [slice].into();
+        let state = self.decode(slice, prompt, None);
         self.states.insert(slice, state);
         self.started = true;
         self.propagate(slice, 1);
@@ -136,8 +137,16 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let as_prompt = SlicePrompt { points: vec![click.point()], ..Default::default() };
         as_prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice: click.slice, source })?;
         self.clicks.entry(click.slice).or_default().push(click.point());
-        let prompt = SlicePrompt { points: self.clicks[&click.slice].clone(), ..Default::default() };
-        let previous = self.states.get(&click.slice).map(|s| s.low_res.shallow_clone());
+        self.anchors.insert(click.slice);
+        // The slice's current result, in the carry's form, plus all its clicks.
+        let mut prompt = SlicePrompt { points: self.clicks[&click.slice].clone(), ..Default::default() };
+        let mut previous = None;
+        if let Some(state) = self.states.get(&click.slice) {
+            match self.carry {
+                Carry::Mask => previous = Some(state.low_res.shallow_clone()),
+                Carry::Box => prompt.bbox = bounding_box(&state.mask, w),
+            }
+        }
         let state = self.decode(click.slice, &prompt, previous.as_ref());
         self.states.insert(click.slice, state);
         self.propagate(click.slice, 1);
@@ -145,23 +154,30 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         Ok(())
     }
 
-    /// Carries the result of `from` slice by slice in `direction` to the boundary.
+    /// The slices that a propagation from `from` in `direction` may (re)compute: up to the next
+    /// anchor (exclusive) or the boundary.
+    fn reach(&self, from: usize, direction: i8) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut s = from as i64 + direction as i64;
+        while s >= self.session.lo as i64 && s <= self.session.hi as i64 && !self.anchors.contains(&(s as usize)) {
+            out.push(s as usize);
+            s += direction as i64;
+        }
+        out
+    }
+
+    /// Carries the result of `from` slice by slice in `direction`, up to the next anchor or the
+    /// boundary; stops at an empty slice, leaving the rest of that stretch empty.
     fn propagate(&mut self, from: usize, direction: i8) {
-        self.stops.retain(|s| s.direction != direction || !beyond(s.empty_slice, from, direction));
+        let stretch = self.reach(from, direction);
+        self.stops.retain(|s| s.direction != direction || !(s.empty_slice == from || stretch.contains(&s.empty_slice)));
         let mut current = from;
-        loop {
-            let next = current as i64 + direction as i64;
-            if next < self.session.lo as i64 || next > self.session.hi as i64 {
-                return;
-            }
-            let next = next as usize;
+        for (n, &next) in stretch.iter().enumerate() {
             let previous = &self.states[&current];
             if previous.mask.iter().all(|&v| v == 0) {
                 self.stops.push(Stop { direction, empty_slice: current });
-                // Nothing beyond an empty slice: clear what an earlier pass may have left there.
-                let beyond: Vec<usize> = self.states.keys().copied().filter(|&s| s != current && beyond(s, current, direction)).collect();
-                for s in beyond {
-                    self.states.remove(&s);
+                for s in &stretch[n..] {
+                    self.states.remove(s);
                 }
                 return;
             }

@@ -1,0 +1,10 @@
+//! Jobs: the schema (what is asked), the processing function (job -> masks and results), and
+//! staged output writing. The CLI and the queue worker share all three.
+
+mod output;
+mod process;
+mod schema;
+
+pub use output::Staging;
+pub use process::{process, JobResult, ProcessError, ProcessOptions, TargetResult};
+pub use schema::{local_path, read_job, Boundaries, InitialPrompt, Job, JobError, Target, SCHEMA_VERSION};

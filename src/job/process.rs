@@ -1,0 +1,229 @@
+//! The processing function: one job in, masks and results out. It knows nothing of queues: the
+//! CLI (`radsam segment`) and the worker call it with their own transports.
+
+use super::schema::{local_path, Job, JobError, Target};
+use crate::metrics::{dice, volume_ml, voxel_count};
+use crate::model::Sam;
+use crate::prompt::{BoxPrompt, SlicePrompt};
+use crate::segment::{Carry, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
+use crate::volume::{read_dicom_series, resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct ProcessOptions {
+    pub limits: ReadLimits,
+    /// Slices encoded per batch.
+    pub batch: usize,
+    pub choice: MaskChoice,
+    /// Write PNG overlays (initial slice and each clicked slice) into OUT/overlays.
+    pub overlays: bool,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        Self { limits: ReadLimits::default(), batch: 8, choice: MaskChoice::Primary, overlays: false }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("target {label}: {source}")]
+    Segment { label: String, source: SegmentError },
+    #[error("target {label}: the reference has no voxel of label {value}")]
+    EmptyReference { label: String, value: u32 },
+    #[error("cannot write outputs: {0}")]
+    Output(String),
+}
+
+impl ProcessError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Job(e) => e.code(),
+            Self::Volume(e) => e.code(),
+            Self::Segment { source, .. } => source.code(),
+            Self::EmptyReference { .. } => "REFERENCE_EMPTY",
+            Self::Output(_) => "OUTPUT_UNWRITABLE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetResult {
+    pub label: String,
+    pub carry: Carry,
+    pub initial_slice: usize,
+    pub boundaries: (usize, usize),
+    pub voxels: u64,
+    pub volume_ml: f64,
+    /// Dice against the reference mask, when one was given.
+    pub dice: Option<f64>,
+    pub reference_ml: Option<f64>,
+    pub clicks_applied: usize,
+    /// Directions where propagation stopped on an empty slice before the boundary.
+    pub stops: Vec<Stop>,
+    pub decode_seconds: f64,
+    pub mask_file: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    pub job_id: String,
+    pub correlation_id: Option<String>,
+    pub model: String,
+    pub model_version: String,
+    pub volume_uri: String,
+    pub dims: [usize; 3],
+    pub spacing: [f64; 3],
+    pub slice_axis: usize,
+    pub encoded_slices: usize,
+    pub encode_seconds: f64,
+    pub total_seconds: f64,
+    pub targets: Vec<TargetResult>,
+    pub outputs: Vec<String>,
+}
+
+fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
+    let path = local_path(uri)?;
+    Ok(if path.is_dir() { read_dicom_series(&path, series_uid, limits)? } else { Volume::open(&path, limits)? })
+}
+
+/// The target's reference mask on the volume's grid (0/1), if the target has one.
+fn reference_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Result<Option<Vec<u8>>, ProcessError> {
+    let Some(uri) = &target.reference_mask_uri else { return Ok(None) };
+    let labels = open_volume(uri, None, limits)?;
+    let on_grid = if labels.grid == volume.grid && labels.affine == volume.affine { labels.data } else { resample_nearest(&labels, volume, 0.0) };
+    let value = target.reference_label.unwrap_or(1);
+    let mask: Vec<u8> = on_grid.iter().map(|&v| (v.round() as i64 == value as i64) as u8).collect();
+    if voxel_count(&mask) == 0 {
+        return Err(ProcessError::EmptyReference { label: target.label.clone(), value });
+    }
+    Ok(Some(mask))
+}
+
+/// Runs `job` with `sam`, writing its outputs into `out` (an existing, empty folder: the caller
+/// stages and publishes). `progress(stage, done, total)` reports long steps.
+pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &ProcessOptions, progress: &mut dyn FnMut(&str, usize, usize)) -> Result<JobResult, ProcessError> {
+    let t0 = Instant::now();
+    job.validate()?;
+    let volume = open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?;
+    let references = job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
+
+    // One session over the union of the targets' ranges: each slice is encoded once.
+    let count = volume.num_slices();
+    for t in &job.targets {
+        for slice in [t.boundaries.top, t.boundaries.bottom] {
+            if slice >= count {
+                return Err(ProcessError::Segment { label: t.label.clone(), source: SegmentError::BoundaryOutside { slice, count } });
+            }
+        }
+    }
+    let lo = job.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("validated: targets");
+    let hi = job.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("validated: targets");
+    let session = VolumeSession::new(sam, &volume, (lo, hi), opts.batch, &mut |d, n| progress("encoding slices", d, n)).map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
+
+    let mut results = Vec::new();
+    let mut masks = Vec::new();
+    let mut overlay_slices = Vec::new();
+    for (i, (target, reference)) in job.targets.iter().zip(&references).enumerate() {
+        let seg_err = |source| ProcessError::Segment { label: target.label.clone(), source };
+        let (t_lo, t_hi) = (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
+        let carry = target.carry.unwrap_or(Carry::Mask);
+        let mut segmenter = Segmenter::new(&session, carry, opts.choice, reference.as_deref());
+        let prompt = SlicePrompt { points: target.initial_prompt.points.clone(), bbox: target.initial_prompt.bbox.map(|[x0, y0, x1, y1]| BoxPrompt { x0, y0, x1, y1 }), mask: None };
+        let slice = target.initial_prompt.slice;
+        if !(t_lo..=t_hi).contains(&slice) {
+            return Err(seg_err(SegmentError::SliceOutsideBoundaries { slice, lo: t_lo, hi: t_hi }));
+        }
+        segmenter.start(slice, &prompt).map_err(seg_err)?;
+        for (n, click) in target.correction_clicks.iter().enumerate() {
+            if !(t_lo..=t_hi).contains(&click.slice) {
+                return Err(seg_err(SegmentError::SliceOutsideBoundaries { slice: click.slice, lo: t_lo, hi: t_hi }));
+            }
+            segmenter.add_click(*click).map_err(seg_err)?;
+            progress(&format!("{}: correction clicks", target.label), n + 1, target.correction_clicks.len());
+        }
+        // The session spans every target; keep only this target's range.
+        let mut mask = segmenter.mask();
+        for s in (lo..=hi).filter(|s| !(t_lo..=t_hi).contains(s)) {
+            volume.grid.insert(&mut mask, s, &vec![0u8; volume.grid.plane_shape().0 * volume.grid.plane_shape().1]);
+        }
+        let mask_file = format!("{}.nii.gz", target.label);
+        write_mask_nifti(&out.join(&mask_file), &volume, &mask)?;
+        results.push(TargetResult {
+            label: target.label.clone(),
+            carry,
+            initial_slice: slice,
+            boundaries: (t_lo, t_hi),
+            voxels: voxel_count(&mask),
+            volume_ml: volume_ml(&mask, volume.spacing),
+            dice: reference.as_ref().map(|r| dice(&mask, r)),
+            reference_ml: reference.as_ref().map(|r| volume_ml(r, volume.spacing)),
+            clicks_applied: segmenter.clicks(),
+            stops: segmenter.stops().to_vec(),
+            decode_seconds: segmenter.decode_seconds,
+            mask_file,
+        });
+        overlay_slices.push((i, slice, prompt, target.correction_clicks.clone()));
+        masks.push(mask);
+    }
+
+    let mut outputs: Vec<String> = results.iter().map(|r| r.mask_file.clone()).collect();
+    // All targets in one label map: target i has value i + 1 (a later target wins on overlap).
+    let mut labels = vec![0u8; volume.grid.len()];
+    for (i, m) in masks.iter().enumerate() {
+        labels.iter_mut().zip(m).filter(|(_, &v)| v != 0).for_each(|(l, _)| *l = (i + 1).min(255) as u8);
+    }
+    write_mask_nifti(&out.join("labels.nii.gz"), &volume, &labels)?;
+    outputs.push("labels.nii.gz".into());
+    if matches!(volume.source, Source::Dicom(_)) {
+        let segments: Vec<SegmentMask> = job.targets.iter().zip(&masks).map(|(t, m)| SegmentMask { label: t.label.clone(), mask: m }).collect();
+        let meta = SegMeta { algorithm_name: format!("RadSAM {}", sam.config.name), algorithm_version: model_version.chars().take(64).collect(), ..Default::default() };
+        write_dicom_seg(&out.join("seg.dcm"), &volume, &segments, &meta)?;
+        outputs.push("seg.dcm".into());
+    }
+    if opts.overlays {
+        let dir = out.join("overlays");
+        std::fs::create_dir_all(&dir).map_err(|e| ProcessError::Output(e.to_string()))?;
+        for (i, slice, prompt, clicks) in overlay_slices {
+            let label = &job.targets[i].label;
+            let mut shown: Vec<(usize, SlicePrompt)> = vec![(slice, prompt)];
+            shown.extend(clicks.iter().map(|c| (c.slice, SlicePrompt { points: vec![c.point()], ..Default::default() })));
+            for (s, p) in shown {
+                let plane = volume.grid.extract(&masks[i], s);
+                let truth = references[i].as_ref().map(|r| volume.grid.extract(r, s));
+                let mut layers = vec![crate::overlay::OverlayMask { plane: &plane, color: [255, 140, 0] }];
+                if let Some(t) = &truth {
+                    layers.push(crate::overlay::OverlayMask { plane: t, color: [0, 220, 0] });
+                }
+                let path = dir.join(format!("{label}_slice_{s:04}.png"));
+                crate::overlay::render_slice(&volume, s, &layers, Some(&p), &path).map_err(|e| ProcessError::Output(e.to_string()))?;
+            }
+        }
+        outputs.push("overlays/".into());
+    }
+    outputs.push("result.json".into());
+    let result = JobResult {
+        job_id: job.job_id.clone(),
+        correlation_id: job.correlation_id.clone(),
+        model: sam.config.name.clone(),
+        model_version: model_version.to_string(),
+        volume_uri: job.volume_uri.clone(),
+        dims: volume.dims(),
+        spacing: volume.spacing,
+        slice_axis: volume.grid.slice_axis,
+        encoded_slices: hi - lo + 1,
+        encode_seconds: session.encode_seconds,
+        total_seconds: t0.elapsed().as_secs_f64(),
+        targets: results,
+        outputs,
+    };
+    let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;
+    std::fs::write(out.join("result.json"), json).map_err(|e| ProcessError::Output(e.to_string()))?;
+    Ok(result)
+}

@@ -1,0 +1,138 @@
+//! Volume-level prompting, 3D editing and `radsam segment` on the real sample CT.
+
+mod common;
+
+use common::{temp_dir, weights};
+use radsam::metrics::dice;
+use radsam::model::{ModelConfig, Sam};
+use radsam::prompt::{bounding_box, BoxPrompt, Click, SlicePrompt};
+use radsam::segment::{Carry, MaskChoice, SegmentError, Segmenter, VolumeSession};
+use radsam::volume::read_nifti;
+use std::process::Command;
+use tch::Device;
+
+fn data(name: &str) -> std::path::PathBuf {
+    radsam::assets::sample_data_dir().join(name)
+}
+
+#[test]
+fn propagation_editing_and_replay_on_the_liver() {
+    radsam::allocator::keep_freed_memory();
+    let sam = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &weights("lite_medsam"), Device::Cpu).unwrap().0;
+    let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
+    let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
+    let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
+    let (lo, hi, start) = (69, 111, 106); // the liver's true boundaries and largest slice
+    let w = ct.grid.plane_shape().1;
+    let mut progress = Vec::new();
+    let session = VolumeSession::new(&sam, &ct, (hi, lo), 16, &mut |d, n| progress.push((d, n))).unwrap();
+    assert_eq!(progress.last(), Some(&(43, 43)), "boundaries in either order; progress reported");
+    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
+
+    // Box carry with the shipped LiteMedSAM follows the liver over many slices.
+    let mut boxed = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
+    boxed.start(start, &prompt).unwrap();
+    let d_box = dice(&boxed.mask(), &liver);
+    let covered: Vec<usize> = boxed.states().iter().filter(|(_, s)| s.mask.iter().any(|&v| v > 0)).map(|(&k, _)| k).collect();
+    println!("box carry: Dice {d_box:.3}, {} slices, stops {:?}", covered.len(), boxed.stops());
+    assert!(d_box > 0.4, "box carry Dice {d_box}");
+    assert!(covered.len() >= 10, "propagated over {} slices", covered.len());
+    assert!(covered.iter().all(|&k| (lo..=hi).contains(&k)), "never beyond the boundaries");
+    // Every gap in coverage is explained by a reported stop.
+    for stop in boxed.stops() {
+        assert!(boxed.states().get(&stop.empty_slice).is_some_and(|s| s.mask.iter().all(|&v| v == 0)));
+    }
+
+    // Mask carry runs too (the shipped model was not trained on mask prompts: the paper's point).
+    let mut carried = Segmenter::new(&session, Carry::Mask, MaskChoice::BestPredictedIou, None);
+    carried.start(start, &prompt).unwrap();
+    println!("mask carry (shipped LiteMedSAM): Dice {:.3}", dice(&carried.mask(), &liver));
+
+    // Editing: clicks below the initial slice leave the initial slice (an anchor) and everything
+    // above it untouched; replaying the same clicks on a fresh segmenter gives the same mask.
+    let above_before: Vec<Vec<u8>> = (start..=hi).map(|k| boxed.states().get(&k).map(|s| s.mask.clone()).unwrap_or_default()).collect();
+    let clicks = [Click { slice: 100, x: 30.0, y: 50.0, positive: true }, Click { slice: 100, x: 100.0, y: 20.0, positive: false }, Click { slice: 90, x: 35.0, y: 55.0, positive: true }];
+    for c in clicks {
+        boxed.add_click(c).unwrap();
+    }
+    let above_after: Vec<Vec<u8>> = (start..=hi).map(|k| boxed.states().get(&k).map(|s| s.mask.clone()).unwrap_or_default()).collect();
+    assert_eq!(above_before, above_after, "slices beyond the anchor are unchanged");
+    let mut replay = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
+    replay.start(start, &prompt).unwrap();
+    for c in clicks {
+        replay.add_click(c).unwrap();
+    }
+    assert_eq!(replay.mask(), boxed.mask(), "a stateless replay of the clicks equals the interactive session");
+    assert_eq!(replay.clicks(), 3);
+
+    // Bad prompts and clicks: typed errors, nothing changed.
+    let before = boxed.mask();
+    let code = |r: Result<(), SegmentError>| r.unwrap_err().code();
+    assert_eq!(code(boxed.add_click(Click { slice: 50, x: 3.0, y: 3.0, positive: true })), "PROMPT_SLICE_OUTSIDE_BOUNDARIES");
+    assert_eq!(code(boxed.add_click(Click { slice: 100, x: 500.0, y: 3.0, positive: true })), "PROMPT_INVALID");
+    assert_eq!(code(boxed.start(start, &SlicePrompt { bbox: Some(BoxPrompt { x0: 5.0, y0: 5.0, x1: 5.0, y1: 9.0 }), ..Default::default() })), "PROMPT_INVALID");
+    assert_eq!(boxed.mask(), before);
+    let mut fresh = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+    assert_eq!(code(fresh.add_click(clicks[0])), "PROMPT_NOT_STARTED");
+    assert_eq!(code(fresh.start(lo - 1, &prompt)), "PROMPT_SLICE_OUTSIDE_BOUNDARIES");
+    assert!(matches!(VolumeSession::new(&sam, &ct, (100, 112), 8, &mut |_, _| {}), Err(SegmentError::BoundaryOutside { slice: 112, .. })));
+}
+
+#[test]
+fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
+    radsam::allocator::keep_freed_memory();
+    let dir = temp_dir("segment-job");
+    // The liver of the validation scan (DICOM); the reference was written on a flipped grid.
+    let job = serde_json::json!({
+        "schema_version": 1, "job_id": "test-1", "correlation_id": "study-7",
+        "volume_uri": format!("file://{}", data("example_ct_dicom").display()),
+        "targets": [{
+            "label": "liver",
+            "initial_prompt": {"slice": 10, "box": [60, 120, 260, 330]},
+            "boundaries": {"top": 4, "bottom": 16},
+            "correction_clicks": [{"slice": 6, "x": 150, "y": 250, "positive": true}],
+            "reference_mask_uri": data("example_seg_dicom.nii.gz").display().to_string(),
+            "reference_label": 5,
+            "carry": "box"
+        }]
+    });
+    std::fs::write(dir.join("job.json"), job.to_string()).unwrap();
+    let run = |job: &std::path::Path, out: &std::path::Path| Command::new(env!("CARGO_BIN_EXE_radsam")).args(["segment", "--job"]).arg(job).arg("--overlays").arg("--out").arg(out).output().unwrap();
+    let ok = run(&dir.join("job.json"), &dir.join("out"));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("out/result.json")).unwrap()).unwrap();
+    let t = &result["targets"][0];
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+    assert_eq!(result["correlation_id"], "study-7");
+    assert!(result["model_version"].as_str().unwrap().starts_with("lite_medsam@sha256:"));
+    assert_eq!(result["encoded_slices"], 13);
+    assert_eq!(t["clicks_applied"], 1);
+    assert!(t["dice"].as_f64().unwrap() > 0.3, "liver Dice {}", t["dice"]);
+    assert!(t["volume_ml"].as_f64().unwrap() > 50.0);
+    for f in ["liver.nii.gz", "labels.nii.gz", "seg.dcm", "overlays/liver_slice_0010.png", "overlays/liver_slice_0006.png"] {
+        assert!(dir.join("out").join(f).exists(), "{f}");
+    }
+
+    // Bad jobs: a stable code, a non-zero exit, nothing written.
+    for (name, edit, code) in [
+        ("outside", serde_json::json!({"boundaries": {"top": 4, "bottom": 25}}), "PROMPT_BOUNDARY_OUTSIDE"),
+        ("slice", serde_json::json!({"initial_prompt": {"slice": 2, "box": [60, 120, 260, 330]}}), "PROMPT_SLICE_OUTSIDE_BOUNDARIES"),
+        ("box", serde_json::json!({"initial_prompt": {"slice": 10, "box": [60, 120, 60, 330]}}), "PROMPT_INVALID"),
+        ("empty_reference", serde_json::json!({"reference_label": 250}), "REFERENCE_EMPTY"),
+        ("no_prompt", serde_json::json!({"initial_prompt": {"slice": 10}}), "JOB_EMPTY_PROMPT"),
+    ] {
+        let mut bad = job.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            bad["targets"][0][k] = v.clone();
+        }
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let out = dir.join(format!("out-{name}"));
+        let r = run(&path, &out);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && stderr.contains(code), "{name}: expected {code}, got: {stderr}");
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+    let leftovers = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).count();
+    assert_eq!(leftovers, 0, "no staging folders left behind");
+}
