@@ -1,7 +1,8 @@
 # The project's entry points. `make run` and `make test` do all set-up themselves.
 #   make run    - the main job, end to end on the sample CT
 #   make test   - every test (parity fixtures are regenerated first)
-#   make bench  - the model benchmarks of bench/ (writes bench/results/)
+#   make bench  - the model benchmark of bench/ (writes bench/results/model_bench.*)
+#   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
 export RADSAM_CACHE
@@ -12,7 +13,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export CARGO_TARGET_DIR ?= $(RADSAM_CACHE)/target
 CARGO := cargo
 
-.PHONY: setup build run test bench parity-fixtures
+.PHONY: setup build run test bench bench-propagation parity-fixtures
 setup:
 	bash scripts/setup.sh
 
@@ -31,3 +32,6 @@ test: build parity-fixtures
 
 bench: build
 	bash bench/run_model_bench.sh
+
+bench-propagation: build
+	bash bench/run_propagation_bench.sh

@@ -3,6 +3,7 @@
 
 pub mod allocator;
 pub mod assets;
+pub mod evaluate;
 pub mod job;
 pub mod metrics;
 pub mod model;

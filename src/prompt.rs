@@ -130,9 +130,52 @@ pub fn interior_point(mask: &[u8], w: usize) -> Option<Point> {
     (*best.1 > 0).then(|| Point { x: (best.0 % w) as f64, y: (best.0 / w) as f64, positive: true })
 }
 
+/// A simulated correction click, as the paper evaluates editing: a voxel drawn uniformly from the
+/// error region of `prediction` against `truth` (both on `grid`, 0/1) within slices `lo..=hi`;
+/// positive when the voxel was missed, negative when it was wrongly included. None when there is
+/// no error left.
+pub fn simulate_click(prediction: &[u8], truth: &[u8], grid: &crate::volume::Grid, (lo, hi): (usize, usize), rng: &mut crate::rng::SplitMix64) -> Option<Click> {
+    let (rows, cols) = grid.plane_shape();
+    let mut errors = Vec::new();
+    for s in lo..=hi {
+        let (p, t) = (grid.extract(prediction, s), grid.extract(truth, s));
+        for (i, (&a, &b)) in p.iter().zip(&t).enumerate() {
+            if (a != 0) != (b != 0) {
+                errors.push((s, i, b != 0));
+            }
+        }
+    }
+    if errors.is_empty() {
+        return None;
+    }
+    let (slice, i, missed) = errors[rng.below(errors.len())];
+    debug_assert!(i < rows * cols);
+    Some(Click { slice, x: (i % cols) as f64, y: (i / cols) as f64, positive: missed })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simulated_clicks_land_in_the_error_region_with_the_right_sign() {
+        let grid = crate::volume::Grid::new([4, 3, 2], 2);
+        // Slice 0: a 2x2 object in the top-left corner; slice 1: empty.
+        let mut truth = vec![1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0];
+        truth.extend(vec![0u8; 12]);
+        let mut prediction = truth.clone();
+        prediction[0] = 0; // missed voxel (x 0, y 0, slice 0)
+        prediction[12 + 11] = 1; // wrong voxel (x 3, y 2, slice 1)
+        let mut rng = crate::rng::SplitMix64(3);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let c = simulate_click(&prediction, &truth, &grid, (0, 1), &mut rng).unwrap();
+            seen.insert((c.slice, c.x as usize, c.y as usize, c.positive));
+        }
+        assert_eq!(seen, [(0, 0, 0, true), (1, 3, 2, false)].into_iter().collect());
+        assert!(simulate_click(&truth, &truth, &grid, (0, 1), &mut rng).is_none());
+        assert_eq!(simulate_click(&prediction, &truth, &grid, (1, 1), &mut rng).map(|c| c.slice), Some(1), "only within the range");
+    }
 
     #[test]
     fn box_and_interior_point_of_a_rectangle() {

@@ -14,8 +14,8 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ProcessOptions {
     pub limits: ReadLimits,
-    /// Slices encoded per batch.
-    pub batch: usize,
+    /// Slices encoded per batch; None: VolumeSession::default_batch for the model's device.
+    pub batch: Option<usize>,
     pub choice: MaskChoice,
     /// Write PNG overlays (initial slice and each clicked slice) into OUT/overlays.
     pub overlays: bool,
@@ -23,7 +23,7 @@ pub struct ProcessOptions {
 
 impl Default for ProcessOptions {
     fn default() -> Self {
-        Self { limits: ReadLimits::default(), batch: 8, choice: MaskChoice::Primary, overlays: false }
+        Self { limits: ReadLimits::default(), batch: None, choice: MaskChoice::Primary, overlays: false }
     }
 }
 
@@ -125,7 +125,7 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
     }
     let lo = job.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("validated: targets");
     let hi = job.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("validated: targets");
-    let session = VolumeSession::new(sam, &volume, (lo, hi), opts.batch, &mut |d, n| progress("encoding slices", d, n)).map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
+    let session = VolumeSession::new(sam, &volume, (lo, hi), opts.batch.unwrap_or_else(|| VolumeSession::default_batch(sam.device())), &mut |d, n| progress("encoding slices", d, n)).map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
 
     let mut results = Vec::new();
     let mut masks = Vec::new();

@@ -9,6 +9,7 @@ mod config;
 mod layers;
 mod mask_decoder;
 mod prompt_encoder;
+mod thread;
 mod tiny_vit;
 mod transformer;
 mod vit;
@@ -17,6 +18,7 @@ pub use checkpoint::{CheckpointError, LoadReport};
 pub use config::{EncoderConfig, InputNormalization, ModelConfig, MODEL_NAMES, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
 pub use mask_decoder::{MaskPrediction, NUM_MASKS};
 pub use prompt_encoder::PromptBatch;
+pub use thread::{ModelThread, ModelThreadStopped};
 pub use tiny_vit::TinyVitConfig;
 pub use vit::VitConfig;
 

@@ -21,8 +21,8 @@ pub enum SegmentError {
     BoundaryOutside { slice: usize, count: usize },
     #[error("slice {slice} is outside the boundaries {lo}..={hi}")]
     SliceOutsideBoundaries { slice: usize, lo: usize, hi: usize },
-    #[error("invalid prompt on slice {slice}: {source}")]
-    Prompt { slice: usize, source: PromptError },
+    #[error("invalid prompt on slice {slice}: {reason}")]
+    Prompt { slice: usize, reason: PromptError },
     #[error("a correction click needs a segmentation to correct: run the initial prompt first")]
     NotStarted,
 }

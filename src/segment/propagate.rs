@@ -97,7 +97,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn start(&mut self, slice: usize, prompt: &SlicePrompt) -> Result<(), SegmentError> {
         self.check_slice(slice)?;
         let (w, h) = self.plane_size();
-        prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice, source })?;
+        prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice, reason })?;
         self.states.clear();
         self.stops.clear();
         self.clicks.clear();
@@ -115,7 +115,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let (w, h) = self.plane_size();
         for (&slice, prompt) in prompts {
             self.check_slice(slice)?;
-            prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice, source })?;
+            prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice, reason })?;
         }
         self.states.clear();
         self.stops.clear();
@@ -135,7 +135,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.check_slice(click.slice)?;
         let (w, h) = self.plane_size();
         let as_prompt = SlicePrompt { points: vec![click.point()], ..Default::default() };
-        as_prompt.validate(w, h).map_err(|source| SegmentError::Prompt { slice: click.slice, source })?;
+        as_prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice: click.slice, reason })?;
         self.clicks.entry(click.slice).or_default().push(click.point());
         self.anchors.insert(click.slice);
         // The slice's current result, in the carry's form, plus all its clicks.

@@ -23,7 +23,8 @@ pub struct VolumeSession<'a> {
 
 impl<'a> VolumeSession<'a> {
     /// Encodes slices `a..=b` (either order) in batches of `batch`; `progress(done, total)` after
-    /// each batch.
+    /// each batch. On this project's 2-core CPU, batching gains nothing over one slice at a time
+    /// (bench/results/model_bench.md), so [`default_batch`] is 1 there and 8 on a GPU.
     pub fn new(sam: &'a Sam, volume: &'a Volume, (a, b): (usize, usize), batch: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<Self, SegmentError> {
         let count = volume.num_slices();
         for slice in [a, b] {
@@ -36,18 +37,25 @@ impl<'a> VolumeSession<'a> {
         let device = sam.device();
         let store_kind = if device.is_cuda() { Kind::Half } else { Kind::Float };
         let slices: Vec<usize> = (lo..=hi).collect();
-        let mut parts = Vec::new();
+        // One preallocated store, filled batch by batch: no concatenation copy at the end.
+        let e = sam.config.embedding_size();
+        let embeddings = Tensor::empty([slices.len() as i64, 256, e, e], (store_kind, device));
         let mut geometry = None;
+        let mut done = 0;
         for chunk in slices.chunks(batch.max(1)) {
             let hu = volume.slices(chunk).to_device(device);
             let (input, geo) = slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
             geometry = Some(geo);
-            parts.push(sam.encode(&input).to_kind(store_kind));
-            progress(parts.iter().map(|p| p.size()[0] as usize).sum(), slices.len());
+            embeddings.narrow(0, done as i64, chunk.len() as i64).copy_(&sam.encode(&input));
+            done += chunk.len();
+            progress(done, slices.len());
         }
-        let embeddings = Tensor::cat(&parts, 0);
         let _ = embeddings.sum(Kind::Float).double_value(&[]); // wait for the device before timing
         Ok(Self { sam, volume, lo, hi, geometry: geometry.expect("at least one slice"), embeddings, encode_seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    pub fn default_batch(device: tch::Device) -> usize {
+        if device.is_cuda() { 8 } else { 1 }
     }
 
     pub fn contains(&self, slice: usize) -> bool {

@@ -1,0 +1,91 @@
+//! What the commands share: model loading, argument parsing helpers, volume opening.
+
+use anyhow::{bail, Context, Result};
+use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
+use radsam::prompt::Point;
+use radsam::segment::MaskChoice;
+use radsam::volume::{read_dicom_series, ReadLimits, Volume};
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// Model: lite_medsam, mobile_sam, sam_vit_b, sam_vit_l, sam_vit_h, medsam_vit_b.
+    #[arg(long, default_value = "lite_medsam")]
+    pub model: String,
+    /// Safetensors weights; default: the fetched weights of --model in $RADSAM_CACHE.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// cpu, cuda, or auto (cuda when available).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Intra-op threads for libtorch on CPU (default: libtorch's choice).
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+pub fn device(name: &str) -> Result<Device> {
+    Ok(match name {
+        "cpu" => Device::Cpu,
+        "cuda" => {
+            if !tch::Cuda::is_available() {
+                bail!("--device cuda: no CUDA device is available to libtorch");
+            }
+            Device::Cuda(0)
+        }
+        "auto" => Device::cuda_if_available(),
+        other => bail!("--device {other}: expected cpu, cuda or auto"),
+    })
+}
+
+pub fn load_model(args: &ModelArgs) -> Result<Sam> {
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n);
+    }
+    let config = ModelConfig::by_name(&args.model).with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
+    let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
+    if !weights.exists() {
+        bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
+    }
+    let (sam, _) = Sam::load(config, &weights, device(&args.device)?)?;
+    Ok(sam)
+}
+
+pub fn parse_point(s: &str) -> Result<Point> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [x, y, l] = parts.as_slice() else { bail!("--point {s}: expected x,y,pos or x,y,neg") };
+    let positive = match *l {
+        "pos" | "1" | "+" => true,
+        "neg" | "0" | "-" => false,
+        _ => bail!("--point {s}: label must be pos or neg"),
+    };
+    Ok(Point { x: x.trim().parse().context("point x")?, y: y.trim().parse().context("point y")?, positive })
+}
+
+pub fn parse_choice(s: &str) -> Result<MaskChoice> {
+    Ok(match s {
+        "primary" => MaskChoice::Primary,
+        "best-iou" => MaskChoice::BestPredictedIou,
+        i => match i.parse::<i64>() {
+            Ok(i @ 0..=3) => MaskChoice::Index(i),
+            _ => bail!("--mask-choice {s}: expected primary, best-iou or 0..3"),
+        },
+    })
+}
+
+/// The reference mask of `label` on slice k, row-major (y rows, x columns).
+pub fn reference_slice(reference: &Volume, label: u32, k: usize) -> Vec<u8> {
+    reference.grid.extract(&reference.data, k).iter().map(|&v| (v.round() as i64 == label as i64) as u8).collect()
+}
+
+pub fn open_volume(path: &Path, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume> {
+    let v = if path.is_dir() { read_dicom_series(path, series_uid, limits) } else { Volume::open(path, limits) };
+    v.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+}
+
+pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(v)?).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,162 @@
+//! `radsam segment`: whole 3D objects from one prompt plus boundaries (RadSAM propagation) and
+//! correction clicks, from flags or a job file; the processing function does the work.
+
+use crate::common::{load_model, parse_choice, parse_point, ModelArgs};
+use anyhow::{bail, Context, Result};
+use radsam::job::{Job, Staging};
+use radsam::model::ModelThread;
+use radsam::volume::ReadLimits;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct SegmentArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A job file (JSON, the queue's schema; see README). Without it, the flags below make a
+    /// one-target job.
+    #[arg(long, conflicts_with_all = ["volume", "slice"])]
+    job: Option<PathBuf>,
+    /// Input volume: NIfTI file or DICOM series folder.
+    #[arg(long)]
+    volume: Option<PathBuf>,
+    /// With a DICOM folder holding several series: the SeriesInstanceUID to read.
+    #[arg(long)]
+    series_uid: Option<String>,
+    /// Name of the target (output file names, SEG segment label).
+    #[arg(long, default_value = "target")]
+    target_name: String,
+    /// The prompted slice.
+    #[arg(long)]
+    slice: Option<usize>,
+    /// First and last slice of the object (either order), comma separated.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    boundaries: Option<Vec<usize>>,
+    /// Box on the prompted slice: x0,y0,x1,y1.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    r#box: Option<Vec<f64>>,
+    /// Point on the prompted slice: x,y,pos or x,y,neg (repeatable).
+    #[arg(long = "point")]
+    points: Vec<String>,
+    /// Correction click: slice,x,y,pos or slice,x,y,neg (repeatable, applied in order).
+    #[arg(long = "click")]
+    clicks: Vec<String>,
+    /// mask (RadSAM) or box (baseline for SAM / MedSAM).
+    #[arg(long, default_value = "mask")]
+    carry: String,
+    /// Reference label map (NIfTI) for Dice, and the target's value in it.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    reference_label: u32,
+    /// primary, best-iou, or 0..3.
+    #[arg(long, default_value = "primary")]
+    mask_choice: String,
+    /// Slices encoded per batch (default: 1 on CPU, 8 on GPU).
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long, default_value_t = ReadLimits::default().max_voxels)]
+    max_voxels: u64,
+    /// PNG overlays of the prompted and clicked slices into OUT/overlays/.
+    #[arg(long)]
+    overlays: bool,
+    /// Output folder: TARGET.nii.gz per target, labels.nii.gz, seg.dcm (DICOM input), result.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A one-target job from the flags of `radsam segment`.
+fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
+    use radsam::job::{Boundaries, InitialPrompt, Target};
+    let volume = args.volume.as_ref().context("give --job, or --volume with --slice and --boundaries")?;
+    let slice = args.slice.context("--slice: the prompted slice")?;
+    let b = args.boundaries.as_deref().context("--boundaries top,bottom: the object's first and last slice")?;
+    let [top, bottom] = b else { bail!("--boundaries takes two slice indices, got {}", b.len()) };
+    let bbox = match args.r#box.as_deref() {
+        None => None,
+        Some([x0, y0, x1, y1]) => Some([*x0, *y0, *x1, *y1]),
+        Some(other) => bail!("--box takes 4 numbers x0,y0,x1,y1, got {}", other.len()),
+    };
+    let clicks = args
+        .clicks
+        .iter()
+        .map(|c| {
+            let (slice, rest) = c.split_once(',').with_context(|| format!("--click {c}: expected slice,x,y,pos|neg"))?;
+            let p = parse_point(rest)?;
+            Ok(radsam::prompt::Click { slice: slice.trim().parse().with_context(|| format!("--click {c}: slice"))?, x: p.x, y: p.y, positive: p.positive })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let carry = match args.carry.as_str() {
+        "mask" => radsam::segment::Carry::Mask,
+        "box" => radsam::segment::Carry::Box,
+        other => bail!("--carry {other}: expected mask or box"),
+    };
+    let job = Job {
+        schema_version: radsam::job::SCHEMA_VERSION,
+        job_id: format!("cli-{}", std::process::id()),
+        correlation_id: None,
+        volume_uri: volume.display().to_string(),
+        series_instance_uid: args.series_uid.clone(),
+        model_version: None,
+        priority: 0,
+        targets: vec![Target {
+            label: args.target_name.clone(),
+            initial_prompt: InitialPrompt { slice, points: args.points.iter().map(|p| parse_point(p)).collect::<Result<_>>()?, bbox },
+            boundaries: Boundaries { top: *top, bottom: *bottom },
+            correction_clicks: clicks,
+            reference_mask_uri: args.reference.as_ref().map(|p| p.display().to_string()),
+            reference_label: Some(args.reference_label),
+            carry: Some(carry),
+        }],
+    };
+    job.validate().map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    Ok(job)
+}
+
+/// "name@sha256:<first 16 hex digits of the weights' SHA-256>": which weights made a result.
+fn model_version(name: &str, weights: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(weights)?, &mut hasher)?;
+    let digest = hasher.finalize();
+    Ok(format!("{name}@sha256:{}", digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+pub fn segment(args: SegmentArgs) -> Result<()> {
+    let job = match &args.job {
+        Some(path) => radsam::job::read_job(path).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
+        None => job_from_flags(&args)?,
+    };
+    let mut model_args = ModelArgs { model: args.model.model.clone(), weights: args.model.weights.clone(), device: args.model.device.clone(), threads: args.model.threads };
+    if let Some(m) = &job.model_version {
+        model_args.model = m.clone();
+    }
+    let weights = model_args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&model_args.model));
+    if !weights.exists() {
+        bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
+    }
+    let version = model_version(&model_args.model, &weights)?;
+    // The model lives on its own thread; this thread keeps the progress bar going.
+    let model = ModelThread::spawn(move || load_model(&model_args))?;
+    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels }, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
+    let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
+    let (staged, progress_bar) = (staging.dir.clone(), bar.clone());
+    let result = model.run(move |sam| {
+        radsam::job::process(&job, sam, &version, &staged, &opts, &mut |stage, done, total| {
+            progress_bar.set_message(stage.to_string());
+            progress_bar.set_length(total as u64);
+            progress_bar.set_position(done as u64);
+        })
+    })?;
+    bar.finish_and_clear();
+    let result = result.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    staging.publish().with_context(|| format!("moving outputs into {}", args.out.display()))?;
+    for t in &result.targets {
+        let dice = t.dice.map(|d| format!(", Dice {d:.3} vs reference")).unwrap_or_default();
+        let stops = if t.stops.is_empty() { String::new() } else { format!(", stopped early at empty slice(s) {:?}", t.stops.iter().map(|s| s.empty_slice).collect::<Vec<_>>()) };
+        eprintln!("{}: {} voxels, {:.1} mL, slices {}..={}{dice}{stops}", t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1);
+    }
+    eprintln!("{} slices encoded in {:.1} s; total {:.1} s; wrote {}/{{{}}}", result.encoded_slices, result.encode_seconds, result.total_seconds, args.out.display(), result.outputs.join(", "));
+    Ok(())
+}
