@@ -130,6 +130,9 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     if let Some(m) = &job.model_version {
         model_args.model = m.clone();
     }
+    if radsam::model::ModelConfig::by_name(&model_args.model).is_none() {
+        bail!("unknown model `{}`; known: {}", model_args.model, radsam::model::MODEL_NAMES.join(", "));
+    }
     let weights = model_args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&model_args.model));
     if !weights.exists() {
         bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
