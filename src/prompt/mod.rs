@@ -1,6 +1,9 @@
 //! Prompts on one slice, in slice pixel coordinates of the input volume (x = column, y = row;
-//! see volume/mod.rs), and their validation. Simulation of prompts from a reference mask for
-//! checks and benchmarks lives here too.
+//! see volume/grid.rs), and their validation; deterministic prompts derived from a reference
+//! mask and simulated correction clicks for checks and benchmarks. Random training prompts
+//! (paper section 3.3) are in simulate.rs.
+
+pub mod simulate;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,10 +102,9 @@ pub fn bounding_box(mask: &[u8], w: usize) -> Option<BoxPrompt> {
     (x0 != usize::MAX).then(|| BoxPrompt { x0: x0 as f64, y0: y0 as f64, x1: x1 as f64, y1: y1 as f64 })
 }
 
-/// A deterministic point inside a mask: the object pixel deepest inside it (chessboard distance
-/// to the background, outside the slice counting as background), first in row-major order among
-/// equals. None when the mask is empty.
-pub fn interior_point(mask: &[u8], w: usize) -> Option<Point> {
+/// Chessboard distance of every object pixel to the background (outside the slice counting as
+/// background): 1 on the contour, 0 outside the object. Two passes, no allocation but the result.
+pub(crate) fn depth(mask: &[u8], w: usize) -> Vec<u32> {
     let h = mask.len() / w;
     let mut d = vec![0u32; mask.len()];
     // Distance of neighbour (x + dx, y + dy); 0 outside the slice.
@@ -126,6 +128,13 @@ pub fn interior_point(mask: &[u8], w: usize) -> Option<Point> {
             }
         }
     }
+    d
+}
+
+/// A deterministic point inside a mask: the object pixel deepest inside it (chessboard distance
+/// to the background), first in row-major order among equals. None when the mask is empty.
+pub fn interior_point(mask: &[u8], w: usize) -> Option<Point> {
+    let d = depth(mask, w);
     let best = d.iter().enumerate().max_by_key(|(i, &v)| (v, std::cmp::Reverse(*i)))?;
     (*best.1 > 0).then(|| Point { x: (best.0 % w) as f64, y: (best.0 / w) as f64, positive: true })
 }
