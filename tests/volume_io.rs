@@ -167,7 +167,7 @@ fn bad_dicom_series_gets_a_typed_error() {
     assert_eq!(v.dims()[2], 10);
     assert_eq!(code(read_dicom_series(&bad("two_series"), Some("1.2.3"), &limits)), "VOLUME_SERIES_NOT_FOUND");
     assert_eq!(code(read_dicom_series(&dicom_dir(), None, &ReadLimits { max_voxels: 1 << 20 })), "VOLUME_TOO_LARGE");
-    assert_eq!(code(Volume::open(&Path::new("/nonexistent/series"), &limits)), "VOLUME_NOT_FOUND");
+    assert_eq!(code(Volume::open(Path::new("/nonexistent/series"), None, &limits)), "VOLUME_NOT_FOUND");
 }
 
 /// Inputs that the dicom_series fuzz target found, one folder each (tests/data/fuzz_regressions):

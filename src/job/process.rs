@@ -6,7 +6,7 @@ use crate::metrics::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{Carry, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
-use crate::volume::{read_dicom_series, resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError};
+use crate::volume::{resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -90,7 +90,7 @@ pub struct JobResult {
 
 fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
     let path = local_path(uri)?;
-    Ok(if path.is_dir() { read_dicom_series(&path, series_uid, limits)? } else { Volume::open(&path, limits)? })
+    Ok(Volume::open(&path, series_uid, limits)?)
 }
 
 /// The target's reference mask on the volume's grid (0/1), if the target has one.

@@ -52,10 +52,11 @@ impl Volume {
         Self { data, grid: Grid::new(dims, superior_inferior_axis(&affine)), spacing, affine, source: Source::Synthetic }
     }
 
-    /// Reads a NIfTI file (.nii, .nii.gz) or a folder of DICOM files (one CT series).
-    pub fn open(path: &Path, limits: &ReadLimits) -> Result<Self, VolumeError> {
+    /// Reads a NIfTI file (.nii, .nii.gz) or a folder of DICOM files (one CT series; with several
+    /// series in the folder, `series_uid` chooses one).
+    pub fn open(path: &Path, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Self, VolumeError> {
         if path.is_dir() {
-            read_dicom_series(path, None, limits)
+            read_dicom_series(path, series_uid, limits)
         } else {
             read_nifti_with_limits(path, limits)
         }

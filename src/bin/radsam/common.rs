@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
 use radsam::prompt::Point;
 use radsam::segment::MaskChoice;
-use radsam::volume::{read_dicom_series, ReadLimits, Volume};
+use radsam::volume::{ReadLimits, Volume};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -79,8 +79,7 @@ pub fn reference_slice(reference: &Volume, label: u32, k: usize) -> Vec<u8> {
 }
 
 pub fn open_volume(path: &Path, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume> {
-    let v = if path.is_dir() { read_dicom_series(path, series_uid, limits) } else { Volume::open(path, limits) };
-    v.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+    Volume::open(path, series_uid, limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
 }
 
 pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
