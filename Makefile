@@ -3,6 +3,8 @@
 #   make test   - every test (parity fixtures are regenerated first)
 #   make bench  - the model benchmark of bench/ (writes bench/results/model_bench.*)
 #   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
+#   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
+#   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
 export RADSAM_CACHE
@@ -13,12 +15,12 @@ export PATH := $(VENV)/bin:$(PATH)
 export CARGO_TARGET_DIR ?= $(RADSAM_CACHE)/target
 CARGO := cargo
 
-.PHONY: setup build run test bench bench-propagation parity-fixtures
+.PHONY: setup build run test bench bench-propagation parity-fixtures train-radsam bench-radsam
 setup:
 	bash scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release
+	$(CARGO) build --release --workspace
 
 run: build
 	bash scripts/run_sample.sh
@@ -28,10 +30,16 @@ parity-fixtures: setup
 	$(PYTHON) scripts/volume_reference.py
 
 test: build parity-fixtures
-	$(CARGO) test --release -- --test-threads=1
+	$(CARGO) test --release --workspace -- --test-threads=1
 
 bench: build
 	bash bench/run_model_bench.sh
 
 bench-propagation: build
 	bash bench/run_propagation_bench.sh
+
+train-radsam: build
+	bash bench/train_radsam.sh
+
+bench-radsam: build
+	bash bench/run_radsam_validation.sh

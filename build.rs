@@ -5,7 +5,7 @@
 //!   the linker drops it and CUDA is never available (see ../shared/gpu.md).
 use std::process::Command;
 
-fn main() {
+pub fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
     println!("cargo:rerun-if-env-changed=PATH");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());

@@ -11,9 +11,22 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("radsam")
 }
 
-/// Converted safetensors weights of a named model (`lite_medsam`, `mobile_sam`).
+/// Safetensors weights of a named model: the project's own RadSAM weights (`radsam*`) from the
+/// repository's models/ (or `$RADSAM_MODELS`), the fetched and converted ones (`lite_medsam`,
+/// `mobile_sam`) from the cache.
 pub fn weights_path(model: &str) -> PathBuf {
+    if model.starts_with("radsam") {
+        return models_dir().join(format!("{model}.safetensors"));
+    }
     cache_dir().join("weights").join(format!("{model}.safetensors"))
+}
+
+/// The project's trained weights: `$RADSAM_MODELS`, else models/ of the source tree.
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("RADSAM_MODELS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")),
+    }
 }
 
 /// The sample CT data of TotalSegmentator's test files (`example_ct.nii.gz`, ...).

@@ -19,6 +19,10 @@ pub enum CheckpointError {
     ShapeMismatch { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
     #[error("checkpoint {path}: tensor `{name}` has dtype {found:?}, expected a floating-point tensor")]
     BadDtype { path: PathBuf, name: String, found: Kind },
+    #[error("fine-tuned checkpoint {path}: its base checkpoint {base} is missing: run `make setup`")]
+    BaseMissing { path: PathBuf, base: PathBuf },
+    #[error("fine-tuned checkpoint {path}: base {base} has SHA-256 {found}, the file was trained from {expected}")]
+    BaseMismatch { path: PathBuf, base: PathBuf, expected: String, found: String },
     #[error("checkpoint {path}: tensor `{name}` (shape {found:?}) is not used by this model; wrong model for this file?")]
     Unexpected { path: PathBuf, name: String, found: Vec<i64> },
 }

@@ -33,7 +33,7 @@ pub struct ModelConfig {
 }
 
 /// Names accepted by [`ModelConfig::by_name`].
-pub const MODEL_NAMES: &[&str] = &["lite_medsam", "mobile_sam", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b"];
+pub const MODEL_NAMES: &[&str] = &["radsam", "lite_medsam", "mobile_sam", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b"];
 
 impl ModelConfig {
     pub fn by_name(name: &str) -> Option<Self> {
@@ -49,7 +49,8 @@ impl ModelConfig {
             })
         };
         let (encoder, image_size, normalization) = match name {
-            "lite_medsam" => (tiny(256, false, false), 256, InputNormalization::UnitRange),
+            // RadSAM as trained by this project (trainer/): LiteMedSAM's architecture, fine-tuned.
+            "lite_medsam" | "radsam" => (tiny(256, false, false), 256, InputNormalization::UnitRange),
             "mobile_sam" => (tiny(1024, true, true), 1024, InputNormalization::SamPixel),
             "sam_vit_b" => (EncoderConfig::Vit(VitConfig::vit_b()), 1024, InputNormalization::SamPixel),
             "sam_vit_l" => (EncoderConfig::Vit(VitConfig::vit_l()), 1024, InputNormalization::SamPixel),

@@ -62,6 +62,12 @@ impl Conv2dBn {
         self.fused = Some((weight, bias));
     }
 
+    /// Back to the unfolded convolution + batch norm (frozen statistics), so that gradients reach
+    /// the checkpoint's own parameters when the encoder is trained.
+    pub fn unfuse(&mut self) {
+        self.fused = None;
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         match &self.fused {
             Some((w, b)) => x.conv2d(w, Some(b), [self.stride, self.stride], [self.padding, self.padding], [1, 1], self.groups),

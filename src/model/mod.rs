@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod config;
+pub mod finetuned;
 mod layers;
 mod mask_decoder;
 mod prompt_encoder;
@@ -60,10 +61,21 @@ impl Sam {
         sam
     }
 
-    /// Builds the model and loads a safetensors checkpoint strictly (see [`CheckpointError`]).
+    /// Builds the model and loads a safetensors checkpoint strictly (see [`CheckpointError`]). A
+    /// fine-tuned file (see [`finetuned`]) loads its base checkpoint first, then its own tensors.
     pub fn load(config: ModelConfig, weights: &Path, device: Device) -> Result<(Self, LoadReport), CheckpointError> {
         let mut sam = Self::new(config, device);
-        let report = checkpoint::load_strict(&mut sam.vs, weights)?;
+        let metadata = finetuned::read_metadata(weights)?;
+        let report = match metadata.get(finetuned::META_BASE_MODEL) {
+            Some(base) => {
+                let base_path = crate::assets::weights_path(base);
+                finetuned::base_of(weights, &metadata, &base_path)?;
+                let report = checkpoint::load_strict(&mut sam.vs, &base_path)?;
+                finetuned::apply(&mut sam.vs, weights)?;
+                report
+            }
+            None => checkpoint::load_strict(&mut sam.vs, weights)?,
+        };
         sam.prepare_inference();
         Ok((sam, report))
     }
@@ -103,6 +115,48 @@ impl Sam {
             ImageEncoder::TinyVit(t) => t.forward(images),
             ImageEncoder::Vit(v) => v.forward(images),
         }
+    }
+
+    /// Training: chooses the variables that learn and returns them by name. Only the prompt encoder
+    /// and the mask decoder learn unless `encoder` is set; the Fourier position matrix never does
+    /// (it is a fixed buffer in SAM). A trained encoder runs unfused, its batch norms in inference
+    /// mode with their checkpoint statistics (the usual choice for small-batch fine-tuning).
+    pub fn set_trainable(&mut self, encoder: bool) -> Vec<(String, Tensor)> {
+        self.vs.freeze();
+        if encoder {
+            if let ImageEncoder::TinyVit(t) = &mut self.image_encoder {
+                t.unfuse();
+            }
+        }
+        let mut out: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| {
+                let part = name.starts_with("prompt_encoder.") || name.starts_with("mask_decoder.") || (encoder && name.starts_with("image_encoder."));
+                let buffer = name.ends_with("positional_encoding_gaussian_matrix") || name.ends_with("running_mean") || name.ends_with("running_var");
+                part && !buffer
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, t) in out.iter_mut() {
+            let _ = t.set_requires_grad(true);
+        }
+        out
+    }
+
+    /// `encode` with gradients, for training the encoder (after `set_trainable(true)`).
+    pub fn encode_train(&self, images: &Tensor) -> Tensor {
+        match &self.image_encoder {
+            ImageEncoder::TinyVit(t) => t.forward(images),
+            ImageEncoder::Vit(v) => v.forward(images),
+        }
+    }
+
+    /// `decode` with gradients, for training.
+    pub fn decode_train(&self, embeddings: &Tensor, prompts: &PromptBatch) -> MaskPrediction {
+        let (sparse, dense) = self.prompt_encoder.forward(prompts);
+        self.mask_decoder.forward(embeddings, &self.dense_pe, &sparse, &dense)
     }
 
     /// All four masks and their IoU predictions for B prompts. `embeddings` is (B, 256, E, E), one

@@ -306,6 +306,27 @@ impl TinyVit {
         }
     }
 
+    /// Leaves the fast path, for training: unfolded batch norms, biases gathered on every pass.
+    pub fn unfuse(&mut self) {
+        for c in self.patch_embed.iter_mut() {
+            c.unfuse();
+        }
+        for stage in self.stages.iter_mut() {
+            match &mut stage.blocks {
+                Blocks::Conv(blocks) => blocks.iter_mut().flat_map(|b| b.convs_mut()).for_each(|c| c.unfuse()),
+                Blocks::Attention(blocks) => {
+                    for b in blocks.iter_mut() {
+                        b.local_conv.unfuse();
+                        b.attn.bias_cache = None;
+                    }
+                }
+            }
+            if let Some(ds) = stage.downsample.as_mut() {
+                ds.convs_mut().into_iter().for_each(|c| c.unfuse());
+            }
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let x = self.patch_embed[0].forward(x).gelu("none");
         let mut x = self.patch_embed[1].forward(&x);

@@ -54,6 +54,19 @@ impl<'a> VolumeSession<'a> {
         Ok(Self { sam, volume, lo, hi, geometry: geometry.expect("at least one slice"), embeddings, encode_seconds: t0.elapsed().as_secs_f64() })
     }
 
+    /// The same embeddings, limited to slices `a..=b` (either order) inside this session: an
+    /// object's boundaries within a volume encoded once (no copy, no encoding).
+    pub fn restrict(&self, (a, b): (usize, usize)) -> Result<VolumeSession<'a>, SegmentError> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        for slice in [lo, hi] {
+            if !self.contains(slice) {
+                return Err(SegmentError::SliceOutsideBoundaries { slice, lo: self.lo, hi: self.hi });
+            }
+        }
+        let embeddings = self.embeddings.narrow(0, (lo - self.lo) as i64, (hi - lo + 1) as i64);
+        Ok(Self { sam: self.sam, volume: self.volume, lo, hi, geometry: self.geometry, embeddings, encode_seconds: 0.0 })
+    }
+
     pub fn default_batch(device: tch::Device) -> usize {
         if device.is_cuda() { 8 } else { 1 }
     }

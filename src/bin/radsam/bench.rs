@@ -25,9 +25,16 @@ pub struct BenchPropagationArgs {
     click_carry: String,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The timed object: label value, first and last slice (a 100-slice stretch of the colon).
+    /// The volume (NIfTI file or DICOM folder); default: the sample CT (training split).
+    #[arg(long)]
+    volume: Option<PathBuf>,
+    /// Its label map (resampled onto the volume's grid when stored differently).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// The timed object: label value, first and last slice (a 100-slice stretch of the colon);
+    /// `none` skips the timing.
     #[arg(long, value_delimiter = ',', default_value = "20,12,111")]
-    timing: Vec<usize>,
+    timing: Vec<String>,
     /// The PyTorch reference's run of the same timing (JSON and mask .npy of propagation_reference.py).
     #[arg(long, num_args = 2)]
     reference_run: Option<Vec<PathBuf>>,
@@ -139,8 +146,13 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
     use radsam::segment::{Carry, Segmenter, VolumeSession};
     let sam = load_model(&args.model)?;
     let data = radsam::assets::sample_data_dir();
-    let volume = read_nifti(&data.join("example_ct.nii.gz"))?;
-    let labels = read_nifti(&data.join("example_seg_fast_force_split.nii.gz"))?;
+    let volume_path = args.volume.clone().unwrap_or_else(|| data.join("example_ct.nii.gz"));
+    let labels_path = args.labels.clone().unwrap_or_else(|| data.join("example_seg_fast_force_split.nii.gz"));
+    let volume = radsam::volume::Volume::open(&volume_path, None, &Default::default())?;
+    let mut labels = read_nifti(&labels_path)?;
+    if labels.grid != volume.grid || labels.affine != volume.affine {
+        labels.data = radsam::volume::resample_nearest(&labels, &volume, 0.0);
+    }
     let choice = match args.mask_choice.as_str() {
         "best-reference" => MaskChoice::BestReference,
         other => parse_choice(other)?,
@@ -160,9 +172,20 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
         bar.inc(1);
     }
 
+    if args.timing == ["none"] {
+        bar.finish_and_clear();
+        let report = json!({
+            "model": sam.config.name, "volume": volume_path, "labels": labels_path, "threads": tch::get_num_threads(),
+            "mask_choice": args.mask_choice, "click_carry": click_carry, "seed": args.seed, "objects": evaluations,
+        });
+        write_json(&args.out, &report)?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     // The timing: a box-carry propagation over a 100-slice object, as the reference does it.
     bar.set_message("timing");
-    let [value, lo, hi] = args.timing.as_slice() else { bail!("--timing takes value,first,last") };
+    let timing: Vec<usize> = args.timing.iter().map(|v| v.parse()).collect::<Result<_, _>>().context("--timing takes value,first,last or none")?;
+    let [value, lo, hi] = timing.as_slice() else { bail!("--timing takes value,first,last or none") };
     let truth = truth_of(*value as f32);
     let (rows, cols) = volume.grid.plane_shape();
     let per_slice = |s: usize| volume.grid.extract(&truth, s).iter().filter(|&&v| v != 0).count();
@@ -191,6 +214,7 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
         "mask_choice": args.mask_choice,
         "click_carry": click_carry,
         "seed": args.seed,
+        "volume": volume_path, "labels": labels_path,
         "objects": evaluations,
         "timing": {
             "object_label": value, "slices": hi - lo + 1, "prompted_slice": start,

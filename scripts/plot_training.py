@@ -1,0 +1,54 @@
+"""Loss and validation curves of a radsam-trainer run, as one PNG.
+
+Usage: python scripts/plot_training.py RUN/log.jsonl OUT.png
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+steps, losses, dice = [], [], []
+val = []
+with open(sys.argv[1]) as f:
+    for line in f:
+        row = json.loads(line)
+        if "validation" in row:
+            val.append((row["step"], row["validation"]["mean"]))
+        else:
+            steps.append(row["step"])
+            losses.append(row["loss"])
+            dice.append(row["train_dice"])
+
+
+def smooth(v, k=25):
+    out, acc = [], []
+    for x in v:
+        acc.append(x)
+        if len(acc) > k:
+            acc.pop(0)
+        out.append(sum(acc) / len(acc))
+    return out
+
+
+fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+a.plot(steps, losses, color="#bbbbbb", lw=0.7, label="loss per step")
+a.plot(steps, smooth(losses), color="#1f77b4", lw=2, label="loss, mean of 25 steps")
+a.set_xlabel("step")
+a.set_ylabel("Dice + BCE (primary + best secondary) + IoU MSE")
+a.set_title("Training loss")
+a.grid(alpha=0.3)
+a.legend()
+if val:
+    for key, style in [("volume box/mask carry", "-o"), ("volume box/box carry", "--s"), ("slice box", ":^"), ("slice point", ":v")]:
+        b.plot([s for s, _ in val], [m[key] for _, m in val], style, label=key)
+    b.set_xlabel("step (validation after each epoch; step 0 = base model)")
+    b.set_ylabel("mean Dice (%)")
+    b.set_title("Validation Dice (validation CT, whole volumes)")
+    b.grid(alpha=0.3)
+    b.legend()
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=110)
+print(f"{len(steps)} steps, {len(val)} validations -> {sys.argv[2]}")

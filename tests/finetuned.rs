@@ -1,0 +1,76 @@
+//! Fine-tuned checkpoints (the form the project's RadSAM weights ship in): the base checkpoint named
+//! in the file is loaded first, then the file's tensors; a different base, a foreign tensor or a
+//! wrong shape is refused; the committed RadSAM weights load under the model name `radsam`.
+
+mod common;
+
+use radsam::model::{finetuned, CheckpointError, ModelConfig, Sam};
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+fn lite() -> ModelConfig {
+    ModelConfig::by_name("lite_medsam").unwrap()
+}
+
+fn meta(sha: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(finetuned::META_BASE_MODEL.to_string(), "lite_medsam".to_string()), (finetuned::META_BASE_SHA256.to_string(), sha.to_string())])
+}
+
+#[test]
+fn a_finetuned_file_loads_on_top_of_its_base() {
+    let base = common::weights("lite_medsam");
+    let sha = finetuned::sha256_hex(&base).unwrap();
+    let dir = common::temp_dir("finetuned");
+    let name = "mask_decoder.iou_token.weight";
+    let changed = Tensor::full([1, 256], 0.25, (Kind::Float, Device::Cpu));
+    let path = dir.join("tuned.safetensors");
+    finetuned::write(&path, &[(name.to_string(), changed.shallow_clone())], &meta(&sha)).unwrap();
+    assert_eq!(finetuned::read_metadata(&path).unwrap()[finetuned::META_BASE_MODEL], "lite_medsam");
+
+    let (plain, _) = Sam::load(lite(), &base, Device::Cpu).unwrap();
+    let (tuned, report) = Sam::load(lite(), &path, Device::Cpu).unwrap();
+    assert_eq!(report.tensors_loaded, plain.var_store().variables().len(), "the whole base was loaded");
+    let (pv, tv) = (plain.var_store().variables(), tuned.var_store().variables());
+    assert_eq!((&tv[name] - &changed).abs().max().double_value(&[]), 0.0, "0.25 is exact in half precision");
+    for (n, t) in &pv {
+        if n != name {
+            assert_eq!((t - &tv[n]).abs().max().double_value(&[]), 0.0, "{n} is the base's");
+        }
+    }
+
+    // Another base (a different SHA-256), a tensor the model lacks, a wrong shape: refused.
+    finetuned::write(&path, &[(name.to_string(), changed.shallow_clone())], &meta(&"0".repeat(64))).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::BaseMismatch { .. })));
+    finetuned::write(&path, &[("mask_decoder.nonsense".to_string(), changed.shallow_clone())], &meta(&sha)).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unexpected { .. })));
+    finetuned::write(&path, &[(name.to_string(), Tensor::zeros([2, 256], (Kind::Float, Device::Cpu)))], &meta(&sha)).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::ShapeMismatch { .. })));
+    // A base that is not there.
+    let mut m = meta(&sha);
+    m.insert(finetuned::META_BASE_MODEL.to_string(), "no_such_model".to_string());
+    finetuned::write(&path, &[(name.to_string(), changed)], &m).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::BaseMissing { .. })));
+    // A truncated file.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unreadable { .. })));
+    std::fs::write(&path, [255u8; 16]).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unreadable { .. })));
+}
+
+#[test]
+fn the_committed_radsam_weights_load_by_name() {
+    let path = radsam::assets::weights_path("radsam");
+    assert!(path.exists(), "models/radsam.safetensors is committed");
+    let meta = finetuned::read_metadata(&path).unwrap();
+    assert_eq!(meta[finetuned::META_BASE_MODEL], "lite_medsam");
+    assert!(meta.contains_key("radsam.training_settings"));
+    let (radsam, _) = Sam::load(ModelConfig::by_name("radsam").unwrap(), &path, Device::Cpu).unwrap();
+    let (lite, _) = Sam::load(lite(), &common::weights("lite_medsam"), Device::Cpu).unwrap();
+    let (r, l) = (radsam.var_store().variables(), lite.var_store().variables());
+    let diff = |n: &str| (&r[n] - &l[n]).abs().max().double_value(&[]);
+    assert!(diff("prompt_encoder.mask_downscaling.0.weight") > 0.0, "the mask-prompt path was trained");
+    assert_eq!(diff("image_encoder.neck.0.weight"), 0.0, "the encoder is LiteMedSAM's");
+    // Files of half-precision tensors, a few MB: fit to commit.
+    assert!(std::fs::metadata(&path).unwrap().len() < 16 << 20);
+}

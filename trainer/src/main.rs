@@ -1,0 +1,245 @@
+//! `radsam-trainer train`: the RadSAM training recipe on labelled CT folders, explicit pairs and
+//! synthetic phantoms. See trainer/README.md.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
+use radsam::volume::phantom::{generate, PhantomConfig};
+use radsam::volume::ReadLimits;
+use radsam_trainer::augment::Augmentation;
+use radsam_trainer::dataset::{self, LabeledVolume, Pair};
+use radsam_trainer::examples::{self, ExampleSettings};
+use radsam_trainer::prompts::PromptMix;
+use radsam_trainer::recipe::{TrainSettings, Trainer};
+use radsam_trainer::validation::ValidationSet;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "radsam-trainer", about = "RadSAM training (paper section 3.3)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fine-tune a SAM-family model with the RadSAM recipe; resumes when --run-dir has a checkpoint.
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Dataset folders (nnU-Net/AMOS imagesTr+labelsTr, or TotalSegmentator cases). Repeatable.
+    #[arg(long)]
+    data: Vec<PathBuf>,
+    /// Explicit training pairs IMAGE=LABELS (NIfTI file or DICOM folder = NIfTI label map). Repeatable.
+    #[arg(long)]
+    pair: Vec<String>,
+    /// Synthetic abdominal phantoms added to the training data.
+    #[arg(long, default_value_t = 0)]
+    phantoms: usize,
+    /// Validation folders / pairs (whole volumes, never trained on).
+    #[arg(long)]
+    val_data: Vec<PathBuf>,
+    #[arg(long)]
+    val_pair: Vec<String>,
+    /// Without validation data: this fraction of the training volumes (at least one, the last in
+    /// name order) is held out for validation. The split is by volume, never by slice.
+    #[arg(long, default_value_t = 0.0)]
+    val_fraction: f64,
+    /// Class names by id for label maps without a dataset.json: a JSON object {"1": "spleen", ...}.
+    #[arg(long)]
+    label_names: Option<PathBuf>,
+    /// Train only on these classes (names); default all.
+    #[arg(long, value_delimiter = ',')]
+    classes: Vec<String>,
+    /// Validate only on these classes (names); default every class of >= --val-min-voxels.
+    #[arg(long, value_delimiter = ',')]
+    val_classes: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
+    val_min_voxels: usize,
+    /// Base model (architecture and weights): lite_medsam, mobile_sam, ...
+    #[arg(long, default_value = "lite_medsam")]
+    model: String,
+    /// Base weights; default: the fetched weights of --model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// cpu, cuda, or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    threads: Option<i32>,
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    #[arg(long, default_value_t = 100)]
+    steps_per_epoch: usize,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Edit steps after the first prediction (0..=N per batch, uniformly).
+    #[arg(long, default_value_t = 3)]
+    max_clicks: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 20)]
+    warmup_steps: usize,
+    #[arg(long, default_value_t = 0.05)]
+    final_lr_fraction: f64,
+    /// Views per slice: the original plus N-1 augmented ones.
+    #[arg(long, default_value_t = 3)]
+    views: usize,
+    /// Views per phantom slice (phantoms are many; fewer views keep encoding short).
+    #[arg(long, default_value_t = 1)]
+    phantom_views: usize,
+    #[arg(long, default_value_t = 15)]
+    min_pixels: usize,
+    /// Train the image encoder too (GPU); default: frozen, embeddings cached.
+    #[arg(long)]
+    train_encoder: bool,
+    /// Turn off mixed precision (on by default on a GPU; never on the CPU).
+    #[arg(long)]
+    no_amp: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 25)]
+    checkpoint_every: usize,
+    /// Where the run keeps its config, log, checkpoint and cached embeddings.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// The trained weights (half precision, on top of the base): default <run-dir>/weights.safetensors.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn load_names(path: &Option<PathBuf>) -> Result<BTreeMap<u16, String>> {
+    let Some(path) = path else { return Ok(BTreeMap::new()) };
+    let map: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("{}: unreadable", path.display()))?).with_context(|| format!("{}: expected {{\"1\": \"spleen\", ...}}", path.display()))?;
+    map.into_iter().map(|(k, v)| Ok((k.parse::<u16>().with_context(|| format!("{}: `{k}` is not a class id", path.display()))?, v))).collect()
+}
+
+fn gather(folders: &[PathBuf], pairs: &[String], names: &BTreeMap<u16, String>) -> Result<Vec<Pair>> {
+    let mut out = Vec::new();
+    for f in folders {
+        out.extend(dataset::discover(f).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?);
+    }
+    for p in pairs {
+        out.push(dataset::parse_pair(p).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?);
+    }
+    for p in out.iter_mut() {
+        if p.names.is_empty() {
+            p.names = names.clone();
+        }
+    }
+    Ok(out)
+}
+
+fn load_all(pairs: &[Pair]) -> Result<Vec<LabeledVolume>> {
+    pairs
+        .iter()
+        .map(|p| {
+            eprintln!("reading {}", p.image.display());
+            dataset::load(p, &ReadLimits::default()).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+        })
+        .collect()
+}
+
+fn phantom_volumes(n: usize, seed: u64) -> Vec<LabeledVolume> {
+    (0..n)
+        .map(|i| {
+            let p = generate(&PhantomConfig::default(), seed.wrapping_add(1000 + i as u64));
+            LabeledVolume {
+                name: format!("phantom-{i}"),
+                volume: p.volume,
+                labels: p.labels.iter().map(|&v| v as u16).collect(),
+                names: p.classes.iter().map(|&(id, n)| (id as u16, format!("phantom {n}"))).collect(),
+            }
+        })
+        .collect()
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n);
+    }
+    radsam::allocator::keep_freed_memory();
+    let names = load_names(&args.label_names)?;
+    let train_pairs = gather(&args.data, &args.pair, &names)?;
+    let val_pairs = gather(&args.val_data, &args.val_pair, &names)?;
+    if train_pairs.is_empty() && args.phantoms == 0 {
+        bail!("no training data: give --data, --pair or --phantoms");
+    }
+    let mut train_cases = load_all(&train_pairs)?;
+    let mut val_cases = load_all(&val_pairs)?;
+    if val_cases.is_empty() && args.val_fraction > 0.0 {
+        if train_cases.len() < 2 {
+            bail!("--val-fraction needs at least two training volumes (the split is by volume)");
+        }
+        let k = ((train_cases.len() as f64 * args.val_fraction).round() as usize).clamp(1, train_cases.len() - 1);
+        val_cases = train_cases.split_off(train_cases.len() - k);
+    }
+    let real_cases = train_cases.len();
+    let phantoms = phantom_volumes(args.phantoms, args.seed);
+
+    let device = match args.device.as_str() {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => tch::Device::Cuda(0),
+        "auto" => tch::Device::cuda_if_available(),
+        d => bail!("--device {d}: expected cpu, cuda or auto"),
+    };
+    let config = ModelConfig::by_name(&args.model).with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
+    let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
+    let (mut sam, _) = Sam::load(config, &weights, device).with_context(|| format!("loading {}", weights.display()))?;
+    let params = sam.set_trainable(args.train_encoder);
+    let n_params: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();
+    eprintln!("{}: {} tensors, {:.2} M parameters learn (encoder {})", args.model, params.len(), n_params as f64 / 1e6, if args.train_encoder { "trained" } else { "frozen" });
+
+    let aug = Augmentation::default();
+    let settings = |views| ExampleSettings { views, min_pixels: args.min_pixels, augmentation: aug, seed: args.seed, classes: args.classes.clone() };
+    let cache = args.run_dir.join("cache");
+    let batch = radsam::segment::VolumeSession::default_batch(device);
+    let frozen = !args.train_encoder;
+    let mut set = examples::build(&sam, &weights, &train_cases, &settings(args.views), frozen, Some(&cache), batch)?;
+    if !phantoms.is_empty() {
+        let extra = examples::build(&sam, &weights, &phantoms, &ExampleSettings { classes: vec![], ..settings(args.phantom_views) }, frozen, Some(&cache), batch)?;
+        set = examples::merge(set, extra, real_cases);
+    }
+    eprintln!("training examples: {} views, {} (slice, object) samples from {} volumes + {} phantoms; validation volumes: {}", set.views.len(), set.samples.len(), real_cases, phantoms.len(), val_cases.len());
+
+    let sam_ref: &Sam = &sam;
+    let mut validation = if val_cases.is_empty() { None } else { Some(ValidationSet::new(sam_ref, &val_cases, args.val_min_voxels, &args.val_classes)?) };
+    if let Some(v) = &validation {
+        eprintln!("validation objects: {}", v.objects.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    let settings = TrainSettings {
+        base_model: args.model.clone(),
+        epochs: args.epochs,
+        steps_per_epoch: args.steps_per_epoch,
+        batch_size: args.batch_size,
+        max_clicks: args.max_clicks,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        warmup_steps: args.warmup_steps,
+        final_lr_fraction: args.final_lr_fraction,
+        train_encoder: args.train_encoder,
+        mixed_precision: !args.no_amp && device.is_cuda(),
+        seed: args.seed,
+        checkpoint_every: args.checkpoint_every,
+        prompt_mix: PromptMix::default(),
+    };
+    let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &weights)?;
+    trainer.run(&set, &mut validation)?;
+    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join("weights.safetensors"));
+    let data: Vec<String> = train_pairs.iter().map(|p| p.image.display().to_string()).collect();
+    let meta = BTreeMap::from([("radsam.training_data".to_string(), serde_json::to_string(&data)?), ("radsam.phantoms".to_string(), args.phantoms.to_string())]);
+    trainer.export(&out, meta)?;
+    eprintln!("weights: {}", out.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train(a) => train(a),
+    }
+}

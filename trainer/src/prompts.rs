@@ -1,0 +1,234 @@
+//! Prompts of a training batch (paper section 3.3) in the model's input frame, and the correction
+//! clicks of edit training.
+//!
+//! The first prompt of a batch is one kind for all its samples (a batch of prompts must share a
+//! shape): a point, a jittered box, or a noisy mask. The noisy mask starts from the slice's own
+//! mask or, half of the time, from a neighbouring slice's mask (what propagation actually hands
+//! over), before the random rotation, scaling, translation and erosion/dilation.
+//!
+//! Clicks are drawn uniformly in the error region of the previous primary mask on the decoder's
+//! low-resolution grid (inside the slice's valid area): a missed pixel gives a positive click, a
+//! false one a negative click. A sample without error gets a padding point (label -1).
+
+use crate::examples::{ExampleSet, SliceView};
+use radsam::model::PromptBatch;
+use radsam::prompt::simulate::{jittered_box, noisy_mask, random_point, MaskNoise};
+use radsam::rng::SplitMix64;
+use radsam::volume::preprocess::{mask_to_prompt, SliceGeometry};
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptKind {
+    Point,
+    Box,
+    Mask,
+}
+
+/// The relative frequency of each first-prompt kind.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct PromptMix {
+    pub point: f64,
+    pub r#box: f64,
+    pub mask: f64,
+}
+
+impl Default for PromptMix {
+    /// Mask prompts are RadSAM's point: half of the batches; points and boxes share the rest.
+    fn default() -> Self {
+        Self { point: 0.25, r#box: 0.25, mask: 0.5 }
+    }
+}
+
+impl PromptMix {
+    pub fn draw(&self, rng: &mut SplitMix64) -> PromptKind {
+        let u = rng.uniform() * (self.point + self.r#box + self.mask);
+        if u < self.point {
+            PromptKind::Point
+        } else if u < self.point + self.r#box {
+            PromptKind::Box
+        } else {
+            PromptKind::Mask
+        }
+    }
+}
+
+/// The samples of one batch, their targets and valid areas on the low-resolution grid.
+pub struct Batch {
+    pub views: Vec<usize>,
+    /// (B, 1, M, M) 0/1.
+    pub targets: Tensor,
+    /// (B, 1, M, M) 1 inside the slice's resized area, 0 on the padding.
+    pub valid: Tensor,
+    pub geometries: Vec<SliceGeometry>,
+    /// Clicks so far, input-frame coordinates and labels (1, 0, or -1 for padding).
+    clicks: Vec<Vec<(f32, f32, i64)>>,
+}
+
+fn low_res(mask: &[u8], geo: &SliceGeometry, m: i64) -> Tensor {
+    mask_to_prompt(&Tensor::from_slice(mask).view([1, geo.h, geo.w]), geo, m)
+}
+
+impl Batch {
+    /// Targets for the sampled (view, object) pairs.
+    pub fn new(set: &ExampleSet, picks: &[(usize, u16)], mask_size: i64, device: Device) -> Self {
+        let mut targets = Vec::new();
+        let mut valid = Vec::new();
+        let mut geometries = Vec::new();
+        for &(v, id) in picks {
+            let view = &set.views[v];
+            let g = view.geometry;
+            targets.push(low_res(&view.mask_of(id), &g, mask_size));
+            valid.push(low_res(&vec![1u8; (g.h * g.w) as usize], &g, mask_size));
+            geometries.push(g);
+        }
+        Self {
+            views: picks.iter().map(|p| p.0).collect(),
+            targets: Tensor::cat(&targets, 0).to_device(device),
+            valid: Tensor::cat(&valid, 0).to_device(device),
+            geometries,
+            clicks: vec![Vec::new(); picks.len()],
+        }
+    }
+
+    /// The first prompt: one `kind` for the whole batch.
+    pub fn first_prompt(&self, set: &ExampleSet, picks: &[(usize, u16)], kind: PromptKind, mask_size: i64, rng: &mut SplitMix64) -> PromptBatch {
+        let device = self.targets.device();
+        let b = picks.len() as i64;
+        match kind {
+            PromptKind::Point => {
+                let mut coords = Vec::new();
+                for &(v, id) in picks {
+                    let view = &set.views[v];
+                    let p = random_point(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
+                    let (x, y) = view.geometry.to_input(p.x, p.y);
+                    coords.extend([x as f32, y as f32]);
+                }
+                let labels = Tensor::ones([b, 1], (Kind::Int64, device));
+                PromptBatch { points: Some((Tensor::from_slice(&coords).view([b, 1, 2]).to_device(device), labels)), ..Default::default() }
+            }
+            PromptKind::Box => {
+                let mut v4 = Vec::new();
+                for &(v, id) in picks {
+                    let view = &set.views[v];
+                    let bx = jittered_box(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
+                    let (x0, y0) = view.geometry.to_input(bx.x0, bx.y0);
+                    let (x1, y1) = view.geometry.to_input(bx.x1, bx.y1);
+                    v4.extend([x0 as f32, y0 as f32, x1 as f32, y1 as f32]);
+                }
+                PromptBatch { boxes: Some(Tensor::from_slice(&v4).view([b, 4]).to_device(device)), ..Default::default() }
+            }
+            PromptKind::Mask => {
+                let masks: Vec<Tensor> = picks.iter().map(|&(v, id)| low_res(&noisy_prompt_mask(&set.views[v], id, rng), &set.views[v].geometry, mask_size)).collect();
+                PromptBatch { masks: Some(Tensor::cat(&masks, 0).to_device(device)), ..Default::default() }
+            }
+        }
+    }
+
+    /// Adds one click per sample in the error region of `previous` ((B, 1, M, M) logits) and returns
+    /// the next step's prompt: the previous binary mask and all clicks so far.
+    pub fn click_prompt(&mut self, previous: &Tensor, rng: &mut SplitMix64) -> PromptBatch {
+        let m = previous.size()[3];
+        let pred = previous.gt(0.0).to_kind(Kind::Float);
+        let error = (&pred - &self.targets).abs() * &self.valid;
+        let error = error.to_device(Device::Cpu).to_kind(Kind::Uint8);
+        let targets = self.targets.to_device(Device::Cpu).to_kind(Kind::Uint8);
+        for (i, clicks) in self.clicks.iter_mut().enumerate() {
+            let e: Vec<u8> = Vec::try_from(error.get(i as i64).flatten(0, -1)).expect("u8");
+            let n = e.iter().filter(|&&v| v != 0).count();
+            if n == 0 {
+                clicks.push((0.0, 0.0, -1));
+                continue;
+            }
+            let k = rng.below(n);
+            let idx = e.iter().enumerate().filter(|(_, &v)| v != 0).nth(k).map(|(i, _)| i).expect("k < n");
+            let (u, v) = ((idx as i64 % m) as f64, (idx as i64 / m) as f64);
+            // Centre of low-res pixel (u, v) in the input frame; the encoder adds the half pixel.
+            let s = self.geometries[i].target as f64 / m as f64;
+            let positive = targets.get(i as i64).get(0).int64_value(&[v as i64, u as i64]) == 1;
+            clicks.push((((u + 0.5) * s - 0.5) as f32, ((v + 0.5) * s - 0.5) as f32, positive as i64));
+        }
+        let b = self.clicks.len() as i64;
+        let n = self.clicks[0].len() as i64;
+        let coords: Vec<f32> = self.clicks.iter().flat_map(|c| c.iter().flat_map(|&(x, y, _)| [x, y])).collect();
+        let labels: Vec<i64> = self.clicks.iter().flat_map(|c| c.iter().map(|&(_, _, l)| l)).collect();
+        let device = self.targets.device();
+        PromptBatch {
+            points: Some((Tensor::from_slice(&coords).view([b, n, 2]).to_device(device), Tensor::from_slice(&labels).view([b, n]).to_device(device))),
+            boxes: None,
+            masks: Some(pred),
+        }
+    }
+}
+
+/// A noisy mask prompt for object `id` on `view` (module docs).
+pub fn noisy_prompt_mask(view: &SliceView, id: u16, rng: &mut SplitMix64) -> Vec<u8> {
+    let w = view.geometry.w as usize;
+    let own = view.mask_of(id);
+    let neighbours: Vec<Vec<u8>> = view.neighbours.iter().flatten().map(|l| l.iter().map(|&v| (v == id) as u8).collect::<Vec<u8>>()).filter(|m| m.iter().any(|&v| v != 0)).collect();
+    let base = if !neighbours.is_empty() && rng.uniform() < 0.5 { neighbours[rng.below(neighbours.len())].clone() } else { own };
+    noisy_mask(&base, w, &MaskNoise::default(), rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_draws_every_kind_in_proportion() {
+        let mix = PromptMix::default();
+        let mut rng = SplitMix64(5);
+        let mut counts = [0usize; 3];
+        for _ in 0..4000 {
+            counts[mix.draw(&mut rng) as usize] += 1;
+        }
+        assert!((800..1200).contains(&counts[0]) && (800..1200).contains(&counts[1]) && (1800..2200).contains(&counts[2]), "{counts:?}");
+    }
+}
+
+#[cfg(test)]
+mod click_tests {
+    use super::*;
+    use crate::examples::{ExampleSet, SliceView, ViewInputs};
+
+    /// A 64x64 slice view (input 256 = low-res grid 256, 4 low-res pixels per slice pixel) with a
+    /// square object.
+    fn set() -> ExampleSet {
+        let (h, w) = (64usize, 64usize);
+        let mut labels = vec![0u16; h * w];
+        for y in 20..40 {
+            for x in 10..30 {
+                labels[y * w + x] = 2;
+            }
+        }
+        let geometry = SliceGeometry::new(h as i64, w as i64, 256);
+        let view = SliceView { case: 0, slice: 0, view: 0, geometry, labels, neighbours: [None, None] };
+        ExampleSet { views: vec![view], samples: vec![(0, 2)], inputs: ViewInputs::Embeddings(Tensor::zeros([1], (Kind::Float, Device::Cpu))), cases: vec!["t".into()] }
+    }
+
+    #[test]
+    fn clicks_fall_in_the_error_region_with_the_right_sign() {
+        let set = set();
+        let picks = [(0usize, 2u16), (0, 2), (0, 2)];
+        let mut batch = Batch::new(&set, &picks, 256, Device::Cpu);
+        let target = batch.targets.shallow_clone();
+        // Sample 0 predicts nothing (only misses), sample 1 everything (only false pixels), sample 2
+        // exactly the target (no error: a padding click).
+        let prev = Tensor::cat(&[-target.get(0).unsqueeze(0).ones_like(), target.get(1).unsqueeze(0).ones_like(), &target.get(2).unsqueeze(0) * 2.0 - 1.0], 0);
+        let mut rng = SplitMix64(11);
+        for step in 1..=3 {
+            let p = batch.click_prompt(&prev, &mut rng);
+            let (coords, labels) = p.points.as_ref().unwrap();
+            assert_eq!(coords.size(), vec![3, step, 2]);
+            let l: Vec<i64> = Vec::try_from(labels.select(1, step - 1)).unwrap();
+            assert_eq!(l, vec![1, 0, -1]);
+            // The positive click lies on the object (low-res pixels 40..120 x 80..160).
+            let (x, y) = (coords.double_value(&[0, step - 1, 0]), coords.double_value(&[0, step - 1, 1]));
+            assert!((40.0..120.0).contains(&x) && (80.0..160.0).contains(&y), "({x}, {y})");
+            let (x, y) = (coords.double_value(&[1, step - 1, 0]), coords.double_value(&[1, step - 1, 1]));
+            assert!(!((40.0..120.0).contains(&x) && (80.0..160.0).contains(&y)), "negative click off the object");
+            // The mask prompt is the previous binary mask.
+            assert_eq!(p.masks.as_ref().unwrap().sum(Kind::Float).double_value(&[]), prev.gt(0.0).sum(Kind::Float).double_value(&[]));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The RadSAM training loop (paper section 3.3): each step draws a batch of (slice, object)
+//! samples, prompts them (point, jittered box or noisy mask), then runs a random number of edit
+//! steps, each feeding the previous binary mask and the clicks so far; the loss of every step is
+//! averaged. AdamW with warm-up and cosine decay; mixed precision on a GPU; a checkpoint every
+//! `checkpoint_every` steps and at each epoch's end, from which a killed run resumes exactly (the
+//! batches of step k depend only on the seed and k); validation Dice after each epoch.
+//!
+//! A run directory holds: `config.json`, `log.jsonl` (one line per step, one per validation),
+//! `checkpoint.safetensors` (weights, AdamW moments, step), and at the end `weights.safetensors`
+//! (the trained tensors in half precision on top of the base checkpoint, see
+//! `radsam::model::finetuned`).
+
+use crate::examples::ExampleSet;
+use crate::loss::radsam_loss;
+use crate::optim::{learning_rate, AdamW, LossScale};
+use crate::prompts::{Batch, PromptMix};
+use crate::validation::{ValidationResult, ValidationSet};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use radsam::model::{finetuned, Sam};
+use radsam::rng::SplitMix64;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Everything that decides the training, saved as config.json. A resumed run must match it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TrainSettings {
+    pub base_model: String,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    pub batch_size: usize,
+    /// Edit steps after the first prediction: 0..=max_clicks, uniformly, per batch.
+    pub max_clicks: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: usize,
+    /// The schedule's final rate as a fraction of the peak.
+    pub final_lr_fraction: f64,
+    pub train_encoder: bool,
+    pub mixed_precision: bool,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    pub prompt_mix: PromptMix,
+}
+
+impl PartialEq for PromptMix {
+    fn eq(&self, o: &Self) -> bool {
+        self.point == o.point && self.r#box == o.r#box && self.mask == o.mask
+    }
+}
+
+#[derive(serde::Serialize)]
+struct StepLine {
+    step: usize,
+    epoch: usize,
+    loss: f64,
+    primary: f64,
+    best_secondary: f64,
+    iou_mse: f64,
+    train_dice: f64,
+    lr: f64,
+    edit_steps: usize,
+    skipped: bool,
+    seconds: f64,
+}
+
+#[derive(serde::Serialize)]
+struct ValidationLine<'a> {
+    epoch: usize,
+    step: usize,
+    validation: &'a ValidationResult,
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+pub struct Trainer<'a> {
+    pub sam: &'a Sam,
+    pub settings: TrainSettings,
+    pub run_dir: PathBuf,
+    pub base_weights: PathBuf,
+    opt: AdamW,
+    scale: LossScale,
+    start_step: usize,
+}
+
+impl<'a> Trainer<'a> {
+    /// `params`: the variables that learn (`Sam::set_trainable`). Resumes from the run directory's
+    /// checkpoint when there is one (and refuses a run directory made with other settings).
+    pub fn new(sam: &'a Sam, params: Vec<(String, Tensor)>, settings: TrainSettings, run_dir: &Path, base_weights: &Path) -> Result<Self> {
+        std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        let config_path = run_dir.join("config.json");
+        if config_path.exists() {
+            let old: TrainSettings = serde_json::from_str(&std::fs::read_to_string(&config_path)?).with_context(|| format!("{}: unreadable", config_path.display()))?;
+            if old != settings {
+                bail!("{}: this run directory was started with other settings; use a new --run-dir (or the same settings to resume)", config_path.display());
+            }
+        } else {
+            write_atomic(&config_path, serde_json::to_string_pretty(&settings)?.as_bytes())?;
+        }
+        let mut opt = AdamW::new(params, settings.weight_decay);
+        let scale = LossScale::new(settings.mixed_precision);
+        let mut start_step = 0;
+        let ckpt = run_dir.join(CHECKPOINT);
+        if ckpt.exists() {
+            let state: HashMap<String, Tensor> = Tensor::read_safetensors(&ckpt).with_context(|| format!("{}: unreadable checkpoint", ckpt.display()))?.into_iter().collect();
+            opt.load_state(&state).map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.display()))?;
+            start_step = opt.step as usize;
+            eprintln!("resuming from {} at step {start_step}", ckpt.display());
+        }
+        // Drop log lines of steps after the checkpoint: they are done again.
+        let log = run_dir.join("log.jsonl");
+        if log.exists() {
+            let kept: Vec<String> = std::fs::read_to_string(&log)?
+                .lines()
+                .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v.get("step").and_then(|s| s.as_u64())).is_some_and(|s| (s as usize) < start_step || (s as usize == start_step && l.contains("\"validation\""))))
+                .map(String::from)
+                .collect();
+            write_atomic(&log, (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes())?;
+        }
+        Ok(Self { sam, settings, run_dir: run_dir.to_path_buf(), base_weights: base_weights.to_path_buf(), opt, scale, start_step })
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.settings.epochs * self.settings.steps_per_epoch
+    }
+
+    fn save_checkpoint(&self) -> Result<()> {
+        let state = self.opt.state();
+        let refs: Vec<(&str, &Tensor)> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let tmp = self.run_dir.join("checkpoint.partial");
+        Tensor::write_safetensors(&refs, &tmp)?;
+        std::fs::rename(&tmp, self.run_dir.join(CHECKPOINT))?;
+        Ok(())
+    }
+
+    /// Trains to the end (or from the checkpoint to the end), validating after every epoch.
+    pub fn run(&mut self, set: &ExampleSet, validation: &mut Option<ValidationSet<'a>>) -> Result<()> {
+        let total = self.total_steps();
+        if set.samples.is_empty() {
+            bail!("no training samples (no slice has an object of at least the minimum size)");
+        }
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.run_dir.join("log.jsonl"))?;
+        let bar = ProgressBar::new(total as u64).with_position(self.start_step as u64);
+        bar.set_style(ProgressStyle::with_template("train [{bar:30}] {pos}/{len} {elapsed} eta {eta} {msg}").unwrap());
+        let m = self.sam.mask_size();
+        let amp = self.settings.mixed_precision && self.sam.device().is_cuda();
+        let mut recent: Vec<f64> = Vec::new();
+        if self.start_step == 0 {
+            if let Some(v) = validation.as_mut() {
+                // Epoch 0: the base model, the curve's starting point.
+                let result = bar.suspend(|| v.run(self.sam, false))?;
+                let summary: Vec<String> = result.mean.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+                bar.suspend(|| eprintln!("base model validation Dice: {}", summary.join(", ")));
+                writeln!(log, "{}", serde_json::to_string(&ValidationLine { epoch: 0, step: 0, validation: &result })?)?;
+            }
+        }
+        for step in self.start_step..total {
+            let t0 = std::time::Instant::now();
+            let epoch = step / self.settings.steps_per_epoch;
+            // The batch of step k depends on (seed, k) only: resuming reproduces the same batches.
+            let mut rng = SplitMix64(self.settings.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let picks: Vec<(usize, u16)> = (0..self.settings.batch_size).map(|_| set.samples[rng.below(set.samples.len())]).collect();
+            let kind = self.settings.prompt_mix.draw(&mut rng);
+            let edit_steps = rng.below(self.settings.max_clicks + 1);
+            let mut batch = Batch::new(set, &picks, m, self.sam.device());
+            let mut prompt = batch.first_prompt(set, &picks, kind, m, &mut rng);
+            self.opt.zero_grad();
+            let (mut loss_sum, mut parts, mut train_dice) = (0.0, [0.0; 3], 0.0);
+            let n_steps = edit_steps + 1;
+            for t in 0..n_steps {
+                // With a trained encoder the embeddings carry gradients; recompute per edit step
+                // (the graph is freed by each backward pass).
+                let embeddings = set.embeddings(self.sam, &batch.views);
+                let pred = tch::autocast(amp, || self.sam.decode_train(&embeddings, &prompt));
+                let l = radsam_loss(&pred.low_res_logits, &pred.iou, &batch.targets);
+                (&l.total * (self.scale.scale / n_steps as f64)).backward();
+                loss_sum += l.total.double_value(&[]) / n_steps as f64;
+                parts[0] += l.primary / n_steps as f64;
+                parts[1] += l.best_secondary / n_steps as f64;
+                parts[2] += l.iou_mse / n_steps as f64;
+                if t == 0 {
+                    train_dice = l.primary_dice;
+                }
+                if t + 1 < n_steps {
+                    let previous = pred.low_res_logits.narrow(1, 0, 1).detach().to_kind(tch::Kind::Float);
+                    prompt = batch.click_prompt(&previous, &mut rng);
+                }
+            }
+            let lr = learning_rate(step, total, self.settings.warmup_steps, self.settings.learning_rate, self.settings.final_lr_fraction);
+            let ok = self.scale.unscale_and_check(&mut self.opt, amp);
+            if ok {
+                self.opt.apply(lr);
+            } else {
+                // A skipped step still counts, so that the step numbering (and resume) stays simple.
+                self.opt.step += 1;
+            }
+            let line = StepLine { step, epoch, loss: loss_sum, primary: parts[0], best_secondary: parts[1], iou_mse: parts[2], train_dice, lr, edit_steps, skipped: !ok, seconds: t0.elapsed().as_secs_f64() };
+            writeln!(log, "{}", serde_json::to_string(&line)?)?;
+            recent.push(loss_sum);
+            if recent.len() > 20 {
+                recent.remove(0);
+            }
+            let message = format!("epoch {} loss {:.3} (mean of 20: {:.3}) lr {:.1e}", epoch + 1, loss_sum, recent.iter().sum::<f64>() / recent.len() as f64, lr);
+            if bar.is_hidden() && (step + 1) % 10 == 0 {
+                // No terminal (a service, a log file): a plain progress line instead of the bar.
+                eprintln!("step {}/{total}: {message}", step + 1);
+            }
+            bar.set_message(message);
+            bar.inc(1);
+            let done = step + 1;
+            let epoch_end = done % self.settings.steps_per_epoch == 0;
+            if done % self.settings.checkpoint_every.max(1) == 0 || epoch_end || done == total {
+                self.save_checkpoint()?;
+            }
+            if epoch_end {
+                if let Some(v) = validation.as_mut() {
+                    bar.suspend(|| eprintln!("epoch {}: validating", epoch + 1));
+                    let result = v.run(self.sam, self.settings.train_encoder)?;
+                    let summary: Vec<String> = result.mean.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+                    bar.suspend(|| eprintln!("epoch {} validation Dice: {}", epoch + 1, summary.join(", ")));
+                    writeln!(log, "{}", serde_json::to_string(&ValidationLine { epoch: epoch + 1, step: done, validation: &result })?)?;
+                }
+            }
+        }
+        bar.finish();
+        Ok(())
+    }
+
+    /// Writes the trained tensors (half precision) on top of the base checkpoint.
+    pub fn export(&self, path: &Path, extra: BTreeMap<String, String>) -> Result<()> {
+        let mut meta = extra;
+        meta.insert(finetuned::META_BASE_MODEL.into(), self.settings.base_model.clone());
+        meta.insert(finetuned::META_BASE_SHA256.into(), finetuned::sha256_hex(&self.base_weights)?);
+        meta.insert("radsam.training_settings".into(), serde_json::to_string(&self.settings)?);
+        meta.insert("radsam.steps".into(), self.opt.step.to_string());
+        finetuned::write(path, self.opt.params(), &meta)?;
+        Ok(())
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! A training run killed with SIGKILL resumes from its last checkpoint and ends with the same
+//! weights as a run that was never interrupted; the weights file loads as a model whose decoder
+//! changed and whose encoder did not. Real LiteMedSAM weights, a small phantom CT written as NIfTI.
+
+use radsam::model::{ModelConfig, Sam};
+use radsam::volume::phantom::{generate, PhantomConfig};
+use radsam::volume::write_nifti;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tch::{Device, Kind, Tensor};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("radsam-trainer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn train_cmd(pair: &str, run: &Path, batch: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_radsam-trainer"));
+    c.args(["train", "--device", "cpu", "--threads", "1", "--pair", pair, "--views", "2", "--epochs", "2", "--steps-per-epoch", "4", "--batch-size", batch, "--max-clicks", "1", "--warmup-steps", "2", "--checkpoint-every", "2", "--lr", "1e-3"]);
+    c.arg("--run-dir").arg(run);
+    c
+}
+
+fn step_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("log.jsonl")).map(|s| s.lines().filter(|l| l.contains("\"loss\"")).count()).unwrap_or(0)
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_weights() {
+    let weights = radsam::assets::weights_path("lite_medsam");
+    assert!(weights.exists(), "missing {}: run `make setup`", weights.display());
+    let dir = temp_dir("resume");
+    // A small phantom: 6 slices keep encoding short.
+    let p = generate(&PhantomConfig { dims: [96, 96, 6], spacing: [3.0, 3.0, 5.0], noise_hu: 10.0 }, 7);
+    write_nifti(&dir.join("ct.nii.gz"), &p.volume).unwrap();
+    let labels = radsam::volume::Volume { data: p.labels.iter().map(|&v| v as f32).collect(), ..p.volume.clone() };
+    write_nifti(&dir.join("labels.nii.gz"), &labels).unwrap();
+    let pair = format!("{}={}", dir.join("ct.nii.gz").display(), dir.join("labels.nii.gz").display());
+
+    // The reference: straight through.
+    let straight = dir.join("straight");
+    let out = train_cmd(&pair, &straight, "2").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(step_lines(&straight), 8);
+
+    // Killed after its first checkpoint, mid-run, then the same command again.
+    let killed = dir.join("killed");
+    let mut child = train_cmd(&pair, &killed, "2").stderr(std::process::Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    while step_lines(&killed) < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(300), "training made no progress");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training ended before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(killed.join("checkpoint.safetensors").exists());
+    assert!(!killed.join("weights.safetensors").exists(), "no weights from a killed run");
+    let out = train_cmd(&pair, &killed, "2").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming from"), "{stderr}");
+    assert!(stderr.contains("from the cache"), "the resumed run reuses the cached embeddings: {stderr}");
+    assert_eq!(step_lines(&killed), 8, "steps after the checkpoint are logged once");
+
+    let a: Vec<(String, Tensor)> = Tensor::read_safetensors(straight.join("weights.safetensors")).unwrap();
+    let b: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(killed.join("weights.safetensors")).unwrap().into_iter().collect();
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let d = (t.to_kind(Kind::Float) - b[name].to_kind(Kind::Float)).abs().max().double_value(&[]);
+        assert!(d == 0.0, "{name}: resumed run differs by {d}");
+    }
+
+    // A settings change is refused rather than mixed into the run.
+    let out = train_cmd(&pair, &killed, "3").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other settings"));
+
+    // The weights load on top of LiteMedSAM: decoder changed, encoder identical.
+    let (base, _) = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &weights, Device::Cpu).unwrap();
+    let (tuned, _) = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &straight.join("weights.safetensors"), Device::Cpu).unwrap();
+    let (bv, tv) = (base.var_store().variables(), tuned.var_store().variables());
+    let diff = |n: &str| (&bv[n] - &tv[n]).abs().max().double_value(&[]);
+    assert!(diff("mask_decoder.iou_token.weight") > 0.0);
+    assert!(diff("prompt_encoder.mask_downscaling.0.weight") > 0.0);
+    assert_eq!(diff("image_encoder.neck.0.weight"), 0.0);
+}
