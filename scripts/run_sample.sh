@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the sample CT (`make run`): the validation scan (a DICOM series), liver and
-# spleen each from ONE box on one slice plus the organ's first and last slice, carried slice to
+# spleen each from ONE box on one slice plus the organ's first and last slice, the mask carried slice to
 # slice, one correction click on the liver; Dice against TotalSegmentator's labels. Outputs: a
 # mask NIfTI per organ, labels.nii.gz, a DICOM SEG, result.json, and QA overlays in runs/sample/.
 set -euo pipefail
@@ -15,7 +15,7 @@ cat > runs/sample_job.json <<JOB
   "job_id": "sample-1",
   "correlation_id": "totalsegmentator-example-ct-dicom",
   "volume_uri": "file://$data/example_ct_dicom",
-  "model_version": "lite_medsam",
+  "model_version": "radsam",
   "targets": [
     {
       "label": "liver",
@@ -24,7 +24,7 @@ cat > runs/sample_job.json <<JOB
       "correction_clicks": [{"slice": 3, "x": 200, "y": 300, "positive": true}],
       "reference_mask_uri": "file://$data/example_seg_dicom.nii.gz",
       "reference_label": 5,
-      "carry": "box"
+      "carry": "mask"
     },
     {
       "label": "spleen",
@@ -32,7 +32,7 @@ cat > runs/sample_job.json <<JOB
       "boundaries": {"top": 19, "bottom": 0},
       "reference_mask_uri": "file://$data/example_seg_dicom.nii.gz",
       "reference_label": 1,
-      "carry": "box"
+      "carry": "mask"
     }
   ]
 }

@@ -104,7 +104,7 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     let t = &result["targets"][0];
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
     assert_eq!(result["correlation_id"], "study-7");
-    assert!(result["model_version"].as_str().unwrap().starts_with("lite_medsam@sha256:"));
+    assert!(result["model_version"].as_str().unwrap().starts_with("radsam@sha256:"), "the default model is the project's RadSAM");
     assert_eq!(result["encoded_slices"], 13);
     assert_eq!(t["clicks_applied"], 1);
     assert!(t["dice"].as_f64().unwrap() > 0.3, "liver Dice {}", t["dice"]);

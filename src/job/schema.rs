@@ -22,7 +22,7 @@ pub struct Job {
     /// With a DICOM folder holding several series: the one to read.
     #[serde(default)]
     pub series_instance_uid: Option<String>,
-    /// Model name (see README, Models); default lite_medsam.
+    /// Model name (see README, Models); default radsam.
     #[serde(default)]
     pub model_version: Option<String>,
     /// 0 (lowest) to 9; used by the queue.

@@ -285,44 +285,33 @@ impl TinyVit {
 
     /// Prepares the inference fast path: folds batch norms, gathers attention biases.
     pub fn fuse(&mut self) {
-        for c in self.patch_embed.iter_mut() {
-            c.fuse();
-        }
-        for stage in self.stages.iter_mut() {
-            match &mut stage.blocks {
-                Blocks::Conv(blocks) => blocks.iter_mut().flat_map(|b| b.convs_mut()).for_each(|c| c.fuse()),
-                Blocks::Attention(blocks) => {
-                    for b in blocks.iter_mut() {
-                        b.local_conv.fuse();
-                        b.attn.bias_cache = None;
-                        let _guard = tch::no_grad_guard();
-                        b.attn.bias_cache = Some(b.attn.bias().detach());
-                    }
-                }
-            }
-            if let Some(ds) = stage.downsample.as_mut() {
-                ds.convs_mut().into_iter().for_each(|c| c.fuse());
-            }
-        }
+        self.set_fast_path(true);
     }
 
     /// Leaves the fast path, for training: unfolded batch norms, biases gathered on every pass.
     pub fn unfuse(&mut self) {
-        for c in self.patch_embed.iter_mut() {
-            c.unfuse();
-        }
+        self.set_fast_path(false);
+    }
+
+    fn set_fast_path(&mut self, on: bool) {
+        let conv = |c: &mut Conv2dBn| if on { c.fuse() } else { c.unfuse() };
+        self.patch_embed.iter_mut().for_each(conv);
         for stage in self.stages.iter_mut() {
             match &mut stage.blocks {
-                Blocks::Conv(blocks) => blocks.iter_mut().flat_map(|b| b.convs_mut()).for_each(|c| c.unfuse()),
+                Blocks::Conv(blocks) => blocks.iter_mut().flat_map(|b| b.convs_mut()).for_each(conv),
                 Blocks::Attention(blocks) => {
                     for b in blocks.iter_mut() {
-                        b.local_conv.unfuse();
+                        conv(&mut b.local_conv);
                         b.attn.bias_cache = None;
+                        if on {
+                            let _guard = tch::no_grad_guard();
+                            b.attn.bias_cache = Some(b.attn.bias().detach());
+                        }
                     }
                 }
             }
             if let Some(ds) = stage.downsample.as_mut() {
-                ds.convs_mut().into_iter().for_each(|c| c.unfuse());
+                ds.convs_mut().into_iter().for_each(conv);
             }
         }
     }

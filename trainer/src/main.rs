@@ -191,6 +191,12 @@ fn train(args: TrainArgs) -> Result<()> {
     let config = ModelConfig::by_name(&args.model).with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
     let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
     let (mut sam, _) = Sam::load(config, &weights, device).with_context(|| format!("loading {}", weights.display()))?;
+    // Starting from a fine-tuned file (a second stage): the trained tensors are written on top of
+    // that file's own base, so the result needs only the base to load.
+    let (base_model, base_weights) = match radsam::model::finetuned::read_metadata(&weights)?.get(radsam::model::finetuned::META_BASE_MODEL) {
+        Some(base) => (base.clone(), radsam::assets::weights_path(base)),
+        None => (args.model.clone(), weights.clone()),
+    };
     let params = sam.set_trainable(args.train_encoder);
     let n_params: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();
     eprintln!("{}: {} tensors, {:.2} M parameters learn (encoder {})", args.model, params.len(), n_params as f64 / 1e6, if args.train_encoder { "trained" } else { "frozen" });
@@ -213,7 +219,7 @@ fn train(args: TrainArgs) -> Result<()> {
         eprintln!("validation objects: {}", v.objects.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "));
     }
     let settings = TrainSettings {
-        base_model: args.model.clone(),
+        base_model,
         epochs: args.epochs,
         steps_per_epoch: args.steps_per_epoch,
         batch_size: args.batch_size,
@@ -228,11 +234,15 @@ fn train(args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         prompt_mix: PromptMix::default(),
     };
-    let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &weights)?;
+    let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;
     let out = args.out.clone().unwrap_or_else(|| args.run_dir.join("weights.safetensors"));
     let data: Vec<String> = train_pairs.iter().map(|p| p.image.display().to_string()).collect();
-    let meta = BTreeMap::from([("radsam.training_data".to_string(), serde_json::to_string(&data)?), ("radsam.phantoms".to_string(), args.phantoms.to_string())]);
+    let meta = BTreeMap::from([
+        ("radsam.training_data".to_string(), serde_json::to_string(&data)?),
+        ("radsam.phantoms".to_string(), args.phantoms.to_string()),
+        ("radsam.initial_weights".to_string(), weights.display().to_string()),
+    ]);
     trainer.export(&out, meta)?;
     eprintln!("weights: {}", out.display());
     Ok(())

@@ -10,8 +10,9 @@ use tch::Device;
 
 #[derive(clap::Args)]
 pub struct ModelArgs {
-    /// Model: lite_medsam, mobile_sam, sam_vit_b, sam_vit_l, sam_vit_h, medsam_vit_b.
-    #[arg(long, default_value = "lite_medsam")]
+    /// Model: radsam (this project's RadSAM weights), lite_medsam, mobile_sam, sam_vit_b, sam_vit_l,
+    /// sam_vit_h, medsam_vit_b.
+    #[arg(long, default_value = "radsam")]
     pub model: String,
     /// Safetensors weights; default: the fetched weights of --model in $RADSAM_CACHE.
     #[arg(long)]
