@@ -12,12 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 steps, losses, dice = [], [], []
 val = []
+stage2 = None  # first step of a second stage, when the log holds one
 with open(sys.argv[1]) as f:
     for line in f:
         row = json.loads(line)
         if "validation" in row:
             val.append((row["step"], row["validation"]["mean"]))
         else:
+            if row.get("stage") == 2 and stage2 is None:
+                stage2 = row["step"]
             steps.append(row["step"])
             losses.append(row["loss"])
             dice.append(row["train_dice"])
@@ -49,6 +52,10 @@ if val:
     b.set_title("Validation Dice (validation CT, whole volumes)")
     b.grid(alpha=0.3)
     b.legend()
+if stage2 is not None:
+    for ax in (a, b):
+        ax.axvline(stage2, color="#888888", ls="--", lw=1)
+        ax.text(stage2, ax.get_ylim()[1], " stage 2", va="top", ha="left", color="#555555")
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=110)
 print(f"{len(steps)} steps, {len(val)} validations -> {sys.argv[2]}")

@@ -48,10 +48,13 @@ fn a_finetuned_file_loads_on_top_of_its_base() {
     // A base that is not there.
     let mut m = meta(&sha);
     m.insert(finetuned::META_BASE_MODEL.to_string(), "no_such_model".to_string());
-    finetuned::write(&path, &[(name.to_string(), changed)], &m).unwrap();
+    finetuned::write(&path, &[(name.to_string(), changed.shallow_clone())], &m).unwrap();
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::BaseMissing { .. })));
-    // A truncated file.
+    // A truncated file: the header is whole, the tensor data is not.
+    finetuned::write(&path, &[(name.to_string(), changed)], &meta(&sha)).unwrap();
     let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unreadable { .. })));
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unreadable { .. })));
     std::fs::write(&path, [255u8; 16]).unwrap();
@@ -73,4 +76,22 @@ fn the_committed_radsam_weights_load_by_name() {
     assert_eq!(diff("image_encoder.neck.0.weight"), 0.0, "the encoder is LiteMedSAM's");
     // Files of half-precision tensors, a few MB: fit to commit.
     assert!(std::fs::metadata(&path).unwrap().len() < 16 << 20);
+}
+
+#[test]
+fn the_encoder_training_path_matches_inference_and_gets_gradients() {
+    radsam::allocator::keep_freed_memory();
+    let (mut sam, _) = Sam::load(lite(), &common::weights("lite_medsam"), Device::Cpu).unwrap();
+    let input = Tensor::rand([1, 3, 256, 256], (Kind::Float, Device::Cpu));
+    let fused = sam.encode(&input);
+    let params = sam.set_trainable(true);
+    assert!(params.iter().any(|(n, _)| n.starts_with("image_encoder.")));
+    assert!(!params.iter().any(|(n, _)| n.ends_with("running_mean") || n.ends_with("positional_encoding_gaussian_matrix")));
+    // Unfolded batch norms (inference statistics) give the fused path's embedding.
+    let unfused = sam.encode_train(&input);
+    let d = (&unfused - &fused).abs().max().double_value(&[]);
+    assert!(d < 1e-3, "unfused vs fused: {d}");
+    unfused.sum(Kind::Float).backward();
+    let with_grad = params.iter().filter(|(n, t)| n.starts_with("image_encoder.") && t.grad().defined() && t.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0).count();
+    assert!(with_grad > 100, "{with_grad} encoder tensors got gradients");
 }

@@ -115,10 +115,19 @@ fn make_views(cases: &[LabeledVolume], settings: &ExampleSettings, input_size: i
     count
 }
 
-/// A key for the embedding cache: the model's weights, the data and the view settings.
-fn cache_key(sam_weights: &Path, cases: &[LabeledVolume], settings: &ExampleSettings) -> String {
+/// A key for the embedding cache: the encoder's weights (as loaded, whatever the file), the data
+/// and the view settings.
+fn cache_key(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings) -> String {
     let mut h = Sha256::new();
-    h.update(radsam::model::finetuned::sha256_hex(sam_weights).unwrap_or_default());
+    let mut encoder: Vec<(String, Tensor)> = sam.var_store().variables().into_iter().filter(|(n, _)| n.starts_with("image_encoder.")).collect();
+    encoder.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in encoder {
+        h.update(name.as_bytes());
+        let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+        let mut bytes = vec![0u8; t.numel() * 4];
+        t.copy_data_u8(&mut bytes, t.numel());
+        h.update(&bytes);
+    }
     for c in cases {
         h.update(c.name.as_bytes());
         h.update(bytemuck_u16(&c.labels));
@@ -135,7 +144,7 @@ fn bytemuck_u16(v: &[u16]) -> Vec<u8> {
 
 /// Builds the example set. `frozen`: embeddings cached (under `cache_dir` when given); otherwise the
 /// views' preprocessed inputs are kept for the encoder to run on at every step.
-pub fn build(sam: &Sam, weights: &Path, cases: &[LabeledVolume], settings: &ExampleSettings, frozen: bool, cache_dir: Option<&Path>, batch: usize) -> anyhow::Result<ExampleSet> {
+pub fn build(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings, frozen: bool, cache_dir: Option<&Path>, batch: usize) -> anyhow::Result<ExampleSet> {
     let device = sam.device();
     let size = sam.config.image_size;
     let mut views = Vec::new();
@@ -145,7 +154,7 @@ pub fn build(sam: &Sam, weights: &Path, cases: &[LabeledVolume], settings: &Exam
         views.push(view);
         pending.push(input.to_kind(Kind::Half));
     });
-    let cache: Option<PathBuf> = cache_dir.map(|d| d.join(format!("embeddings-{}.safetensors", cache_key(weights, cases, settings))));
+    let cache: Option<PathBuf> = cache_dir.map(|d| d.join(format!("embeddings-{}.safetensors", cache_key(sam, cases, settings))));
     let inputs = if !frozen {
         ViewInputs::Images(Tensor::cat(&pending, 0))
     } else if let Some(t) = cache.as_ref().filter(|p| p.exists()).and_then(|p| Tensor::read_safetensors(p).ok()).and_then(|v| v.into_iter().find(|(n, _)| n == "embeddings")).map(|(_, t)| t).filter(|t| t.size()[0] == views.len() as i64) {

@@ -108,6 +108,10 @@ struct TrainArgs {
     /// Where the run keeps its config, log, checkpoint and cached embeddings.
     #[arg(long)]
     run_dir: PathBuf,
+    /// Cached embeddings (keyed by encoder weights, data and views); default <run-dir>/cache.
+    /// Runs over the same data with the same encoder can share one.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// The trained weights (half precision, on top of the base): default <run-dir>/weights.safetensors.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -203,12 +207,12 @@ fn train(args: TrainArgs) -> Result<()> {
 
     let aug = Augmentation::default();
     let settings = |views| ExampleSettings { views, min_pixels: args.min_pixels, augmentation: aug, seed: args.seed, classes: args.classes.clone() };
-    let cache = args.run_dir.join("cache");
+    let cache = args.cache_dir.clone().unwrap_or_else(|| args.run_dir.join("cache"));
     let batch = radsam::segment::VolumeSession::default_batch(device);
     let frozen = !args.train_encoder;
-    let mut set = examples::build(&sam, &weights, &train_cases, &settings(args.views), frozen, Some(&cache), batch)?;
+    let mut set = examples::build(&sam, &train_cases, &settings(args.views), frozen, Some(&cache), batch)?;
     if !phantoms.is_empty() {
-        let extra = examples::build(&sam, &weights, &phantoms, &ExampleSettings { classes: vec![], ..settings(args.phantom_views) }, frozen, Some(&cache), batch)?;
+        let extra = examples::build(&sam, &phantoms, &ExampleSettings { classes: vec![], ..settings(args.phantom_views) }, frozen, Some(&cache), batch)?;
         set = examples::merge(set, extra, real_cases);
     }
     eprintln!("training examples: {} views, {} (slice, object) samples from {} volumes + {} phantoms; validation volumes: {}", set.views.len(), set.samples.len(), real_cases, phantoms.len(), val_cases.len());
