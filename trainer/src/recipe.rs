@@ -169,10 +169,15 @@ impl<'a> Trainer<'a> {
             self.opt.zero_grad();
             let (mut loss_sum, mut parts, mut train_dice) = (0.0, [0.0; 3], 0.0);
             let n_steps = edit_steps + 1;
+            // Frozen encoder: the batch's cached embeddings are gathered once for all edit steps.
+            // A trained encoder's embeddings carry gradients and are recomputed per step (each
+            // backward pass frees the graph).
+            let frozen_embeddings = (!self.settings.train_encoder).then(|| set.embeddings(self.sam, &batch.views));
             for t in 0..n_steps {
-                // With a trained encoder the embeddings carry gradients; recompute per edit step
-                // (the graph is freed by each backward pass).
-                let embeddings = set.embeddings(self.sam, &batch.views);
+                let embeddings = match &frozen_embeddings {
+                    Some(e) => e.shallow_clone(),
+                    None => set.embeddings(self.sam, &batch.views),
+                };
                 let pred = tch::autocast(amp, || self.sam.decode_train(&embeddings, &prompt));
                 let l = radsam_loss(&pred.low_res_logits, &pred.iou, &batch.targets);
                 (&l.total * (self.scale.scale / n_steps as f64)).backward();
