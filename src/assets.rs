@@ -38,3 +38,13 @@ pub fn sample_data_dir() -> PathBuf {
 pub fn parity_dir() -> PathBuf {
     cache_dir().join("parity")
 }
+
+/// "name@sha256:<first 16 hex digits>" and the full SHA-256 of a weights file: which weights
+/// made a result (recorded with every result, CLI and queue alike).
+pub fn weights_version(name: &str, weights: &std::path::Path) -> std::io::Result<(String, String)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(weights)?, &mut hasher)?;
+    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((format!("{name}@sha256:{}", &hex[..16]), hex))
+}

@@ -3,12 +3,15 @@
 
 pub mod allocator;
 pub mod assets;
+pub mod db;
 pub mod evaluate;
 pub mod job;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod prompt;
+pub mod queue;
 pub mod rng;
 pub mod segment;
+pub mod storage;
 pub mod volume;

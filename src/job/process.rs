@@ -82,7 +82,11 @@ pub struct JobResult {
     pub spacing: [f64; 3],
     pub slice_axis: usize,
     pub encoded_slices: usize,
+    /// Reading and decoding the volume and the reference masks.
+    pub read_seconds: f64,
     pub encode_seconds: f64,
+    /// Writing the mask files (NIfTI, DICOM SEG, overlays).
+    pub write_seconds: f64,
     pub total_seconds: f64,
     pub targets: Vec<TargetResult>,
     pub outputs: Vec<String>,
@@ -113,6 +117,8 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
     job.validate()?;
     let volume = open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?;
     let references = job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
+    let read_seconds = t0.elapsed().as_secs_f64();
+    let mut write_seconds = 0.0;
 
     // One session over the union of the targets' ranges: each slice is encoded once.
     let count = volume.num_slices();
@@ -154,7 +160,9 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
             volume.grid.insert(&mut mask, s, &vec![0u8; volume.grid.plane_shape().0 * volume.grid.plane_shape().1]);
         }
         let mask_file = format!("{}.nii.gz", target.label);
+        let t_write = Instant::now();
         write_mask_nifti(&out.join(&mask_file), &volume, &mask)?;
+        write_seconds += t_write.elapsed().as_secs_f64();
         results.push(TargetResult {
             label: target.label.clone(),
             carry,
@@ -173,6 +181,7 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
         masks.push(mask);
     }
 
+    let t_write = Instant::now();
     let mut outputs: Vec<String> = results.iter().map(|r| r.mask_file.clone()).collect();
     // All targets in one label map: target i has value i + 1 (a later target wins on overlap).
     let mut labels = vec![0u8; volume.grid.len()];
@@ -208,6 +217,7 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
         outputs.push("overlays/".into());
     }
     outputs.push("result.json".into());
+    write_seconds += t_write.elapsed().as_secs_f64();
     let result = JobResult {
         job_id: job.job_id.clone(),
         correlation_id: job.correlation_id.clone(),
@@ -218,7 +228,9 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
         spacing: volume.spacing,
         slice_axis: volume.grid.slice_axis,
         encoded_slices: hi - lo + 1,
+        read_seconds,
         encode_seconds: session.encode_seconds,
+        write_seconds,
         total_seconds: t0.elapsed().as_secs_f64(),
         targets: results,
         outputs,

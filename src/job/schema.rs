@@ -17,7 +17,8 @@ pub struct Job {
     pub job_id: String,
     #[serde(default)]
     pub correlation_id: Option<String>,
-    /// file:///absolute/path or a plain path: a NIfTI file or a DICOM series folder.
+    /// s3://bucket/key (queue worker), file:///absolute/path (under the worker's RADSAM_FILE_ROOTS),
+    /// or a plain path (CLI only): a NIfTI file, or a DICOM series folder / key prefix.
     pub volume_uri: String,
     /// With a DICOM folder holding several series: the one to read.
     #[serde(default)]
@@ -79,6 +80,8 @@ pub enum JobError {
     SchemaVersion { found: u32 },
     #[error("job_id is empty")]
     EmptyJobId,
+    #[error("job_id {0:?} is not usable as a storage key (1-128 letters, digits, _ - . : only)")]
+    BadJobId(String),
     #[error("the job has no targets")]
     NoTargets,
     #[error("target {index}: label is empty or not a safe file name ({label:?}: letters, digits, _ - . only)")]
@@ -99,6 +102,7 @@ impl JobError {
             Self::Malformed(_) => "JOB_MALFORMED",
             Self::SchemaVersion { .. } => "JOB_SCHEMA_VERSION",
             Self::EmptyJobId => "JOB_EMPTY_ID",
+            Self::BadJobId(_) => "JOB_BAD_ID",
             Self::NoTargets => "JOB_NO_TARGETS",
             Self::BadLabel { .. } => "JOB_BAD_LABEL",
             Self::DuplicateLabel(_) => "JOB_DUPLICATE_LABEL",
@@ -123,6 +127,11 @@ impl Job {
         }
         if self.job_id.trim().is_empty() {
             return Err(JobError::EmptyJobId);
+        }
+        // The id names the job's result folder in S3: keep it a plain key segment.
+        let id_ok = self.job_id.len() <= 128 && self.job_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) && !self.job_id.starts_with('.');
+        if !id_ok {
+            return Err(JobError::BadJobId(self.job_id.clone()));
         }
         if self.priority > 9 {
             return Err(JobError::Priority(self.priority));
@@ -199,6 +208,7 @@ mod tests {
         assert_eq!(code(&EXAMPLE.replace("\"schema_version\": 1", "\"schema_version\": 2")), "JOB_SCHEMA_VERSION");
         assert_eq!(code(&EXAMPLE.replace("\"job-1\"", "\" \"")), "JOB_EMPTY_ID");
         assert_eq!(code(&EXAMPLE.replace("\"liver\"", "\"../etc\"")), "JOB_BAD_LABEL");
+        assert_eq!(code(&EXAMPLE.replace("\"job-1\"", "\"../../x\"")), "JOB_BAD_ID");
         assert_eq!(code(&EXAMPLE.replace("\"box\": [20, 30, 80, 75]", "\"points\": []")), "JOB_EMPTY_PROMPT");
         assert_eq!(code(&EXAMPLE.replace("\"carry\"", "\"cary\"")), "JOB_MALFORMED", "unknown fields are refused");
         assert_eq!(code(&EXAMPLE.replace("\"job_id\"", "\"priority\": 12, \"job_id\"")), "JOB_PRIORITY");

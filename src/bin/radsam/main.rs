@@ -3,11 +3,19 @@
 //!   radsam predict            a model on chosen slices with given prompts
 //!   radsam bench-model        encoder/decoder timings (bench/run_model_bench.sh)
 //!   radsam bench-propagation  the paper's protocol on the sample CT (bench/run_propagation_bench.sh)
+//!   radsam submit / results   enqueue jobs on RabbitMQ; read per-organ results from PostgreSQL
+//!   radsam accept             record a clinician's acceptance (or edit) of a result
+//!   radsam migrate / upload   apply the schema; put a volume into S3
 
+mod accept;
 mod bench;
 mod common;
 mod predict;
+mod results;
 mod segment;
+mod services;
+mod submit;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +39,16 @@ enum Command {
     /// The paper's protocol on the sample CT's organs (Dice: volume-level mask vs box carry,
     /// slice-level, after clicks) and the timing of a 100-slice box-carry propagation.
     BenchPropagation(bench::BenchPropagationArgs),
+    /// Enqueue segmentation jobs (files, or stdin: a job, an array, or JSON lines) on RabbitMQ.
+    Submit(submit::SubmitArgs),
+    /// Per-organ results of jobs from PostgreSQL, optionally waiting for them to finish.
+    Results(results::ResultsArgs),
+    /// Record that a clinician accepted a result as is or with an edited mask.
+    Accept(accept::AcceptArgs),
+    /// Apply the PostgreSQL schema (migrations/).
+    Migrate(results::MigrateArgs),
+    /// Upload a local file or folder to S3 (or a file:// root).
+    Upload(upload::UploadArgs),
 }
 
 fn main() {
@@ -41,6 +59,11 @@ fn main() {
         Command::Segment(a) => segment::segment(a),
         Command::BenchModel(a) => bench::bench_model(a),
         Command::BenchPropagation(a) => bench::bench_propagation(a),
+        Command::Submit(a) => submit::submit(a),
+        Command::Results(a) => results::results(a),
+        Command::Accept(a) => accept::accept(a),
+        Command::Migrate(a) => results::migrate(a),
+        Command::Upload(a) => upload::upload(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

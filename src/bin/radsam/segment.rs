@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use radsam::job::{Job, Staging};
 use radsam::model::ModelThread;
 use radsam::volume::ReadLimits;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct SegmentArgs {
@@ -112,15 +112,6 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
     Ok(job)
 }
 
-/// "name@sha256:<first 16 hex digits of the weights' SHA-256>": which weights made a result.
-fn model_version(name: &str, weights: &Path) -> Result<String> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(weights)?, &mut hasher)?;
-    let digest = hasher.finalize();
-    Ok(format!("{name}@sha256:{}", digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()))
-}
-
 pub fn segment(args: SegmentArgs) -> Result<()> {
     let job = match &args.job {
         Some(path) => radsam::job::read_job(path).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
@@ -137,7 +128,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     if !weights.exists() {
         bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
     }
-    let version = model_version(&model_args.model, &weights)?;
+    let (version, _) = radsam::assets::weights_version(&model_args.model, &weights)?;
     // The model lives on its own thread; this thread keeps the progress bar going.
     let model = ModelThread::spawn(move || load_model(&model_args))?;
     let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels }, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };

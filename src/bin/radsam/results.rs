@@ -1,0 +1,76 @@
+//! `radsam results` prints per-organ results read back from PostgreSQL (waiting for jobs to
+//! finish when asked); `radsam migrate` applies the schema.
+
+use crate::services::{db_err, ServiceArgs};
+use anyhow::{bail, Result};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    services: ServiceArgs,
+    /// Jobs to show (all when none).
+    job_ids: Vec<String>,
+    /// Wait up to this many seconds for the jobs to finish (succeeded or failed).
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    services: ServiceArgs,
+}
+
+pub fn migrate(args: MigrateArgs) -> Result<()> {
+    let rt = crate::services::runtime()?;
+    let db = crate::services::db(&args.services, &rt)?;
+    rt.block_on(db.migrate()).map_err(db_err)?;
+    eprintln!("schema up to date");
+    Ok(())
+}
+
+pub fn results(args: ResultsArgs) -> Result<()> {
+    let rt = crate::services::runtime()?;
+    let db = crate::services::db(&args.services, &rt)?;
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(args.wait);
+        let mut failed = Vec::new();
+        for id in &args.job_ids {
+            loop {
+                let status = db.job_status(id).await.map_err(db_err)?;
+                match status {
+                    Some((s, _, code)) if s == "succeeded" || s == "failed" => {
+                        if s == "failed" {
+                            failed.push(format!("{id}: {}", code.unwrap_or_default()));
+                        }
+                        break;
+                    }
+                    _ if Instant::now() >= deadline => bail!("job {id} has not finished (status {:?}); is a worker running?", status.map(|s| s.0)),
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        }
+        let rows = db.organ_volumes(&args.job_ids).await.map_err(db_err)?;
+        if args.json {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        } else {
+            let w = |f: &dyn Fn(&radsam::db::OrganVolume) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
+            let (ws, wj, wo) = (w(&|r| r.study.len(), 5), w(&|r| r.job_id.len(), 3), w(&|r| r.organ.len(), 5));
+            println!("{:<ws$}  {:<wj$}  {:<wo$}  {:>9}  {:>6}  {}", "study", "job", "organ", "volume mL", "Dice", "model, mask");
+            for r in &rows {
+                let dice = r.dice.map(|d| format!("{d:.3}")).unwrap_or_else(|| "-".into());
+                println!("{:<ws$}  {:<wj$}  {:<wo$}  {:>9.1}  {:>6}  {}, {}", r.study, r.job_id, r.organ, r.volume_ml, dice, r.model_version, r.mask_uri);
+            }
+        }
+        if !failed.is_empty() {
+            bail!("failed job(s): {}", failed.join("; "));
+        }
+        Ok(())
+    })
+}

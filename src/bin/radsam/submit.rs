@@ -1,0 +1,65 @@
+//! `radsam submit`: enqueues jobs from files or stdin (one job object, an array of jobs, or one
+//! job per line), each validated first and confirmed by the broker before the next.
+
+use crate::services::ServiceArgs;
+use anyhow::{bail, Context, Result};
+use radsam::job::Job;
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    services: ServiceArgs,
+    /// Job files (JSON); `-` or none reads stdin.
+    files: Vec<PathBuf>,
+}
+
+/// The jobs in one text: a job, an array of jobs, or JSON lines.
+fn jobs_in(text: &str, source: &str) -> Result<Vec<serde_json::Value>> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed).with_context(|| format!("{source}: not a JSON array of jobs"));
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
+        return Ok(vec![v]);
+    }
+    trimmed.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{source}: line {}: not JSON", i + 1))).collect()
+}
+
+pub fn submit(args: SubmitArgs) -> Result<()> {
+    let mut texts = Vec::new();
+    if args.files.is_empty() || args.files.iter().any(|f| f.as_os_str() == "-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        texts.push(("stdin".to_string(), s));
+    }
+    for f in args.files.iter().filter(|f| f.as_os_str() != "-") {
+        texts.push((f.display().to_string(), std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?));
+    }
+    // Validate everything before sending anything: a bad file stops the batch, not half of it.
+    let mut jobs = Vec::new();
+    for (source, text) in &texts {
+        for value in jobs_in(text, source)? {
+            let body = serde_json::to_string(&value)?;
+            let job = Job::from_json(&body).map_err(|e| anyhow::anyhow!("{source}: [{}] {e}", e.code()))?;
+            jobs.push((job, body));
+        }
+    }
+    if jobs.is_empty() {
+        bail!("no jobs given");
+    }
+    let topology = radsam::queue::Topology::new(&args.services.queue_prefix, args.services.delivery_limit);
+    crate::services::runtime()?.block_on(async {
+        let connection = radsam::queue::connect(&args.services.amqp_url, "radsam-submit").await.with_context(|| format!("connecting to {}", args.services.amqp_url))?;
+        let channel = radsam::queue::confirm_channel(&connection).await?;
+        topology.declare(&channel).await?;
+        for (job, body) in &jobs {
+            radsam::queue::publish_job(&channel, &topology, &job.job_id, job.correlation_id.as_deref(), job.priority, body.as_bytes()).await.with_context(|| format!("publishing job {}", job.job_id))?;
+            println!("{}", job.job_id);
+        }
+        let _ = connection.close(200, "done").await;
+        eprintln!("submitted {} job(s) to {}", jobs.len(), topology.jobs_queue);
+        Ok(())
+    })
+}

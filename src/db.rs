@@ -1,0 +1,322 @@
+//! The PostgreSQL side (sqlx): migrations, and every statement workers and the CLI run. A job row
+//! is claimed before work starts and results are committed in one transaction that only the
+//! latest claimant can make, so a redelivered or duplicated job is finished exactly once.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("PostgreSQL is unavailable: {0}")]
+    Unavailable(String),
+    #[error("migrating the schema: {0}")]
+    Migrate(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DbError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "DB_UNAVAILABLE",
+            Self::Migrate(_) => "DB_MIGRATE",
+            Self::Invalid(_) => "DB_INVALID",
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            // Constraint and data errors are the request's fault; everything else (I/O, pool,
+            // server shutting down) may pass.
+            sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("23") || c.starts_with("22")) => Self::Invalid(d.message().to_string()),
+            _ => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// What claiming a job found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Go ahead; this is the job's `attempt`-th processing.
+    Run { attempt: i32 },
+    /// Already finished (succeeded or failed): ack the message; `event` is what was published.
+    Finished { status: String, event: Option<Value> },
+}
+
+/// Seconds per stage of one job.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageTimes {
+    pub queue_lag: Option<f64>,
+    pub fetch: f64,
+    pub decode: f64,
+    pub encode: f64,
+    pub propagate: f64,
+    pub upload: f64,
+    pub commit: f64,
+    pub total: f64,
+}
+
+/// One target's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    pub label: String,
+    pub mask_uri: String,
+    pub labels_uri: String,
+    pub seg_uri: Option<String>,
+    pub voxels: i64,
+    pub volume_ml: f64,
+    pub reference_ml: Option<f64>,
+    pub dice: Option<f64>,
+    pub carry: String,
+    pub initial_slice: i32,
+    pub first_slice: i32,
+    pub last_slice: i32,
+    pub clicks_applied: i32,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Connects (lazily: the first statement opens the first connection, so a worker can start
+    /// before PostgreSQL and retry).
+    pub fn connect_lazy(url: &str) -> Result<Self, DbError> {
+        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(5)).connect_lazy(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations in migrations/ that have not run yet.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => DbError::from(inner),
+            other => DbError::Migrate(other.to_string()),
+        })
+    }
+
+    /// Makes sure a model version has its row (results reference it).
+    pub async fn register_model_version(&self, version: &str, model: &str, sha256: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO model_versions (version, model, sha256) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING").bind(version).bind(model).bind(sha256).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Takes the job for this worker: creates its row or, when it exists and is not finished
+    /// (a redelivery after a crash), counts one more attempt. A finished job is left alone.
+    pub async fn claim(&self, job_id: &str, job: &Value, worker: &str, queue_lag: Option<f64>) -> Result<Claim, DbError> {
+        let field = |k: &str| job.get(k).and_then(Value::as_str).map(String::from);
+        let priority = job.get("priority").and_then(Value::as_i64).unwrap_or(0).clamp(0, 9) as i16;
+        let row = sqlx::query(
+            "INSERT INTO jobs (job_id, correlation_id, volume_uri, requested_model, priority, status, attempts, worker, payload, started_at, queue_lag_s)
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, now(), $8)
+             ON CONFLICT (job_id) DO UPDATE SET status = 'running', attempts = jobs.attempts + 1, worker = EXCLUDED.worker,
+                 started_at = now(), error_code = NULL, error_message = NULL
+             WHERE jobs.status NOT IN ('succeeded', 'failed')
+             RETURNING attempts",
+        )
+        .bind(job_id)
+        .bind(field("correlation_id"))
+        .bind(field("volume_uri"))
+        .bind(field("model_version"))
+        .bind(priority)
+        .bind(worker)
+        .bind(job)
+        .bind(queue_lag)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Claim::Run { attempt: row.get(0) });
+        }
+        let row = sqlx::query("SELECT status, result_event FROM jobs WHERE job_id = $1").bind(job_id).fetch_one(&self.pool).await?;
+        Ok(Claim::Finished { status: row.get(0), event: row.get(1) })
+    }
+
+    /// Records a permanent failure of a claimed job (only the current claimant may).
+    pub async fn fail(&self, job_id: &str, attempt: i32, code: &str, message: &str, event: &Value) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4, finished_at = now(), result_event = $5,
+                 total_s = extract(epoch FROM now() - started_at)
+             WHERE job_id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(attempt)
+        .bind(code)
+        .bind(message)
+        .bind(event)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a message that failed validation: a failed row under its job id (unless that id
+    /// already finished), else a rejected_messages row.
+    pub async fn reject(&self, job_id: Option<&str>, message_id: Option<&str>, body: &str, code: &str, message: &str) -> Result<(), DbError> {
+        let payload: Option<Value> = serde_json::from_str(body).ok();
+        match job_id {
+            Some(id) => {
+                sqlx::query(
+                    "INSERT INTO jobs (job_id, status, attempts, payload, error_code, error_message, finished_at)
+                     VALUES ($1, 'failed', 1, $2, $3, $4, now())
+                     ON CONFLICT (job_id) DO UPDATE SET status = 'failed', attempts = jobs.attempts + 1, payload = EXCLUDED.payload,
+                         error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message, finished_at = now()
+                     WHERE jobs.status <> 'succeeded'",
+                )
+                .bind(id)
+                .bind(payload)
+                .bind(code)
+                .bind(message)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("INSERT INTO rejected_messages (message_id, body, error_code, error_message) VALUES ($1, $2, $3, $4)").bind(message_id).bind(body).bind(code).bind(message).execute(&self.pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a claimed job back to `queued` (graceful shutdown, transient failure): the broker
+    /// redelivers it.
+    pub async fn release(&self, job_id: &str, attempt: i32, code: &str, message: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE jobs SET status = 'queued', error_code = $3, error_message = $4 WHERE job_id = $1 AND attempts = $2 AND status = 'running'").bind(job_id).bind(attempt).bind(code).bind(message).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Commits a finished job in one transaction: its targets, timings and status. Returns false
+    /// (and writes nothing) when this worker is no longer the job's claimant: another delivery
+    /// took it over or finished it.
+    pub async fn commit(&self, job_id: &str, attempt: i32, model_version: &str, targets: &[TargetRow], times: &StageTimes, event: &Value) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', finished_at = now(), model_version = $3, result_event = $4,
+                 fetch_s = $5, decode_s = $6, encode_s = $7, propagate_s = $8, upload_s = $9, commit_s = $10, total_s = $11
+             WHERE job_id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(attempt)
+        .bind(model_version)
+        .bind(event)
+        .bind(times.fetch)
+        .bind(times.decode)
+        .bind(times.encode)
+        .bind(times.propagate)
+        .bind(times.upload)
+        .bind(times.commit)
+        .bind(times.total)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for t in targets {
+            sqlx::query(
+                "INSERT INTO results (job_id, label, mask_uri, labels_uri, seg_uri, voxels, volume_ml, reference_ml, dice, carry, initial_slice, first_slice, last_slice, clicks_applied, model_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(job_id)
+            .bind(&t.label)
+            .bind(&t.mask_uri)
+            .bind(&t.labels_uri)
+            .bind(&t.seg_uri)
+            .bind(t.voxels)
+            .bind(t.volume_ml)
+            .bind(t.reference_ml)
+            .bind(t.dice)
+            .bind(&t.carry)
+            .bind(t.initial_slice)
+            .bind(t.first_slice)
+            .bind(t.last_slice)
+            .bind(t.clicks_applied)
+            .bind(model_version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores the commit's own duration and the job's final total (after the commit).
+    pub async fn record_commit_time(&self, job_id: &str, commit_s: f64, total_s: f64) -> Result<(), DbError> {
+        sqlx::query("UPDATE jobs SET commit_s = $2, total_s = $3 WHERE job_id = $1").bind(job_id).bind(commit_s).bind(total_s).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records that `by` accepted a result as is (`edited_mask_uri` None) or with an edited mask.
+    /// Returns the annotation id. Accepting again replaces that person's earlier annotation.
+    pub async fn accept(&self, job_id: &str, label: &str, by: &str, edited_mask_uri: Option<&str>, note: Option<&str>) -> Result<i64, DbError> {
+        let row = sqlx::query("SELECT r.mask_uri FROM results r JOIN jobs j USING (job_id) WHERE r.job_id = $1 AND r.label = $2 AND j.status = 'succeeded'").bind(job_id).bind(label).fetch_optional(&self.pool).await?;
+        let Some(row) = row else {
+            return Err(DbError::Invalid(format!("no succeeded result for job {job_id:?}, target {label:?}")));
+        };
+        let result_mask: String = row.get(0);
+        let (kind, mask) = match edited_mask_uri {
+            Some(uri) => ("edited", uri.to_string()),
+            None => ("accepted", result_mask),
+        };
+        let row = sqlx::query(
+            "INSERT INTO annotations (job_id, label, kind, mask_uri, accepted_by, note) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (job_id, label, accepted_by) DO UPDATE SET kind = EXCLUDED.kind, mask_uri = EXCLUDED.mask_uri,
+                 note = EXCLUDED.note, accepted_at = now(), used_by_version = NULL
+             RETURNING id",
+        )
+        .bind(job_id)
+        .bind(label)
+        .bind(kind)
+        .bind(mask)
+        .bind(by)
+        .bind(note)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// Status, attempts and error of a job, if it has a row.
+    pub async fn job_status(&self, job_id: &str) -> Result<Option<(String, i32, Option<String>)>, DbError> {
+        let row = sqlx::query("SELECT status, attempts, error_code FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    /// The per-organ rows of the given jobs (all jobs when empty), as the organ_volumes view has them.
+    pub async fn organ_volumes(&self, job_ids: &[String]) -> Result<Vec<OrganVolume>, DbError> {
+        let rows = sqlx::query(
+            "SELECT job_id, coalesce(study, ''), organ, volume_ml, voxels, dice, model_version, mask_uri FROM organ_volumes
+             WHERE cardinality($1::text[]) = 0 OR job_id = ANY($1) ORDER BY study, job_id, organ",
+        )
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OrganVolume { job_id: r.get(0), study: r.get(1), organ: r.get(2), volume_ml: r.get(3), voxels: r.get(4), dice: r.get(5), model_version: r.get(6), mask_uri: r.get(7) })
+            .collect())
+    }
+}
+
+/// A row of the organ_volumes view.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrganVolume {
+    pub job_id: String,
+    pub study: String,
+    pub organ: String,
+    pub volume_ml: f64,
+    pub voxels: i64,
+    pub dice: Option<f64>,
+    pub model_version: String,
+    pub mask_uri: String,
+}

@@ -1,0 +1,123 @@
+//! RabbitMQ (lapin): the topology every worker and submitter declares, and publishing with
+//! publisher confirms. Jobs go to a durable exchange and a quorum queue whose delivery limit
+//! dead-letters a message that keeps killing workers; rejected jobs go to the dead-letter queue;
+//! result events go to a topic exchange that dashboards bind their own queues to.
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Names of everything declared. `new("radsam")` gives radsam.jobs, radsam.jobs.dlx,
+/// radsam.jobs.dead and radsam.results; another prefix isolates a deployment (or a test).
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub jobs_exchange: String,
+    pub jobs_queue: String,
+    pub dead_exchange: String,
+    pub dead_queue: String,
+    pub results_exchange: String,
+    /// Deliveries after which the broker dead-letters a message (a job that crashes workers).
+    pub delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(prefix: &str, delivery_limit: u32) -> Self {
+        Self {
+            jobs_exchange: format!("{prefix}.jobs"),
+            jobs_queue: format!("{prefix}.jobs"),
+            dead_exchange: format!("{prefix}.jobs.dlx"),
+            dead_queue: format!("{prefix}.jobs.dead"),
+            results_exchange: format!("{prefix}.results"),
+            delivery_limit,
+        }
+    }
+
+    /// Declares the exchanges and queues (idempotent; every client does it on connect).
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel.exchange_declare(&self.jobs_exchange, ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        channel.exchange_declare(&self.dead_exchange, ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+        channel.exchange_declare(&self.results_exchange, ExchangeKind::Topic, durable, FieldTable::default()).await?;
+
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_exchange.as_str().into()));
+        let queue = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(&self.jobs_queue, queue, args).await?;
+        channel.queue_bind(&self.jobs_queue, &self.jobs_exchange, &self.jobs_queue, QueueBindOptions::default(), FieldTable::default()).await?;
+
+        let mut dead_args = FieldTable::default();
+        dead_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        channel.queue_declare(&self.dead_queue, queue, dead_args).await?;
+        channel.queue_bind(&self.dead_queue, &self.dead_exchange, "", QueueBindOptions::default(), FieldTable::default()).await?;
+        Ok(())
+    }
+}
+
+/// Opens a connection (amqp://user:pass@host:port/vhost).
+pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+    let mut props = ConnectionProperties::default();
+    props.client_properties.insert("connection_name".into(), AMQPValue::LongString(name.into()));
+    Connection::connect(url, props).await
+}
+
+/// A channel in confirm mode: every publish waits for the broker to take responsibility.
+pub async fn confirm_channel(connection: &Connection) -> Result<Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(channel)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker did not confirm the message (nack)")]
+    Nacked,
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn publish(channel: &Channel, exchange: &str, routing_key: &str, body: &[u8], props: BasicProperties) -> Result<(), PublishError> {
+    let confirm = channel.basic_publish(exchange, routing_key, BasicPublishOptions::default(), body, props).await?.await?;
+    if confirm.is_nack() {
+        return Err(PublishError::Nacked);
+    }
+    Ok(())
+}
+
+/// Enqueues one job body (persistent, with its id, correlation id, priority and a timestamp
+/// from which workers measure queue lag); returns once the broker confirmed it.
+pub async fn publish_job(channel: &Channel, topology: &Topology, job_id: &str, correlation_id: Option<&str>, priority: u8, body: &[u8]) -> Result<(), PublishError> {
+    let mut props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(ShortString::from(job_id))
+        .with_priority(priority)
+        .with_timestamp(now_seconds());
+    if let Some(c) = correlation_id {
+        props = props.with_correlation_id(ShortString::from(c));
+    }
+    publish(channel, &topology.jobs_exchange, &topology.jobs_queue, body, props).await
+}
+
+/// Publishes a result event; the routing key is the outcome (succeeded / failed).
+pub async fn publish_result(channel: &Channel, topology: &Topology, outcome: &str, job_id: &str, correlation_id: Option<&str>, event: &serde_json::Value) -> Result<(), PublishError> {
+    let body = serde_json::to_vec(event).expect("a JSON value serialises");
+    let mut props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_message_id(ShortString::from(job_id)).with_timestamp(now_seconds());
+    if let Some(c) = correlation_id {
+        props = props.with_correlation_id(ShortString::from(c));
+    }
+    publish(channel, &topology.results_exchange, outcome, &body, props).await
+}
+
+/// Seconds since the message was published, from its timestamp property.
+pub fn queue_lag_seconds(props: &BasicProperties) -> Option<f64> {
+    let sent = (*props.timestamp())?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+    Some((now - sent as f64).max(0.0))
+}

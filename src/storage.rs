@@ -1,0 +1,347 @@
+//! Where volumes come from and masks go: `s3://bucket/key` on any S3-compatible store (path-style
+//! addressing, so local stores work) or `file:///path` under configured roots. One interface for
+//! both, so the worker never cares which; every error says whether retrying could help.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How to reach the stores. `from_env` reads the documented variables (README, Configuration).
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// S3 endpoint, e.g. http://127.0.0.1:8333 (path-style). None: s3:// URIs are refused.
+    pub s3_endpoint: Option<String>,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// file:// URIs must lie under one of these folders; empty: file:// is refused.
+    pub file_roots: Vec<PathBuf>,
+}
+
+impl StorageConfig {
+    /// RADSAM_S3_ENDPOINT (default http://127.0.0.1:8333; "none" turns S3 off), AWS_REGION
+    /// (default us-east-1), AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default: the development
+    /// store's radsam / radsam-secret, as compose.yaml and scripts/services.sh set), RADSAM_FILE_ROOTS
+    /// (folders separated by ':').
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let endpoint = var("RADSAM_S3_ENDPOINT").unwrap_or_else(|| "http://127.0.0.1:8333".into());
+        Self {
+            s3_endpoint: (endpoint != "none").then_some(endpoint),
+            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            access_key: var("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "radsam".into()),
+            secret_key: var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "radsam-secret".into()),
+            file_roots: var("RADSAM_FILE_ROOTS").map(|r| r.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{uri}: {reason}")]
+    BadUri { uri: String, reason: String },
+    #[error("{uri}: outside the allowed file roots {roots:?} (RADSAM_FILE_ROOTS)")]
+    Forbidden { uri: String, roots: Vec<PathBuf> },
+    #[error("{uri}: not found")]
+    NotFound { uri: String },
+    #[error("{uri}: the store is unavailable: {reason}")]
+    Unavailable { uri: String, reason: String },
+    #[error("{uri}: {reason}")]
+    Io { uri: String, reason: String },
+}
+
+impl StorageError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUri { .. } => "STORAGE_BAD_URI",
+            Self::Forbidden { .. } => "STORAGE_FORBIDDEN",
+            Self::NotFound { .. } => "STORAGE_NOT_FOUND",
+            Self::Unavailable { .. } => "STORAGE_UNAVAILABLE",
+            Self::Io { .. } => "STORAGE_IO",
+        }
+    }
+
+    /// True when trying again later may succeed (the store is down, a local disk hiccup).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Io { .. })
+    }
+}
+
+/// A parsed URI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    S3 { bucket: String, key: String },
+    File(PathBuf),
+}
+
+impl Location {
+    pub fn parse(uri: &str) -> Result<Self, StorageError> {
+        let bad = |reason: &str| StorageError::BadUri { uri: uri.into(), reason: reason.into() };
+        match uri.split_once("://") {
+            Some(("s3", rest)) => {
+                let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c)) {
+                    return Err(bad("not a valid bucket name (lowercase letters, digits, - and .)"));
+                }
+                if key.split('/').any(|part| part == "..") {
+                    return Err(bad("`..` in the key"));
+                }
+                Ok(Self::S3 { bucket: bucket.into(), key: key.into() })
+            }
+            Some(("file", rest)) if rest.starts_with('/') => Ok(Self::File(PathBuf::from(rest))),
+            Some(("file", _)) => Err(bad("file:// URIs take an absolute path (file:///data/ct.nii.gz)")),
+            Some((scheme, _)) => Err(bad(&format!("unsupported scheme {scheme}:// (s3:// or file://)"))),
+            None => Err(bad("expected s3://bucket/key or file:///absolute/path")),
+        }
+    }
+}
+
+/// Both stores behind one interface.
+pub struct Storage {
+    s3: Option<aws_sdk_s3::Client>,
+    roots: Vec<PathBuf>,
+}
+
+/// Joins a base URI and a relative name with exactly one '/'.
+pub fn join_uri(base: &str, name: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), name.trim_start_matches('/'))
+}
+
+impl Storage {
+    pub fn new(config: &StorageConfig) -> Self {
+        let s3 = config.s3_endpoint.as_ref().map(|endpoint| {
+            let conf = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(config.region.clone()))
+                .endpoint_url(endpoint)
+                .credentials_provider(Credentials::new(&config.access_key, &config.secret_key, None, None, "radsam-env"))
+                .force_path_style(true)
+                // Retries are the caller's (backon, with its own schedule); a dead store must fail fast.
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .timeout_config(aws_sdk_s3::config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(120)).build())
+                .build();
+            aws_sdk_s3::Client::from_conf(conf)
+        });
+        // Roots are compared after resolving symlinks, as the paths asked for are.
+        let roots = config.file_roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
+        Self { s3, roots }
+    }
+
+    fn s3(&self, uri: &str) -> Result<&aws_sdk_s3::Client, StorageError> {
+        self.s3.as_ref().ok_or_else(|| StorageError::BadUri { uri: uri.into(), reason: "no S3 endpoint is configured (RADSAM_S3_ENDPOINT)".into() })
+    }
+
+    /// The local path of a file:// URI, checked against the roots. `must_exist` false lets a path
+    /// that does not exist yet (an output) be checked through its nearest existing parent.
+    fn local(&self, uri: &str, path: &Path, must_exist: bool) -> Result<PathBuf, StorageError> {
+        let forbidden = || StorageError::Forbidden { uri: uri.into(), roots: self.roots.clone() };
+        let resolved = match path.canonicalize() {
+            Ok(p) => p,
+            Err(_) if must_exist => return Err(StorageError::NotFound { uri: uri.into() }),
+            Err(_) => {
+                let mut existing = path.to_path_buf();
+                let mut rest = Vec::new();
+                while !existing.exists() {
+                    rest.push(existing.file_name().ok_or_else(forbidden)?.to_owned());
+                    if !existing.pop() {
+                        return Err(forbidden());
+                    }
+                }
+                let mut p = existing.canonicalize().map_err(|_| forbidden())?;
+                p.extend(rest.iter().rev());
+                p
+            }
+        };
+        if path.components().any(|c| c == std::path::Component::ParentDir) || !self.roots.iter().any(|r| resolved.starts_with(r)) {
+            return Err(forbidden());
+        }
+        Ok(resolved)
+    }
+
+    /// Makes `uri` (a file, or a folder / key prefix ending in '/', as a DICOM series is) readable
+    /// locally: file:// gives the checked path itself; s3:// is downloaded into `scratch` keeping
+    /// file names. Returns the local path of the file or folder.
+    pub async fn fetch(&self, uri: &str, scratch: &Path) -> Result<PathBuf, StorageError> {
+        match Location::parse(uri)? {
+            Location::File(path) => self.local(uri, &path, true),
+            Location::S3 { bucket, key } => {
+                let client = self.s3(uri)?;
+                if !key.is_empty() && !key.ends_with('/') {
+                    match self.get_object(client, uri, &bucket, &key).await {
+                        Ok(bytes) => {
+                            let name = key.rsplit('/').next().unwrap_or("object");
+                            let dest = scratch.join(name);
+                            write_file(uri, &dest, &bytes).await?;
+                            return Ok(dest);
+                        }
+                        // No object at the key: maybe a prefix (a DICOM series written without '/').
+                        Err(StorageError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let prefix = if key.is_empty() || key.ends_with('/') { key.clone() } else { format!("{key}/") };
+                let keys = self.list(client, uri, &bucket, &prefix).await?;
+                if keys.is_empty() {
+                    return Err(StorageError::NotFound { uri: uri.into() });
+                }
+                let dir = scratch.join(prefix.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("series"));
+                for k in keys {
+                    let bytes = self.get_object(client, uri, &bucket, &k).await?;
+                    write_file(uri, &dir.join(&k[prefix.len()..]), &bytes).await?;
+                }
+                Ok(dir)
+            }
+        }
+    }
+
+    async fn get_object(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StorageError> {
+        let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| s3_error(uri, e))?;
+        let body = out.body.collect().await.map_err(|e| StorageError::Unavailable { uri: uri.into(), reason: format!("reading the body: {e}") })?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn list(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token).send().await.map_err(|e| s3_error(uri, e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key()).filter(|k| !k.ends_with('/')).map(String::from));
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes `bytes` at `uri`, replacing what is there (deterministic keys: a retried job
+    /// overwrites). file:// writes a temporary file and renames it, so readers never see half a file.
+    pub async fn put(&self, uri: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        match Location::parse(uri)? {
+            Location::File(path) => {
+                let path = self.local(uri, &path, false)?;
+                let tmp = path.with_file_name(format!(".{}.partial-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+                write_file(uri, &tmp, &bytes).await?;
+                tokio::fs::rename(&tmp, &path).await.map_err(|e| StorageError::Io { uri: uri.into(), reason: e.to_string() })
+            }
+            Location::S3 { bucket, key } => {
+                if key.is_empty() || key.ends_with('/') {
+                    return Err(StorageError::BadUri { uri: uri.into(), reason: "an object needs a key that does not end in '/'".into() });
+                }
+                let client = self.s3(uri)?;
+                client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes)).send().await.map_err(|e| s3_error(uri, e))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Uploads every file under `dir` (recursively) to `base_uri/<relative path>`; returns the URIs.
+    pub async fn put_dir(&self, base_uri: &str, dir: &Path) -> Result<Vec<String>, StorageError> {
+        let mut uris = Vec::new();
+        for file in files_under(dir).map_err(|e| StorageError::Io { uri: dir.display().to_string(), reason: e.to_string() })? {
+            let rel = file.strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
+            let uri = join_uri(base_uri, &rel);
+            let bytes = tokio::fs::read(&file).await.map_err(|e| StorageError::Io { uri: file.display().to_string(), reason: e.to_string() })?;
+            self.put(&uri, bytes).await?;
+            uris.push(uri);
+        }
+        Ok(uris)
+    }
+
+    /// Creates the bucket of an s3:// URI if it does not exist (file://: nothing to do).
+    pub async fn ensure_bucket(&self, uri: &str) -> Result<(), StorageError> {
+        let Location::S3 { bucket, .. } = Location::parse(uri)? else { return Ok(()) };
+        let client = self.s3(uri)?;
+        if client.head_bucket().bucket(&bucket).send().await.is_ok() {
+            return Ok(());
+        }
+        match client.create_bucket().bucket(&bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = format!("{:?}", e);
+                if text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists") {
+                    Ok(())
+                } else {
+                    Err(s3_error(uri, e))
+                }
+            }
+        }
+    }
+}
+
+async fn write_file(uri: &str, dest: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let io = |e: std::io::Error| StorageError::Io { uri: uri.into(), reason: format!("{}: {e}", dest.display()) };
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+    }
+    tokio::fs::write(dest, bytes).await.map_err(io)
+}
+
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Sorts an SDK error into not-found (permanent) and unavailable (transient, retried).
+fn s3_error<E: std::fmt::Debug, R: std::fmt::Debug>(uri: &str, e: aws_sdk_s3::error::SdkError<E, R>) -> StorageError {
+    use aws_sdk_s3::error::SdkError;
+    let detail = format!("{e:?}");
+    match &e {
+        SdkError::ServiceError(_) if detail.contains("NoSuchKey") || detail.contains("NoSuchBucket") || detail.contains("NotFound") => StorageError::NotFound { uri: uri.into() },
+        SdkError::ServiceError(_) if detail.contains("AccessDenied") || detail.contains("SignatureDoesNotMatch") || detail.contains("InvalidAccessKeyId") => {
+            // Credentials are configuration: retrying will not fix them, but the job is not at fault.
+            StorageError::Unavailable { uri: uri.into(), reason: "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into() }
+        }
+        SdkError::ServiceError(_) => StorageError::Unavailable { uri: uri.into(), reason: detail.chars().take(300).collect() },
+        _ => StorageError::Unavailable { uri: uri.into(), reason: e.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_parse_and_bad_ones_get_codes() {
+        assert_eq!(Location::parse("s3://scans/study-1/ct.nii.gz").unwrap(), Location::S3 { bucket: "scans".into(), key: "study-1/ct.nii.gz".into() });
+        assert_eq!(Location::parse("file:///data/ct.nii.gz").unwrap(), Location::File("/data/ct.nii.gz".into()));
+        for bad in ["http://x/y", "/data/ct.nii.gz", "file://data/ct", "s3://Bad_Bucket/x", "s3://b/../x"] {
+            assert_eq!(Location::parse(bad).unwrap_err().code(), "STORAGE_BAD_URI", "{bad}");
+        }
+        assert_eq!(join_uri("s3://b/results/", "/job/x.nii.gz"), "s3://b/results/job/x.nii.gz");
+    }
+
+    #[tokio::test]
+    async fn file_uris_stay_under_their_roots() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("ct.nii.gz"), b"x").unwrap();
+        let storage = Storage::new(&StorageConfig { s3_endpoint: None, region: "us-east-1".into(), access_key: String::new(), secret_key: String::new(), file_roots: vec![root.path().into()] });
+        let uri = |p: &Path| format!("file://{}", p.display());
+        let scratch = tempfile::tempdir().unwrap();
+        assert_eq!(storage.fetch(&uri(&outside.path().join("ct.nii.gz")), scratch.path()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
+        let sneaky = format!("file://{}/../{}/ct.nii.gz", root.path().display(), outside.path().file_name().unwrap().to_str().unwrap());
+        assert_eq!(storage.fetch(&sneaky, scratch.path()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
+        assert_eq!(storage.fetch(&uri(&root.path().join("missing.nii.gz")), scratch.path()).await.unwrap_err().code(), "STORAGE_NOT_FOUND");
+        // A write lands atomically under the root, in folders created on the way.
+        let out = root.path().join("results/job-1/liver.nii.gz");
+        storage.put(&uri(&out), b"mask".to_vec()).await.unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"mask");
+        assert_eq!(storage.fetch(&uri(&out), scratch.path()).await.unwrap(), out.canonicalize().unwrap());
+        assert_eq!(storage.put(&uri(&outside.path().join("x")), b"x".to_vec()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
+        assert_eq!(storage.fetch("s3://b/k", scratch.path()).await.unwrap_err().code(), "STORAGE_BAD_URI", "no endpoint configured");
+    }
+}

@@ -1,0 +1,60 @@
+//! The worker's configuration: flags, each with an environment variable (the README's
+//! Configuration table lists them), and defaults that work on a development machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "radsam-worker", version, about = "RadSAM queue worker: segmentation jobs from RabbitMQ, masks to S3, results to PostgreSQL")]
+pub struct Config {
+    /// RabbitMQ URL.
+    #[arg(long, env = "RADSAM_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Prefix of the exchanges and queues (PREFIX.jobs, PREFIX.jobs.dead, PREFIX.results).
+    #[arg(long, env = "RADSAM_QUEUE_PREFIX", default_value = "radsam")]
+    pub queue_prefix: String,
+    /// Deliveries after which the broker dead-letters a message (poison messages).
+    #[arg(long, env = "RADSAM_DELIVERY_LIMIT", default_value_t = 5)]
+    pub delivery_limit: u32,
+    /// Processing attempts (claims in PostgreSQL) after which a job that keeps stopping workers
+    /// is failed with JOB_POISON and dead-lettered.
+    #[arg(long, env = "RADSAM_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: i32,
+    /// Unacknowledged messages the broker hands this worker at once.
+    #[arg(long, env = "RADSAM_PREFETCH", default_value_t = 1)]
+    pub prefetch: u16,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/radsam")]
+    pub database_url: String,
+    /// Where masks go: RESULTS_URI/JOB_ID/{LABEL.nii.gz, labels.nii.gz, seg.dcm, result.json}.
+    #[arg(long, env = "RADSAM_RESULTS_URI", default_value = "s3://radsam-results")]
+    pub results_uri: String,
+    /// The model loaded at start (a job's model_version may ask for another).
+    #[arg(long, env = "RADSAM_MODEL", default_value = "radsam")]
+    pub model: String,
+    /// Weights of --model (default: the model's fetched or committed weights).
+    #[arg(long, env = "RADSAM_WEIGHTS")]
+    pub weights: Option<PathBuf>,
+    /// cpu, cuda or auto.
+    #[arg(long, env = "RADSAM_DEVICE", default_value = "auto")]
+    pub device: String,
+    /// libtorch intra-op threads on CPU (default: libtorch's choice).
+    #[arg(long, env = "RADSAM_THREADS")]
+    pub threads: Option<i32>,
+    /// /healthz and /metrics listen here.
+    #[arg(long, env = "RADSAM_HTTP_ADDR", default_value = "127.0.0.1:9187")]
+    pub http_addr: SocketAddr,
+    /// Tries of a step that failed for a transient reason (store, database, broker down) before
+    /// the job goes back to the queue; waits grow exponentially from 0.5 s to 10 s.
+    #[arg(long, env = "RADSAM_RETRIES", default_value_t = 8)]
+    pub retries: usize,
+    /// After SIGTERM, how long the job in hand may run before it is returned to the queue.
+    #[arg(long, env = "RADSAM_SHUTDOWN_GRACE_SECONDS", default_value_t = 300)]
+    pub shutdown_grace_seconds: u64,
+    /// Also upload PNG overlays of the prompted and clicked slices.
+    #[arg(long, env = "RADSAM_OVERLAYS")]
+    pub overlays: bool,
+    /// text or json log lines.
+    #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}

@@ -1,0 +1,321 @@
+//! One delivery, start to finish: validate -> claim the job row -> fetch the volume -> segment on
+//! the model thread -> upload masks to deterministic keys -> commit results in one transaction ->
+//! publish the result event -> ack. Transient failures (store, database, broker) are retried with
+//! backoff and then the job goes back to the queue; permanent ones (bad job, bad volume, bad
+//! prompt) are recorded with their code and dead-lettered. Nothing here panics on bad input.
+
+use crate::models::{self, LoadedModel};
+use crate::Worker;
+use backon::{ExponentialBuilder, Retryable};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::Channel;
+use radsam::db::{Claim, StageTimes, TargetRow};
+use radsam::job::{Job, JobResult, ProcessOptions};
+use radsam::storage::join_uri;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn, Instrument};
+
+/// How a delivery ended (the label of radsam_jobs_total).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Rejected,
+    Duplicate,
+    Requeued,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::Duplicate => "duplicate",
+            Self::Requeued => "requeued",
+        }
+    }
+}
+
+/// Why a step failed, and whether waiting could help.
+#[derive(Debug)]
+struct Failure {
+    code: String,
+    message: String,
+    transient: bool,
+}
+
+impl Failure {
+    fn permanent(code: &str, message: impl ToString) -> Self {
+        Self { code: code.into(), message: message.to_string(), transient: false }
+    }
+    fn transient(code: &str, message: impl ToString) -> Self {
+        Self { code: code.into(), message: message.to_string(), transient: true }
+    }
+}
+
+impl From<radsam::storage::StorageError> for Failure {
+    fn from(e: radsam::storage::StorageError) -> Self {
+        Self { code: e.code().into(), message: e.to_string(), transient: e.is_transient() }
+    }
+}
+
+impl From<radsam::db::DbError> for Failure {
+    fn from(e: radsam::db::DbError) -> Self {
+        Self { code: e.code().into(), message: e.to_string(), transient: e.is_transient() }
+    }
+}
+
+impl From<radsam::queue::PublishError> for Failure {
+    fn from(e: radsam::queue::PublishError) -> Self {
+        Self::transient("BROKER_UNAVAILABLE", e)
+    }
+}
+
+impl Worker {
+    /// Runs `step` until it succeeds, fails permanently, or has failed transiently `retries` times.
+    async fn retry<T, F, Fut>(&self, what: &str, step: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let schedule = ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(10)).with_max_times(self.config.retries);
+        step.retry(schedule).when(|f: &Failure| f.transient).notify(|f: &Failure, wait: Duration| warn!(code = %f.code, "{what} failed ({}); retrying in {:.1} s", f.message, wait.as_secs_f64())).await
+    }
+
+    /// Handles one delivery and settles it (ack, reject to the dead-letter queue, or requeue).
+    pub async fn handle(&self, delivery: &Delivery, events: &Channel) -> Outcome {
+        let started = Instant::now();
+        let body = String::from_utf8_lossy(&delivery.data).into_owned();
+        let lag = radsam::queue::queue_lag_seconds(&delivery.properties);
+        if let Some(l) = lag {
+            self.metrics.queue_lag_seconds.observe(l);
+        }
+        let job = match Job::from_json(&body) {
+            Ok(job) => job,
+            Err(e) => return self.reject_invalid(delivery, events, &body, e.code(), &e.to_string()).await,
+        };
+        let span = tracing::info_span!("job", job_id = %job.job_id, correlation_id = %job.correlation_id.as_deref().unwrap_or("-"));
+        let outcome = self.run_job(delivery, events, &job, &body, lag, started).instrument(span).await;
+        self.metrics.job_seconds.observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// A message that is not a valid job: recorded (under its job id when it has a readable one),
+    /// a failure event published, and dead-lettered.
+    async fn reject_invalid(&self, delivery: &Delivery, events: &Channel, body: &str, code: &str, message: &str) -> Outcome {
+        let value: Option<Value> = serde_json::from_str(body).ok();
+        let job_id = value.as_ref().and_then(|v| v.get("job_id")).and_then(Value::as_str).filter(|id| !id.is_empty() && id.len() <= 128).map(String::from);
+        let correlation_id = value.as_ref().and_then(|v| v.get("correlation_id")).and_then(Value::as_str).map(String::from);
+        let message_id = delivery.properties.message_id().as_ref().map(|m| m.to_string());
+        warn!(job_id = ?job_id, code, "rejected message: {message}");
+        let recorded = self.retry("recording the rejection", || async { Ok::<_, Failure>(self.db.reject(job_id.as_deref(), message_id.as_deref(), body, code, message).await?) }).await;
+        if let Err(f) = recorded {
+            // Without a record the message must not vanish: back to the queue until the database is back.
+            warn!(code = %f.code, "cannot record the rejection ({}); requeueing", f.message);
+            return self.requeue(delivery).await;
+        }
+        let event = json!({"job_id": job_id, "correlation_id": correlation_id, "status": "failed", "error": {"code": code, "message": message}});
+        let _ = self.retry("publishing the failure event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, "failed", job_id.as_deref().unwrap_or(""), correlation_id.as_deref(), &event).await?) }).await;
+        let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+        Outcome::Rejected
+    }
+
+    async fn requeue(&self, delivery: &Delivery) -> Outcome {
+        // A short pause so a job that meets a dead store does not spin through the queue.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await;
+        Outcome::Requeued
+    }
+
+    async fn run_job(&self, delivery: &Delivery, events: &Channel, job: &Job, body: &str, lag: Option<f64>, started: Instant) -> Outcome {
+        let payload: Value = serde_json::from_str(body).expect("validated JSON");
+        let claim = self.retry("claiming the job", || async { Ok::<_, Failure>(self.db.claim(&job.job_id, &payload, &self.name, lag).await?) }).await;
+        let attempt = match claim {
+            Ok(Claim::Run { attempt }) => attempt,
+            Ok(Claim::Finished { status, event }) => {
+                info!("already {status}: acknowledging the redelivered message");
+                // The earlier run may have died between commit and publishing its event.
+                if let Some(event) = event {
+                    let _ = self.retry("republishing the result event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, &status, &job.job_id, job.correlation_id.as_deref(), &event).await?) }).await;
+                }
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                return Outcome::Duplicate;
+            }
+            Err(f) => {
+                warn!(code = %f.code, "cannot claim the job: {}", f.message);
+                return self.requeue(delivery).await;
+            }
+        };
+        if attempt > self.config.max_attempts {
+            let f = Failure::permanent("JOB_POISON", format!("attempt {attempt} of a job allowed {} (earlier attempts stopped their worker)", self.config.max_attempts));
+            return self.fail(delivery, events, job, attempt, f).await;
+        }
+        info!(attempt, "processing");
+        match self.process(job, attempt, started).await {
+            Ok((event, times)) => {
+                for (stage, secs) in [("fetch", times.fetch), ("decode", times.decode), ("encode", times.encode), ("propagate", times.propagate), ("upload", times.upload), ("commit", times.commit)] {
+                    self.metrics.stage_seconds.with_label_values(&[stage]).observe(secs);
+                }
+                let published = self.retry("publishing the result event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, "succeeded", &job.job_id, job.correlation_id.as_deref(), &event).await?) }).await;
+                if let Err(f) = published {
+                    // The result is committed; a redelivery acks it and republishes the stored event.
+                    warn!(code = %f.code, "result committed but its event not published: {}", f.message);
+                }
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                info!(seconds = format!("{:.1}", times.total), "succeeded");
+                Outcome::Succeeded
+            }
+            Err(f) if f.code == "LOST_CLAIM" => {
+                info!("another delivery of this job took it over; acknowledging this one");
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                Outcome::Duplicate
+            }
+            Err(f) if f.transient => {
+                warn!(code = %f.code, "transient failure after retries, returning the job to the queue: {}", f.message);
+                let _ = self.db.release(&job.job_id, attempt, &f.code, &f.message).await;
+                self.requeue(delivery).await
+            }
+            Err(f) => self.fail(delivery, events, job, attempt, f).await,
+        }
+    }
+
+    /// A permanent failure: recorded, announced, dead-lettered.
+    async fn fail(&self, delivery: &Delivery, events: &Channel, job: &Job, attempt: i32, f: Failure) -> Outcome {
+        warn!(code = %f.code, "failed: {}", f.message);
+        let event = json!({"job_id": job.job_id, "correlation_id": job.correlation_id, "status": "failed", "error": {"code": f.code, "message": f.message}});
+        let recorded = self.retry("recording the failure", || async { Ok::<_, Failure>(self.db.fail(&job.job_id, attempt, &f.code, &f.message, &event).await?) }).await;
+        if recorded.is_err() {
+            return self.requeue(delivery).await;
+        }
+        let _ = self.retry("publishing the failure event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, "failed", &job.job_id, job.correlation_id.as_deref(), &event).await?) }).await;
+        let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+        Outcome::Failed
+    }
+
+    /// The work: fetch, segment, upload, commit. Returns the result event and the stage times.
+    async fn process(&self, job: &Job, attempt: i32, started: Instant) -> Result<(Value, StageTimes), Failure> {
+        let scratch = tempfile::Builder::new().prefix("radsam-job-").tempdir().map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        let t = Instant::now();
+        let local_job = self.retry("fetching the inputs", || localize(self, job, scratch.path())).await?;
+        let fetch = t.elapsed().as_secs_f64();
+
+        let model = self.model_for(job).await?;
+        let out = scratch.path().join("out");
+        std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        let opts = ProcessOptions { overlays: self.config.overlays, ..Default::default() };
+        let (thread, version, out_dir) = (model.thread.clone(), model.version.clone(), out.clone());
+        let result: JobResult = tokio::task::spawn_blocking(move || thread.run(move |sam| radsam::job::process(&local_job, sam, &version, &out_dir, &opts, &mut |_, _, _| {})))
+            .await
+            .map_err(|e| Failure::transient("MODEL_THREAD", e))?
+            .map_err(|e| Failure::transient("MODEL_THREAD", e))?
+            .map_err(|e| match e.code() {
+                "OUTPUT_UNWRITABLE" => Failure::transient(e.code(), &e),
+                code => Failure::permanent(code, &e),
+            })?;
+        // result.json names the job's own URIs, not the scratch copies.
+        restore_uris(&out.join("result.json"), job).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+
+        let t = Instant::now();
+        let base = join_uri(&self.config.results_uri, &job.job_id);
+        self.retry("uploading the masks", || async {
+            self.storage.ensure_bucket(&base).await?;
+            Ok::<_, Failure>(self.storage.put_dir(&base, &out).await?)
+        })
+        .await?;
+        let upload = t.elapsed().as_secs_f64() + result.write_seconds;
+
+        let rows: Vec<TargetRow> = result
+            .targets
+            .iter()
+            .map(|t| TargetRow {
+                label: t.label.clone(),
+                mask_uri: join_uri(&base, &t.mask_file),
+                labels_uri: join_uri(&base, "labels.nii.gz"),
+                seg_uri: result.outputs.iter().any(|o| o == "seg.dcm").then(|| join_uri(&base, "seg.dcm")),
+                voxels: t.voxels as i64,
+                volume_ml: t.volume_ml,
+                reference_ml: t.reference_ml,
+                dice: t.dice,
+                carry: format!("{:?}", t.carry).to_lowercase(),
+                initial_slice: t.initial_slice as i32,
+                first_slice: t.boundaries.0 as i32,
+                last_slice: t.boundaries.1 as i32,
+                clicks_applied: t.clicks_applied as i32,
+            })
+            .collect();
+        let mut times = StageTimes {
+            queue_lag: None,
+            fetch,
+            decode: result.read_seconds,
+            encode: result.encode_seconds,
+            propagate: (result.total_seconds - result.read_seconds - result.encode_seconds - result.write_seconds).max(0.0),
+            upload,
+            commit: 0.0,
+            total: started.elapsed().as_secs_f64(),
+        };
+        let event = json!({
+            "job_id": job.job_id, "correlation_id": job.correlation_id, "status": "succeeded",
+            "model_version": model.version, "results_uri": base,
+            "targets": rows.iter().map(|r| json!({"label": r.label, "mask_uri": r.mask_uri, "voxels": r.voxels, "volume_ml": r.volume_ml, "dice": r.dice})).collect::<Vec<_>>(),
+        });
+        let t = Instant::now();
+        let committed = self.retry("committing the results", || async { Ok::<_, Failure>(self.db.commit(&job.job_id, attempt, &model.version, &rows, &times, &event).await?) }).await?;
+        if !committed {
+            return Err(Failure::permanent("LOST_CLAIM", "another delivery of this job took it over"));
+        }
+        times.commit = t.elapsed().as_secs_f64();
+        times.total = started.elapsed().as_secs_f64();
+        // The commit cannot time itself: its duration and the final total follow, best effort.
+        if let Err(e) = self.db.record_commit_time(&job.job_id, times.commit, times.total).await {
+            warn!("recording the commit time: {e}");
+        }
+        Ok((event, times))
+    }
+
+    /// The model the job asks for (the worker's own by default), loading it between jobs if needed.
+    async fn model_for(&self, job: &Job) -> Result<Arc<LoadedModel>, Failure> {
+        let wanted = job.model_version.clone().unwrap_or_else(|| self.config.model.clone());
+        let mut slot = self.model.lock().await;
+        if slot.name == wanted {
+            return Ok(slot.clone());
+        }
+        if !models::is_known(&wanted) {
+            return Err(Failure::permanent("JOB_UNKNOWN_MODEL", format!("model_version {wanted:?} is not a model this worker knows ({})", radsam::model::MODEL_NAMES.join(", "))));
+        }
+        info!(model = %wanted, "loading the model the job asks for");
+        let (device, threads) = (self.config.device.clone(), self.config.threads);
+        let name = wanted.clone();
+        let loaded = tokio::task::spawn_blocking(move || models::load(&name, None, &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;
+        self.retry("registering the model version", || async { Ok::<_, Failure>(self.db.register_model_version(&loaded.version, &loaded.name, Some(&loaded.sha256)).await?) }).await?;
+        self.health.set_model(Some(loaded.version.clone()));
+        *slot = Arc::new(loaded);
+        Ok(slot.clone())
+    }
+}
+
+/// The job with its volume and reference masks made local (downloaded from S3 into `scratch`, or
+/// file:// paths checked against the allowed roots).
+async fn localize(worker: &Worker, job: &Job, scratch: &Path) -> Result<Job, Failure> {
+    let mut local = job.clone();
+    let volume = worker.storage.fetch(&job.volume_uri, &scratch.join("volume")).await?;
+    local.volume_uri = volume.display().to_string();
+    for (i, target) in local.targets.iter_mut().enumerate() {
+        if let Some(uri) = &target.reference_mask_uri {
+            let path = worker.storage.fetch(uri, &scratch.join(format!("reference-{i}"))).await?;
+            target.reference_mask_uri = Some(path.display().to_string());
+        }
+    }
+    Ok(local)
+}
+
+fn restore_uris(result_json: &Path, job: &Job) -> std::io::Result<()> {
+    let mut value: Value = serde_json::from_slice(&std::fs::read(result_json)?)?;
+    value["volume_uri"] = json!(job.volume_uri);
+    std::fs::write(result_json, serde_json::to_vec_pretty(&value)?)
+}

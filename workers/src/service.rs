@@ -1,0 +1,106 @@
+//! The consume loop: connect (retrying until the broker answers), declare the topology, take
+//! deliveries one at a time, and after a broker restart or a dropped connection start over.
+//! Shutdown (SIGTERM/SIGINT) stops taking deliveries, lets the job in hand finish within the
+//! grace period, and otherwise returns it to the queue.
+
+use crate::Worker;
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// Resolves once shutdown was requested.
+pub async fn requested(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sets the flag on SIGTERM or SIGINT.
+pub fn on_signals(tx: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: finishing the job in hand, then stopping"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: finishing the job in hand, then stopping"),
+        }
+        let _ = tx.send(true);
+    });
+}
+
+impl Worker {
+    /// Runs until shutdown.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut wait = Duration::from_millis(500);
+        while !*shutdown.borrow() {
+            match self.session(&mut shutdown).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.health.broker_connected.store(false, Ordering::Relaxed);
+                    warn!("broker connection lost or refused ({e}); reconnecting in {:.1} s", wait.as_secs_f64());
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = requested(&mut shutdown) => break,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        self.health.broker_connected.store(false, Ordering::Relaxed);
+        info!("stopped");
+    }
+
+    /// One connection's life. Ok(()) means shutdown was requested; Err means reconnect.
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), lapin::Error> {
+        let connection = radsam::queue::connect(&self.config.amqp_url, &self.name).await?;
+        let channel = connection.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;
+        let events = radsam::queue::confirm_channel(&connection).await?;
+        let mut consumer = channel.basic_consume(&self.topology.jobs_queue, &self.name, BasicConsumeOptions::default(), FieldTable::default()).await?;
+        self.metrics.broker_connections.inc();
+        self.health.broker_connected.store(true, Ordering::Relaxed);
+        info!(queue = %self.topology.jobs_queue, prefetch = self.config.prefetch, "connected; waiting for jobs");
+        loop {
+            let delivery = tokio::select! {
+                d = consumer.next() => d,
+                _ = requested(shutdown) => {
+                    // Unacknowledged prefetched messages return to the queue when the channel closes.
+                    let _ = connection.close(200, "worker shutting down").await;
+                    return Ok(());
+                }
+            };
+            let delivery = match delivery {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(e),
+                None => return Err(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed)),
+            };
+            self.metrics.in_flight.inc();
+            let handling = self.handle(&delivery, &events);
+            tokio::pin!(handling);
+            let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+            let outcome = tokio::select! {
+                o = &mut handling => Some(o),
+                _ = async { requested(shutdown).await; tokio::time::sleep(grace).await } => None,
+            };
+            self.metrics.in_flight.dec();
+            match outcome {
+                Some(o) => self.metrics.jobs.with_label_values(&[o.label()]).inc(),
+                None => {
+                    warn!("the grace period ended with a job in hand: returning it to the queue");
+                    self.metrics.jobs.with_label_values(&["requeued"]).inc();
+                    let _ = delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await;
+                    let _ = connection.close(200, "worker shutting down").await;
+                    // The model thread cannot be interrupted; the process ends here without it.
+                    error!("exiting with the model still busy");
+                    std::process::exit(0);
+                }
+            }
+        }
+    }
+}

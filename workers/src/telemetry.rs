@@ -1,0 +1,95 @@
+//! What operators watch: Prometheus metrics, the health state behind /healthz, and the small
+//! HTTP server that serves both. Log lines come from tracing (set up in main).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Jobs by outcome: succeeded, failed, rejected (not a valid job), duplicate (already
+    /// finished), requeued (transient failure or shutdown).
+    pub jobs: IntCounterVec,
+    /// Seconds by stage: fetch, decode, encode, propagate, upload, commit.
+    pub stage_seconds: HistogramVec,
+    pub job_seconds: Histogram,
+    /// Publish to start of processing.
+    pub queue_lag_seconds: Histogram,
+    pub broker_connections: IntCounter,
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let buckets = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+        let jobs = IntCounterVec::new(Opts::new("radsam_jobs_total", "Jobs handled, by outcome"), &["outcome"]).unwrap();
+        let stage_seconds = HistogramVec::new(HistogramOpts::new("radsam_stage_seconds", "Seconds per job stage").buckets(buckets.clone()), &["stage"]).unwrap();
+        let job_seconds = Histogram::with_opts(HistogramOpts::new("radsam_job_seconds", "Seconds per job, delivery to ack").buckets(buckets.clone())).unwrap();
+        let queue_lag_seconds = Histogram::with_opts(HistogramOpts::new("radsam_queue_lag_seconds", "Seconds from publish to processing").buckets(buckets)).unwrap();
+        let broker_connections = IntCounter::new("radsam_broker_connections_total", "Connections opened to the broker (more than one: reconnections)").unwrap();
+        let in_flight = IntGauge::new("radsam_jobs_in_flight", "Jobs being processed").unwrap();
+        for c in [Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>, Box::new(stage_seconds.clone()), Box::new(job_seconds.clone()), Box::new(queue_lag_seconds.clone()), Box::new(broker_connections.clone()), Box::new(in_flight.clone())] {
+            registry.register(c).unwrap();
+        }
+        Self { registry, jobs, stage_seconds, job_seconds, queue_lag_seconds, broker_connections, in_flight }
+    }
+
+    fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+/// What /healthz reports.
+#[derive(Default)]
+pub struct Health {
+    pub broker_connected: AtomicBool,
+    pub database_ok: AtomicBool,
+    pub model: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn set_model(&self, version: Option<String>) {
+        *self.model.lock().unwrap() = version;
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    let broker = s.health.broker_connected.load(Ordering::Relaxed);
+    let database = s.health.database_ok.load(Ordering::Relaxed);
+    let model = s.health.model.lock().unwrap().clone();
+    let ok = broker && database && model.is_some();
+    let body = serde_json::json!({"status": if ok { "ok" } else { "unavailable" }, "broker_connected": broker, "database_ok": database, "model_version": model});
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, [("content-type", "application/json")], body.to_string())
+}
+
+async fn render_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+/// Serves /healthz and /metrics on `addr` until the process ends; returns the bound address.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<SocketAddr> {
+    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics)).with_state(AppState { metrics, health });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the health/metrics server stopped: {e}");
+        }
+    });
+    Ok(bound)
+}

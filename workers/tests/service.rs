@@ -1,0 +1,463 @@
+//! The queue service against real services: RabbitMQ and PostgreSQL of the machine (started by
+//! scripts/services.sh, which `make test` runs), and an S3 store (weed) that each test starts on its
+//! own ports so it can stop it. Each test has its own queue prefix, database and buckets, and runs
+//! real worker processes on the real validation CT (a DICOM series) with the project's RadSAM.
+
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use radsam::queue::Topology;
+use radsam::storage::{Storage, StorageConfig};
+use serde_json::{json, Value};
+use sqlx::Row;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn cache() -> PathBuf {
+    radsam::assets::cache_dir()
+}
+
+fn free_port_base() -> u16 {
+    // Seven consecutive ports and the same +10000 (weed's gRPC ports), all free.
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let seed = (std::process::id() as u16 % 300) * 20;
+    (0..500u16).map(|i| 21000 + (seed + i * 20) % 9000).find(|&b| (0..8).all(|k| free(b + k) && free(b + 10000 + k))).expect("free ports for the S3 store")
+}
+
+/// A weed S3 store on its own ports and folder.
+struct S3Store {
+    dir: PathBuf,
+    base: u16,
+    child: Option<Child>,
+}
+
+impl S3Store {
+    fn start(dir: &Path) -> Self {
+        let mut store = Self { dir: dir.to_path_buf(), base: free_port_base(), child: None };
+        store.restart();
+        store
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base + 3)
+    }
+
+    fn restart(&mut self) {
+        let b = self.base;
+        let log = std::fs::File::create(self.dir.join("weed.log")).unwrap();
+        let child = Command::new(cache().join("venv/bin/weed"))
+            .args(["mini", &format!("-dir={}", self.dir.display()), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .args([format!("-master.port={b}"), format!("-volume.port={}", b + 1), format!("-filer.port={}", b + 2), format!("-s3.port={}", b + 3), format!("-admin.port={}", b + 4), format!("-webdav.port={}", b + 5), format!("-debug.port={}", b + 6), format!("-s3.debug.port={}", b + 7)])
+            .env("AWS_ACCESS_KEY_ID", "radsam")
+            .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("weed from the venv (make setup)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", b + 3)).is_err() {
+            assert!(Instant::now() < deadline, "the S3 store did not start: {}", self.dir.join("weed.log").display());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for S3Store {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One test's world: queue prefix, database, S3 store with the sample CT in it.
+struct World {
+    name: String,
+    topology: Topology,
+    database_url: String,
+    s3: S3Store,
+    storage: Storage,
+    _dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    fn new(test: &str) -> Self {
+        let name = format!("t{}_{test}", std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3Store::start(dir.path());
+        let storage = Storage::new(&StorageConfig { s3_endpoint: Some(s3.endpoint()), region: "us-east-1".into(), access_key: "radsam".into(), secret_key: "radsam-secret".into(), file_roots: vec![] });
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let database_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        rt.block_on(async {
+            let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/services.sh)");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+            let data = radsam::assets::sample_data_dir();
+            storage.ensure_bucket("s3://scans/").await.unwrap();
+            storage.put_dir("s3://scans/ct/", &data.join("example_ct_dicom")).await.unwrap();
+            storage.put("s3://scans/labels.nii.gz", std::fs::read(data.join("example_seg_dicom.nii.gz")).unwrap()).await.unwrap();
+        });
+        let topology = Topology::new(&name, 5);
+        Self { name, topology, database_url, s3, storage, _dir: dir, rt }
+    }
+
+    fn worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log_path = self._dir.path().join(format!("worker-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_radsam-worker"));
+        cmd.env("RADSAM_AMQP_URL", AMQP)
+            .env("RADSAM_QUEUE_PREFIX", &self.name)
+            .env("DATABASE_URL", &self.database_url)
+            .env("RADSAM_RESULTS_URI", "s3://results")
+            .env("RADSAM_S3_ENDPOINT", self.s3.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "radsam")
+            .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
+            .env("RADSAM_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("RADSAM_DEVICE", "cpu")
+            .env("RADSAM_RETRIES", "6")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let worker = Worker { child, port, log: log_path };
+        worker.wait_healthy();
+        worker
+    }
+
+    fn submit(&self, body: &str) {
+        let v: Value = serde_json::from_str(body).unwrap_or(json!({}));
+        let id = v.get("job_id").and_then(Value::as_str).unwrap_or("not-a-job").to_string();
+        self.rt.block_on(async {
+            let conn = radsam::queue::connect(AMQP, "test-submit").await.unwrap();
+            let ch = radsam::queue::confirm_channel(&conn).await.unwrap();
+            self.topology.declare(&ch).await.unwrap();
+            radsam::queue::publish_job(&ch, &self.topology, &id, None, 0, body.as_bytes()).await.unwrap();
+            conn.close(200, "").await.unwrap();
+        });
+    }
+
+    fn query<T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(&self, sql: &str, job_id: &str) -> Vec<T> {
+        self.rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+            let rows = sqlx::query(sql).bind(job_id).fetch_all(&pool).await.unwrap();
+            rows.iter().map(|r| r.get::<T, _>(0)).collect()
+        })
+    }
+
+    fn status(&self, job_id: &str) -> Option<String> {
+        self.rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&self.database_url).await.ok()?;
+            let exists: bool = sqlx::query("SELECT to_regclass('jobs') IS NOT NULL").fetch_one(&pool).await.ok()?.get(0);
+            if !exists {
+                return None;
+            }
+            sqlx::query("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(&pool).await.ok()?.map(|r| r.get(0))
+        })
+    }
+
+    fn wait_status(&self, job_id: &str, want: &[&str], seconds: u64, workers: &mut [&mut Worker]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(s) = self.status(job_id) {
+                if want.contains(&s.as_str()) {
+                    return s;
+                }
+            }
+            for w in workers.iter_mut() {
+                if let Ok(Some(code)) = w.child.try_wait() {
+                    panic!("the worker exited ({code}): {}", w.log_tail());
+                }
+            }
+            assert!(Instant::now() < deadline, "job {job_id} did not reach {want:?} in {seconds} s (now {:?}); worker logs: {}", self.status(job_id), workers.iter().map(|w| w.log_tail()).collect::<Vec<_>>().join("\n---\n"));
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Takes every message waiting in `queue`.
+    fn drain(&self, queue: &str) -> Vec<Value> {
+        self.rt.block_on(async {
+            let conn = radsam::queue::connect(AMQP, "test-drain").await.unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            let mut out = Vec::new();
+            while let Some(m) = ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
+                out.push(serde_json::from_slice(&m.delivery.data).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&m.delivery.data)})));
+            }
+            conn.close(200, "").await.unwrap();
+            out
+        })
+    }
+
+    /// A queue bound to the results exchange, to read the events of this test.
+    fn bind_events(&self) -> String {
+        let queue = format!("{}.events", self.name);
+        self.rt.block_on(async {
+            let conn = radsam::queue::connect(AMQP, "test-events").await.unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            self.topology.declare(&ch).await.unwrap();
+            ch.queue_declare(&queue, QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+            ch.queue_bind(&queue, &self.topology.results_exchange, "#", QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+            conn.close(200, "").await.unwrap();
+        });
+        queue
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let (name, topology) = (self.name.clone(), self.topology.clone());
+        self.rt.block_on(async {
+            if let Ok(conn) = radsam::queue::connect(AMQP, "test-cleanup").await {
+                if let Ok(ch) = conn.create_channel().await {
+                    for q in [&topology.jobs_queue, &topology.dead_queue, &format!("{name}.events")] {
+                        let _ = ch.queue_delete(q, Default::default()).await;
+                    }
+                    for x in [&topology.jobs_exchange, &topology.dead_exchange, &topology.results_exchange] {
+                        let _ = ch.exchange_delete(x, Default::default()).await;
+                    }
+                }
+                let _ = conn.close(200, "").await;
+            }
+            if let Ok(admin) = sqlx::PgPool::connect(PG_ADMIN).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+            }
+        });
+    }
+}
+
+struct Worker {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn http(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.http("/healthz").map(|(s, _)| s) != Some(200) {
+            assert!(Instant::now() < deadline, "worker not healthy: {}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.http("/metrics").expect("metrics");
+        body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The spleen of the validation scan from one box, over `slices` slices (fewer: a quicker job).
+fn spleen_job(job_id: &str, top: usize, bottom: usize) -> String {
+    json!({
+        "schema_version": 1, "job_id": job_id, "correlation_id": "study-1",
+        "volume_uri": "s3://scans/ct/",
+        "targets": [{
+            "label": "spleen", "initial_prompt": {"slice": 12, "box": [291, 245, 392, 377]},
+            "boundaries": {"top": top, "bottom": bottom},
+            "reference_mask_uri": "s3://scans/labels.nii.gz", "reference_label": 1
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_job_goes_through_queue_worker_s3_and_postgres() {
+    let world = World::new("flow");
+    let events = world.bind_events();
+    let mut worker = world.worker(&[]);
+    world.submit(&spleen_job("job-flow", 15, 9));
+    world.wait_status("job-flow", &["succeeded", "failed"], 300, &mut [&mut worker]);
+    assert_eq!(world.status("job-flow").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+
+    // PostgreSQL: one result row, a plausible spleen, Dice against the reference, timings by stage.
+    let dice: Vec<f64> = world.query("SELECT dice FROM results WHERE job_id = $1", "job-flow");
+    assert_eq!(dice.len(), 1);
+    assert!(dice[0] > 0.8, "spleen Dice {}", dice[0]);
+    let ml: Vec<f64> = world.query("SELECT volume_ml FROM organ_volumes WHERE job_id = $1", "job-flow");
+    assert!(ml[0] > 20.0 && ml[0] < 400.0, "spleen volume {} mL", ml[0]);
+    let stages: Vec<f64> = world.query("SELECT fetch_s + decode_s + encode_s + propagate_s + upload_s + commit_s FROM jobs WHERE job_id = $1", "job-flow");
+    let total: Vec<f64> = world.query("SELECT total_s FROM jobs WHERE job_id = $1", "job-flow");
+    assert!(stages[0] > 0.0 && stages[0] <= total[0] + 1e-6, "stages {} vs total {}", stages[0], total[0]);
+    let version: Vec<String> = world.query("SELECT model_version FROM results WHERE job_id = $1", "job-flow");
+    assert!(version[0].starts_with("radsam@sha256:"), "{}", version[0]);
+
+    // S3: the masks under the job's deterministic keys, readable as volumes on the CT's grid.
+    let mask_uri: Vec<String> = world.query("SELECT mask_uri FROM results WHERE job_id = $1", "job-flow");
+    assert_eq!(mask_uri[0], "s3://results/job-flow/spleen.nii.gz");
+    let scratch = tempfile::tempdir().unwrap();
+    let (mask, seg) = world.rt.block_on(async { (world.storage.fetch(&mask_uri[0], scratch.path()).await.unwrap(), world.storage.fetch("s3://results/job-flow/seg.dcm", scratch.path()).await.unwrap()) });
+    let mask = radsam::volume::Volume::open(&mask, None, &Default::default()).unwrap();
+    assert_eq!(mask.dims(), [512, 512, 20]);
+    assert!(std::fs::metadata(seg).unwrap().len() > 1000);
+
+    // The result event, and the worker's own account in /metrics.
+    let got = world.drain(&events);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["status"], "succeeded");
+    assert_eq!(got[0]["targets"][0]["mask_uri"], "s3://results/job-flow/spleen.nii.gz");
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"succeeded\"}"), 1.0);
+    assert!(worker.metric("radsam_stage_seconds_count{stage=\"encode\"}") >= 1.0);
+
+    // The same job again (a router resending it): acknowledged, not processed twice.
+    world.submit(&spleen_job("job-flow", 15, 9));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while worker.metric("radsam_jobs_total{outcome=\"duplicate\"}") < 1.0 {
+        assert!(Instant::now() < deadline, "{}", worker.log_tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-flow");
+    assert_eq!(attempts, vec![1]);
+
+    // An acceptance is recorded against the result; one for a target that does not exist is refused.
+    world.rt.block_on(async {
+        let db = radsam::db::Db::connect_lazy(&world.database_url).unwrap();
+        db.accept("job-flow", "spleen", "dr-a", None, None).await.unwrap();
+        assert_eq!(db.accept("job-flow", "liver", "dr-a", None, None).await.unwrap_err().code(), "DB_INVALID");
+    });
+    let kind: Vec<String> = world.query("SELECT kind FROM annotations WHERE job_id = $1", "job-flow");
+    assert_eq!(kind, vec!["accepted".to_string()]);
+
+    // SIGTERM with nothing in hand: a clean exit.
+    assert!(worker.terminate().success());
+}
+
+#[test]
+fn bad_messages_are_recorded_and_dead_lettered_and_the_worker_carries_on() {
+    let world = World::new("poison");
+    let mut worker = world.worker(&[]);
+    // Not JSON; a job whose volume is not a CT; a job with a prompt outside its boundaries.
+    world.submit("{this is not a job");
+    world.rt.block_on(world.storage.put("s3://scans/broken.nii.gz", b"\x1f\x8b not really gzip".to_vec())).unwrap();
+    let mut broken = serde_json::from_str::<Value>(&spleen_job("job-broken-volume", 15, 9)).unwrap();
+    broken["volume_uri"] = json!("s3://scans/broken.nii.gz");
+    world.submit(&broken.to_string());
+    world.submit(&spleen_job("job-bad-prompt", 5, 0));
+    world.submit(&spleen_job("job-good", 13, 11));
+    world.wait_status("job-good", &["succeeded"], 300, &mut [&mut worker]);
+
+    assert_eq!(world.status("job-broken-volume").as_deref(), Some("failed"));
+    let code: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-broken-volume");
+    assert!(code[0].as_deref().unwrap().starts_with("VOLUME_"), "{code:?}");
+    let code: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-bad-prompt");
+    assert_eq!(code[0].as_deref(), Some("PROMPT_SLICE_OUTSIDE_BOUNDARIES"), "{}", worker.log_tail());
+    let rejected: Vec<String> = world.query("SELECT error_code FROM rejected_messages WHERE $1 = $1", "");
+    assert_eq!(rejected, vec!["JOB_MALFORMED".to_string()]);
+    let results: Vec<String> = world.query("SELECT job_id FROM results WHERE job_id <> $1", "job-good");
+    assert!(results.is_empty(), "failed jobs leave no result rows: {results:?}");
+
+    // All three reached the dead-letter queue, and nothing is left in the jobs queue.
+    let dead = world.drain(&world.topology.dead_queue);
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(world.drain(&world.topology.jobs_queue).is_empty());
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"failed\"}"), 2.0);
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"rejected\"}"), 1.0);
+}
+
+#[test]
+fn a_worker_killed_mid_job_leaves_it_to_be_finished_exactly_once() {
+    let world = World::new("kill");
+    let mut first = world.worker(&[]);
+    world.submit(&spleen_job("job-kill", 19, 0));
+    world.wait_status("job-kill", &["running"], 120, &mut [&mut first]);
+    // Mid-job: the worker has claimed it and is fetching or encoding.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(world.status("job-kill").as_deref(), Some("running"), "the job finished before the kill; {}", first.log_tail());
+    unsafe { libc::kill(first.child.id() as i32, libc::SIGKILL) };
+    first.child.wait().unwrap();
+
+    let mut second = world.worker(&[]);
+    world.wait_status("job-kill", &["succeeded", "failed"], 300, &mut [&mut second]);
+    assert_eq!(world.status("job-kill").as_deref(), Some("succeeded"), "{}", second.log_tail());
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-kill");
+    assert_eq!(attempts, vec![2], "one killed attempt, one that finished");
+    let rows: Vec<String> = world.query("SELECT label FROM results WHERE job_id = $1", "job-kill");
+    assert_eq!(rows, vec!["spleen".to_string()], "finished exactly once");
+    assert!(world.drain(&world.topology.jobs_queue).is_empty());
+}
+
+#[test]
+fn s3_down_for_a_while_then_back_the_job_completes() {
+    let mut world = World::new("s3down");
+    let mut worker = world.worker(&[("RADSAM_RETRIES", "10")]);
+    world.s3.stop();
+    world.submit(&spleen_job("job-s3", 13, 11));
+    world.wait_status("job-s3", &["running"], 60, &mut [&mut worker]);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(world.status("job-s3").as_deref(), Some("running"), "waiting for the store");
+    world.s3.restart();
+    world.wait_status("job-s3", &["succeeded", "failed"], 300, &mut [&mut worker]);
+    assert_eq!(world.status("job-s3").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    assert!(worker.log_tail().contains("retrying") || std::fs::read_to_string(&worker.log).unwrap().contains("STORAGE_UNAVAILABLE"));
+}
+
+#[test]
+fn after_a_broker_restart_the_worker_reconnects_and_takes_jobs() {
+    let world = World::new("broker");
+    let mut worker = world.worker(&[]);
+    assert_eq!(worker.metric("radsam_broker_connections_total"), 1.0);
+    let ctl = |args: &[&str]| assert!(Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().unwrap().success(), "rabbitmqctl {args:?}");
+    ctl(&["stop_app"]);
+    std::thread::sleep(Duration::from_secs(2));
+    ctl(&["start_app"]);
+    ctl(&["await_startup"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while worker.metric("radsam_broker_connections_total") < 2.0 {
+        assert!(Instant::now() < deadline, "no reconnection: {}", worker.log_tail());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    world.submit(&spleen_job("job-after-restart", 13, 11));
+    world.wait_status("job-after-restart", &["succeeded"], 300, &mut [&mut worker]);
+}
+
+#[test]
+fn sigterm_mid_job_finishes_the_job_in_hand_then_exits() {
+    let world = World::new("term");
+    let mut worker = world.worker(&[]);
+    let events = world.bind_events();
+    world.submit(&spleen_job("job-term", 19, 0));
+    world.wait_status("job-term", &["running"], 120, &mut [&mut worker]);
+    let status = worker.terminate();
+    assert!(status.success(), "{}", worker.log_tail());
+    assert_eq!(world.status("job-term").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    assert_eq!(world.drain(&events).len(), 1);
+}
