@@ -15,7 +15,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export CARGO_TARGET_DIR ?= $(RADSAM_CACHE)/target
 CARGO := cargo
 
-.PHONY: setup build run test bench bench-propagation parity-fixtures train-radsam bench-radsam
+services: setup
+	bash scripts/services.sh
+
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam
 setup:
 	bash scripts/setup.sh
 
@@ -29,7 +32,7 @@ parity-fixtures: setup
 	$(PYTHON) scripts/parity_reference.py
 	$(PYTHON) scripts/volume_reference.py
 
-test: build parity-fixtures
+test: build parity-fixtures services
 	$(CARGO) test --release --workspace -- --test-threads=1
 
 bench: build
