@@ -15,16 +15,17 @@ pub struct SubmitArgs {
     files: Vec<PathBuf>,
 }
 
-/// The jobs in one text: a job, an array of jobs, or JSON lines.
+/// The jobs in one text: a job, an array of jobs, or a stream of jobs (JSON lines, or objects
+/// one after another).
 fn jobs_in(text: &str, source: &str) -> Result<Vec<serde_json::Value>> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        return serde_json::from_str(trimmed).with_context(|| format!("{source}: not a JSON array of jobs"));
+    let mut jobs = Vec::new();
+    for (i, value) in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>().enumerate() {
+        match value.with_context(|| format!("{source}: value {} is not JSON", i + 1))? {
+            serde_json::Value::Array(items) => jobs.extend(items),
+            other => jobs.push(other),
+        }
     }
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
-        return Ok(vec![v]);
-    }
-    trimmed.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{source}: line {}: not JSON", i + 1))).collect()
+    Ok(jobs)
 }
 
 pub fn submit(args: SubmitArgs) -> Result<()> {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The queue service's throughput and where a job's time goes (issue #6), on the sample CT:
+#   reference: `radsam segment` on the same job, with no services (local files, one process per job);
+#   service:   N jobs through RabbitMQ -> radsam-worker -> S3 -> PostgreSQL, with one worker and with
+#              two workers (each with half the cores), all in this one run on this machine.
+# Each job: liver (box + one click) and spleen (box) on the validation DICOM scan, RadSAM, mask carry.
+# Writes bench/results/service_bench.{md,json} (stage times read back from PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${RADSAM_CACHE:-$HOME/.cache/radsam}
+data=$cache/data/totalsegmentator
+bin=${CARGO_TARGET_DIR:-target}/release
+N=${N:-6}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-radsam} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-radsam-secret}
+export RADSAM_QUEUE_PREFIX=radsam-bench DATABASE_URL=postgres://postgres@127.0.0.1:5432/radsam_bench
+work=runs/service_bench
+rm -rf "$work" && mkdir -p "$work"
+cores=$(nproc)
+
+bash scripts/services.sh
+psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS radsam_bench WITH (FORCE)" -c "CREATE DATABASE radsam_bench"
+rabbitmqctl -q delete_queue radsam-bench.jobs >/dev/null 2>&1 || true
+"$bin/radsam" migrate
+"$bin/radsam" upload "$data/example_ct_dicom" s3://radsam-samples/totalsegmentator/example_ct_dicom/
+"$bin/radsam" upload "$data/example_seg_dicom.nii.gz" s3://radsam-samples/totalsegmentator/example_seg_dicom.nii.gz
+
+job() { # job ID VOLUME_URI REFERENCE_URI
+  cat <<JOB
+{"schema_version": 1, "job_id": "$1", "correlation_id": "bench", "volume_uri": "$2", "model_version": "radsam",
+ "targets": [
+  {"label": "liver", "initial_prompt": {"slice": 16, "box": [107, 199, 278, 374]}, "boundaries": {"top": 19, "bottom": 0},
+   "correction_clicks": [{"slice": 3, "x": 200, "y": 300, "positive": true}], "reference_mask_uri": "$3", "reference_label": 5},
+  {"label": "spleen", "initial_prompt": {"slice": 12, "box": [291, 245, 392, 377]}, "boundaries": {"top": 19, "bottom": 0},
+   "reference_mask_uri": "$3", "reference_label": 1}]}
+JOB
+}
+
+now() { date +%s.%N; }
+# Reference: the CLI, same job from local files, one process per job (model load included, as a
+# worker's is not: the worker loads once).
+job ref "$data/example_ct_dicom" "$data/example_seg_dicom.nii.gz" > "$work/ref_job.json"
+: > "$work/reference.csv"
+for i in $(seq 1 "$N"); do
+  t0=$(now); "$bin/radsam" segment --device cpu --job "$work/ref_job.json" --out "$work/ref_out" 2>/dev/null; t1=$(now)
+  echo "$i,$(awk "BEGIN{print $t1 - $t0}")" >> "$work/reference.csv"
+done
+
+run_workers() { # NAME WORKERS THREADS_EACH
+  local name=$1 count=$2 threads=$3 pids=()
+  for w in $(seq 1 "$count"); do
+    RADSAM_HTTP_ADDR=127.0.0.1:$((9300 + w)) RADSAM_THREADS=$threads RADSAM_DEVICE=cpu "$bin/radsam-worker" > "$work/worker_${name}_$w.log" 2>&1 &
+    pids+=($!)
+  done
+  for w in $(seq 1 "$count"); do
+    until (exec 3<>/dev/tcp/127.0.0.1/$((9300 + w)) && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+  done
+  ids=()
+  for i in $(seq 1 "$N"); do
+    job "$name-$i" s3://radsam-samples/totalsegmentator/example_ct_dicom/ s3://radsam-samples/totalsegmentator/example_seg_dicom.nii.gz > "$work/job_${name}_$i.json"
+    ids+=("$name-$i")
+  done
+  t0=$(now)
+  cat "$work"/job_${name}_*.json | "$bin/radsam" submit - > /dev/null
+  "$bin/radsam" results --wait 1800 "${ids[@]}" > "$work/results_$name.txt"
+  t1=$(now)
+  echo "$name,$count,$threads,$(awk "BEGIN{print $t1 - $t0}")" >> "$work/wall.csv"
+  kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
+}
+: > "$work/wall.csv"
+run_workers one 1 "$cores"
+run_workers two 2 $((cores / 2 > 0 ? cores / 2 : 1))
+
+psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -c "SELECT job_id, worker, fetch_s, decode_s, encode_s, propagate_s, upload_s, commit_s, total_s, queue_lag_s FROM jobs WHERE status = 'succeeded' ORDER BY job_id" > "$work/jobs.csv"
+"${PYTHON:-python3}" bench/service_table.py "$work" "$N" "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores" > bench/results/service_bench.md
+cp "$work/service_bench.json" bench/results/service_bench.json
+cat bench/results/service_bench.md
