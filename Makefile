@@ -4,6 +4,7 @@
 #   make bench  - the model benchmark of bench/ (writes bench/results/model_bench.*)
 #   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
+#   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -18,7 +19,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service
 setup:
 	bash scripts/setup.sh
 
@@ -46,3 +47,6 @@ train-radsam: build
 
 bench-radsam: build
 	bash bench/run_radsam_validation.sh
+
+bench-service: build
+	bash bench/run_service_bench.sh
