@@ -11,6 +11,7 @@ pub mod model;
 pub mod overlay;
 pub mod prompt;
 pub mod queue;
+pub mod registry;
 pub mod rng;
 pub mod segment;
 pub mod storage;

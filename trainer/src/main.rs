@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+mod serve;
 use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
 use radsam::volume::phantom::{generate, PhantomConfig};
 use radsam::volume::ReadLimits;
@@ -26,6 +28,9 @@ struct Cli {
 enum Command {
     /// Fine-tune a SAM-family model with the RadSAM recipe; resumes when --run-dir has a checkpoint.
     Train(TrainArgs),
+    /// The periodic fine-tuning service: trains on accepted annotations, registers and (if not
+    /// worse) promotes the result. See the README, "The trainer service".
+    Serve(serve::ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -255,5 +260,6 @@ fn train(args: TrainArgs) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train(a) => train(a),
+        Command::Serve(a) => serve::serve(a),
     }
 }

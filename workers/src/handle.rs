@@ -278,20 +278,50 @@ impl Worker {
         Ok((event, times))
     }
 
-    /// The model the job asks for (the worker's own by default), loading it between jobs if needed.
+    /// The model for this job, loaded between jobs when it differs from the one in hand: the
+    /// job's `model_version` (a model name, or a registry version), else the promoted registry
+    /// version, else the worker's configured model.
     async fn model_for(&self, job: &Job) -> Result<Arc<LoadedModel>, Failure> {
-        let wanted = job.model_version.clone().unwrap_or_else(|| self.config.model.clone());
+        let wanted = match &job.model_version {
+            Some(name) if models::is_known(name) => Err(name.clone()),
+            Some(version) => {
+                let all = self.retry("reading the model registry", || async { Ok::<_, Failure>(self.db.model_versions().await?) }).await?;
+                let found = all.into_iter().find(|v| &v.version == version && v.weights_uri.is_some());
+                Ok(found.ok_or_else(|| Failure::permanent("JOB_UNKNOWN_MODEL", format!("model_version {version:?} is neither a model name ({}) nor a registered version with weights", radsam::model::MODEL_NAMES.join(", "))))?)
+            }
+            None => match self.retry("reading the promoted version", || async { Ok::<_, Failure>(self.db.promoted_version().await?) }).await? {
+                Some(v) => Ok(v),
+                None => Err(self.config.model.clone()),
+            },
+        };
+        let source = match &wanted {
+            Ok(v) => v.version.clone(),
+            Err(name) => name.clone(),
+        };
         let mut slot = self.model.lock().await;
-        if slot.name == wanted {
+        if slot.source == source {
             return Ok(slot.clone());
         }
-        if !models::is_known(&wanted) {
-            return Err(Failure::permanent("JOB_UNKNOWN_MODEL", format!("model_version {wanted:?} is not a model this worker knows ({})", radsam::model::MODEL_NAMES.join(", "))));
-        }
-        info!(model = %wanted, "loading the model the job asks for");
+        info!(model = %source, "loading the model for this job (between jobs)");
         let (device, threads) = (self.config.device.clone(), self.config.threads);
-        let name = wanted.clone();
-        let loaded = tokio::task::spawn_blocking(move || models::load(&name, None, &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;
+        let loaded = match wanted {
+            Err(name) => {
+                let weights = (name == self.config.model).then(|| self.config.weights.clone()).flatten();
+                tokio::task::spawn_blocking(move || models::load(&name, weights, &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?
+            }
+            Ok(v) => {
+                let uri = v.weights_uri.clone().expect("registry versions with weights only");
+                let dir = radsam::assets::cache_dir().join("registry");
+                let path = self.retry("fetching the model's weights", || async { Ok::<_, Failure>(self.storage.fetch(&uri, &dir).await?) }).await?;
+                let model = v.model.clone();
+                let mut loaded = tokio::task::spawn_blocking(move || models::load(&model, Some(path), &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;
+                if loaded.version != v.version {
+                    return Err(Failure::permanent("MODEL_LOAD", format!("the weights at {uri} hash to {}, not to the registered {}", loaded.version, v.version)));
+                }
+                loaded.source = v.version.clone();
+                loaded
+            }
+        };
         self.retry("registering the model version", || async { Ok::<_, Failure>(self.db.register_model_version(&loaded.version, &loaded.name, Some(&loaded.sha256)).await?) }).await?;
         self.health.set_model(Some(loaded.version.clone()));
         *slot = Arc::new(loaded);

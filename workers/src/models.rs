@@ -8,7 +8,10 @@ use std::sync::Arc;
 use tch::Device;
 
 pub struct LoadedModel {
+    /// The model (architecture) name: radsam, lite_medsam, ...
     pub name: String,
+    /// What was asked for: a model name (its default weights) or a registry version.
+    pub source: String,
     /// name@sha256:<16 hex digits> of the weights.
     pub version: String,
     pub sha256: String,
@@ -46,5 +49,5 @@ pub fn load(name: &str, weights: Option<PathBuf>, device_name: &str, threads: Op
         }
         Ok(Sam::load(config, &path, device)?.0)
     })?;
-    Ok(LoadedModel { name: name.to_string(), version, sha256, thread: Arc::new(thread) })
+    Ok(LoadedModel { name: name.to_string(), source: name.to_string(), version, sha256, thread: Arc::new(thread) })
 }

@@ -462,3 +462,90 @@ fn sigterm_mid_job_finishes_the_job_in_hand_then_exits() {
     assert_eq!(world.status("job-term").as_deref(), Some("succeeded"), "{}", worker.log_tail());
     assert_eq!(world.drain(&events).len(), 1);
 }
+
+/// `radsam-trainer serve --once` with this world's services and a short CPU round.
+fn trainer_round(world: &World, work: &Path, extra: &[&str]) -> Child {
+    let exe = Path::new(env!("CARGO_BIN_EXE_radsam-worker")).with_file_name("radsam-trainer");
+    assert!(exe.exists(), "{} not built (cargo test --workspace builds it)", exe.display());
+    let data = radsam::assets::sample_data_dir();
+    let val = format!("{}={}", data.join("example_ct_dicom").display(), data.join("example_seg_dicom.nii.gz").display());
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(work.join("trainer.log")).unwrap();
+    Command::new(exe)
+        .args(["serve", "--once", "--min-annotations", "1", "--val-pair", &val, "--val-classes", "label 1", "--epochs", "1", "--steps-per-epoch", "6", "--batch-size", "2", "--views", "1", "--device", "cpu", "--models-uri", "s3://models"])
+        .arg("--work-dir")
+        .arg(work)
+        .args(extra)
+        .env("DATABASE_URL", &world.database_url)
+        .env("RADSAM_S3_ENDPOINT", world.s3.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "radsam")
+        .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_not_promoted() {
+    let world = World::new("trainer");
+    let work = tempfile::tempdir().unwrap();
+    let trainer_log = || std::fs::read_to_string(work.path().join("trainer.log")).unwrap_or_default();
+    let mut worker = world.worker(&[]);
+    world.submit(&spleen_job("job-annotated", 19, 0));
+    world.wait_status("job-annotated", &["succeeded"], 300, &mut [&mut worker]);
+    let db = || radsam::db::Db::connect_lazy(&world.database_url).unwrap();
+    let accept = |by: &str| world.rt.block_on(async { db().accept("job-annotated", "spleen", by, None, None).await.unwrap() });
+    let versions = || world.rt.block_on(async { db().model_versions().await.unwrap() });
+    let unused = || world.rt.block_on(async { db().unused_annotations().await.unwrap().len() });
+
+    // Round 1: one accepted annotation -> a candidate, registered and promoted (a wide margin:
+    // this checks the flow, the next round checks the decision).
+    accept("dr-a");
+    assert!(trainer_round(&world, work.path(), &["--margin", "50"]).wait().unwrap().success(), "{}", trainer_log());
+    let promoted: Vec<_> = versions().into_iter().filter(|v| v.promoted).collect();
+    assert_eq!(promoted.len(), 1, "{}", trainer_log());
+    let first = promoted[0].clone();
+    assert!(first.version.starts_with("radsam@sha256:") && first.weights_uri.as_deref() == Some(&format!("s3://models/{}.safetensors", first.version)[..]));
+    assert!(first.parent_version.as_deref().unwrap().starts_with("radsam@sha256:"));
+    let eval = first.evaluation.clone().unwrap();
+    assert!(eval["promoted"]["mean"]["volume box/mask carry"].as_f64().unwrap() > 50.0 && eval["candidate"]["mean"]["volume box/mask carry"].is_number(), "{eval}");
+    assert_eq!(unused(), 0, "the round's annotations are marked used");
+
+    // The worker loads the promoted version between jobs; the result row records it.
+    world.submit(&spleen_job("job-after-training", 13, 11));
+    world.wait_status("job-after-training", &["succeeded"], 300, &mut [&mut worker]);
+    let made_by: Vec<String> = world.query("SELECT model_version FROM results WHERE job_id = $1", "job-after-training");
+    assert_eq!(made_by, vec![first.version.clone()], "{}", worker.log_tail());
+
+    // Round 2, made worse on purpose (a learning rate that wrecks the decoder): registered, not promoted.
+    accept("dr-b");
+    assert!(trainer_round(&world, work.path(), &["--lr", "3", "--margin", "1"]).wait().unwrap().success(), "{}", trainer_log());
+    let all = versions();
+    let second = all.iter().find(|v| v.parent_version.as_deref() == Some(&first.version[..])).expect("round 2 registered its candidate");
+    assert!(!second.promoted, "a worse candidate must not be promoted: {:?}", second.decision);
+    assert!(second.decision.as_deref().unwrap().starts_with("not promoted"));
+    assert_eq!(all.iter().filter(|v| v.promoted).map(|v| v.version.clone()).collect::<Vec<_>>(), vec![first.version.clone()]);
+    assert_eq!(unused(), 0, "used by the rejected candidate too");
+
+    // Round 3, killed mid-training: nothing registered, nothing marked; a restart carries on.
+    accept("dr-c");
+    let before = versions().len();
+    let mut killed = trainer_round(&world, work.path(), &["--margin", "50"]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !trainer_log().contains("training examples") {
+        assert!(Instant::now() < deadline && killed.try_wait().unwrap().is_none(), "{}", trainer_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
+    killed.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(versions().len(), before, "a killed round registers nothing");
+    assert_eq!(unused(), 1, "and marks nothing used");
+    assert!(trainer_round(&world, work.path(), &["--margin", "50"]).wait().unwrap().success(), "{}", trainer_log());
+    assert_eq!(versions().len(), before + 1);
+    assert_eq!(unused(), 0);
+
+    // Rollback returns to the version promoted before (round 3's parent: round 1's version).
+    let back = world.rt.block_on(async { db().rollback().await.unwrap() });
+    assert_eq!(back.as_deref(), Some(&first.version[..]));
+}

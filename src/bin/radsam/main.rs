@@ -6,10 +6,12 @@
 //!   radsam submit / results   enqueue jobs on RabbitMQ; read per-organ results from PostgreSQL
 //!   radsam accept             record a clinician's acceptance (or edit) of a result
 //!   radsam migrate / upload   apply the schema; put a volume into S3
+//!   radsam models / promote / rollback   the model registry the trainer service fills
 
 mod accept;
 mod bench;
 mod common;
+mod models;
 mod predict;
 mod results;
 mod segment;
@@ -49,6 +51,12 @@ enum Command {
     Migrate(results::MigrateArgs),
     /// Upload a local file or folder to S3 (or a file:// root).
     Upload(upload::UploadArgs),
+    /// List the model registry: versions, parents, evaluations, which one is promoted.
+    Models(models::ModelsArgs),
+    /// Make a registered version the one workers load (between jobs).
+    Promote(models::PromoteArgs),
+    /// Return to the version promoted before the current one.
+    Rollback(models::RollbackArgs),
 }
 
 fn main() {
@@ -64,6 +72,9 @@ fn main() {
         Command::Accept(a) => accept::accept(a),
         Command::Migrate(a) => results::migrate(a),
         Command::Upload(a) => upload::upload(a),
+        Command::Models(a) => models::models(a),
+        Command::Promote(a) => models::promote(a),
+        Command::Rollback(a) => models::rollback(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
