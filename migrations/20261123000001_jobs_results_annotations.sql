@@ -22,6 +22,7 @@ CREATE TABLE jobs (
     priority        smallint NOT NULL DEFAULT 0,
     status          text NOT NULL CHECK (status IN ('running', 'queued', 'succeeded', 'failed')),
     attempts        integer NOT NULL DEFAULT 0,  -- deliveries that reached processing
+    requeues        integer NOT NULL DEFAULT 0,  -- of which returned to the queue on purpose (transient failure, shutdown)
     worker          text,                        -- host:pid of the last worker that took it
     payload         jsonb,                       -- the job as received (null if it was not JSON)
     error_code      text,

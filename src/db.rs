@@ -48,8 +48,9 @@ impl From<sqlx::Error> for DbError {
 /// What claiming a job found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// Go ahead; this is the job's `attempt`-th processing.
-    Run { attempt: i32 },
+    /// Go ahead; this is the job's `attempt`-th processing, of which `crashed` earlier ones ended
+    /// with no outcome at all (their worker died): what counts towards JOB_POISON.
+    Run { attempt: i32, crashed: i32 },
     /// Already finished (succeeded or failed): ack the message; `event` is what was published.
     Finished { status: String, event: Option<Value> },
 }
@@ -127,7 +128,7 @@ impl Db {
              ON CONFLICT (job_id) DO UPDATE SET status = 'running', attempts = jobs.attempts + 1, worker = EXCLUDED.worker,
                  started_at = now(), error_code = NULL, error_message = NULL
              WHERE jobs.status NOT IN ('succeeded', 'failed')
-             RETURNING attempts",
+             RETURNING attempts, requeues",
         )
         .bind(job_id)
         .bind(field("correlation_id"))
@@ -140,7 +141,8 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {
-            return Ok(Claim::Run { attempt: row.get(0) });
+            let (attempt, requeues): (i32, i32) = (row.get(0), row.get(1));
+            return Ok(Claim::Run { attempt, crashed: attempt - 1 - requeues });
         }
         let row = sqlx::query("SELECT status, result_event FROM jobs WHERE job_id = $1").bind(job_id).fetch_one(&self.pool).await?;
         Ok(Claim::Finished { status: row.get(0), event: row.get(1) })
@@ -193,7 +195,7 @@ impl Db {
     /// Puts a claimed job back to `queued` (graceful shutdown, transient failure): the broker
     /// redelivers it.
     pub async fn release(&self, job_id: &str, attempt: i32, code: &str, message: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE jobs SET status = 'queued', error_code = $3, error_message = $4 WHERE job_id = $1 AND attempts = $2 AND status = 'running'").bind(job_id).bind(attempt).bind(code).bind(message).execute(&self.pool).await?;
+        sqlx::query("UPDATE jobs SET status = 'queued', requeues = requeues + 1, error_code = $3, error_message = $4 WHERE job_id = $1 AND attempts = $2 AND status = 'running'").bind(job_id).bind(attempt).bind(code).bind(message).execute(&self.pool).await?;
         Ok(())
     }
 

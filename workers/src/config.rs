@@ -16,8 +16,8 @@ pub struct Config {
     /// Deliveries after which the broker dead-letters a message (poison messages).
     #[arg(long, env = "RADSAM_DELIVERY_LIMIT", default_value_t = 5)]
     pub delivery_limit: u32,
-    /// Processing attempts (claims in PostgreSQL) after which a job that keeps stopping workers
-    /// is failed with JOB_POISON and dead-lettered.
+    /// Attempts that ended with their worker dead (no outcome recorded) after which the job is
+    /// failed with JOB_POISON and dead-lettered; requeues on purpose (a store down) do not count.
     #[arg(long, env = "RADSAM_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i32,
     /// Unacknowledged messages the broker hands this worker at once.

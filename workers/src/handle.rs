@@ -136,8 +136,8 @@ impl Worker {
     async fn run_job(&self, delivery: &Delivery, events: &Channel, job: &Job, body: &str, lag: Option<f64>, started: Instant) -> Outcome {
         let payload: Value = serde_json::from_str(body).expect("validated JSON");
         let claim = self.retry("claiming the job", || async { Ok::<_, Failure>(self.db.claim(&job.job_id, &payload, &self.name, lag).await?) }).await;
-        let attempt = match claim {
-            Ok(Claim::Run { attempt }) => attempt,
+        let (attempt, crashed) = match claim {
+            Ok(Claim::Run { attempt, crashed }) => (attempt, crashed),
             Ok(Claim::Finished { status, event }) => {
                 info!("already {status}: acknowledging the redelivered message");
                 // The earlier run may have died between commit and publishing its event.
@@ -152,8 +152,10 @@ impl Worker {
                 return self.requeue(delivery).await;
             }
         };
-        if attempt > self.config.max_attempts {
-            let f = Failure::permanent("JOB_POISON", format!("attempt {attempt} of a job allowed {} (earlier attempts stopped their worker)", self.config.max_attempts));
+        // Only attempts that ended with no outcome (the worker died) count: a job requeued because
+        // the store was down is not poison.
+        if crashed >= self.config.max_attempts {
+            let f = Failure::permanent("JOB_POISON", format!("{crashed} earlier attempts of this job stopped their worker (limit {})", self.config.max_attempts));
             return self.fail(delivery, events, job, attempt, f).await;
         }
         info!(attempt, "processing");

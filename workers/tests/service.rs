@@ -373,6 +373,12 @@ fn bad_messages_are_recorded_and_dead_lettered_and_the_worker_carries_on() {
     broken["volume_uri"] = json!("s3://scans/broken.nii.gz");
     world.submit(&broken.to_string());
     world.submit(&spleen_job("job-bad-prompt", 5, 0));
+    // What three workers that died on a job leave behind: a running row, 3 attempts, no requeue.
+    world.rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&world.database_url).await.unwrap();
+        sqlx::query("INSERT INTO jobs (job_id, status, attempts) VALUES ('job-poison', 'running', 3)").execute(&pool).await.unwrap();
+    });
+    world.submit(&spleen_job("job-poison", 13, 11));
     world.submit(&spleen_job("job-good", 13, 11));
     world.wait_status("job-good", &["succeeded"], 300, &mut [&mut worker]);
 
@@ -381,16 +387,18 @@ fn bad_messages_are_recorded_and_dead_lettered_and_the_worker_carries_on() {
     assert!(code[0].as_deref().unwrap().starts_with("VOLUME_"), "{code:?}");
     let code: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-bad-prompt");
     assert_eq!(code[0].as_deref(), Some("PROMPT_SLICE_OUTSIDE_BOUNDARIES"), "{}", worker.log_tail());
+    let code: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-poison");
+    assert_eq!(code[0].as_deref(), Some("JOB_POISON"));
     let rejected: Vec<String> = world.query("SELECT error_code FROM rejected_messages WHERE $1 = $1", "");
     assert_eq!(rejected, vec!["JOB_MALFORMED".to_string()]);
     let results: Vec<String> = world.query("SELECT job_id FROM results WHERE job_id <> $1", "job-good");
     assert!(results.is_empty(), "failed jobs leave no result rows: {results:?}");
 
-    // All three reached the dead-letter queue, and nothing is left in the jobs queue.
+    // All four reached the dead-letter queue, and nothing is left in the jobs queue.
     let dead = world.drain(&world.topology.dead_queue);
-    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert_eq!(dead.len(), 4, "{dead:?}");
     assert!(world.drain(&world.topology.jobs_queue).is_empty());
-    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"failed\"}"), 2.0);
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"failed\"}"), 3.0);
     assert_eq!(worker.metric("radsam_jobs_total{outcome=\"rejected\"}"), 1.0);
 }
 
