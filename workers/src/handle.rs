@@ -44,7 +44,7 @@ impl Outcome {
 
 /// Why a step failed, and whether waiting could help.
 #[derive(Debug)]
-struct Failure {
+pub(crate) struct Failure {
     code: String,
     message: String,
     transient: bool,
@@ -207,7 +207,7 @@ impl Worker {
         let local_job = self.retry("fetching the inputs", || localize(self, job, scratch.path())).await?;
         let fetch = t.elapsed().as_secs_f64();
 
-        let model = self.model_for(job).await?;
+        let model = self.model_for(job.model_version.as_deref()).await?;
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
         let opts = ProcessOptions { overlays: self.config.overlays, ..Default::default() };
@@ -283,12 +283,12 @@ impl Worker {
     /// The model for this job, loaded between jobs when it differs from the one in hand: the
     /// job's `model_version` (a model name, or a registry version), else the promoted registry
     /// version, else the worker's configured model.
-    async fn model_for(&self, job: &Job) -> Result<Arc<LoadedModel>, Failure> {
-        let wanted = match &job.model_version {
-            Some(name) if models::is_known(name) => Err(name.clone()),
+    pub(crate) async fn model_for(&self, requested: Option<&str>) -> Result<Arc<LoadedModel>, Failure> {
+        let wanted = match requested {
+            Some(name) if models::is_known(name) => Err(name.to_string()),
             Some(version) => {
                 let all = self.retry("reading the model registry", || async { Ok::<_, Failure>(self.db.model_versions().await?) }).await?;
-                let found = all.into_iter().find(|v| &v.version == version && v.weights_uri.is_some());
+                let found = all.into_iter().find(|v| v.version == version && v.weights_uri.is_some());
                 Ok(found.ok_or_else(|| Failure::permanent("JOB_UNKNOWN_MODEL", format!("model_version {version:?} is neither a model name ({}) nor a registered version with weights", radsam::model::MODEL_NAMES.join(", "))))?)
             }
             None => match self.retry("reading the promoted version", || async { Ok::<_, Failure>(self.db.promoted_version().await?) }).await? {
@@ -313,8 +313,9 @@ impl Worker {
             }
             Ok(v) => {
                 let uri = v.weights_uri.clone().expect("registry versions with weights only");
-                let dir = radsam::assets::cache_dir().join("registry");
-                let path = self.retry("fetching the model's weights", || async { Ok::<_, Failure>(self.storage.fetch(&uri, &dir).await?) }).await?;
+                // A folder of this process's own: workers sharing a host never read each other's half-written copy.
+                let dir = tempfile::Builder::new().prefix("radsam-weights-").tempdir().map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+                let path = self.retry("fetching the model's weights", || async { Ok::<_, Failure>(self.storage.fetch(&uri, dir.path()).await?) }).await?;
                 let model = v.model.clone();
                 let mut loaded = tokio::task::spawn_blocking(move || models::load(&model, Some(path), &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;
                 if loaded.version != v.version {

@@ -90,6 +90,11 @@ async fn run(config: Config) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     service::on_signals(tx);
     let worker = Worker { config, name, db, storage, topology, metrics, health, model: tokio::sync::Mutex::new(Arc::new(model)) };
+    // A version promoted by the trainer service replaces the configured model before the first job.
+    match worker.model_for(None).await {
+        Ok(m) => info!(model = %m.version, "serving"),
+        Err(e) => tracing::warn!("cannot load the promoted version now ({e:?}); jobs will try again"),
+    }
     worker.run(rx).await;
     Ok(())
 }

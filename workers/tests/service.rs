@@ -506,9 +506,17 @@ fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_
     let versions = || world.rt.block_on(async { db().model_versions().await.unwrap() });
     let unused = || world.rt.block_on(async { db().unused_annotations().await.unwrap().len() });
 
+    // One trainer at a time: while another holds the lock, a round does nothing.
+    accept("dr-a");
+    let holder = world.rt.block_on(async { db().try_trainer_lock().await.unwrap().expect("the lock is free") });
+    assert!(trainer_round(&world, work.path(), &[]).wait().unwrap().success(), "{}", trainer_log());
+    assert!(trainer_log().contains("another trainer holds the lock"), "{}", trainer_log());
+    assert!(versions().iter().all(|v| v.parent_version.is_none()) && unused() == 1);
+    drop(holder);
+
     // Round 1: one accepted annotation -> a candidate, registered and promoted (a wide margin:
     // this checks the flow, the next round checks the decision).
-    accept("dr-a");
+
     assert!(trainer_round(&world, work.path(), &["--margin", "50"]).wait().unwrap().success(), "{}", trainer_log());
     let promoted: Vec<_> = versions().into_iter().filter(|v| v.promoted).collect();
     assert_eq!(promoted.len(), 1, "{}", trainer_log());
@@ -517,6 +525,9 @@ fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_
     assert!(first.parent_version.as_deref().unwrap().starts_with("radsam@sha256:"));
     let eval = first.evaluation.clone().unwrap();
     assert!(eval["promoted"]["mean"]["volume box/mask carry"].as_f64().unwrap() > 50.0 && eval["candidate"]["mean"]["volume box/mask carry"].is_number(), "{eval}");
+    for measure in ["volume box/box carry", "slice box", "slice point", "volume box/mask carry + 5 clicks"] {
+        assert!(eval["candidate"]["mean"][measure].is_number() && eval["promoted"]["mean"][measure].is_number(), "{measure}: {eval}");
+    }
     assert_eq!(unused(), 0, "the round's annotations are marked used");
 
     // The worker loads the promoted version between jobs; the result row records it.
