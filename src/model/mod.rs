@@ -26,6 +26,18 @@ pub use vit::VitConfig;
 use std::path::Path;
 use tch::{nn, Device, Tensor};
 
+/// `cpu`, `cuda` or `auto` (CUDA when libtorch sees a device): the device names every command
+/// and service accepts.
+pub fn device_by_name(name: &str) -> Result<Device, String> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" => Err("cuda: no CUDA device is available to libtorch".into()),
+        "auto" => Ok(Device::cuda_if_available()),
+        other => Err(format!("{other}: expected cpu, cuda or auto")),
+    }
+}
+
 #[derive(Debug)]
 enum ImageEncoder {
     TinyVit(tiny_vit::TinyVit),

@@ -88,6 +88,11 @@ impl Worker {
         step.retry(schedule).when(|f: &Failure| f.transient).notify(|f: &Failure, wait: Duration| warn!(code = %f.code, "{what} failed ({}); retrying in {:.1} s", f.message, wait.as_secs_f64())).await
     }
 
+    /// Publishes a result event (routing key = outcome), retried like any transient step.
+    async fn publish_event(&self, events: &Channel, outcome: &str, job_id: &str, correlation_id: Option<&str>, event: &Value) -> Result<(), Failure> {
+        self.retry("publishing the result event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, outcome, job_id, correlation_id, event).await?) }).await
+    }
+
     /// Handles one delivery and settles it (ack, reject to the dead-letter queue, or requeue).
     pub async fn handle(&self, delivery: &Delivery, events: &Channel) -> Outcome {
         let started = Instant::now();
@@ -121,7 +126,7 @@ impl Worker {
             return self.requeue(delivery).await;
         }
         let event = json!({"job_id": job_id, "correlation_id": correlation_id, "status": "failed", "error": {"code": code, "message": message}});
-        let _ = self.retry("publishing the failure event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, "failed", job_id.as_deref().unwrap_or(""), correlation_id.as_deref(), &event).await?) }).await;
+        let _ = self.publish_event(events, "failed", job_id.as_deref().unwrap_or(""), correlation_id.as_deref(), &event).await;
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         Outcome::Rejected
     }
@@ -142,7 +147,7 @@ impl Worker {
                 info!("already {status}: acknowledging the redelivered message");
                 // The earlier run may have died between commit and publishing its event.
                 if let Some(event) = event {
-                    let _ = self.retry("republishing the result event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, &status, &job.job_id, job.correlation_id.as_deref(), &event).await?) }).await;
+                    let _ = self.publish_event(events, &status, &job.job_id, job.correlation_id.as_deref(), &event).await;
                 }
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 return Outcome::Duplicate;
@@ -164,7 +169,7 @@ impl Worker {
                 for (stage, secs) in [("fetch", times.fetch), ("decode", times.decode), ("encode", times.encode), ("propagate", times.propagate), ("upload", times.upload), ("commit", times.commit)] {
                     self.metrics.stage_seconds.with_label_values(&[stage]).observe(secs);
                 }
-                let published = self.retry("publishing the result event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, "succeeded", &job.job_id, job.correlation_id.as_deref(), &event).await?) }).await;
+                let published = self.publish_event(events, "succeeded", &job.job_id, job.correlation_id.as_deref(), &event).await;
                 if let Err(f) = published {
                     // The result is committed; a redelivery acks it and republishes the stored event.
                     warn!(code = %f.code, "result committed but its event not published: {}", f.message);
@@ -195,7 +200,7 @@ impl Worker {
         if recorded.is_err() {
             return self.requeue(delivery).await;
         }
-        let _ = self.retry("publishing the failure event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, "failed", &job.job_id, job.correlation_id.as_deref(), &event).await?) }).await;
+        let _ = self.publish_event(events, "failed", &job.job_id, job.correlation_id.as_deref(), &event).await;
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         Outcome::Failed
     }
@@ -338,11 +343,15 @@ async fn localize(worker: &Worker, job: &Job, scratch: &Path) -> Result<Job, Fai
     let mut local = job.clone();
     let volume = worker.storage.fetch(&job.volume_uri, &scratch.join("volume")).await?;
     local.volume_uri = volume.display().to_string();
+    // Targets usually share one reference label map: fetch each URI once.
+    let mut fetched: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (i, target) in local.targets.iter_mut().enumerate() {
-        if let Some(uri) = &target.reference_mask_uri {
-            let path = worker.storage.fetch(uri, &scratch.join(format!("reference-{i}"))).await?;
-            target.reference_mask_uri = Some(path.display().to_string());
+        let Some(uri) = target.reference_mask_uri.clone() else { continue };
+        if !fetched.contains_key(&uri) {
+            let path = worker.storage.fetch(&uri, &scratch.join(format!("reference-{i}"))).await?;
+            fetched.insert(uri.clone(), path.display().to_string());
         }
+        target.reference_mask_uri = Some(fetched[&uri].clone());
     }
     Ok(local)
 }

@@ -5,7 +5,6 @@ use anyhow::{bail, Context, Result};
 use radsam::model::{ModelConfig, ModelThread, Sam, MODEL_NAMES};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tch::Device;
 
 pub struct LoadedModel {
     /// The model (architecture) name: radsam, lite_medsam, ...
@@ -16,16 +15,6 @@ pub struct LoadedModel {
     pub version: String,
     pub sha256: String,
     pub thread: Arc<ModelThread>,
-}
-
-pub fn device(name: &str) -> Result<Device> {
-    Ok(match name {
-        "cpu" => Device::Cpu,
-        "cuda" if tch::Cuda::is_available() => Device::Cuda(0),
-        "cuda" => bail!("device cuda: no CUDA device is available to libtorch"),
-        "auto" => Device::cuda_if_available(),
-        other => bail!("device {other}: expected cpu, cuda or auto"),
-    })
 }
 
 /// True when `name` is a model this build knows.
@@ -41,7 +30,7 @@ pub fn load(name: &str, weights: Option<PathBuf>, device_name: &str, threads: Op
         bail!("weights {} not found (run `make setup`, or set RADSAM_WEIGHTS)", weights.display());
     }
     let (version, sha256) = radsam::assets::weights_version(name, &weights)?;
-    let device = device(device_name)?;
+    let device = radsam::model::device_by_name(device_name).map_err(|e| anyhow::anyhow!("device {e}"))?;
     let path = weights.clone();
     let thread = ModelThread::spawn(move || -> Result<Sam> {
         if let Some(n) = threads {

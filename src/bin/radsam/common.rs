@@ -26,17 +26,7 @@ pub struct ModelArgs {
 }
 
 pub fn device(name: &str) -> Result<Device> {
-    Ok(match name {
-        "cpu" => Device::Cpu,
-        "cuda" => {
-            if !tch::Cuda::is_available() {
-                bail!("--device cuda: no CUDA device is available to libtorch");
-            }
-            Device::Cuda(0)
-        }
-        "auto" => Device::cuda_if_available(),
-        other => bail!("--device {other}: expected cpu, cuda or auto"),
-    })
+    radsam::model::device_by_name(name).map_err(|e| anyhow::anyhow!("--device {e}"))
 }
 
 pub fn load_model(args: &ModelArgs) -> Result<Sam> {
