@@ -5,6 +5,7 @@
 #   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
+#   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -19,7 +20,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service benchmark
 setup:
 	bash scripts/setup.sh
 
@@ -50,3 +51,6 @@ bench-radsam: build
 
 bench-service: build
 	bash bench/run_service_bench.sh
+
+benchmark: build
+	bash bench/run_benchmark.sh

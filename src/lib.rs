@@ -3,6 +3,8 @@
 
 pub mod allocator;
 pub mod assets;
+pub mod benchmark;
+pub mod dataset;
 pub mod db;
 pub mod evaluate;
 pub mod job;

@@ -69,6 +69,8 @@ pub struct Segmenter<'s, 'a> {
     clicks: BTreeMap<usize, Vec<Point>>,
     /// The prompted slice and the clicked slices: propagation never overwrites them.
     anchors: std::collections::BTreeSet<usize>,
+    /// Slice-level prompting: each slice's own prompt; clicks then refine their slice alone.
+    slice_prompts: Option<BTreeMap<usize, SlicePrompt>>,
     stops: Vec<Stop>,
     started: bool,
     pub decode_seconds: f64,
@@ -77,7 +79,7 @@ pub struct Segmenter<'s, 'a> {
 
 impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
-        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
     }
 
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
@@ -102,6 +104,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.stops.clear();
         self.clicks.clear();
         self.anchors = [slice].into();
+        self.slice_prompts = None;
         let state = self.decode(slice, prompt, None);
         self.states.insert(slice, state);
         self.started = true;
@@ -119,6 +122,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         }
         self.states.clear();
         self.stops.clear();
+        self.clicks.clear();
+        self.anchors.clear();
+        self.slice_prompts = Some(prompts.clone());
         for (&slice, prompt) in prompts {
             let state = self.decode(slice, prompt, None);
             self.states.insert(slice, state);
@@ -127,7 +133,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         Ok(())
     }
 
-    /// A correction click: refine its slice, then re-propagate outward from it.
+    /// A correction click: refine its slice, then re-propagate outward from it. After slice-level
+    /// prompting, the click refines its slice alone: the slice's own prompt plus its clicks (and,
+    /// with mask carry, the slice's current mask), as 2D SAM editing does.
     pub fn add_click(&mut self, click: Click) -> Result<(), SegmentError> {
         if !self.started {
             return Err(SegmentError::NotStarted);
@@ -138,6 +146,18 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         as_prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice: click.slice, reason })?;
         self.clicks.entry(click.slice).or_default().push(click.point());
         self.anchors.insert(click.slice);
+        if let Some(own) = self.slice_prompts.as_ref().map(|p| p.get(&click.slice).cloned().unwrap_or_default()) {
+            let mut points = own.points;
+            points.extend(self.clicks[&click.slice].iter().copied());
+            let prompt = SlicePrompt { points, bbox: own.bbox, mask: None };
+            let previous = match self.carry {
+                Carry::Mask => self.states.get(&click.slice).map(|s| s.low_res.shallow_clone()),
+                Carry::Box => None,
+            };
+            let state = self.decode(click.slice, &prompt, previous.as_ref());
+            self.states.insert(click.slice, state);
+            return Ok(());
+        }
         // The slice's current result, in the carry's form, plus all its clicks.
         let mut prompt = SlicePrompt { points: self.clicks[&click.slice].clone(), ..Default::default() };
         let mut previous = None;

@@ -4,7 +4,7 @@
 //! its embedding cached (in memory as f16, and on disk so a resumed run does not encode again).
 
 use crate::augment::{random_view, Augmentation};
-use crate::dataset::LabeledVolume;
+use radsam::dataset::LabeledVolume;
 use indicatif::{ProgressBar, ProgressStyle};
 use radsam::model::Sam;
 use radsam::rng::SplitMix64;

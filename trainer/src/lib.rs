@@ -1,11 +1,10 @@
-//! The RadSAM training recipe (paper section 3.3) in Rust: labelled CT in the usual layouts
-//! (`dataset`), augmented slice views with cached embeddings (`augment`, `examples`), training
+//! The RadSAM training recipe (paper section 3.3) in Rust, on labelled CT read by
+//! `radsam::dataset`: augmented slice views with cached embeddings (`augment`, `examples`), training
 //! prompts and correction clicks (`prompts`), the loss (`loss`), AdamW with checkpointable state
 //! (`optim`), the loop with checkpoints and resume (`recipe`), and validation on whole volumes
 //! (`validation`).
 
 pub mod augment;
-pub mod dataset;
 pub mod examples;
 pub mod loss;
 pub mod optim;

@@ -6,10 +6,10 @@ use clap::{Parser, Subcommand};
 
 mod serve;
 use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
-use radsam::volume::phantom::{generate, PhantomConfig};
+use radsam::volume::phantom::PhantomConfig;
 use radsam::volume::ReadLimits;
 use radsam_trainer::augment::Augmentation;
-use radsam_trainer::dataset::{self, LabeledVolume, Pair};
+use radsam::dataset::{self, LabeledVolume};
 use radsam_trainer::examples::{self, ExampleSettings};
 use radsam_trainer::prompts::PromptMix;
 use radsam_trainer::recipe::{TrainSettings, Trainer};
@@ -122,29 +122,7 @@ struct TrainArgs {
     out: Option<PathBuf>,
 }
 
-fn load_names(path: &Option<PathBuf>) -> Result<BTreeMap<u16, String>> {
-    let Some(path) = path else { return Ok(BTreeMap::new()) };
-    let map: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("{}: unreadable", path.display()))?).with_context(|| format!("{}: expected {{\"1\": \"spleen\", ...}}", path.display()))?;
-    map.into_iter().map(|(k, v)| Ok((k.parse::<u16>().with_context(|| format!("{}: `{k}` is not a class id", path.display()))?, v))).collect()
-}
-
-fn gather(folders: &[PathBuf], pairs: &[String], names: &BTreeMap<u16, String>) -> Result<Vec<Pair>> {
-    let mut out = Vec::new();
-    for f in folders {
-        out.extend(dataset::discover(f).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?);
-    }
-    for p in pairs {
-        out.push(dataset::parse_pair(p).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?);
-    }
-    for p in out.iter_mut() {
-        if p.names.is_empty() {
-            p.names = names.clone();
-        }
-    }
-    Ok(out)
-}
-
-fn load_all(pairs: &[Pair]) -> Result<Vec<LabeledVolume>> {
+fn load_all(pairs: &[dataset::Pair]) -> Result<Vec<LabeledVolume>> {
     pairs
         .iter()
         .map(|p| {
@@ -154,28 +132,17 @@ fn load_all(pairs: &[Pair]) -> Result<Vec<LabeledVolume>> {
         .collect()
 }
 
-fn phantom_volumes(n: usize, seed: u64) -> Vec<LabeledVolume> {
-    (0..n)
-        .map(|i| {
-            let p = generate(&PhantomConfig::default(), seed.wrapping_add(1000 + i as u64));
-            LabeledVolume {
-                name: format!("phantom-{i}"),
-                volume: p.volume,
-                labels: p.labels.iter().map(|&v| v as u16).collect(),
-                names: p.classes.iter().map(|&(id, n)| (id as u16, format!("phantom {n}"))).collect(),
-            }
-        })
-        .collect()
-}
-
 fn train(args: TrainArgs) -> Result<()> {
     if let Some(n) = args.threads {
         tch::set_num_threads(n);
     }
     radsam::allocator::keep_freed_memory();
-    let names = load_names(&args.label_names)?;
-    let train_pairs = gather(&args.data, &args.pair, &names)?;
-    let val_pairs = gather(&args.val_data, &args.val_pair, &names)?;
+    let names = match &args.label_names {
+        Some(p) => dataset::read_label_names(p).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
+        None => BTreeMap::new(),
+    };
+    let train_pairs = dataset::gather(&args.data, &args.pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let val_pairs = dataset::gather(&args.val_data, &args.val_pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     if train_pairs.is_empty() && args.phantoms == 0 {
         bail!("no training data: give --data, --pair or --phantoms");
     }
@@ -189,7 +156,7 @@ fn train(args: TrainArgs) -> Result<()> {
         val_cases = train_cases.split_off(train_cases.len() - k);
     }
     let real_cases = train_cases.len();
-    let phantoms = phantom_volumes(args.phantoms, args.seed);
+    let phantoms = dataset::phantom_cases(args.phantoms, &PhantomConfig::default(), args.seed);
 
     let device = match args.device.as_str() {
         "cpu" => tch::Device::Cpu,

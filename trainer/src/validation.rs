@@ -4,7 +4,7 @@
 //! point on every slice. Prompts are the deterministic ones of the benchmark (tight box, deepest
 //! point), so epochs compare like for like.
 
-use crate::dataset::LabeledVolume;
+use radsam::dataset::LabeledVolume;
 use radsam::evaluate::extent;
 use radsam::metrics::dice;
 use radsam::model::Sam;

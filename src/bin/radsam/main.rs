@@ -1,6 +1,7 @@
 //! The `radsam` command line: one file per command, thin over the library.
 //!   radsam segment            3D objects from one prompt plus boundaries, correction clicks; job files
 //!   radsam predict            a model on chosen slices with given prompts
+//!   radsam bench              the paper's benchmark over datasets and models: CSV, tables, plots
 //!   radsam bench-model        encoder/decoder timings (bench/run_model_bench.sh)
 //!   radsam bench-propagation  the paper's protocol on the sample CT (bench/run_propagation_bench.sh)
 //!   radsam submit / results   enqueue jobs on RabbitMQ; read per-organ results from PostgreSQL
@@ -10,6 +11,7 @@
 
 mod accept;
 mod bench;
+mod benchmark;
 mod common;
 mod models;
 mod predict;
@@ -36,6 +38,10 @@ enum Command {
     /// Segment whole 3D objects: one prompt on one slice plus the object's boundaries, the mask
     /// carried slice to slice (RadSAM), then correction clicks. Prompts from flags or a job file.
     Segment(segment::SegmentArgs),
+    /// The paper's benchmark on labelled CT (dataset folders, pairs, phantoms) for any set of
+    /// models: volume-level and slice-level prompting with 0..N simulated clicks, oracle masks,
+    /// 95% intervals, known vs unknown classes; CSV, Markdown tables, PNG plots. Resumable.
+    Bench(benchmark::BenchmarkArgs),
     /// Time the image encoder (per slice and batched) and the decoder on sample CT slices.
     BenchModel(bench::BenchArgs),
     /// The paper's protocol on the sample CT's organs (Dice: volume-level mask vs box carry,
@@ -65,6 +71,7 @@ fn main() {
     let result = match cli.command {
         Command::Predict(a) => predict::predict(a),
         Command::Segment(a) => segment::segment(a),
+        Command::Bench(a) => benchmark::benchmark(a),
         Command::BenchModel(a) => bench::bench_model(a),
         Command::BenchPropagation(a) => bench::bench_propagation(a),
         Command::Submit(a) => submit::submit(a),

@@ -1,8 +1,8 @@
 //! Dataset layouts and bad input: real NIfTI files written to temporary folders, read back by the
-//! trainer's discovery and loader.
+//! dataset discovery and loader (`radsam::dataset`).
 
 use radsam::volume::{write_nifti, ReadLimits, Volume};
-use radsam_trainer::dataset::{discover, load, parse_pair, LabelSource};
+use radsam::dataset::{discover, load, parse_pair, LabelSource};
 use std::path::{Path, PathBuf};
 
 const DIMS: [usize; 3] = [12, 10, 6];
@@ -46,7 +46,7 @@ fn nnunet_layout_with_dataset_json_in_either_orientation() {
         let pairs = discover(&root).unwrap();
         assert_eq!(pairs.len(), 1);
         let case = load(&pairs[0], &ReadLimits::default()).unwrap();
-        assert_eq!(case.name, "case_001_0000");
+        assert_eq!(case.name, "case_001", "the case, without nnU-Net's channel suffix");
         assert_eq!(case.class_name(1), "spleen");
         assert_eq!(case.class_name(3), "liver");
         assert_eq!(case.labels, truth.iter().map(|&v| v as u16).collect::<Vec<_>>());
@@ -141,4 +141,34 @@ fn bad_datasets_get_codes_that_name_the_file() {
     let pair = parse_pair(&format!("{}={}", root.join("nope.nii.gz").display(), root.join("lab.nii.gz").display())).unwrap();
     assert_eq!(load(&pair, &ReadLimits::default()).unwrap_err().code(), "VOLUME_NOT_FOUND");
     assert_eq!(parse_pair("only-an-image.nii.gz").unwrap_err().code(), "DATA_BAD_PAIR");
+}
+
+#[test]
+fn class_names_files_in_either_form_and_phantoms_as_cases() {
+    use radsam::dataset::{gather, phantom_case, phantom_cases, read_label_names};
+    let root = temp_dir("names");
+    std::fs::write(root.join("plain.json"), r#"{"1": "spleen", "5": "liver"}"#).unwrap();
+    std::fs::write(root.join("dataset.json"), r#"{"labels": {"background": 0, "spleen": 1, "liver": 5}}"#).unwrap();
+    let expected: std::collections::BTreeMap<u16, String> = [(1, "spleen".to_string()), (5, "liver".to_string())].into();
+    assert_eq!(read_label_names(&root.join("plain.json")).unwrap(), expected);
+    assert_eq!(read_label_names(&root.join("dataset.json")).unwrap(), expected);
+    std::fs::write(root.join("bad.json"), r#"{"one": "spleen"}"#).unwrap();
+    let e = read_label_names(&root.join("bad.json")).unwrap_err();
+    assert_eq!(e.code(), "DATA_BAD_NAMES");
+    assert!(e.to_string().contains("bad.json") && e.to_string().contains("`one`"), "{e}");
+    assert_eq!(read_label_names(&root.join("missing.json")).unwrap_err().code(), "DATA_BAD_NAMES");
+
+    // Pairs without names of their own get the given names.
+    write_case(&root.join("img.nii.gz"), &root.join("lab.nii.gz"));
+    let pairs = gather(&[], &[format!("{}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display())], &expected).unwrap();
+    assert_eq!(pairs[0].names, expected);
+
+    // Phantom i alone is phantom i of the series.
+    let config = radsam::volume::phantom::PhantomConfig { dims: [32, 32, 8], ..Default::default() };
+    let all = phantom_cases(2, &config, 7);
+    let second = phantom_case(1, &config, 7);
+    assert_eq!((second.name.as_str(), &second.labels), (all[1].name.as_str(), &all[1].labels));
+    assert_ne!(all[0].labels, all[1].labels);
+    assert_eq!(second.class_name(1), "phantom liver");
+    std::fs::remove_dir_all(root).unwrap();
 }

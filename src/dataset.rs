@@ -9,11 +9,14 @@
 //!   `<case>/segmentations/<structure>.nii.gz`;
 //! - explicit pairs `image=labels` (a NIfTI file or a DICOM series folder, and a NIfTI label map).
 //!
+//! Also: class names from a JSON file, and synthetic phantoms as labelled cases.
+//!
 //! A label map must lie on its image's voxel lattice: the same grid, or the same voxels stored in
 //! another axis order or direction (which is then reordered exactly). Anything else would need
 //! interpolation of labels and is refused, naming the file.
 
-use radsam::volume::{invert_affine, read_nifti_with_limits, ReadLimits, Volume, VolumeError};
+use crate::volume::phantom::{generate, PhantomConfig};
+use crate::volume::{invert_affine, read_nifti_with_limits, ReadLimits, Volume, VolumeError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,8 @@ pub enum DatasetError {
     EmptyLabel { label: PathBuf },
     #[error("{path}: {reason}")]
     BadLabelMap { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    BadNames { path: PathBuf, reason: String },
     #[error("{pair}: expected IMAGE=LABELS")]
     BadPairSpec { pair: String },
     #[error(transparent)]
@@ -45,6 +50,7 @@ impl DatasetError {
             Self::EmptyLabel { .. } => "DATA_EMPTY_LABEL",
             Self::BadLabelMap { .. } => "DATA_BAD_LABEL_MAP",
             Self::BadPairSpec { .. } => "DATA_BAD_PAIR",
+            Self::BadNames { .. } => "DATA_BAD_NAMES",
             Self::Volume(e) => e.code(),
         }
     }
@@ -206,7 +212,7 @@ fn lattice_check(image: &Volume, label: &Volume) -> Result<bool, String> {
 fn read_label(path: &Path, image: &Volume, image_path: &Path, limits: &ReadLimits) -> Result<Vec<u16>, DatasetError> {
     let label = read_nifti_with_limits(path, limits)?;
     let same = lattice_check(image, &label).map_err(|reason| DatasetError::GridMismatch { image: image_path.to_path_buf(), label: path.to_path_buf(), reason })?;
-    let data = if same { label.data } else { radsam::volume::resample_nearest(&label, image, 0.0) };
+    let data = if same { label.data } else { crate::volume::resample_nearest(&label, image, 0.0) };
     let mut out = Vec::with_capacity(data.len());
     for v in data {
         if !(0.0..=u16::MAX as f32).contains(&v) || v.fract() != 0.0 {
@@ -249,7 +255,55 @@ pub fn load(pair: &Pair, limits: &ReadLimits) -> Result<LabeledVolume, DatasetEr
     let name = match pair.image.parent() {
         // TotalSegmentator's images are all ct.nii.gz: the case is the folder.
         Some(parent) if stem(&pair.image) == "ct" => parent.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-        _ => stem(&pair.image),
+        // nnU-Net names the first channel <case>_0000.
+        _ => stem(&pair.image).strip_suffix("_0000").map(str::to_string).unwrap_or_else(|| stem(&pair.image)),
     };
     Ok(LabeledVolume { name, volume, labels, names: pair.names.clone() })
+}
+
+/// Class names by id from a JSON file `{"1": "spleen", ...}` (TotalSegmentator's map written by
+/// scripts/write_label_names.py, or a user's own), or a `dataset.json` with a `labels` object.
+pub fn read_label_names(path: &Path) -> Result<BTreeMap<u16, String>, DatasetError> {
+    let bad = |reason: String| DatasetError::BadNames { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("unreadable: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if json.get("labels").is_some() {
+        return read_dataset_json(path);
+    }
+    let map: BTreeMap<String, String> = serde_json::from_value(json).map_err(|_| bad("expected {\"1\": \"spleen\", ...}".into()))?;
+    map.into_iter().map(|(k, v)| Ok((k.parse::<u16>().map_err(|_| bad(format!("`{k}` is not a class id")))?, v))).collect()
+}
+
+/// The pairs of dataset folders and explicit `image=labels` specs; pairs whose dataset names no
+/// class get `names`.
+pub fn gather(folders: &[PathBuf], pairs: &[String], names: &BTreeMap<u16, String>) -> Result<Vec<Pair>, DatasetError> {
+    let mut out = Vec::new();
+    for f in folders {
+        out.extend(discover(f)?);
+    }
+    for p in pairs {
+        out.push(parse_pair(p)?);
+    }
+    for p in out.iter_mut() {
+        if p.names.is_empty() {
+            p.names = names.clone();
+        }
+    }
+    Ok(out)
+}
+
+/// `n` synthetic abdominal phantoms as labelled cases (classes named "phantom <organ>"), seeded.
+pub fn phantom_cases(n: usize, config: &PhantomConfig, seed: u64) -> Vec<LabeledVolume> {
+    (0..n).map(|i| phantom_case(i, config, seed)).collect()
+}
+
+/// Phantom `index` of `phantom_cases` (drawn from seed + 1000 + index).
+pub fn phantom_case(index: usize, config: &PhantomConfig, seed: u64) -> LabeledVolume {
+    let p = generate(config, seed.wrapping_add(1000 + index as u64));
+    LabeledVolume {
+        name: format!("phantom-{index}"),
+        volume: p.volume,
+        labels: p.labels.iter().map(|&v| v as u16).collect(),
+        names: p.classes.iter().map(|&(id, n)| (id as u16, format!("phantom {n}"))).collect(),
+    }
 }

@@ -1,0 +1,473 @@
+//! `radsam bench`: the paper's benchmark over labelled CT (dataset folders, image/label pairs,
+//! synthetic phantoms) for any set of models, resumable.
+//!
+//! The output folder holds `run.json` (the protocol settings), one file per finished (model,
+//! volume) unit under `units/` (written atomically: a killed run loses at most the unit in hand and
+//! resumes after the finished ones), and the report computed from the units: `cases.csv` (every
+//! measurement), `speed.csv`, `report.md`, `clicks.png`, `classes.png`.
+
+use crate::common::{load_model, ModelArgs};
+use anyhow::{bail, Context, Result};
+use radsam::benchmark::report::Report;
+use radsam::benchmark::{object_seed, run_object, CaseRow, ClickMode, PromptStyle, ProtocolSettings, SpeedRow};
+use radsam::dataset::{self, LabeledVolume, Pair};
+use radsam::evaluate::extent;
+use radsam::segment::VolumeSession;
+use radsam::volume::phantom::PhantomConfig;
+use radsam::volume::ReadLimits;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// AMOS's 15 classes under TotalSegmentator's names: the paper's "known" classes for transfer
+/// from AMOS to TotalSegmentator (Table 3).
+const AMOS_CLASSES: [&str; 15] = [
+    "spleen",
+    "kidney_right",
+    "kidney_left",
+    "gallbladder",
+    "esophagus",
+    "liver",
+    "stomach",
+    "aorta",
+    "inferior_vena_cava",
+    "pancreas",
+    "adrenal_gland_right",
+    "adrenal_gland_left",
+    "duodenum",
+    "urinary_bladder",
+    "prostate",
+];
+
+#[derive(clap::Args)]
+pub struct BenchmarkArgs {
+    /// Dataset folders: nnU-Net/MSD/AMOS (imagesTr/ + labelsTr/, names from dataset.json) or
+    /// TotalSegmentator (<case>/ct.nii.gz + <case>/segmentations/). Repeatable.
+    #[arg(long = "data")]
+    data: Vec<PathBuf>,
+    /// An image (NIfTI or DICOM folder) and its label map (NIfTI): IMAGE=LABELS. Repeatable.
+    #[arg(long = "pair")]
+    pairs: Vec<String>,
+    /// Class names for pairs whose dataset names none: {"1": "spleen", ...} or a dataset.json.
+    #[arg(long)]
+    label_names: Option<PathBuf>,
+    /// Synthetic abdominal phantoms added as cases.
+    #[arg(long, default_value_t = 0)]
+    phantoms: usize,
+    /// Seed of the phantoms (phantom n is drawn from seed + 1000 + n, as in training): the default
+    /// differs from training's default seed (1), so benchmark phantoms are never training phantoms.
+    #[arg(long, default_value_t = 100)]
+    phantom_seed: u64,
+    /// Phantom grid: voxels along i, j, k (slices along k); the field of view stays 320 x 320 x 240 mm.
+    #[arg(long, value_delimiter = ',', default_value = "128,128,48")]
+    phantom_dims: Vec<usize>,
+    /// Only these classes (names), comma separated; default: every class.
+    #[arg(long, value_delimiter = ',')]
+    classes: Vec<String>,
+    /// Objects smaller than this many voxels are skipped.
+    #[arg(long, default_value_t = 100)]
+    min_voxels: usize,
+    /// Known classes for the transfer table (paper Table 3), comma separated, or `amos` (AMOS's
+    /// 15 classes in TotalSegmentator's names). Default: no known/unknown split.
+    #[arg(long, value_delimiter = ',')]
+    known_classes: Vec<String>,
+    /// Models: NAME or NAME=WEIGHTS.safetensors (radsam, lite_medsam, mobile_sam, sam_vit_b,
+    /// sam_vit_l, sam_vit_h, medsam_vit_b). Repeatable.
+    #[arg(long = "model", default_values = ["radsam", "lite_medsam"])]
+    models: Vec<String>,
+    /// cpu, cuda, or auto (cuda when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Intra-op threads for libtorch on CPU (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// simulated (paper section 3.3: jittered box, random interior point; seeded) or tight (exact
+    /// box, deepest point).
+    #[arg(long, default_value = "simulated")]
+    prompts: String,
+    /// uniform (the paper: a voxel drawn uniformly from the 3D error) or cvpr25 (the CVPR 2025
+    /// challenge: the centre of the largest error component).
+    #[arg(long, default_value = "uniform")]
+    click_mode: String,
+    /// Correction clicks per protocol run; Dice is recorded after each.
+    #[arg(long, default_value_t = 20)]
+    max_clicks: usize,
+    /// Skip the oracle-mask runs (paper Table 6).
+    #[arg(long)]
+    no_oracle: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder (resumed when it holds a run with the same settings).
+    #[arg(long)]
+    out: PathBuf,
+    /// Start over: remove the folder's previous units.
+    #[arg(long)]
+    fresh: bool,
+    /// Only rebuild the report from the finished units.
+    #[arg(long)]
+    report_only: bool,
+}
+
+/// What must match for units to be merged into one report.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+struct RunSettings {
+    protocol: ProtocolSettings,
+    classes: Vec<String>,
+    min_voxels: usize,
+    known_classes: Vec<String>,
+}
+
+/// One finished (model, volume): its measurements and timing.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Unit {
+    speed: SpeedRow,
+    rows: Vec<CaseRow>,
+}
+
+/// A case to load: a dataset pair or a phantom.
+enum CaseSource {
+    Pair { dataset: String, pair: Pair },
+    Phantom { index: usize },
+}
+
+fn code_err(e: dataset::DatasetError) -> anyhow::Error {
+    anyhow::anyhow!("[{}] {e}", e.code())
+}
+
+pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
+    let known: Vec<String> = if args.known_classes == ["amos"] { AMOS_CLASSES.iter().map(|s| s.to_string()).collect() } else { args.known_classes.clone() };
+    let settings = RunSettings {
+        protocol: ProtocolSettings {
+            prompts: match args.prompts.as_str() {
+                "simulated" => PromptStyle::Simulated,
+                "tight" => PromptStyle::Tight,
+                p => bail!("--prompts {p}: expected simulated or tight"),
+            },
+            click_mode: ClickMode::by_name(&args.click_mode).with_context(|| format!("--click-mode {}: expected uniform or cvpr25", args.click_mode))?,
+            max_clicks: args.max_clicks,
+            oracle: !args.no_oracle,
+            seed: args.seed,
+        },
+        classes: args.classes.clone(),
+        min_voxels: args.min_voxels,
+        known_classes: known.clone(),
+    };
+    let units_dir = args.out.join("units");
+    prepare_out(&args.out, &settings, args.fresh)?;
+    if !args.report_only {
+        run(&args, &settings, &units_dir)?;
+    }
+    write_report(&args.out, &settings)
+}
+
+/// Creates the output folder, or checks that the run in it has the same settings.
+fn prepare_out(out: &Path, settings: &RunSettings, fresh: bool) -> Result<()> {
+    let path = out.join("run.json");
+    if fresh && out.join("units").exists() {
+        std::fs::remove_dir_all(out.join("units")).with_context(|| format!("removing {}", out.join("units").display()))?;
+    }
+    if !fresh && path.exists() {
+        let previous: RunSettings = serde_json::from_str(&std::fs::read_to_string(&path)?).with_context(|| format!("{}: not a benchmark run", path.display()))?;
+        if &previous != settings {
+            bail!("{} holds a run with other settings ({}); use another --out, or --fresh to start over", out.display(), serde_json::to_string(&previous)?);
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(out.join("units")).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(settings)?)?;
+    Ok(())
+}
+
+fn sources(args: &BenchmarkArgs) -> Result<Vec<CaseSource>> {
+    let names = match &args.label_names {
+        Some(p) => dataset::read_label_names(p).map_err(code_err)?,
+        None => BTreeMap::new(),
+    };
+    let mut out = Vec::new();
+    for folder in &args.data {
+        let dataset = folder.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| folder.display().to_string());
+        for pair in dataset::gather(std::slice::from_ref(folder), &[], &names).map_err(code_err)? {
+            out.push(CaseSource::Pair { dataset: dataset.clone(), pair });
+        }
+    }
+    for pair in dataset::gather(&[], &args.pairs, &names).map_err(code_err)? {
+        out.push(CaseSource::Pair { dataset: "pairs".into(), pair });
+    }
+    out.extend((0..args.phantoms).map(|index| CaseSource::Phantom { index }));
+    if out.is_empty() {
+        bail!("no cases: give --data, --pair or --phantoms");
+    }
+    Ok(out)
+}
+
+fn load_case(source: &CaseSource, args: &BenchmarkArgs) -> Result<(String, LabeledVolume)> {
+    match source {
+        CaseSource::Pair { dataset, pair } => Ok((dataset.clone(), dataset::load(pair, &ReadLimits::default()).map_err(code_err)?)),
+        CaseSource::Phantom { index } => {
+            let [i, j, k] = args.phantom_dims[..] else { bail!("--phantom-dims takes i,j,k") };
+            // The same field of view as the default phantom, on the chosen grid.
+            let default = PhantomConfig::default();
+            let spacing = std::array::from_fn(|a| default.dims[a] as f64 * default.spacing[a] / [i, j, k][a].max(1) as f64);
+            let config = PhantomConfig { dims: [i, j, k], spacing, ..default };
+            Ok(("phantoms".into(), dataset::phantom_case(*index, &config, args.phantom_seed)))
+        }
+    }
+}
+
+/// The key of a case source in unit file names: the image path, or what draws the phantom.
+fn case_key(source: &CaseSource, args: &BenchmarkArgs) -> String {
+    match source {
+        CaseSource::Pair { pair, .. } => pair.image.display().to_string(),
+        CaseSource::Phantom { index } => format!("phantom-{index}-seed{}-{:?}", args.phantom_seed, args.phantom_dims),
+    }
+}
+
+/// The unit file of (model, dataset, case source): readable, and unique through a hash of the key.
+fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(format!("{model}\n{source_key}").as_bytes());
+    let tail: String = source_key.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>();
+    let hex = format!("{hash:x}");
+    dir.join(format!("{}__{}__{}.json", clean(model), clean(&tail), &hex[..12]))
+}
+
+fn parse_model(spec: &str, args: &BenchmarkArgs) -> ModelArgs {
+    let (name, weights) = match spec.split_once('=') {
+        Some((n, w)) => (n.to_string(), Some(PathBuf::from(w))),
+        None => (spec.to_string(), None),
+    };
+    ModelArgs { model: name, weights, device: args.device.clone(), threads: args.threads }
+}
+
+/// The model's label in the report: its name, with the weights' file stem when given.
+fn model_label(spec: &str) -> String {
+    match spec.split_once('=') {
+        Some((n, w)) => format!("{n}:{}", Path::new(w).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()),
+        None => spec.to_string(),
+    }
+}
+
+fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result<()> {
+    let sources = sources(args)?;
+    let todo: Vec<(&String, Vec<&CaseSource>)> =
+        args.models.iter().map(|m| (m, sources.iter().filter(|s| !unit_path(units_dir, &model_label(m), &case_key(s, args)).exists()).collect())).collect();
+    let total: usize = todo.iter().map(|(_, s)| s.len()).sum();
+    let done = args.models.len() * sources.len() - total;
+    if done > 0 {
+        eprintln!("resuming: {done} of {} (model, volume) units already done in {}", args.models.len() * sources.len(), args.out.display());
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} volumes {elapsed} (eta {eta}) {msg}").unwrap());
+    for (spec, cases) in todo {
+        if cases.is_empty() {
+            continue;
+        }
+        let label = model_label(spec);
+        bar.set_prefix(label.clone());
+        bar.set_message("loading the model");
+        let sam = load_model(&parse_model(spec, args))?;
+        reset_peak_rss();
+        for source in cases {
+            bar.set_message(format!("reading {}", case_key(source, args)));
+            let (dataset, case) = load_case(source, args)?;
+            let unit = run_unit(&sam, &label, &dataset, &case, settings, &bar)?;
+            let path = unit_path(units_dir, &label, &case_key(source, args));
+            write_atomically(&path, serde_json::to_string(&unit)?.as_bytes())?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_with_message("done");
+    Ok(())
+}
+
+fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &LabeledVolume, settings: &RunSettings, bar: &indicatif::ProgressBar) -> Result<Unit> {
+    let volume = &case.volume;
+    // The objects: every class present (or the chosen ones) with enough voxels.
+    let mut ids: Vec<u16> = case.labels.iter().copied().filter(|&v| v != 0).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    ids.retain(|&id| settings.classes.is_empty() || settings.classes.contains(&case.class_name(id)));
+    let mut objects = Vec::new();
+    for id in ids {
+        let truth: Vec<u8> = case.labels.iter().map(|&v| (v == id) as u8).collect();
+        if radsam::metrics::voxel_count(&truth) < settings.min_voxels as u64 {
+            continue;
+        }
+        if let Some((lo, hi, _)) = extent(volume, &truth) {
+            objects.push((id, truth, lo, hi));
+        }
+    }
+    let t0 = Instant::now();
+    let device = format!("{:?}", sam.device());
+    let mut speed = SpeedRow {
+        model: label.into(),
+        device: device.clone(),
+        case: case.name.clone(),
+        objects: objects.len(),
+        encoded_slices: 0,
+        encode_seconds: 0.0,
+        decoded_slices: 0,
+        decode_seconds: 0.0,
+        seconds: 0.0,
+        peak_rss_mib: 0.0,
+        gpu_memory_mib: None,
+    };
+    let mut rows = Vec::new();
+    if !objects.is_empty() {
+        // Encode the slices every object needs, once.
+        let lo = objects.iter().map(|o| o.2).min().expect("objects");
+        let hi = objects.iter().map(|o| o.3).max().expect("objects");
+        let n = hi - lo + 1;
+        let session = VolumeSession::new(sam, volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |done, _| bar.set_message(format!("{}: encoding {done}/{n} slices", case.name)))
+            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        speed.encoded_slices = n;
+        speed.encode_seconds = session.encode_seconds;
+        for (k, (id, truth, _, _)) in objects.iter().enumerate() {
+            let class = case.class_name(*id);
+            bar.set_message(format!("{}: {class} ({}/{})", case.name, k + 1, objects.len()));
+            let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
+            let Some(run) = run_object(&session, truth, &settings.protocol, seed).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? else { continue };
+            speed.decoded_slices += run.decoded_slices;
+            speed.decode_seconds += run.decode_seconds;
+            let (lo, hi, _) = extent(volume, truth).expect("objects are not empty");
+            let known = match settings.known_classes.is_empty() {
+                true => String::new(),
+                false if settings.known_classes.contains(&class) => "known".into(),
+                false => "unknown".into(),
+            };
+            for m in run.measurements {
+                rows.push(CaseRow {
+                    model: label.into(),
+                    dataset: dataset.into(),
+                    case: case.name.clone(),
+                    class_id: *id,
+                    class: class.clone(),
+                    known: known.clone(),
+                    level: m.level,
+                    prompt: m.prompt,
+                    carry: m.carry,
+                    oracle: m.oracle,
+                    click_mode: settings.protocol.click_mode,
+                    clicks: m.clicks,
+                    dice: m.dice,
+                    slices: hi - lo + 1,
+                    voxels: radsam::metrics::voxel_count(truth),
+                });
+            }
+        }
+    }
+    speed.seconds = t0.elapsed().as_secs_f64();
+    speed.peak_rss_mib = peak_rss_mib();
+    speed.gpu_memory_mib = if device.starts_with("Cuda") { gpu_memory_mib() } else { None };
+    Ok(Unit { speed, rows })
+}
+
+/// Writes through a temporary file and a rename: a unit file is whole or absent.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Resets the kernel's peak-RSS counter of this process (VmHWM), so each model's peak is its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// GPU memory this process holds, from nvidia-smi; None when it cannot tell.
+fn gpu_memory_mib() -> Option<f64> {
+    let out = std::process::Command::new("nvidia-smi").args(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]).output().ok()?;
+    let pid = std::process::id().to_string();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (p, m) = l.split_once(',')?;
+        (p.trim() == pid).then(|| m.trim().parse().ok()).flatten()
+    })
+}
+
+/// Reads every finished unit and writes cases.csv, speed.csv, report.md and the plots.
+fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
+    let mut units = Vec::new();
+    let dir = out.join("units");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    paths.sort();
+    for p in paths {
+        let unit: Unit = serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("{}: not a benchmark unit", p.display()))?;
+        units.push(unit);
+    }
+    if units.is_empty() {
+        bail!("{}: no finished units to report", dir.display());
+    }
+    // Rows in a stable order: model order of first unit, then dataset, case, class, protocol.
+    let mut rows: Vec<CaseRow> = units.iter().flat_map(|u| u.rows.iter().cloned()).collect();
+    rows.sort_by(|a, b| (&a.model, &a.dataset, &a.case, a.class_id, a.level, a.prompt, a.carry as u8, a.oracle, a.clicks).cmp(&(&b.model, &b.dataset, &b.case, b.class_id, b.level, b.prompt, b.carry as u8, b.oracle, b.clicks)));
+    let speed: Vec<SpeedRow> = units.into_iter().map(|u| u.speed).collect();
+    let mut w = csv::Writer::from_path(out.join("cases.csv"))?;
+    for r in &rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    let mut w = csv::Writer::from_path(out.join("speed.csv"))?;
+    for s in &speed {
+        w.serialize(s)?;
+    }
+    w.flush()?;
+    let report = Report::new(&rows, &speed);
+    let header = format!(
+        "# RadSAM benchmark\n\nCommand: `{}`\n\nMachine: {}; libtorch threads: {}. Written {} UTC.\n\nProtocol: prompts {}, clicks {} (up to {}), oracle {}, seed {}; objects of at least {} voxels{}{}.\n",
+        std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" "),
+        machine(),
+        tch::get_num_threads(),
+        utc_now(),
+        serde_json::to_string(&settings.protocol.prompts)?.trim_matches('"'),
+        settings.protocol.click_mode.name(),
+        settings.protocol.max_clicks,
+        if settings.protocol.oracle { "on" } else { "off" },
+        settings.protocol.seed,
+        settings.min_voxels,
+        if settings.classes.is_empty() { String::new() } else { format!(", classes {}", settings.classes.join(", ")) },
+        if settings.known_classes.is_empty() { String::new() } else { format!("; known classes: {}", settings.known_classes.join(", ")) },
+    );
+    std::fs::write(out.join("report.md"), report.markdown(&header))?;
+    report.plots(out).context("drawing the plots")?;
+    eprintln!("report: {} ({} measurements); plots: clicks.png, classes.png", out.join("report.md").display(), rows.len());
+    Ok(())
+}
+
+/// CPU model and core count (from /proc/cpuinfo), and the GPU when CUDA is available.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string())).unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let gpu = tch::Cuda::is_available().then(|| {
+        let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output().ok();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string()).unwrap_or_default()
+    });
+    match gpu {
+        Some(g) => format!("{cpu}, {cores} cores; GPU {g}"),
+        None => format!("{cpu}, {cores} cores; CPU only"),
+    }
+}
+
+/// The current UTC time as YYYY-MM-DD HH:MM.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}

@@ -1,0 +1,116 @@
+//! `radsam bench` end to end on a tiny case (the CI smoke run of the benchmark): a small synthetic
+//! phantom, LiteMedSAM as shipped, 2 clicks. Checks the CSV holds every measurement, the report's
+//! tables and plots exist, a second run resumes without recomputing, other settings are refused,
+//! and bad input names its error code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("radsam-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn bench(out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_radsam"))
+        .args(["bench", "--phantoms", "1", "--phantom-dims", "64,64,12", "--classes", "phantom liver,phantom spleen", "--model", "lite_medsam", "--device", "cpu"])
+        .args(["--max-clicks", "2", "--known-classes", "phantom liver", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
+    let out = out_dir("smoke");
+    let first = bench(&out, &[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let csv = std::fs::read_to_string(out.join("cases.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("model,dataset,case,class_id,class,known,level,prompt,carry,oracle,click_mode,clicks,dice"), "{}", lines[0]);
+    // Per object: 2 levels x 2 prompts x 2 carries x (0..=2 clicks) + oracle (volume 2x2, slice 2).
+    let per_object = 2 * 2 * 2 * 3 + 4 + 2;
+    let objects = (lines.len() - 1) / per_object;
+    assert_eq!((lines.len() - 1) % per_object, 0, "{csv}");
+    assert_eq!(objects, 2, "liver and spleen of the phantom: {csv}");
+    for l in &lines[1..] {
+        let dice: f64 = l.split(',').nth(12).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&dice), "{l}");
+    }
+    assert!(csv.contains(",phantom liver,known,") && csv.contains(",phantom spleen,unknown,"));
+
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in ["## Dice by prompt (paper Table 2)", "## Known vs unknown classes (paper Table 3)", "## Mask carry vs box carry (paper Table 5)", "## Oracle mask (paper Table 6)", "## Dice against clicks", "## Per class", "## Speed and memory"] {
+        assert!(report.contains(heading), "{heading} missing:\n{report}");
+    }
+    assert!(report.contains("| lite_medsam | Cpu | 1 |"), "speed row:\n{report}");
+    for png in ["clicks.png", "classes.png"] {
+        let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() > 400 && img.height() > 150, "{png}: {}x{}", img.width(), img.height());
+    }
+
+    // Again: nothing left to do, the same measurements.
+    let second = bench(&out, &[]);
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("resuming: 1 of 1"), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
+
+    // Other protocol settings in the same folder: refused, nothing changed.
+    let other = bench(&out, &["--click-mode", "cvpr25"]);
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("holds a run with other settings"));
+    assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+/// A dataset folder in the nnU-Net/AMOS layout (a phantom written as NIfTI, names in dataset.json),
+/// with the CVPR 2025 clicks and tight prompts.
+#[test]
+fn a_dataset_folder_with_cvpr25_clicks_and_tight_prompts() {
+    use radsam::volume::phantom::{generate, PhantomConfig};
+    use radsam::volume::{write_nifti, Volume};
+    let data = out_dir("nnunet");
+    std::fs::create_dir_all(data.join("imagesTr")).unwrap();
+    std::fs::create_dir_all(data.join("labelsTr")).unwrap();
+    let p = generate(&PhantomConfig { dims: [64, 64, 12], spacing: [5.0, 5.0, 20.0], ..Default::default() }, 3);
+    write_nifti(&data.join("imagesTr/case1_0000.nii.gz"), &p.volume).unwrap();
+    let labels = Volume::synthetic(p.labels.iter().map(|&v| v as f32).collect(), p.volume.dims(), p.volume.spacing, p.volume.affine);
+    write_nifti(&data.join("labelsTr/case1.nii.gz"), &labels).unwrap();
+    std::fs::write(data.join("dataset.json"), r#"{"labels": {"0": "background", "1": "liver", "2": "spleen"}}"#).unwrap();
+
+    let out = out_dir("cvpr25");
+    let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
+        .args(["bench", "--data"])
+        .arg(&data)
+        .args(["--classes", "liver,spleen", "--model", "lite_medsam", "--device", "cpu", "--max-clicks", "2", "--click-mode", "cvpr25", "--prompts", "tight", "--no-oracle", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let csv = std::fs::read_to_string(out.join("cases.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2 * 2 * 2 * 2 * 3, "2 objects x 2 levels x 2 prompts x 2 carries x 0..=2 clicks, no oracle");
+    assert!(rows.iter().all(|l| l.contains(",cvpr25,") && l.contains(",false,") && l.contains("nnunet")), "{csv}");
+    assert!(rows.iter().any(|l| l.contains(",liver,")) && rows.iter().any(|l| l.contains(",spleen,")), "names from dataset.json");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!report.contains("Known vs unknown") && !report.contains("Oracle mask"), "no split, no oracle asked");
+    std::fs::remove_dir_all(out).unwrap();
+    std::fs::remove_dir_all(data).unwrap();
+}
+
+#[test]
+fn bad_input_is_named() {
+    let out = out_dir("bad");
+    let empty = out_dir("empty-dataset");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_radsam")).args(["bench", "--data"]).arg(&empty).arg("--out").arg(&out).output().unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("DATA_NO_PAIRS") && err.contains(&*empty.to_string_lossy()), "{err}");
+    let run = Command::new(env!("CARGO_BIN_EXE_radsam")).args(["bench", "--phantoms", "1", "--click-mode", "nearest", "--out"]).arg(&out).output().unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--click-mode nearest: expected uniform or cvpr25"));
+    std::fs::remove_dir_all(empty).unwrap();
+    let _ = std::fs::remove_dir_all(out);
+}
