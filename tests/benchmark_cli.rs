@@ -79,6 +79,9 @@ fn a_dataset_folder_with_cvpr25_clicks_and_tight_prompts() {
     let labels = Volume::synthetic(p.labels.iter().map(|&v| v as f32).collect(), p.volume.dims(), p.volume.spacing, p.volume.affine);
     write_nifti(&data.join("labelsTr/case1.nii.gz"), &labels).unwrap();
     std::fs::write(data.join("dataset.json"), r#"{"labels": {"0": "background", "1": "liver", "2": "spleen"}}"#).unwrap();
+    // A second case whose image is corrupt: reported and skipped, the run goes on.
+    std::fs::write(data.join("imagesTr/case2_0000.nii.gz"), b"not a NIfTI file").unwrap();
+    std::fs::copy(data.join("labelsTr/case1.nii.gz"), data.join("labelsTr/case2.nii.gz")).unwrap();
 
     let out = out_dir("cvpr25");
     let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
@@ -96,6 +99,8 @@ fn a_dataset_folder_with_cvpr25_clicks_and_tight_prompts() {
     assert!(rows.iter().any(|l| l.contains(",liver,")) && rows.iter().any(|l| l.contains(",spleen,")), "names from dataset.json");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(!report.contains("Known vs unknown") && !report.contains("Oracle mask"), "no split, no oracle asked");
+    assert!(report.contains("**Skipped volumes**") && report.contains("case2_0000.nii.gz") && report.contains("[VOLUME_"), "{report}");
+    assert!(rows.iter().all(|l| l.contains(",case1,")), "the corrupt case has no rows");
     std::fs::remove_dir_all(out).unwrap();
     std::fs::remove_dir_all(data).unwrap();
 }
@@ -111,6 +116,10 @@ fn bad_input_is_named() {
     assert!(err.contains("DATA_NO_PAIRS") && err.contains(&*empty.to_string_lossy()), "{err}");
     let run = Command::new(env!("CARGO_BIN_EXE_radsam")).args(["bench", "--phantoms", "1", "--click-mode", "nearest", "--out"]).arg(&out).output().unwrap();
     assert!(String::from_utf8_lossy(&run.stderr).contains("--click-mode nearest: expected uniform or cvpr25"));
+    let run = Command::new(env!("CARGO_BIN_EXE_radsam")).args(["bench", "--phantoms", "1", "--model", "sam_vit_q", "--out"]).arg(&out).output().unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--model sam_vit_q: unknown model"), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = Command::new(env!("CARGO_BIN_EXE_radsam")).args(["bench", "--phantoms", "1", "--model", "lite_medsam=/nonexistent.safetensors", "--out"]).arg(&out).output().unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("weights /nonexistent.safetensors not found"));
     std::fs::remove_dir_all(empty).unwrap();
     let _ = std::fs::remove_dir_all(out);
 }

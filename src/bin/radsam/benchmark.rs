@@ -249,6 +249,17 @@ fn model_label(spec: &str) -> String {
 }
 
 fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result<()> {
+    // Every model must be loadable before hours of work start on the first.
+    for spec in &args.models {
+        let m = parse_model(spec, args);
+        let weights = m.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&m.model));
+        if radsam::model::ModelConfig::by_name(&m.model).is_none() {
+            bail!("--model {spec}: unknown model `{}`; known: {}", m.model, radsam::model::MODEL_NAMES.join(", "));
+        }
+        if !weights.exists() {
+            bail!("--model {spec}: weights {} not found (run `make setup`, or give NAME=WEIGHTS)", weights.display());
+        }
+    }
     let sources = sources(args)?;
     let todo: Vec<(&String, Vec<&CaseSource>)> =
         args.models.iter().map(|m| (m, sources.iter().filter(|s| !unit_path(units_dir, &model_label(m), &case_key(s, args)).exists()).collect())).collect();
@@ -259,6 +270,8 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
     }
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} volumes {elapsed} (eta {eta}) {msg}").unwrap());
+    // A volume that cannot be read is reported and skipped (retried by the next run), not fatal.
+    let mut skipped: Vec<String> = Vec::new();
     for (spec, cases) in todo {
         if cases.is_empty() {
             continue;
@@ -270,7 +283,15 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
         reset_peak_rss();
         for source in cases {
             bar.set_message(format!("reading {}", case_key(source, args)));
-            let (dataset, case) = load_case(source, args)?;
+            let (dataset, case) = match load_case(source, args) {
+                Ok(c) => c,
+                Err(e) => {
+                    bar.suspend(|| eprintln!("skipping {}: {e:#}", case_key(source, args)));
+                    skipped.push(format!("{} ({label}): {e:#}", case_key(source, args)));
+                    bar.inc(1);
+                    continue;
+                }
+            };
             let unit = run_unit(&sam, &label, &dataset, &case, settings, &bar)?;
             let path = unit_path(units_dir, &label, &case_key(source, args));
             write_atomically(&path, serde_json::to_string(&unit)?.as_bytes())?;
@@ -278,6 +299,8 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
         }
     }
     bar.finish_with_message("done");
+    // The report names what this run had to skip.
+    std::fs::write(args.out.join("skipped.json"), serde_json::to_string_pretty(&skipped)?)?;
     Ok(())
 }
 
@@ -434,6 +457,11 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
         if settings.classes.is_empty() { String::new() } else { format!(", classes {}", settings.classes.join(", ")) },
         if settings.known_classes.is_empty() { String::new() } else { format!("; known classes: {}", settings.known_classes.join(", ")) },
     );
+    let skipped: Vec<String> = std::fs::read_to_string(out.join("skipped.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let header = match skipped.is_empty() {
+        true => header,
+        false => format!("{header}\n**Skipped volumes** (unreadable in the last run; not in the tables):\n\n{}\n", skipped.iter().map(|s| format!("- {s}\n")).collect::<String>()),
+    };
     std::fs::write(out.join("report.md"), report.markdown(&header))?;
     report.plots(out).context("drawing the plots")?;
     eprintln!("report: {} ({} measurements); plots: clicks.png, classes.png", out.join("report.md").display(), rows.len());
