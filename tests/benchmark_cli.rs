@@ -57,6 +57,12 @@ fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("resuming: 1 of 1"), "{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
 
+    // The report alone, from the folder's units and settings.
+    std::fs::remove_file(out.join("cases.csv")).unwrap();
+    let report_only = Command::new(env!("CARGO_BIN_EXE_radsam")).args(["bench", "--report-only", "--out"]).arg(&out).output().unwrap();
+    assert!(report_only.status.success(), "{}", String::from_utf8_lossy(&report_only.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
+
     // Other protocol settings in the same folder: refused, nothing changed.
     let other = bench(&out, &["--click-mode", "cvpr25"]);
     assert!(!other.status.success());

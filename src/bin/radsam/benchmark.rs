@@ -103,7 +103,7 @@ pub struct BenchmarkArgs {
     /// Start over: remove the folder's previous units.
     #[arg(long)]
     fresh: bool,
-    /// Only rebuild the report from the finished units.
+    /// Only rebuild the report from the folder's finished units (with that run's settings).
     #[arg(long)]
     report_only: bool,
 }
@@ -152,11 +152,15 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
         min_voxels: args.min_voxels,
         known_classes: known.clone(),
     };
-    let units_dir = args.out.join("units");
-    prepare_out(&args.out, &settings, args.fresh)?;
-    if !args.report_only {
-        run(&args, &settings, &units_dir)?;
+    if args.report_only {
+        // The report of the run in the folder, with that run's settings.
+        let path = args.out.join("run.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: no benchmark run here", path.display()))?;
+        let saved: RunSettings = serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark run", path.display()))?;
+        return write_report(&args.out, &saved);
     }
+    prepare_out(&args.out, &settings, args.fresh)?;
+    run(&args, &settings, &args.out.join("units"))?;
     write_report(&args.out, &settings)
 }
 
