@@ -65,6 +65,20 @@ fn propagation_editing_and_replay_on_the_liver() {
     assert_eq!(replay.mask(), boxed.mask(), "a stateless replay of the clicks equals the interactive session");
     assert_eq!(replay.clicks(), 3);
 
+    // Slice-level editing: a click refines its own slice only, from the slice's own prompt.
+    let prompts: std::collections::BTreeMap<usize, SlicePrompt> =
+        (95..=105).map(|k| (k, SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, k), w), ..Default::default() })).collect();
+    let mut per_slice = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
+    per_slice.slice_level(&prompts).unwrap();
+    let before: Vec<Vec<u8>> = (95..=105).map(|k| per_slice.states()[&k].mask.clone()).collect();
+    per_slice.add_click(Click { slice: 100, x: 100.0, y: 20.0, positive: false }).unwrap();
+    let after: Vec<Vec<u8>> = (95..=105).map(|k| per_slice.states()[&k].mask.clone()).collect();
+    for (i, k) in (95..=105).enumerate().filter(|&(_, k)| k != 100) {
+        assert!(before[i] == after[i], "slice {k}: only the clicked slice may change");
+    }
+    assert_eq!(per_slice.states().len(), 11, "no propagation beyond the prompted slices");
+    assert_eq!(per_slice.decoded_slices, 12, "11 slices, then the clicked one again");
+
     // Bad prompts and clicks: typed errors, nothing changed.
     let before = boxed.mask();
     let code = |r: Result<(), SegmentError>| r.unwrap_err().code();
