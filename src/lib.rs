@@ -4,6 +4,8 @@
 pub mod allocator;
 pub mod assets;
 pub mod benchmark;
+pub mod clock;
+pub mod connection;
 pub mod dataset;
 pub mod db;
 pub mod evaluate;

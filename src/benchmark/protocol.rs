@@ -139,16 +139,18 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
                         Level::Volume => seg.start(largest, initial[&kind].as_ref().expect("checked above"))?,
                         Level::Slice => seg.slice_level(&per_slice[&kind])?,
                     }
-                    record(level, kind, carry, oracle, 0, dice(&seg.mask(), truth));
+                    // The 3D mask is built once per step: scored, then the next click reads it.
+                    let mut mask = seg.mask();
+                    record(level, kind, carry, oracle, 0, dice(&mask, truth));
                     if !oracle {
                         // Clicks: the same stream for every model; the n-th click depends on the
                         // model's own errors.
                         let mut click_rng = SplitMix64(seed ^ 0xc1c4);
                         for n in 1..=settings.max_clicks {
-                            let mask = seg.mask();
                             if let Some(click) = next_click(settings.click_mode, &mask, truth, &volume.grid, volume.spacing, (lo, hi), &mut click_rng) {
                                 seg.add_click(click)?;
-                                record(level, kind, carry, oracle, n, dice(&seg.mask(), truth));
+                                mask = seg.mask();
+                                record(level, kind, carry, oracle, n, dice(&mask, truth));
                             } else {
                                 record(level, kind, carry, oracle, n, 1.0);
                             }

@@ -342,23 +342,8 @@ fn new_uid() -> String {
 
 /// The current UTC date (YYYYMMDD) and time (HHMMSS).
 fn utc_now() -> (String, String) {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    (format!("{y:04}{m:02}{d:02}"), format!("{:02}{:02}{:02}", s / 3600, s / 60 % 60, s % 60))
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    let t = crate::clock::utc_now();
+    (format!("{:04}{:02}{:02}", t.year, t.month, t.day), format!("{:02}{:02}{:02}", t.hour, t.minute, t.second))
 }
 
 #[cfg(test)]
@@ -409,12 +394,5 @@ mod tests {
         let s = ds(long);
         assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() - long).abs() < 1e-12, "{s}");
         assert!(ds(-123456.78901234567).len() <= 16);
-    }
-
-    #[test]
-    fn dates_from_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -7,15 +7,9 @@ use std::path::PathBuf;
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "radsam-worker", version, about = "RadSAM queue worker: segmentation jobs from RabbitMQ, masks to S3, results to PostgreSQL")]
 pub struct Config {
-    /// RabbitMQ URL.
-    #[arg(long, env = "RADSAM_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    pub amqp_url: String,
-    /// Prefix of the exchanges and queues (PREFIX.jobs, PREFIX.jobs.dead, PREFIX.results).
-    #[arg(long, env = "RADSAM_QUEUE_PREFIX", default_value = "radsam")]
-    pub queue_prefix: String,
-    /// Deliveries after which the broker dead-letters a message (poison messages).
-    #[arg(long, env = "RADSAM_DELIVERY_LIMIT", default_value_t = 5)]
-    pub delivery_limit: u32,
+    /// RabbitMQ and PostgreSQL (shared with the CLI's service commands).
+    #[command(flatten)]
+    pub connection: radsam::connection::Connection,
     /// Attempts that ended with their worker dead (no outcome recorded) after which the job is
     /// failed with JOB_POISON and dead-lettered; requeues on purpose (a store down) do not count.
     #[arg(long, env = "RADSAM_MAX_ATTEMPTS", default_value_t = 3)]
@@ -23,9 +17,6 @@ pub struct Config {
     /// Unacknowledged messages the broker hands this worker at once.
     #[arg(long, env = "RADSAM_PREFETCH", default_value_t = 1)]
     pub prefetch: u16,
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/radsam")]
-    pub database_url: String,
     /// Where masks go: RESULTS_URI/JOB_ID/{LABEL.nii.gz, labels.nii.gz, seg.dcm, result.json}.
     #[arg(long, env = "RADSAM_RESULTS_URI", default_value = "s3://radsam-results")]
     pub results_uri: String,

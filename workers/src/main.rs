@@ -59,7 +59,7 @@ async fn run(config: Config) -> Result<()> {
     let bound = telemetry::serve(config.http_addr, metrics.clone(), health.clone()).await.with_context(|| format!("listening on {}", config.http_addr))?;
     info!(worker = %name, "health and metrics on http://{bound}/healthz, /metrics");
 
-    let db = Db::connect_lazy(&config.database_url).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let db = Db::connect_lazy(&config.connection.database_url).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     // The schema must exist before the first job; wait for PostgreSQL rather than crash.
     let mut wait = std::time::Duration::from_millis(500);
     loop {
@@ -86,7 +86,7 @@ async fn run(config: Config) -> Result<()> {
     info!(model = %model.version, device = %config.device, "model loaded");
     health.set_model(Some(model.version.clone()));
 
-    let topology = Topology::new(&config.queue_prefix, config.delivery_limit);
+    let topology = Topology::new(&config.connection.queue_prefix, config.connection.delivery_limit);
     let (tx, rx) = tokio::sync::watch::channel(false);
     service::on_signals(tx);
     let worker = Worker { config, name, db, storage, topology, metrics, health, model: tokio::sync::Mutex::new(Arc::new(model)) };

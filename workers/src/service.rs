@@ -57,7 +57,7 @@ impl Worker {
 
     /// One connection's life. Ok(()) means shutdown was requested; Err means reconnect.
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), lapin::Error> {
-        let connection = radsam::queue::connect(&self.config.amqp_url, &self.name).await?;
+        let connection = radsam::queue::connect(&self.config.connection.amqp_url, &self.name).await?;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
         channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;

@@ -3,21 +3,8 @@
 
 use anyhow::Result;
 
-#[derive(clap::Args, Clone)]
-pub struct ServiceArgs {
-    /// RabbitMQ URL.
-    #[arg(long, env = "RADSAM_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    pub amqp_url: String,
-    /// Prefix of the exchanges and queues.
-    #[arg(long, env = "RADSAM_QUEUE_PREFIX", default_value = "radsam")]
-    pub queue_prefix: String,
-    /// The jobs queue's delivery limit (must match the workers': the queue is declared with it).
-    #[arg(long, env = "RADSAM_DELIVERY_LIMIT", default_value_t = 5)]
-    pub delivery_limit: u32,
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/radsam")]
-    pub database_url: String,
-}
+/// The broker and database flags, shared with the worker.
+pub use radsam::connection::Connection as ServiceArgs;
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
