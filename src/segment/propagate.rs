@@ -13,11 +13,16 @@
 //!
 //! Editing. The prompted slice and every clicked slice are *anchors*: they hold the user's own
 //! input. A correction click refines its slice from that slice's current result in the carry's
-//! form (the mask, or its box) plus all clicks on the slice, then re-propagates outward from it in
-//! both directions up to the next anchor (exclusive) or the boundary, with the clicks stored on
-//! each slice it passes. Slices beyond an anchor derive from that anchor and are unchanged. The
-//! result depends only on the initial prompt and the sequence of clicks, so a stateless worker
-//! replaying a job's clicks in order gets the mask of the interactive session.
+//! form (the mask, or its box) plus all clicks on the slice, then re-propagates *downstream*: away
+//! from the prompted slice, the way the carry flowed through the clicked slice, up to the next
+//! anchor (exclusive) or the boundary, with the clicks stored on each slice it passes. Upstream,
+//! between the clicked slice and the prompted one, the slices were carried from the user's prompt,
+//! not through the clicked slice: they are kept, and only slices that propagation left empty (past
+//! a stop) are filled from the click. Re-propagating upstream too let one boundary click overwrite
+//! good slices next to the prompt (bench/results/radsam_validation.md, before and after). A click on
+//! the prompted slice re-propagates both ways. Slices beyond an anchor derive from that anchor and
+//! are unchanged. The result depends only on the initial prompt and the sequence of clicks, so a
+//! stateless worker replaying a job's clicks in order gets the mask of the interactive session.
 
 use super::session::VolumeSession;
 use super::slice_level::{choose, prompt_batch, MaskChoice};
@@ -71,6 +76,8 @@ pub struct Segmenter<'s, 'a> {
     anchors: std::collections::BTreeSet<usize>,
     /// Slice-level prompting: each slice's own prompt; clicks then refine their slice alone.
     slice_prompts: Option<BTreeMap<usize, SlicePrompt>>,
+    /// The slice of the volume-level prompt: the carry flows outward from it.
+    origin: usize,
     stops: Vec<Stop>,
     started: bool,
     pub decode_seconds: f64,
@@ -79,7 +86,7 @@ pub struct Segmenter<'s, 'a> {
 
 impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
-        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, origin: 0, stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
     }
 
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
@@ -104,6 +111,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.stops.clear();
         self.clicks.clear();
         self.anchors = [slice].into();
+        self.origin = slice;
         self.slice_prompts = None;
         let state = self.decode(slice, prompt, None);
         self.states.insert(slice, state);
@@ -133,9 +141,10 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         Ok(())
     }
 
-    /// A correction click: refine its slice, then re-propagate outward from it. After slice-level
-    /// prompting, the click refines its slice alone: the slice's own prompt plus its clicks (and,
-    /// with mask carry, the slice's current mask), as 2D SAM editing does.
+    /// A correction click: refine its slice, then re-propagate downstream from it and fill the
+    /// empty slices upstream (module docs). After slice-level prompting, the click refines its
+    /// slice alone: the slice's own prompt plus its clicks (and, with mask carry, the slice's
+    /// current mask), as 2D SAM editing does.
     pub fn add_click(&mut self, click: Click) -> Result<(), SegmentError> {
         if !self.started {
             return Err(SegmentError::NotStarted);
@@ -169,8 +178,16 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         }
         let state = self.decode(click.slice, &prompt, previous.as_ref());
         self.states.insert(click.slice, state);
-        self.propagate(click.slice, 1);
-        self.propagate(click.slice, -1);
+        for direction in [1i8, -1] {
+            let towards_origin = click.slice != self.origin && (self.origin > click.slice) == (direction > 0);
+            if towards_origin {
+                self.fill_empty(click.slice, direction);
+            } else {
+                self.propagate(click.slice, direction);
+            }
+        }
+        // A stop is a slice that came out empty: one that a click has since filled is no stop.
+        self.stops.retain(|s| self.states.get(&s.empty_slice).is_some_and(|state| is_empty(&state.mask)));
         Ok(())
     }
 
@@ -193,27 +210,51 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.stops.retain(|s| s.direction != direction || !(s.empty_slice == from || stretch.contains(&s.empty_slice)));
         let mut current = from;
         for (n, &next) in stretch.iter().enumerate() {
-            let previous = &self.states[&current];
-            if previous.mask.iter().all(|&v| v == 0) {
+            if is_empty(&self.states[&current].mask) {
                 self.stops.push(Stop { direction, empty_slice: current });
                 for s in &stretch[n..] {
                     self.states.remove(s);
                 }
                 return;
             }
-            let mut prompt = SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
-            let low_res = match self.carry {
-                Carry::Mask => Some(previous.low_res.shallow_clone()),
-                Carry::Box => {
-                    let (w, _) = self.plane_size();
-                    prompt.bbox = bounding_box(&previous.mask, w);
-                    None
-                }
-            };
-            let state = self.decode(next, &prompt, low_res.as_ref());
-            self.states.insert(next, state);
+            self.carry_to(current, next);
             current = next;
         }
+    }
+
+    /// Carries the result of `from` in `direction` over the slices that hold no mask (never
+    /// reached, or past a stop), up to the first slice that holds one, the next anchor or the
+    /// boundary; stops at an empty result.
+    fn fill_empty(&mut self, from: usize, direction: i8) {
+        let mut current = from;
+        for next in self.reach(from, direction) {
+            if is_empty(&self.states[&current].mask) {
+                self.stops.push(Stop { direction, empty_slice: current });
+                return;
+            }
+            if self.states.get(&next).is_some_and(|s| !is_empty(&s.mask)) {
+                return;
+            }
+            self.carry_to(current, next);
+            current = next;
+        }
+    }
+
+    /// Decodes `next` from the result of its neighbour `from` in the carry's form, plus the clicks
+    /// stored on `next`.
+    fn carry_to(&mut self, from: usize, next: usize) {
+        let previous = &self.states[&from];
+        let mut prompt = SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
+        let low_res = match self.carry {
+            Carry::Mask => Some(previous.low_res.shallow_clone()),
+            Carry::Box => {
+                let (w, _) = self.plane_size();
+                prompt.bbox = bounding_box(&previous.mask, w);
+                None
+            }
+        };
+        let state = self.decode(next, &prompt, low_res.as_ref());
+        self.states.insert(next, state);
     }
 
     /// Decodes one slice: the prompt's points and box (slice coordinates), plus a low-resolution
@@ -269,4 +310,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn clicks(&self) -> usize {
         self.clicks.values().map(Vec::len).sum()
     }
+}
+
+fn is_empty(mask: &[u8]) -> bool {
+    mask.iter().all(|&v| v == 0)
 }
