@@ -1,7 +1,7 @@
 //! `radsam bench` end to end on a tiny case (the CI smoke run of the benchmark): a small synthetic
 //! phantom, LiteMedSAM as shipped, 2 clicks. Checks the CSV holds every measurement, the report's
 //! tables and plots exist, a second run resumes without recomputing, other settings are refused,
-//! and bad input names its error code.
+//! a run folder without its units (a fresh clone) runs again, and bad input names its error code.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -67,6 +67,13 @@ fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
     let other = bench(&out, &["--click-mode", "cvpr25"]);
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("holds a run with other settings"));
+    assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
+
+    // A committed run in a fresh clone: its settings and report, no units (they are not
+    // committed). Rerunning recomputes them and gives the same measurements.
+    std::fs::remove_dir_all(out.join("units")).unwrap();
+    let fresh_clone = bench(&out, &[]);
+    assert!(fresh_clone.status.success(), "{}", String::from_utf8_lossy(&fresh_clone.stderr));
     assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
     std::fs::remove_dir_all(out).unwrap();
 }

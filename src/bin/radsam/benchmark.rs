@@ -170,15 +170,19 @@ fn prepare_out(out: &Path, settings: &RunSettings, fresh: bool) -> Result<()> {
     if fresh && out.join("units").exists() {
         std::fs::remove_dir_all(out.join("units")).with_context(|| format!("removing {}", out.join("units").display()))?;
     }
-    if !fresh && path.exists() {
+    let same_run = !fresh && path.exists();
+    if same_run {
         let previous: RunSettings = serde_json::from_str(&std::fs::read_to_string(&path)?).with_context(|| format!("{}: not a benchmark run", path.display()))?;
         if &previous != settings {
             bail!("{} holds a run with other settings ({}); use another --out, or --fresh to start over", out.display(), serde_json::to_string(&previous)?);
         }
-        return Ok(());
     }
-    std::fs::create_dir_all(out.join("units")).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(&path, serde_json::to_string_pretty(settings)?)?;
+    // Also for a run resumed from a folder that holds its settings but not its units (a committed
+    // run in a fresh clone: units are not committed).
+    std::fs::create_dir_all(out.join("units")).with_context(|| format!("creating {}", out.join("units").display()))?;
+    if !same_run {
+        std::fs::write(&path, serde_json::to_string_pretty(settings)?)?;
+    }
     Ok(())
 }
 
