@@ -115,9 +115,54 @@ pub async fn publish_result(channel: &Channel, topology: &Topology, outcome: &st
     publish(channel, &topology.results_exchange, outcome, &body, props).await
 }
 
+/// How many times the broker has delivered this message before and had it back (a worker's
+/// requeue or a dead worker): the quorum queue's `x-delivery-count` header, absent on the first.
+pub fn delivery_count(props: &BasicProperties) -> u32 {
+    let value = props.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count").cloned());
+    let count = match value {
+        Some(AMQPValue::LongLongInt(n)) => n,
+        Some(AMQPValue::LongInt(n)) => n as i64,
+        Some(AMQPValue::LongUInt(n)) => n as i64,
+        Some(AMQPValue::ShortInt(n)) => n as i64,
+        Some(AMQPValue::ShortUInt(n)) => n as i64,
+        Some(AMQPValue::ShortShortInt(n)) => n as i64,
+        Some(AMQPValue::ShortShortUInt(n)) => n as i64,
+        _ => 0,
+    };
+    count.clamp(0, u32::MAX as i64) as u32
+}
+
+/// Whether the broker will dead-letter this message rather than deliver it again if it comes
+/// back: it has already come back `delivery_limit` times.
+pub fn is_last_delivery(props: &BasicProperties, delivery_limit: u32) -> bool {
+    delivery_count(props) >= delivery_limit
+}
+
 /// Seconds since the message was published, from its timestamp property.
 pub fn queue_lag_seconds(props: &BasicProperties) -> Option<f64> {
     let sent = (*props.timestamp())?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
     Some((now - sent as f64).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_delivery_is_the_one_whose_count_reached_the_limit() {
+        let with = |v: AMQPValue| {
+            let mut h = FieldTable::default();
+            h.insert("x-delivery-count".into(), v);
+            BasicProperties::default().with_headers(h)
+        };
+        assert_eq!(delivery_count(&BasicProperties::default()), 0, "a first delivery has no header");
+        assert!(!is_last_delivery(&BasicProperties::default(), 5));
+        assert_eq!(delivery_count(&with(AMQPValue::LongLongInt(4))), 4);
+        assert!(!is_last_delivery(&with(AMQPValue::LongLongInt(4)), 5));
+        assert!(is_last_delivery(&with(AMQPValue::LongLongInt(5)), 5));
+        assert!(is_last_delivery(&with(AMQPValue::LongInt(7)), 5));
+        assert!(is_last_delivery(&with(AMQPValue::ShortShortUInt(0)), 0), "limit 0: every delivery is the last");
+        assert_eq!(delivery_count(&with(AMQPValue::LongString("x".into()))), 0, "an unreadable count counts as none");
+    }
 }

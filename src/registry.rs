@@ -84,6 +84,12 @@ impl Db {
         Ok(row.as_ref().map(row_to_version))
     }
 
+    /// One version by its name (what a job's `model_version` asks for).
+    pub async fn model_version(&self, version: &str) -> Result<Option<ModelVersion>, DbError> {
+        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE version = $1")).bind(version).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(row_to_version))
+    }
+
     pub async fn model_versions(&self) -> Result<Vec<ModelVersion>, DbError> {
         let rows = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions ORDER BY created_at, version")).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(row_to_version).collect())

@@ -249,6 +249,37 @@ impl Storage {
         Ok(uris)
     }
 
+    /// Deletes everything under `base_uri` (a key prefix or a folder) and returns how many files or
+    /// objects went; nothing there is not an error. A whole bucket is refused.
+    pub async fn delete_prefix(&self, base_uri: &str) -> Result<usize, StorageError> {
+        match Location::parse(base_uri)? {
+            Location::File(path) => {
+                let path = self.local(base_uri, &path, false)?;
+                let io = |e: std::io::Error| StorageError::Io { uri: base_uri.into(), reason: e.to_string() };
+                match files_under(&path) {
+                    Ok(files) => {
+                        tokio::fs::remove_dir_all(&path).await.map_err(io)?;
+                        Ok(files.len())
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                    Err(e) => Err(io(e)),
+                }
+            }
+            Location::S3 { bucket, key } => {
+                if key.is_empty() {
+                    return Err(StorageError::BadUri { uri: base_uri.into(), reason: "refusing to delete a whole bucket".into() });
+                }
+                let prefix = if key.ends_with('/') { key } else { format!("{key}/") };
+                let client = self.s3(base_uri)?;
+                let keys = self.list(client, base_uri, &bucket, &prefix).await?;
+                for k in &keys {
+                    client.delete_object().bucket(&bucket).key(k).send().await.map_err(|e| s3_error(base_uri, e))?;
+                }
+                Ok(keys.len())
+            }
+        }
+    }
+
     /// Creates the bucket of an s3:// URI if it does not exist (file://: nothing to do).
     pub async fn ensure_bucket(&self, uri: &str) -> Result<(), StorageError> {
         let Location::S3 { bucket, .. } = Location::parse(uri)? else { return Ok(()) };
@@ -343,5 +374,12 @@ mod tests {
         assert_eq!(storage.fetch(&uri(&out), scratch.path()).await.unwrap(), out.canonicalize().unwrap());
         assert_eq!(storage.put(&uri(&outside.path().join("x")), b"x".to_vec()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
         assert_eq!(storage.fetch("s3://b/k", scratch.path()).await.unwrap_err().code(), "STORAGE_BAD_URI", "no endpoint configured");
+        // A job's folder goes as a whole; a second delete finds nothing; outside the roots is refused.
+        storage.put(&uri(&root.path().join("results/job-1/labels.nii.gz")), b"l".to_vec()).await.unwrap();
+        assert_eq!(storage.delete_prefix(&uri(&root.path().join("results/job-1"))).await.unwrap(), 2);
+        assert!(!root.path().join("results/job-1").exists() && root.path().join("results").exists());
+        assert_eq!(storage.delete_prefix(&uri(&root.path().join("results/job-1"))).await.unwrap(), 0);
+        assert_eq!(storage.delete_prefix(&uri(outside.path())).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
+        assert!(outside.path().join("ct.nii.gz").exists());
     }
 }

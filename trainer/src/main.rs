@@ -92,6 +92,13 @@ struct TrainArgs {
     warmup_steps: usize,
     #[arg(long, default_value_t = 0.05)]
     final_lr_fraction: f64,
+    /// Propagation training: up to N neighbouring slices a carry batch follows, each prompted with
+    /// the previous slice's binary prediction, as in inference (0: off).
+    #[arg(long, default_value_t = 0)]
+    carry_steps: usize,
+    /// The fraction of batches that are carry batches (with --carry-steps).
+    #[arg(long, default_value_t = 0.25)]
+    carry_fraction: f64,
     /// Views per slice: the original plus N-1 augmented ones.
     #[arg(long, default_value_t = 3)]
     views: usize,
@@ -209,6 +216,9 @@ fn train(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         prompt_mix: PromptMix::default(),
+        carry_steps: args.carry_steps,
+        // Stored only when it matters, so that a run without carry training resumes under any default.
+        carry_fraction: if args.carry_steps > 0 { args.carry_fraction } else { 0.0 },
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;

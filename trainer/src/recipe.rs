@@ -14,6 +14,7 @@ use crate::examples::ExampleSet;
 use crate::loss::radsam_loss;
 use crate::optim::{learning_rate, AdamW, LossScale};
 use crate::prompts::{Batch, PromptMix};
+use radsam::model::PromptBatch;
 use crate::validation::{ValidationResult, ValidationSet};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,6 +44,13 @@ pub struct TrainSettings {
     pub seed: u64,
     pub checkpoint_every: usize,
     pub prompt_mix: PromptMix,
+    /// Propagation training: a carry batch follows its first prediction through 1..=carry_steps
+    /// neighbouring slices, each prompted with the previous slice's binary prediction (0: off).
+    #[serde(default)]
+    pub carry_steps: usize,
+    /// The fraction of batches that are carry batches.
+    #[serde(default)]
+    pub carry_fraction: f64,
 }
 
 impl PartialEq for PromptMix {
@@ -62,6 +70,7 @@ struct StepLine {
     train_dice: f64,
     lr: f64,
     edit_steps: usize,
+    carry_steps: usize,
     skipped: bool,
     seconds: f64,
 }
@@ -147,6 +156,7 @@ impl<'a> Trainer<'a> {
         let m = self.sam.mask_size();
         let amp = self.settings.mixed_precision && self.sam.device().is_cuda();
         let mut recent: Vec<f64> = Vec::new();
+        let chains = if self.settings.carry_steps > 0 { carry_chains(set, self.settings.carry_steps) } else { Vec::new() };
         if self.start_step == 0 {
             if let Some(v) = validation.as_mut() {
                 // Epoch 0: the base model, the curve's starting point.
@@ -161,18 +171,30 @@ impl<'a> Trainer<'a> {
             let epoch = step / self.settings.steps_per_epoch;
             // The batch of step k depends on (seed, k) only: resuming reproduces the same batches.
             let mut rng = SplitMix64(self.settings.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let picks: Vec<(usize, u16)> = (0..self.settings.batch_size).map(|_| set.samples[rng.below(set.samples.len())]).collect();
+            // A carry batch (drawn first, and only when carry training is on, so that runs without
+            // it keep their batches) starts on chains of slices; its later steps follow the chain.
+            let carry_len = match self.settings.carry_steps {
+                n if n > 0 && !chains.is_empty() && rng.uniform() < self.settings.carry_fraction => 1 + rng.below(n),
+                _ => 0,
+            };
+            let (picks, chain_picks) = if carry_len > 0 {
+                let eligible: Vec<&CarryChain> = chains.iter().filter(|c| c.next.len() >= carry_len).collect();
+                let drawn: Vec<&CarryChain> = (0..self.settings.batch_size).map(|_| eligible[rng.below(eligible.len())]).collect();
+                (drawn.iter().map(|c| (c.start, c.id)).collect::<Vec<_>>(), drawn)
+            } else {
+                ((0..self.settings.batch_size).map(|_| set.samples[rng.below(set.samples.len())]).collect(), Vec::new())
+            };
             let kind = self.settings.prompt_mix.draw(&mut rng);
-            let edit_steps = rng.below(self.settings.max_clicks + 1);
+            let edit_steps = if carry_len > 0 { 0 } else { rng.below(self.settings.max_clicks + 1) };
             let mut batch = Batch::new(set, &picks, m, self.sam.device());
             let mut prompt = batch.first_prompt(set, &picks, kind, m, &mut rng);
             self.opt.zero_grad();
             let (mut loss_sum, mut parts, mut train_dice) = (0.0, [0.0; 3], 0.0);
-            let n_steps = edit_steps + 1;
-            // Frozen encoder: the batch's cached embeddings are gathered once for all edit steps.
+            let n_steps = edit_steps + carry_len + 1;
+            // Frozen encoder: the batch's cached embeddings are gathered once per set of views.
             // A trained encoder's embeddings carry gradients and are recomputed per step (each
             // backward pass frees the graph).
-            let frozen_embeddings = (!self.settings.train_encoder).then(|| set.embeddings(self.sam, &batch.views));
+            let mut frozen_embeddings = (!self.settings.train_encoder).then(|| set.embeddings(self.sam, &batch.views));
             for t in 0..n_steps {
                 let embeddings = match &frozen_embeddings {
                     Some(e) => e.shallow_clone(),
@@ -190,7 +212,19 @@ impl<'a> Trainer<'a> {
                 }
                 if t + 1 < n_steps {
                     let previous = pred.low_res_logits.narrow(1, 0, 1).detach().to_kind(tch::Kind::Float);
-                    prompt = batch.click_prompt(&previous, &mut rng);
+                    if carry_len > 0 {
+                        // As in propagation: the primary mask, binary and inside the slice, prompts
+                        // the next slice of the chain.
+                        let carried = previous.gt(0.0).to_kind(tch::Kind::Float) * &batch.valid;
+                        let next: Vec<(usize, u16)> = chain_picks.iter().map(|c| (c.next[t], c.id)).collect();
+                        batch = Batch::new(set, &next, m, self.sam.device());
+                        if frozen_embeddings.is_some() {
+                            frozen_embeddings = Some(set.embeddings(self.sam, &batch.views));
+                        }
+                        prompt = PromptBatch { masks: Some(carried), ..Default::default() };
+                    } else {
+                        prompt = batch.click_prompt(&previous, &mut rng);
+                    }
                 }
             }
             let lr = learning_rate(step, total, self.settings.warmup_steps, self.settings.learning_rate, self.settings.final_lr_fraction);
@@ -201,7 +235,7 @@ impl<'a> Trainer<'a> {
                 // A skipped step still counts, so that the step numbering (and resume) stays simple.
                 self.opt.step += 1;
             }
-            let line = StepLine { step, epoch, loss: loss_sum, primary: parts[0], best_secondary: parts[1], iou_mse: parts[2], train_dice, lr, edit_steps, skipped: !ok, seconds: t0.elapsed().as_secs_f64() };
+            let line = StepLine { step, epoch, loss: loss_sum, primary: parts[0], best_secondary: parts[1], iou_mse: parts[2], train_dice, lr, edit_steps, carry_steps: carry_len, skipped: !ok, seconds: t0.elapsed().as_secs_f64() };
             writeln!(log, "{}", serde_json::to_string(&line)?)?;
             recent.push(loss_sum);
             if recent.len() > 20 {
@@ -245,9 +279,69 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// A start for propagation training: an object on an original (not augmented) slice view and the
+/// original views of the next slices in one direction that hold it too (at most `max_len`).
+/// Augmented views cannot chain: each slice's view has its own random transform.
+struct CarryChain {
+    start: usize,
+    id: u16,
+    next: Vec<usize>,
+}
+
+fn carry_chains(set: &ExampleSet, max_len: usize) -> Vec<CarryChain> {
+    let original: HashMap<(usize, usize), usize> = set.views.iter().enumerate().filter(|(_, v)| v.view == 0).map(|(i, v)| ((v.case, v.slice), i)).collect();
+    let samples: std::collections::HashSet<(usize, u16)> = set.samples.iter().copied().collect();
+    let mut chains = Vec::new();
+    for &(start, id) in &set.samples {
+        let view = &set.views[start];
+        if view.view != 0 {
+            continue;
+        }
+        for step in [-1i64, 1] {
+            let next: Vec<usize> = (1..=max_len as i64)
+                .map_while(|j| {
+                    let slice = usize::try_from(view.slice as i64 + step * j).ok()?;
+                    original.get(&(view.case, slice)).copied().filter(|&v| samples.contains(&(v, id)))
+                })
+                .collect();
+            if !next.is_empty() {
+                chains.push(CarryChain { start, id, next });
+            }
+        }
+    }
+    chains
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::examples::{SliceView, ViewInputs};
+    use radsam::volume::preprocess::SliceGeometry;
+
+    fn view(case: usize, slice: usize, view: usize) -> SliceView {
+        SliceView { case, slice, view, geometry: SliceGeometry::new(8, 8, 256), labels: vec![0; 64], neighbours: [None, None] }
+    }
+
+    #[test]
+    fn carry_chains_follow_original_views_of_consecutive_slices_holding_the_object() {
+        // Case 0: slices 0..=3 (view 0), slice 1 also augmented (view 1); case 1: slice 4.
+        let views = vec![view(0, 0, 0), view(0, 1, 0), view(0, 1, 1), view(0, 2, 0), view(0, 3, 0), view(1, 4, 0)];
+        // Object 2 on slices 0..=3 of case 0 and on case 1's slice 4; object 3 on slices 0 and 2 only.
+        let samples = vec![(0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (0, 3), (3, 3)];
+        let set = ExampleSet { views, samples, inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))), cases: vec!["a".into(), "b".into()] };
+        let chains = carry_chains(&set, 2);
+        let mut got: Vec<(usize, u16, Vec<usize>)> = chains.iter().map(|c| (c.start, c.id, c.next.clone())).collect();
+        got.sort();
+        // Upwards and downwards, at most 2 slices, never through an augmented view, another case or
+        // a slice without the object.
+        let want = vec![(0, 2, vec![1, 3]), (1, 2, vec![0]), (1, 2, vec![3, 4]), (3, 2, vec![1, 0]), (3, 2, vec![4]), (4, 2, vec![3, 1])];
+        assert_eq!(got, want);
+    }
 }

@@ -1,8 +1,9 @@
 //! One delivery, start to finish: validate -> claim the job row -> fetch the volume -> segment on
 //! the model thread -> upload masks to deterministic keys -> commit results in one transaction ->
 //! publish the result event -> ack. Transient failures (store, database, broker) are retried with
-//! backoff and then the job goes back to the queue; permanent ones (bad job, bad volume, bad
-//! prompt) are recorded with their code and dead-lettered. Nothing here panics on bad input.
+//! backoff and then the job goes back to the queue (on the last delivery the queue allows, it is
+//! failed with JOB_RETRIES_EXHAUSTED instead); permanent ones (bad job, bad volume, bad prompt) are
+//! recorded with their code and dead-lettered. Nothing here panics on bad input.
 
 use crate::models::{self, LoadedModel};
 use crate::Worker;
@@ -183,6 +184,13 @@ impl Worker {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 Outcome::Duplicate
             }
+            Err(f) if f.transient && radsam::queue::is_last_delivery(&delivery.properties, self.topology.delivery_limit) => {
+                // Requeued now, the broker would dead-letter the job with its row still queued:
+                // record the failure instead, so the row, the event and the dead-letter queue agree.
+                let deliveries = radsam::queue::delivery_count(&delivery.properties) + 1;
+                let f = Failure::permanent("JOB_RETRIES_EXHAUSTED", format!("all {deliveries} deliveries of this job met transient failures (the queue's delivery limit is {}); the last: [{}] {}", self.topology.delivery_limit, f.code, f.message));
+                self.fail(delivery, events, job, attempt, f).await
+            }
             Err(f) if f.transient => {
                 warn!(code = %f.code, "transient failure after retries, returning the job to the queue: {}", f.message);
                 let _ = self.db.release(&job.job_id, attempt, &f.code, &f.message).await;
@@ -197,8 +205,20 @@ impl Worker {
         warn!(code = %f.code, "failed: {}", f.message);
         let event = json!({"job_id": job.job_id, "correlation_id": job.correlation_id, "status": "failed", "error": {"code": f.code, "message": f.message}});
         let recorded = self.retry("recording the failure", || async { Ok::<_, Failure>(self.db.fail(&job.job_id, attempt, &f.code, &f.message, &event).await?) }).await;
-        if recorded.is_err() {
-            return self.requeue(delivery).await;
+        match recorded {
+            Err(_) => return self.requeue(delivery).await,
+            Ok(true) => {
+                // Masks uploaded before a failure that came after them (the commit) would lie in the
+                // store with no row naming them. This attempt is the job's last word (no other
+                // claimant can commit now), so its folder can go.
+                let base = join_uri(&self.config.results_uri, &job.job_id);
+                match self.storage.delete_prefix(&base).await {
+                    Ok(0) => {}
+                    Ok(n) => info!("removed {n} objects of the failed job under {base}"),
+                    Err(e) => warn!(code = e.code(), "cannot remove the failed job's objects under {base}: {e}"),
+                }
+            }
+            Ok(false) => {}
         }
         let _ = self.publish_event(events, "failed", &job.job_id, job.correlation_id.as_deref(), &event).await;
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
@@ -292,8 +312,7 @@ impl Worker {
         let wanted = match requested {
             Some(name) if models::is_known(name) => Err(name.to_string()),
             Some(version) => {
-                let all = self.retry("reading the model registry", || async { Ok::<_, Failure>(self.db.model_versions().await?) }).await?;
-                let found = all.into_iter().find(|v| v.version == version && v.weights_uri.is_some());
+                let found = self.retry("reading the model registry", || async { Ok::<_, Failure>(self.db.model_version(version).await?) }).await?.filter(|v| v.weights_uri.is_some());
                 Ok(found.ok_or_else(|| Failure::permanent("JOB_UNKNOWN_MODEL", format!("model_version {version:?} is neither a model name ({}) nor a registered version with weights", radsam::model::MODEL_NAMES.join(", "))))?)
             }
             None => match self.retry("reading the promoted version", || async { Ok::<_, Failure>(self.db.promoted_version().await?) }).await? {

@@ -52,6 +52,9 @@ fn main() -> Result<()> {
 }
 
 async fn run(config: Config) -> Result<()> {
+    // A job whose worker keeps dying must meet JOB_POISON before the broker dead-letters it unrecorded.
+    let limit = config.connection.delivery_limit;
+    anyhow::ensure!(config.max_attempts >= 1 && config.max_attempts as i64 <= limit as i64, "[CONFIG_INVALID] RADSAM_MAX_ATTEMPTS ({}) must be between 1 and RADSAM_DELIVERY_LIMIT ({limit})", config.max_attempts);
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "worker".into());
     let name = format!("{host}:{}", std::process::id());
     let metrics = Arc::new(Metrics::new());

@@ -440,6 +440,54 @@ fn s3_down_for_a_while_then_back_the_job_completes() {
 }
 
 #[test]
+fn a_job_that_meets_a_dead_store_on_every_delivery_is_failed_on_the_last_one_not_left_queued() {
+    let mut world = World::new("exhausted");
+    // No retries within a delivery: each delivery meets the dead store once and requeues the job.
+    let mut worker = world.worker(&[("RADSAM_RETRIES", "0")]);
+    world.s3.stop();
+    world.submit(&spleen_job("job-exhausted", 13, 11));
+    let status = world.wait_status("job-exhausted", &["failed", "succeeded"], 240, &mut [&mut worker]);
+    assert_eq!(status, "failed", "{}", worker.log_tail());
+    let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-exhausted");
+    assert_eq!(codes, vec![Some("JOB_RETRIES_EXHAUSTED".to_string())]);
+    let messages: Vec<Option<String>> = world.query("SELECT error_message FROM jobs WHERE job_id = $1", "job-exhausted");
+    assert!(messages[0].as_deref().unwrap_or("").contains("STORAGE_UNAVAILABLE"), "the last transient cause is named: {messages:?}");
+    // The broker's limit (5 returns) allows 6 deliveries: 5 requeued, the 6th failed and dead-lettered.
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-exhausted");
+    assert_eq!(attempts, vec![6]);
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"requeued\"}"), 5.0);
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"failed\"}"), 1.0);
+    let dead = world.drain(&world.topology.dead_queue);
+    assert_eq!(dead.iter().filter(|m| m["job_id"] == "job-exhausted").count(), 1, "dead-lettered once: {dead:?}");
+    assert!(world.drain(&world.topology.jobs_queue).is_empty());
+}
+
+#[test]
+fn a_failed_jobs_objects_can_be_removed_from_s3_as_a_whole() {
+    let world = World::new("delete");
+    world.rt.block_on(async {
+        world.storage.ensure_bucket("s3://results/").await.unwrap();
+        for name in ["job-a/spleen.nii.gz", "job-a/result.json", "job-ab/spleen.nii.gz"] {
+            world.storage.put(&format!("s3://results/{name}"), b"x".to_vec()).await.unwrap();
+        }
+        assert_eq!(world.storage.delete_prefix("s3://results/job-a").await.unwrap(), 2, "job-ab is another job");
+        assert_eq!(world.storage.delete_prefix("s3://results/job-a/").await.unwrap(), 0);
+        let scratch = tempfile::tempdir().unwrap();
+        assert_eq!(world.storage.fetch("s3://results/job-a/", scratch.path()).await.unwrap_err().code(), "STORAGE_NOT_FOUND");
+        assert!(world.storage.fetch("s3://results/job-ab/spleen.nii.gz", scratch.path()).await.is_ok());
+        assert_eq!(world.storage.delete_prefix("s3://results").await.unwrap_err().code(), "STORAGE_BAD_URI");
+    });
+}
+
+#[test]
+fn a_worker_refuses_more_attempts_than_the_queue_delivers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_radsam-worker")).env("RADSAM_MAX_ATTEMPTS", "9").env("RADSAM_DELIVERY_LIMIT", "5").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CONFIG_INVALID") && stderr.contains("RADSAM_MAX_ATTEMPTS"), "{stderr}");
+}
+
+#[test]
 fn after_a_broker_restart_the_worker_reconnects_and_takes_jobs() {
     let world = World::new("broker");
     let mut worker = world.worker(&[]);
