@@ -463,10 +463,24 @@ fn a_job_that_meets_a_dead_store_on_every_delivery_is_failed_on_the_last_one_not
 }
 
 #[test]
-fn a_failed_jobs_objects_can_be_removed_from_s3_as_a_whole() {
+fn a_failed_job_leaves_no_objects_behind_and_removal_stays_within_the_job() {
     let world = World::new("delete");
+    // Masks an earlier attempt uploaded before its worker died: the job then fails for good (its
+    // volume is gone), and nothing of it may stay in the store without a row.
     world.rt.block_on(async {
         world.storage.ensure_bucket("s3://results/").await.unwrap();
+        world.storage.put("s3://results/job-orphan/spleen.nii.gz", b"x".to_vec()).await.unwrap();
+    });
+    let mut worker = world.worker(&[]);
+    world.submit(&spleen_job("job-orphan", 13, 11).replace("s3://scans/ct/", "s3://scans/gone/"));
+    world.wait_status("job-orphan", &["failed", "succeeded"], 120, &mut [&mut worker]);
+    let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-orphan");
+    assert_eq!(codes, vec![Some("STORAGE_NOT_FOUND".to_string())]);
+    let scratch = tempfile::tempdir().unwrap();
+    let left = world.rt.block_on(world.storage.fetch("s3://results/job-orphan/", scratch.path()));
+    assert_eq!(left.unwrap_err().code(), "STORAGE_NOT_FOUND", "the failed job's objects are removed");
+
+    world.rt.block_on(async {
         for name in ["job-a/spleen.nii.gz", "job-a/result.json", "job-ab/spleen.nii.gz"] {
             world.storage.put(&format!("s3://results/{name}"), b"x".to_vec()).await.unwrap();
         }
