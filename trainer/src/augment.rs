@@ -11,7 +11,11 @@ use tch::{Kind, Tensor};
 pub struct Augmentation {
     pub max_rotation_deg: f64,
     pub max_shear: f64,
+    /// Magnification: the zoom is drawn in 1 - max_zoom_out ..= 1 + max_zoom (below 1 the anatomy
+    /// shrinks, as in a scan with a wider field of view or a smaller patient).
     pub max_zoom: f64,
+    #[serde(default = "default_zoom_out")]
+    pub max_zoom_out: f64,
     /// Fraction of the slice size.
     pub max_translation: f64,
     /// Upper bound of the noise standard deviation (HU).
@@ -22,8 +26,12 @@ pub struct Augmentation {
 
 impl Default for Augmentation {
     fn default() -> Self {
-        Self { max_rotation_deg: 15.0, max_shear: 0.1, max_zoom: 0.15, max_translation: 0.08, max_noise_hu: 20.0, max_window_shift_hu: 150.0 }
+        Self { max_rotation_deg: 15.0, max_shear: 0.1, max_zoom: 0.15, max_zoom_out: default_zoom_out(), max_translation: 0.08, max_noise_hu: 20.0, max_window_shift_hu: 150.0 }
     }
+}
+
+fn default_zoom_out() -> f64 {
+    0.15
 }
 
 /// Air: what enters the slice from outside its field of view.
@@ -54,7 +62,7 @@ pub fn random_view(hu: &Tensor, labels: &[Tensor], aug: &Augmentation, rng: &mut
 /// (so rotations stay rotations on non-square slices).
 fn random_theta(h: i64, w: i64, aug: &Augmentation, rng: &mut SplitMix64) -> Tensor {
     let a = rng.range(-aug.max_rotation_deg, aug.max_rotation_deg).to_radians();
-    let zoom = 1.0 + rng.range(-aug.max_zoom, aug.max_zoom);
+    let zoom = 1.0 + rng.range(-aug.max_zoom_out, aug.max_zoom);
     let shear = rng.range(-aug.max_shear, aug.max_shear);
     let (tx, ty) = (rng.range(-aug.max_translation, aug.max_translation), rng.range(-aug.max_translation, aug.max_translation));
     // Output pixel -> input pixel (about the centre): rotation * shear / zoom.
@@ -72,12 +80,34 @@ mod tests {
 
     #[test]
     fn identity_ranges_keep_the_slice() {
-        let none = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0 };
+        let none = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_zoom_out: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0 };
         let hu = Tensor::arange(12 * 10, (Kind::Float, tch::Device::Cpu)).view([12, 10]) * 10.0 - 500.0;
         let lab = Tensor::arange(12 * 10, (Kind::Int, tch::Device::Cpu)).view([12, 10]).remainder(3);
         let (out, labs) = random_view(&hu, &[lab.shallow_clone()], &none, &mut SplitMix64(3));
         assert!((out - &hu).abs().max().double_value(&[]) < 1e-3);
         assert_eq!(labs[0], lab);
+    }
+
+    #[test]
+    fn zoom_out_shrinks_the_anatomy_and_zoom_in_enlarges_it() {
+        // A labelled 20x20 square (400 pixels) in the middle of a 64x64 slice.
+        let mut lab = vec![0i32; 64 * 64];
+        for y in 22..42 {
+            for x in 22..42 {
+                lab[y * 64 + x] = 1;
+            }
+        }
+        let l = Tensor::from_slice(&lab).view([64, 64]);
+        let hu = Tensor::zeros([64, 64], (Kind::Float, tch::Device::Cpu));
+        let only_zoom = |zoom_in: f64, zoom_out: f64| Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: zoom_in, max_zoom_out: zoom_out, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0 };
+        let area = |aug: &Augmentation, seed: u64| random_view(&hu, &[l.shallow_clone()], aug, &mut SplitMix64(seed)).1[0].sum(Kind::Int64).int64_value(&[]);
+        let shrunk: Vec<i64> = (0..20).map(|s| area(&only_zoom(0.0, 0.3), s)).collect();
+        let grown: Vec<i64> = (0..20).map(|s| area(&only_zoom(0.15, 0.0), s)).collect();
+        // Zoom in 0.7..1: the area scales by zoom^2, so 196..400 pixels (up to the rim's rounding).
+        assert!(shrunk.iter().all(|&a| (180..=420).contains(&a)), "{shrunk:?}");
+        assert!(shrunk.iter().filter(|&&a| a < 300).count() >= 5, "a zoom-out range of 0.3 reaches below 0.87: {shrunk:?}");
+        assert!(grown.iter().all(|&a| a >= 380), "{grown:?}");
+        assert!(grown.iter().any(|&a| a > 450), "{grown:?}");
     }
 
     #[test]
@@ -107,7 +137,7 @@ mod tests {
 
     #[test]
     fn window_shift_maps_the_random_window_onto_the_fixed_one() {
-        let aug = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 150.0 };
+        let aug = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_zoom_out: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 150.0 };
         let hu = Tensor::from_slice(&[HU_MIN as f32, HU_MAX as f32, 250.0, 250.0]).view([2, 2]);
         let (out, _) = random_view(&hu, &[], &aug, &mut SplitMix64(9));
         let v: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();

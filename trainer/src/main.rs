@@ -99,6 +99,13 @@ struct TrainArgs {
     /// The fraction of batches that are carry batches (with --carry-steps).
     #[arg(long, default_value_t = 0.25)]
     carry_fraction: f64,
+    /// Export an exponential moving average of the weights with this decay, e.g. 0.99 (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    ema_decay: f64,
+    /// Augmentation: the largest shrink of the anatomy (zoom 1 - N); 0.3 covers fields of view up to
+    /// ~1.4 x the training scan's. The largest magnification is 0.15.
+    #[arg(long, default_value_t = 0.15)]
+    max_zoom_out: f64,
     /// Views per slice: the original plus N-1 augmented ones.
     #[arg(long, default_value_t = 3)]
     views: usize,
@@ -184,7 +191,10 @@ fn train(args: TrainArgs) -> Result<()> {
     let n_params: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();
     eprintln!("{}: {} tensors, {:.2} M parameters learn (encoder {})", args.model, params.len(), n_params as f64 / 1e6, if args.train_encoder { "trained" } else { "frozen" });
 
-    let aug = Augmentation::default();
+    if !(0.0..1.0).contains(&args.max_zoom_out) || !(0.0..1.0).contains(&args.ema_decay) {
+        bail!("--max-zoom-out and --ema-decay must lie in [0, 1)");
+    }
+    let aug = Augmentation { max_zoom_out: args.max_zoom_out, ..Augmentation::default() };
     let settings = |views| ExampleSettings { views, min_pixels: args.min_pixels, augmentation: aug, seed: args.seed, classes: args.classes.clone() };
     let cache = args.cache_dir.clone().unwrap_or_else(|| args.run_dir.join("cache"));
     let batch = radsam::segment::VolumeSession::default_batch(device);
@@ -219,6 +229,7 @@ fn train(args: TrainArgs) -> Result<()> {
         carry_steps: args.carry_steps,
         // Stored only when it matters, so that a run without carry training resumes under any default.
         carry_fraction: if args.carry_steps > 0 { args.carry_fraction } else { 0.0 },
+        ema_decay: args.ema_decay,
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;

@@ -12,7 +12,7 @@
 
 use crate::examples::ExampleSet;
 use crate::loss::radsam_loss;
-use crate::optim::{learning_rate, AdamW, LossScale};
+use crate::optim::{learning_rate, AdamW, LossScale, WeightAverage};
 use crate::prompts::{Batch, PromptMix};
 use crate::validation::{ValidationResult, ValidationSet};
 use anyhow::{bail, Context, Result};
@@ -50,6 +50,10 @@ pub struct TrainSettings {
     /// The fraction of batches that are carry batches.
     #[serde(default)]
     pub carry_fraction: f64,
+    /// Export (and validate) an exponential moving average of the weights with this decay (0: off,
+    /// the last step's weights).
+    #[serde(default)]
+    pub ema_decay: f64,
 }
 
 impl PartialEq for PromptMix {
@@ -89,6 +93,7 @@ pub struct Trainer<'a> {
     pub run_dir: PathBuf,
     pub base_weights: PathBuf,
     opt: AdamW,
+    ema: Option<WeightAverage>,
     scale: LossScale,
     start_step: usize,
 }
@@ -108,12 +113,16 @@ impl<'a> Trainer<'a> {
             write_atomic(&config_path, serde_json::to_string_pretty(&settings)?.as_bytes())?;
         }
         let mut opt = AdamW::new(params, settings.weight_decay);
+        let mut ema = (settings.ema_decay > 0.0).then(|| WeightAverage::new(opt.params(), settings.ema_decay));
         let scale = LossScale::new(settings.mixed_precision);
         let mut start_step = 0;
         let ckpt = run_dir.join(CHECKPOINT);
         if ckpt.exists() {
             let state: HashMap<String, Tensor> = Tensor::read_safetensors(&ckpt).with_context(|| format!("{}: unreadable checkpoint", ckpt.display()))?.into_iter().collect();
             opt.load_state(&state).map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.display()))?;
+            if let Some(ema) = ema.as_mut() {
+                ema.load_state(&state).map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.display()))?;
+            }
             start_step = opt.step as usize;
             eprintln!("resuming from {} at step {start_step}", ckpt.display());
         }
@@ -127,7 +136,7 @@ impl<'a> Trainer<'a> {
                 .collect();
             write_atomic(&log, (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes())?;
         }
-        Ok(Self { sam, settings, run_dir: run_dir.to_path_buf(), base_weights: base_weights.to_path_buf(), opt, scale, start_step })
+        Ok(Self { sam, settings, run_dir: run_dir.to_path_buf(), base_weights: base_weights.to_path_buf(), opt, ema, scale, start_step })
     }
 
     pub fn total_steps(&self) -> usize {
@@ -135,7 +144,10 @@ impl<'a> Trainer<'a> {
     }
 
     fn save_checkpoint(&self) -> Result<()> {
-        let state = self.opt.state();
+        let mut state = self.opt.state();
+        if let Some(ema) = &self.ema {
+            state.extend(ema.state());
+        }
         let refs: Vec<(&str, &Tensor)> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let tmp = self.run_dir.join("checkpoint.partial");
         Tensor::write_safetensors(&refs, &tmp)?;
@@ -230,6 +242,9 @@ impl<'a> Trainer<'a> {
             let ok = self.scale.unscale_and_check(&mut self.opt, amp);
             if ok {
                 self.opt.apply(lr);
+                if let Some(ema) = self.ema.as_mut() {
+                    ema.update(self.opt.params(), self.opt.step);
+                }
             } else {
                 // A skipped step still counts, so that the step numbering (and resume) stays simple.
                 self.opt.step += 1;
@@ -255,7 +270,11 @@ impl<'a> Trainer<'a> {
             if epoch_end {
                 if let Some(v) = validation.as_mut() {
                     bar.suspend(|| eprintln!("epoch {}: validating", epoch + 1));
-                    let result = v.run(self.sam, self.settings.train_encoder)?;
+                    // The weights that will be exported: the average, when there is one.
+                    let result = match &self.ema {
+                        Some(ema) => ema.with_averaged(self.opt.params(), || v.run(self.sam, self.settings.train_encoder))?,
+                        None => v.run(self.sam, self.settings.train_encoder)?,
+                    };
                     let summary: Vec<String> = result.mean.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
                     bar.suspend(|| eprintln!("epoch {} validation Dice: {}", epoch + 1, summary.join(", ")));
                     writeln!(log, "{}", serde_json::to_string(&ValidationLine { epoch: epoch + 1, step: done, validation: &result })?)?;
@@ -273,7 +292,11 @@ impl<'a> Trainer<'a> {
         meta.insert(finetuned::META_BASE_SHA256.into(), finetuned::sha256_hex(&self.base_weights)?);
         meta.insert("radsam.training_settings".into(), serde_json::to_string(&self.settings)?);
         meta.insert("radsam.steps".into(), self.opt.step.to_string());
-        finetuned::write(path, self.opt.params(), &meta)?;
+        let params = match &self.ema {
+            Some(ema) => ema.params(),
+            None => self.opt.params(),
+        };
+        finetuned::write(path, params, &meta)?;
         Ok(())
     }
 }

@@ -17,9 +17,10 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn train_cmd(pair: &str, run: &Path, batch: &str) -> Command {
+fn train_cmd(pair: &str, run: &Path, batch: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_radsam-trainer"));
     c.args(["train", "--device", "cpu", "--threads", "1", "--pair", pair, "--views", "2", "--epochs", "2", "--steps-per-epoch", "4", "--batch-size", batch, "--max-clicks", "1", "--warmup-steps", "2", "--checkpoint-every", "2", "--lr", "1e-3"]);
+    c.args(extra);
     c.arg("--run-dir").arg(run);
     c
 }
@@ -28,27 +29,38 @@ fn step_lines(run: &Path) -> usize {
     std::fs::read_to_string(run.join("log.jsonl")).map(|s| s.lines().filter(|l| l.contains("\"loss\"")).count()).unwrap_or(0)
 }
 
-#[test]
-fn killed_run_resumes_to_the_same_weights() {
-    let weights = radsam::assets::weights_path("lite_medsam");
-    assert!(weights.exists(), "missing {}: run `make setup`", weights.display());
-    let dir = temp_dir("resume");
+fn read_weights(run: &Path) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(run.join("weights.safetensors")).unwrap().into_iter().collect()
+}
+
+fn max_diff(a: &std::collections::HashMap<String, Tensor>, b: &std::collections::HashMap<String, Tensor>) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().map(|(name, t)| (t.to_kind(Kind::Float) - b[name].to_kind(Kind::Float)).abs().max().double_value(&[])).fold(0.0, f64::max)
+}
+
+/// A phantom CT and its labels as NIfTI in `dir`: the `--pair` argument.
+fn phantom_pair(dir: &Path) -> String {
     // A small phantom: 6 slices keep encoding short.
     let p = generate(&PhantomConfig { dims: [96, 96, 6], spacing: [3.0, 3.0, 5.0], noise_hu: 10.0 }, 7);
     write_nifti(&dir.join("ct.nii.gz"), &p.volume).unwrap();
     let labels = radsam::volume::Volume { data: p.labels.iter().map(|&v| v as f32).collect(), ..p.volume.clone() };
     write_nifti(&dir.join("labels.nii.gz"), &labels).unwrap();
-    let pair = format!("{}={}", dir.join("ct.nii.gz").display(), dir.join("labels.nii.gz").display());
+    format!("{}={}", dir.join("ct.nii.gz").display(), dir.join("labels.nii.gz").display())
+}
 
+/// Trains straight through and again killed mid-run then resumed, with `extra` arguments; asserts
+/// both end with the same weights and returns the straight run's folder.
+fn straight_and_resumed(dir: &Path, pair: &str, extra: &[&str]) -> PathBuf {
+    let train_cmd = |pair: &str, run: &Path, batch: &str| train_cmd(pair, run, batch, extra);
     // The reference: straight through.
     let straight = dir.join("straight");
-    let out = train_cmd(&pair, &straight, "2").output().unwrap();
+    let out = train_cmd(pair, &straight, "2").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(step_lines(&straight), 8);
 
     // Killed after its first checkpoint, mid-run, then the same command again.
     let killed = dir.join("killed");
-    let mut child = train_cmd(&pair, &killed, "2").stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = train_cmd(pair, &killed, "2").stderr(std::process::Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
     while step_lines(&killed) < 3 {
         assert!(t0.elapsed() < Duration::from_secs(300), "training made no progress");
@@ -61,25 +73,29 @@ fn killed_run_resumes_to_the_same_weights() {
     child.wait().unwrap();
     assert!(killed.join("checkpoint.safetensors").exists());
     assert!(!killed.join("weights.safetensors").exists(), "no weights from a killed run");
-    let out = train_cmd(&pair, &killed, "2").output().unwrap();
+    let out = train_cmd(pair, &killed, "2").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("resuming from"), "{stderr}");
     assert!(stderr.contains("from the cache"), "the resumed run reuses the cached embeddings: {stderr}");
     assert_eq!(step_lines(&killed), 8, "steps after the checkpoint are logged once");
-
-    let a: Vec<(String, Tensor)> = Tensor::read_safetensors(straight.join("weights.safetensors")).unwrap();
-    let b: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(killed.join("weights.safetensors")).unwrap().into_iter().collect();
-    assert_eq!(a.len(), b.len());
-    for (name, t) in &a {
-        let d = (t.to_kind(Kind::Float) - b[name].to_kind(Kind::Float)).abs().max().double_value(&[]);
-        assert!(d == 0.0, "{name}: resumed run differs by {d}");
-    }
+    let d = max_diff(&read_weights(&straight), &read_weights(&killed));
+    assert!(d == 0.0, "{extra:?}: the resumed run differs by {d}");
 
     // A settings change is refused rather than mixed into the run.
-    let out = train_cmd(&pair, &killed, "3").output().unwrap();
+    let out = train_cmd(pair, &killed, "3").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("other settings"));
+    straight
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_weights() {
+    let weights = radsam::assets::weights_path("lite_medsam");
+    assert!(weights.exists(), "missing {}: run `make setup`", weights.display());
+    let dir = temp_dir("resume");
+    let pair = phantom_pair(&dir);
+    let straight = straight_and_resumed(&dir.join("plain"), &pair, &[]);
 
     // The weights load on top of LiteMedSAM: decoder changed, encoder identical.
     let (base, _) = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &weights, Device::Cpu).unwrap();
@@ -89,4 +105,18 @@ fn killed_run_resumes_to_the_same_weights() {
     assert!(diff("mask_decoder.iou_token.weight") > 0.0);
     assert!(diff("prompt_encoder.mask_downscaling.0.weight") > 0.0);
     assert_eq!(diff("image_encoder.neck.0.weight"), 0.0);
+}
+
+#[test]
+fn a_run_with_a_weight_average_resumes_to_the_same_average_and_exports_it() {
+    let dir = temp_dir("resume-ema");
+    let pair = phantom_pair(&dir);
+    let averaged = straight_and_resumed(&dir.join("ema"), &pair, &["--ema-decay", "0.5"]);
+    // The same run without the average: the last step's weights, which the average is not.
+    let plain = dir.join("plain");
+    let out = train_cmd(&pair, &plain, "2", &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(max_diff(&read_weights(&averaged), &read_weights(&plain)) > 0.0, "the export is the average, not the last step");
+    let config = std::fs::read_to_string(averaged.join("config.json")).unwrap();
+    assert!(config.contains("\"ema_decay\": 0.5"), "{config}");
 }
