@@ -10,6 +10,9 @@
 # experiment of bench/results/experiments/:
 #   RUN_DIR=runs/train-radsam-carry OUT=runs/train-radsam-carry/weights.safetensors \
 #   RESULTS=bench/results/experiments/train_radsam_carry bash bench/train_radsam.sh --carry-steps 3 --carry-fraction 0.3
+# and the zoom-out + weight-average experiment (train_radsam_zoom_ema_*):
+#   RUN_DIR=runs/train-radsam-v2 OUT=runs/train-radsam-v2/weights.safetensors \
+#   RESULTS=bench/results/experiments/train_radsam_zoom_ema bash bench/train_radsam.sh --max-zoom-out 0.3 --ema-decay 0.99
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
