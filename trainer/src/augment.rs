@@ -103,7 +103,7 @@ mod tests {
         let area = |aug: &Augmentation, seed: u64| random_view(&hu, &[l.shallow_clone()], aug, &mut SplitMix64(seed)).1[0].sum(Kind::Int64).int64_value(&[]);
         let shrunk: Vec<i64> = (0..20).map(|s| area(&only_zoom(0.0, 0.3), s)).collect();
         let grown: Vec<i64> = (0..20).map(|s| area(&only_zoom(0.15, 0.0), s)).collect();
-        // Zoom in 0.7..1: the area scales by zoom^2, so 196..400 pixels (up to the rim's rounding).
+        // A zoom within 0.7..1: the area scales by zoom^2, so 196..400 pixels (up to the rim's rounding).
         assert!(shrunk.iter().all(|&a| (180..=420).contains(&a)), "{shrunk:?}");
         assert!(shrunk.iter().filter(|&&a| a < 300).count() >= 5, "a zoom-out range of 0.3 reaches below 0.87: {shrunk:?}");
         assert!(grown.iter().all(|&a| a >= 380), "{grown:?}");

@@ -89,14 +89,9 @@ impl AdamW {
     /// Restores `state()`; every parameter must be present with its shape.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
-        for (i, (name, p)) in self.params.iter().enumerate() {
-            for (key, dst) in [(format!("param/{name}"), p.shallow_clone()), (format!("adam_m/{name}"), self.m[i].shallow_clone()), (format!("adam_v/{name}"), self.v[i].shallow_clone())] {
-                let src = state.get(&key).ok_or_else(|| format!("`{key}` missing"))?;
-                if src.size() != dst.size() {
-                    return Err(format!("`{key}` has shape {:?}, expected {:?}", src.size(), dst.size()));
-                }
-                let mut dst = dst;
-                dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            for (key, dst) in [(format!("param/{name}"), &self.params[i].1), (format!("adam_m/{name}"), &self.m[i]), (format!("adam_v/{name}"), &self.v[i])] {
+                restore(state, &key, dst)?;
             }
         }
         self.step = state.get("adam_step").ok_or("`adam_step` missing")?.int64_value(&[0]);
@@ -104,12 +99,22 @@ impl AdamW {
     }
 }
 
+/// Copies `state[key]` into `dst` (same shape; converted to its kind and device).
+fn restore(state: &HashMap<String, Tensor>, key: &str, dst: &Tensor) -> Result<(), String> {
+    let src = state.get(key).ok_or_else(|| format!("`{key}` missing"))?;
+    if src.size() != dst.size() {
+        return Err(format!("`{key}` has shape {:?}, expected {:?}", src.size(), dst.size()));
+    }
+    let _ = dst.shallow_clone().copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
+    Ok(())
+}
+
 /// An exponential moving average of the parameters (Polyak averaging): the exported weights, when
 /// enabled. Single batches of one scan pull the decoder back and forth (validation Dice swung by 4
 /// points between epochs of the recorded run); the average of the last ~1/(1-decay) steps is
 /// steadier. Updated after every optimiser step; checkpointed, so a resumed run continues it.
 pub struct WeightAverage {
-    pub decay: f64,
+    decay: f64,
     shadow: Vec<(String, Tensor)>,
 }
 
@@ -141,13 +146,8 @@ impl WeightAverage {
 
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
-        for (name, dst) in &mut self.shadow {
-            let key = format!("ema/{name}");
-            let src = state.get(&key).ok_or_else(|| format!("`{key}` missing (a checkpoint of a run without --ema-decay?)"))?;
-            if src.size() != dst.size() {
-                return Err(format!("`{key}` has shape {:?}, expected {:?}", src.size(), dst.size()));
-            }
-            dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
+        for (name, dst) in &self.shadow {
+            restore(state, &format!("ema/{name}"), dst).map_err(|e| format!("{e} (a checkpoint of a run without --ema-decay?)"))?;
         }
         Ok(())
     }
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(ema.params()[0].1.double_value(&[0]), 0.0);
         {
             let _g = tch::no_grad_guard();
-            x.shallow_clone().fill_(1.0);
+            let _ = x.shallow_clone().fill_(1.0);
         }
         ema.update(&params, 50);
         let first = ema.params()[0].1.double_value(&[0]);
