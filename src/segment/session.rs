@@ -44,7 +44,7 @@ impl<'a> VolumeSession<'a> {
         let mut done = 0;
         for chunk in slices.chunks(batch.max(1)) {
             let hu = volume.slices(chunk).to_device(device);
-            let (input, geo) = slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+            let (input, geo) = slices_to_input(&hu, &sam.config);
             geometry = Some(geo);
             embeddings.narrow(0, done as i64, chunk.len() as i64).copy_(&sam.encode(&input));
             done += chunk.len();

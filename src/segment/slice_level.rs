@@ -83,7 +83,7 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
     let device = sam.device();
     let t0 = Instant::now();
     let hu = volume.slices(slices).to_device(device);
-    let (input, geo) = preprocess::slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+    let (input, geo) = preprocess::slices_to_input(&hu, &sam.config);
     let embeddings = sam.encode(&input);
     let _ = embeddings.sum(Kind::Float).double_value(&[]); // wait for the device before timing
     let encode_seconds = t0.elapsed().as_secs_f64();

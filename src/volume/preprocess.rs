@@ -1,17 +1,15 @@
 //! Slices to model input and model masks back to slices.
 //!
-//! Forward: HU clipped to the RadSAM window [-500, 1000] and scaled to [0, 1]; longest side
+//! Forward: HU clipped to the model's window (`ModelConfig::window`, by default the RadSAM window
+//! [-500, 1000]) and scaled to [0, 1]; longest side
 //! resized (bilinear) to the encoder size; three channels; the model's own normalisation; zero
 //! padding at the bottom and right. Inverse: low-resolution logits upsampled to the padded input,
 //! cropped to the valid region, upsampled to the slice size, thresholded at 0.
 //! Every step is one ATen op, so the PyTorch reference (scripts/parity_reference.py) reproduces
 //! it exactly.
 
-use crate::model::{InputNormalization, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
+use crate::model::{InputNormalization, ModelConfig, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
 use tch::{Kind, Tensor};
-
-pub const HU_MIN: f64 = -500.0;
-pub const HU_MAX: f64 = 1000.0;
 
 /// The geometry of one resize: slice (h, w) to valid region (scaled_h, scaled_w) inside a square
 /// input of side `target`.
@@ -25,10 +23,12 @@ pub struct SliceGeometry {
 }
 
 impl SliceGeometry {
-    /// SAM's `ResizeLongestSide.get_preprocess_shape`.
+    /// SAM's `ResizeLongestSide.get_preprocess_shape`, except that a scaled side is never under 1
+    /// pixel (a very thin slice would otherwise resize to nothing and libtorch would panic; the
+    /// readers refuse such slices anyway, see volume/files.rs).
     pub fn new(h: i64, w: i64, target: i64) -> Self {
         let scale = target as f64 / h.max(w) as f64;
-        let round = |v: i64| (v as f64 * scale + 0.5) as i64;
+        let round = |v: i64| ((v as f64 * scale + 0.5) as i64).max(1);
         Self { h, w, scaled_h: round(h), scaled_w: round(w), target }
     }
 
@@ -38,11 +38,13 @@ impl SliceGeometry {
     }
 }
 
-/// (B, H, W) HU slices -> (B, 3, S, S) model input.
-pub fn slices_to_input(hu: &Tensor, target: i64, normalization: InputNormalization) -> (Tensor, SliceGeometry) {
+/// (B, H, W) HU slices -> (B, 3, S, S) input of the model `config` describes (its window, size
+/// and normalisation).
+pub fn slices_to_input(hu: &Tensor, config: &ModelConfig) -> (Tensor, SliceGeometry) {
+    let (target, normalization, window) = (config.image_size, config.normalization, config.window);
     let (_, h, w) = hu.size3().expect("slices are (B, H, W)");
     let geo = SliceGeometry::new(h, w, target);
-    let x = ((hu.to_kind(Kind::Float).clamp(HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)).unsqueeze(1);
+    let x = ((hu.to_kind(Kind::Float).clamp(window.lo, window.hi) - window.lo) / (window.hi - window.lo)).unsqueeze(1);
     let x = x.upsample_bilinear2d([geo.scaled_h, geo.scaled_w], false, None, None);
     let x = x.expand([-1, 3, -1, -1], false);
     let x = match normalization {
@@ -92,13 +94,21 @@ mod tests {
     #[test]
     fn window_clips_and_scales_hu() {
         let hu = Tensor::from_slice(&[-1000.0f32, -500.0, 250.0, 1000.0, 3000.0]).view([1, 1, 5]);
-        let (x, _) = slices_to_input(&hu, 5, InputNormalization::UnitRange);
+        let mut config = ModelConfig::by_name("lite_medsam").unwrap();
+        config.image_size = 5;
+        assert_eq!(config.normalization, InputNormalization::UnitRange);
+        let (x, _) = slices_to_input(&hu, &config);
         // 1x5 -> 1x5 (longest side already 5): values survive the resize unchanged.
         let row: Vec<f32> = Vec::try_from(x.get(0).get(0).get(0)).unwrap();
         assert_eq!(row, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
         assert_eq!(x.size(), vec![1, 3, 5, 5]);
         // Padding rows are zero.
         assert_eq!(x.get(0).get(0).narrow(0, 1, 4).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        // Another window: MedSAM's soft-tissue window [-160, 240].
+        config.window = crate::model::HuWindow { lo: -160.0, hi: 240.0 };
+        let hu = Tensor::from_slice(&[-1000.0f32, -160.0, 40.0, 240.0, 3000.0]).view([1, 1, 5]);
+        let row: Vec<f32> = Vec::try_from(slices_to_input(&hu, &config).0.get(0).get(0).get(0)).unwrap();
+        assert_eq!(row, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! window. With a frozen encoder these are baked into a few cached views of each slice.
 
 use radsam::rng::SplitMix64;
-use radsam::volume::preprocess::{HU_MAX, HU_MIN};
+use radsam::model::{HuWindow, RADSAM_WINDOW};
 use tch::{Kind, Tensor};
 
 /// Ranges of the random view; `none()` leaves a slice as it is.
@@ -20,18 +20,26 @@ pub struct Augmentation {
     pub max_translation: f64,
     /// Upper bound of the noise standard deviation (HU).
     pub max_noise_hu: f64,
-    /// The window's ends move by up to this much (HU), independently.
+    /// The window's ends move by up to this much (HU), independently, for the RadSAM window's
+    /// 1500 HU width; proportionally less for a narrower model window.
     pub max_window_shift_hu: f64,
+    /// The model's input window (`ModelConfig::window`), which the random window is mapped onto.
+    #[serde(default = "default_window")]
+    pub window: HuWindow,
 }
 
 impl Default for Augmentation {
     fn default() -> Self {
-        Self { max_rotation_deg: 15.0, max_shear: 0.1, max_zoom: 0.15, max_zoom_out: default_zoom_out(), max_translation: 0.08, max_noise_hu: 20.0, max_window_shift_hu: 150.0 }
+        Self { max_rotation_deg: 15.0, max_shear: 0.1, max_zoom: 0.15, max_zoom_out: default_zoom_out(), max_translation: 0.08, max_noise_hu: 20.0, max_window_shift_hu: 150.0, window: RADSAM_WINDOW }
     }
 }
 
 fn default_zoom_out() -> f64 {
     0.15
+}
+
+fn default_window() -> HuWindow {
+    RADSAM_WINDOW
 }
 
 /// Air: what enters the slice from outside its field of view.
@@ -47,9 +55,11 @@ pub fn random_view(hu: &Tensor, labels: &[Tensor], aug: &Augmentation, rng: &mut
     let moved = (hu - AIR_HU).view([1, 1, h, w]).grid_sampler(&grid, 0, 0, false).view([h, w]) + AIR_HU;
     let labels = labels.iter().map(|l| l.to_kind(Kind::Float).view([1, 1, h, w]).grid_sampler(&grid, 1, 0, false).view([h, w]).round().to_kind(l.kind())).collect();
     // Random window: [lo, hi] of the scan is stretched onto the model's fixed window.
-    let lo = HU_MIN + rng.range(-aug.max_window_shift_hu, aug.max_window_shift_hu);
-    let hi = HU_MAX + rng.range(-aug.max_window_shift_hu, aug.max_window_shift_hu);
-    let windowed = (moved - lo) * ((HU_MAX - HU_MIN) / (hi - lo)) + HU_MIN;
+    let (w_lo, w_hi) = (aug.window.lo, aug.window.hi);
+    let shift = aug.max_window_shift_hu * (w_hi - w_lo) / (RADSAM_WINDOW.hi - RADSAM_WINDOW.lo);
+    let lo = w_lo + rng.range(-shift, shift);
+    let hi = w_hi + rng.range(-shift, shift);
+    let windowed = (moved - lo) * ((w_hi - w_lo) / (hi - lo)) + w_lo;
     let sigma = rng.range(0.0, aug.max_noise_hu);
     // libtorch's generator is global: seed it from the view's own stream, so a view is a function
     // of its seed alone.
@@ -80,7 +90,7 @@ mod tests {
 
     #[test]
     fn identity_ranges_keep_the_slice() {
-        let none = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_zoom_out: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0 };
+        let none = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_zoom_out: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0, window: RADSAM_WINDOW };
         let hu = Tensor::arange(12 * 10, (Kind::Float, tch::Device::Cpu)).view([12, 10]) * 10.0 - 500.0;
         let lab = Tensor::arange(12 * 10, (Kind::Int, tch::Device::Cpu)).view([12, 10]).remainder(3);
         let (out, labs) = random_view(&hu, &[lab.shallow_clone()], &none, &mut SplitMix64(3));
@@ -99,7 +109,7 @@ mod tests {
         }
         let l = Tensor::from_slice(&lab).view([64, 64]);
         let hu = Tensor::zeros([64, 64], (Kind::Float, tch::Device::Cpu));
-        let only_zoom = |zoom_in: f64, zoom_out: f64| Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: zoom_in, max_zoom_out: zoom_out, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0 };
+        let only_zoom = |zoom_in: f64, zoom_out: f64| Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: zoom_in, max_zoom_out: zoom_out, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 0.0, window: RADSAM_WINDOW };
         let area = |aug: &Augmentation, seed: u64| random_view(&hu, &[l.shallow_clone()], aug, &mut SplitMix64(seed)).1[0].sum(Kind::Int64).int64_value(&[]);
         let shrunk: Vec<i64> = (0..20).map(|s| area(&only_zoom(0.0, 0.3), s)).collect();
         let grown: Vec<i64> = (0..20).map(|s| area(&only_zoom(0.15, 0.0), s)).collect();
@@ -137,11 +147,17 @@ mod tests {
 
     #[test]
     fn window_shift_maps_the_random_window_onto_the_fixed_one() {
-        let aug = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_zoom_out: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 150.0 };
-        let hu = Tensor::from_slice(&[HU_MIN as f32, HU_MAX as f32, 250.0, 250.0]).view([2, 2]);
-        let (out, _) = random_view(&hu, &[], &aug, &mut SplitMix64(9));
-        let v: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();
-        assert!(v[0] != HU_MIN as f32 || v[1] != HU_MAX as f32, "the window moved");
-        assert!(v[0] < v[2] && v[2] < v[1], "order kept");
+        for window in [RADSAM_WINDOW, HuWindow { lo: -160.0, hi: 240.0 }] {
+            let aug = Augmentation { max_rotation_deg: 0.0, max_shear: 0.0, max_zoom: 0.0, max_zoom_out: 0.0, max_translation: 0.0, max_noise_hu: 0.0, max_window_shift_hu: 150.0, window };
+            let mid = (window.lo + window.hi) as f32 / 2.0;
+            let hu = Tensor::from_slice(&[window.lo as f32, window.hi as f32, mid, mid]).view([2, 2]);
+            let (out, _) = random_view(&hu, &[], &aug, &mut SplitMix64(9));
+            let v: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();
+            assert!(v[0] != window.lo as f32 || v[1] != window.hi as f32, "the window moved");
+            assert!(v[0] < v[2] && v[2] < v[1], "order kept");
+            // The ends move by at most a tenth of the window's width (150 HU of RadSAM's 1500).
+            let reach = 0.1 * (window.hi - window.lo) as f32 * 1.6;
+            assert!((v[0] - window.lo as f32).abs() < reach && (v[1] - window.hi as f32).abs() < reach, "{v:?} for {window}");
+        }
     }
 }

@@ -48,6 +48,8 @@ pub struct ExampleSet {
     pub inputs: ViewInputs,
     /// Case names, by `SliceView::case`.
     pub cases: Vec<String>,
+    /// Class names by id, by `SliceView::case` (for sampling by class).
+    pub case_classes: Vec<std::collections::BTreeMap<u16, String>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -150,7 +152,7 @@ pub fn build(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings, fro
     let mut views = Vec::new();
     let mut pending: Vec<Tensor> = Vec::new();
     make_views(cases, settings, size, |view, hu| {
-        let (input, _) = slices_to_input(&hu.unsqueeze(0), size, sam.config.normalization);
+        let (input, _) = slices_to_input(&hu.unsqueeze(0), &sam.config);
         views.push(view);
         pending.push(input.to_kind(Kind::Half));
     });
@@ -195,10 +197,21 @@ pub fn build(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings, fro
         let allowed = |id: u16| settings.classes.is_empty() || settings.classes.contains(&case.class_name(id));
         samples.extend(objects(&v.labels, settings.min_pixels, &allowed).into_iter().map(|id| (i, id)));
     }
-    Ok(ExampleSet { views, samples, inputs, cases: cases.iter().map(|c| c.name.clone()).collect() })
+    Ok(ExampleSet { views, samples, inputs, cases: cases.iter().map(|c| c.name.clone()).collect(), case_classes: cases.iter().map(|c| c.names.clone()).collect() })
 }
 
 impl ExampleSet {
+    /// The class name of sample `i`: the same structure in two scans is one class (`label N` of
+    /// its case where the case names no classes).
+    pub fn class_of(&self, i: usize) -> String {
+        let (view, id) = self.samples[i];
+        let case = self.views[view].case;
+        match self.case_classes.get(case).and_then(|names| names.get(&id)) {
+            Some(name) => name.clone(),
+            None => format!("{} label {id}", self.cases.get(case).map(String::as_str).unwrap_or("?")),
+        }
+    }
+
     /// The decoder's image embeddings for the given views, (B, 256, E, E) f32 on `sam`'s device.
     pub fn embeddings(&self, sam: &Sam, idx: &[usize]) -> Tensor {
         let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
@@ -226,5 +239,7 @@ pub fn merge(a: ExampleSet, b: ExampleSet, a_cases: usize) -> ExampleSet {
     samples.extend(b.samples.into_iter().map(|(v, id)| (v + offset, id)));
     let mut cases = a.cases;
     cases.extend(b.cases);
-    ExampleSet { views, samples, inputs, cases }
+    let mut case_classes = a.case_classes;
+    case_classes.extend(b.case_classes);
+    ExampleSet { views, samples, inputs, cases, case_classes }
 }

@@ -106,6 +106,15 @@ struct TrainArgs {
     /// ~1.4 x the training scan's. The largest magnification is 0.15.
     #[arg(long, default_value_t = 0.15)]
     max_zoom_out: f64,
+    /// Sampling by class: weight 1 / (samples of the class)^N, so that large organs spanning many
+    /// slices do not dominate (0: every (slice, object) sample alike; 1: every class alike).
+    #[arg(long, default_value_t = 0.0)]
+    class_balance: f64,
+    /// The encoder's input window LO,HI in HU (e.g. -160,240, MedSAM's soft-tissue window);
+    /// default: the base weights' own (RadSAM's -500,1000 unless the file names another). Saved in
+    /// the trained file, which every loader then uses.
+    #[arg(long)]
+    window: Option<String>,
     /// Views per slice: the original plus N-1 augmented ones.
     #[arg(long, default_value_t = 3)]
     views: usize,
@@ -187,6 +196,10 @@ fn train(args: TrainArgs) -> Result<()> {
         Some(base) => (base.clone(), radsam::assets::weights_path(base)),
         None => (args.model.clone(), weights.clone()),
     };
+    if let Some(w) = &args.window {
+        sam.config.window = radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--window {e}"))?;
+    }
+    eprintln!("{}: input window [{}] HU", args.model, sam.config.window);
     let params = sam.set_trainable(args.train_encoder);
     let n_params: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();
     eprintln!("{}: {} tensors, {:.2} M parameters learn (encoder {})", args.model, params.len(), n_params as f64 / 1e6, if args.train_encoder { "trained" } else { "frozen" });
@@ -194,7 +207,10 @@ fn train(args: TrainArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.max_zoom_out) || !(0.0..1.0).contains(&args.ema_decay) {
         bail!("--max-zoom-out and --ema-decay must lie in [0, 1)");
     }
-    let aug = Augmentation { max_zoom_out: args.max_zoom_out, ..Augmentation::default() };
+    if !(0.0..=1.0).contains(&args.class_balance) {
+        bail!("--class-balance must lie in [0, 1]");
+    }
+    let aug = Augmentation { max_zoom_out: args.max_zoom_out, window: sam.config.window, ..Augmentation::default() };
     let settings = |views| ExampleSettings { views, min_pixels: args.min_pixels, augmentation: aug, seed: args.seed, classes: args.classes.clone() };
     let cache = args.cache_dir.clone().unwrap_or_else(|| args.run_dir.join("cache"));
     let batch = radsam::segment::VolumeSession::default_batch(device);
@@ -230,6 +246,7 @@ fn train(args: TrainArgs) -> Result<()> {
         // Stored only when it matters, so that a run without carry training resumes under any default.
         carry_fraction: if args.carry_steps > 0 { args.carry_fraction } else { 0.0 },
         ema_decay: args.ema_decay,
+        class_balance: args.class_balance,
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;
@@ -239,6 +256,7 @@ fn train(args: TrainArgs) -> Result<()> {
         ("radsam.training_data".to_string(), serde_json::to_string(&data)?),
         ("radsam.phantoms".to_string(), args.phantoms.to_string()),
         ("radsam.initial_weights".to_string(), weights.display().to_string()),
+        (radsam::model::finetuned::META_INPUT_WINDOW.to_string(), sam_ref.config.window.to_string()),
     ]);
     trainer.export(&out, meta)?;
     eprintln!("weights: {}", out.display());

@@ -203,7 +203,7 @@ mod click_tests {
         }
         let geometry = SliceGeometry::new(h as i64, w as i64, 256);
         let view = SliceView { case: 0, slice: 0, view: 0, geometry, labels, neighbours: [None, None] };
-        ExampleSet { views: vec![view], samples: vec![(0, 2)], inputs: ViewInputs::Embeddings(Tensor::zeros([1], (Kind::Float, Device::Cpu))), cases: vec!["t".into()] }
+        ExampleSet { views: vec![view], samples: vec![(0, 2)], inputs: ViewInputs::Embeddings(Tensor::zeros([1], (Kind::Float, Device::Cpu))), cases: vec!["t".into()], case_classes: vec![] }
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub struct TrainSettings {
     /// the last step's weights).
     #[serde(default)]
     pub ema_decay: f64,
+    /// Sampling by class: a sample's weight is 1 / (samples of its class)^class_balance, so that
+    /// a few large organs spanning many slices do not dominate (0: every sample alike; 1: every
+    /// class alike).
+    #[serde(default)]
+    pub class_balance: f64,
 }
 
 impl PartialEq for PromptMix {
@@ -168,6 +173,7 @@ impl<'a> Trainer<'a> {
         let amp = self.settings.mixed_precision && self.sam.device().is_cuda();
         let mut recent: Vec<f64> = Vec::new();
         let chains = if self.settings.carry_steps > 0 { carry_chains(set, self.settings.carry_steps) } else { Vec::new() };
+        let sampler = SampleDraw::new(set, self.settings.class_balance);
         if self.start_step == 0 {
             if let Some(v) = validation.as_mut() {
                 // Epoch 0: the base model, the curve's starting point.
@@ -193,7 +199,7 @@ impl<'a> Trainer<'a> {
                 let drawn: Vec<&CarryChain> = (0..self.settings.batch_size).map(|_| eligible[rng.below(eligible.len())]).collect();
                 (drawn.iter().map(|c| (c.start, c.id)).collect::<Vec<_>>(), drawn)
             } else {
-                ((0..self.settings.batch_size).map(|_| set.samples[rng.below(set.samples.len())]).collect(), Vec::new())
+                ((0..self.settings.batch_size).map(|_| set.samples[sampler.draw(&mut rng)]).collect(), Vec::new())
             };
             let kind = self.settings.prompt_mix.draw(&mut rng);
             let edit_steps = if carry_len > 0 { 0 } else { rng.below(self.settings.max_clicks + 1) };
@@ -310,6 +316,44 @@ struct CarryChain {
     next: Vec<usize>,
 }
 
+/// Draws sample indices: uniformly, or weighted by class (`TrainSettings::class_balance`).
+struct SampleDraw {
+    /// Cumulative weights; empty when every sample weighs the same.
+    cumulative: Vec<f64>,
+    len: usize,
+}
+
+impl SampleDraw {
+    fn new(set: &ExampleSet, power: f64) -> Self {
+        if power == 0.0 {
+            return Self { cumulative: Vec::new(), len: set.samples.len() };
+        }
+        let classes: Vec<String> = (0..set.samples.len()).map(|i| set.class_of(i)).collect();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for c in &classes {
+            *counts.entry(c.as_str()).or_default() += 1;
+        }
+        let mut total = 0.0;
+        let cumulative = classes
+            .iter()
+            .map(|c| {
+                total += (counts[c.as_str()] as f64).powf(-power);
+                total
+            })
+            .collect();
+        Self { cumulative, len: set.samples.len() }
+    }
+
+    fn draw(&self, rng: &mut SplitMix64) -> usize {
+        if self.cumulative.is_empty() {
+            // The unweighted draw: exactly the batches of runs made before class balancing.
+            return rng.below(self.len);
+        }
+        let u = rng.uniform() * self.cumulative[self.len - 1];
+        self.cumulative.partition_point(|&c| c <= u).min(self.len - 1)
+    }
+}
+
 fn carry_chains(set: &ExampleSet, max_len: usize) -> Vec<CarryChain> {
     let original: HashMap<(usize, usize), usize> = set.views.iter().enumerate().filter(|(_, v)| v.view == 0).map(|(i, v)| ((v.case, v.slice), i)).collect();
     let samples: std::collections::HashSet<(usize, u16)> = set.samples.iter().copied().collect();
@@ -352,12 +396,35 @@ mod tests {
     }
 
     #[test]
+    fn class_balance_evens_out_classes_and_zero_keeps_the_uniform_draw() {
+        // Class 2 ("liver") on 9 views, class 3 ("adrenal") on 1.
+        let views: Vec<SliceView> = (0..9).map(|s| view(0, s, 0)).collect();
+        let mut samples: Vec<(usize, u16)> = (0..9).map(|v| (v, 2)).collect();
+        samples.push((4, 3));
+        let names = BTreeMap::from([(2, "liver".to_string()), (3, "adrenal".to_string())]);
+        let set = ExampleSet { views, samples, inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))), cases: vec!["a".into()], case_classes: vec![names] };
+        let share_of_small = |power: f64| {
+            let draw = SampleDraw::new(&set, power);
+            let mut rng = SplitMix64(5);
+            (0..20000).filter(|_| set.samples[draw.draw(&mut rng)].1 == 3).count() as f64 / 20000.0
+        };
+        assert!((share_of_small(0.0) - 0.1).abs() < 0.01);
+        assert!((share_of_small(1.0) - 0.5).abs() < 0.02);
+        // Power 0.5: weights 9 x 1/3 against 1 x 1, a quarter.
+        assert!((share_of_small(0.5) - 0.25).abs() < 0.02);
+        // Power 0 is the old draw, index for index.
+        let (mut a, mut b) = (SplitMix64(9), SplitMix64(9));
+        let draw = SampleDraw::new(&set, 0.0);
+        assert!((0..100).all(|_| draw.draw(&mut a) == b.below(10)));
+    }
+
+    #[test]
     fn carry_chains_follow_original_views_of_consecutive_slices_holding_the_object() {
         // Case 0: slices 0..=3 (view 0), slice 1 also augmented (view 1); case 1: slice 4.
         let views = vec![view(0, 0, 0), view(0, 1, 0), view(0, 1, 1), view(0, 2, 0), view(0, 3, 0), view(1, 4, 0)];
         // Object 2 on slices 0..=3 of case 0 and on case 1's slice 4; object 3 on slices 0 and 2 only.
         let samples = vec![(0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (0, 3), (3, 3)];
-        let set = ExampleSet { views, samples, inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))), cases: vec!["a".into(), "b".into()] };
+        let set = ExampleSet { views, samples, inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))), cases: vec!["a".into(), "b".into()], case_classes: vec![] };
         let chains = carry_chains(&set, 2);
         let mut got: Vec<(usize, u16, Vec<usize>)> = chains.iter().map(|c| (c.start, c.id, c.next.clone())).collect();
         got.sort();

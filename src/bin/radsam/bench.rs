@@ -77,7 +77,7 @@ pub fn bench_model(args: BenchArgs) -> Result<()> {
     let mid = volume.num_slices() / 2;
     let ks: Vec<usize> = (0..args.slices).map(|i| mid - args.slices / 2 + i).collect();
     let hu = volume.slices(&ks).to_device(sam.device());
-    let (input, geo) = preprocess::slices_to_input(&hu, sam.config.image_size, sam.config.normalization);
+    let (input, geo) = preprocess::slices_to_input(&hu, &sam.config);
     let sync = |t: &Tensor| t.sum(Kind::Float).double_value(&[]);
     let n = ks.len() as i64;
     let bar = indicatif::ProgressBar::new(((args.repeats + 1) * 4) as u64).with_message(format!("bench {}", sam.config.name));
