@@ -7,6 +7,8 @@
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
+#   make bench-clicks - single-click diagnosis on the validation CT: what one click does to its slice (bench/results/click_diagnosis/)
+#   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
 export RADSAM_CACHE
@@ -20,7 +22,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service benchmark
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service benchmark bench-clicks bench-window
 setup:
 	bash scripts/setup.sh
 
@@ -54,3 +56,9 @@ bench-service: build
 
 benchmark: build
 	bash bench/run_benchmark.sh
+
+bench-clicks: build
+	bash bench/run_click_diagnosis.sh
+
+bench-window: setup
+	$(PYTHON) bench/window_choice.py bench/results/window_choice.md

@@ -1,5 +1,6 @@
 //! The paper's benchmark for single-prompt 3D segmentation and editing (`radsam bench`):
 //! - protocol.rs: volume-level and slice-level prompting with clicks, on one object;
+//! - click_diagnosis.rs: the effect of single clicks on one slice's error (why clicks help or not);
 //! - clicks.rs: click simulation (the paper's uniform clicks, the CVPR 2025 challenge's centre of
 //!   the largest error);
 //! - stats.rs: means with 95% confidence intervals;
@@ -10,6 +11,7 @@
 //! (`SpeedRow`); the report is computed from those files alone, so a resumed or merged run
 //! reports the same as one uninterrupted run.
 
+pub mod click_diagnosis;
 pub mod clicks;
 pub mod plot;
 pub mod protocol;

@@ -100,6 +100,12 @@ fn prompt_on(plane: &[u8], cols: usize, kind: PromptKind, style: PromptStyle, rn
     usable.then_some(p)
 }
 
+/// The volume-level box prompt `run_object` draws for an object of seed `seed` on its largest
+/// slice `plane` (the paper's jittered box: the first draw of the object's prompt stream).
+pub fn object_seed_prompt(plane: &[u8], cols: usize, seed: u64) -> Option<SlicePrompt> {
+    prompt_on(plane, cols, PromptKind::Box, PromptStyle::Simulated, &mut SplitMix64(seed))
+}
+
 /// Runs the protocol on one object. `session` covers at least the object's slices; `truth` is the
 /// object's mask on the volume grid.
 pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSettings, seed: u64) -> Result<Option<ObjectRun>, SegmentError> {

@@ -64,6 +64,15 @@ pub struct SliceState {
     pub chosen: i64,
 }
 
+impl Clone for SliceState {
+    /// Shares the low-resolution tensor: states are replaced, never changed in place.
+    fn clone(&self) -> Self {
+        Self { low_res: self.low_res.shallow_clone(), mask: self.mask.clone(), iou: self.iou, chosen: self.chosen }
+    }
+}
+
+/// A copy of a segmenter is an independent editing session from the same state (what-if clicks).
+#[derive(Clone)]
 pub struct Segmenter<'s, 'a> {
     session: &'s VolumeSession<'a>,
     carry: Carry,

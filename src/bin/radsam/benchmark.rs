@@ -106,6 +106,11 @@ pub struct BenchmarkArgs {
     /// Only rebuild the report from the folder's finished units (with that run's settings).
     #[arg(long)]
     report_only: bool,
+    /// Instead of the protocol: the single-click diagnosis (src/benchmark/click_diagnosis.rs): every
+    /// positive and negative click on every slice's error, uniform and centred, each alone on the
+    /// volume-level box result with mask and box carry; writes click_diagnosis.{csv,md} to --out.
+    #[arg(long)]
+    diagnose_clicks: bool,
 }
 
 /// What must match for units to be merged into one report.
@@ -152,6 +157,9 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
         min_voxels: args.min_voxels,
         known_classes: known.clone(),
     };
+    if args.diagnose_clicks {
+        return diagnose_clicks(&args, &settings);
+    }
     if args.report_only {
         // The report of the run in the folder, with that run's settings.
         let path = args.out.join("run.json");
@@ -312,9 +320,9 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
     Ok(())
 }
 
-fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &LabeledVolume, settings: &RunSettings, bar: &indicatif::ProgressBar) -> Result<Unit> {
-    let volume = &case.volume;
-    // The objects: every class present (or the chosen ones) with enough voxels.
+/// The objects of a case the benchmark measures: every class present (or the chosen ones) with
+/// enough voxels, as (id, mask, first slice, last slice).
+fn objects_of(case: &LabeledVolume, settings: &RunSettings) -> Vec<(u16, Vec<u8>, usize, usize)> {
     let mut ids: Vec<u16> = case.labels.iter().copied().filter(|&v| v != 0).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     ids.retain(|&id| settings.classes.is_empty() || settings.classes.contains(&case.class_name(id)));
     let mut objects = Vec::new();
@@ -323,10 +331,105 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
         if radsam::metrics::voxel_count(&truth) < settings.min_voxels as u64 {
             continue;
         }
-        if let Some((lo, hi, _)) = extent(volume, &truth) {
+        if let Some((lo, hi, _)) = extent(&case.volume, &truth) {
             objects.push((id, truth, lo, hi));
         }
     }
+    objects
+}
+
+/// One row of click_diagnosis.csv.
+#[derive(serde::Serialize)]
+struct DiagnosisRow<'a> {
+    model: &'a str,
+    case: &'a str,
+    class: &'a str,
+    #[serde(flatten)]
+    effect: &'a radsam::benchmark::click_diagnosis::ClickEffect,
+}
+
+/// `--diagnose-clicks`: see the flag.
+fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
+    use radsam::benchmark::click_diagnosis::{diagnose_object, ClickEffect, Placement};
+    use radsam::segment::Carry;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let sources = sources(args)?;
+    let mut all: Vec<(String, String, String, ClickEffect)> = Vec::new();
+    for spec in &args.models {
+        let label = model_label(spec);
+        let sam = load_model(&parse_model(spec, args))?;
+        for source in &sources {
+            let (dataset, case) = load_case(source, args)?;
+            let objects = objects_of(&case, settings);
+            if objects.is_empty() {
+                continue;
+            }
+            let (lo, hi) = (objects.iter().map(|o| o.2).min().expect("objects"), objects.iter().map(|o| o.3).max().expect("objects"));
+            eprintln!("{label}: {}: encoding slices {lo}..={hi}", case.name);
+            let session = VolumeSession::new(&sam, &case.volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |_, _| {}).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            let bar = indicatif::ProgressBar::new(objects.len() as u64).with_prefix(label.clone());
+            bar.set_style(indicatif::ProgressStyle::with_template("{prefix} clicks [{bar:30}] {pos}/{len} objects {elapsed} {msg}").unwrap());
+            for (id, truth, _, _) in &objects {
+                let class = case.class_name(*id);
+                bar.set_message(class.clone());
+                let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
+                for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? {
+                    all.push((label.clone(), case.name.clone(), class.clone(), effect));
+                }
+                bar.inc(1);
+            }
+            bar.finish();
+        }
+    }
+    let mut w = csv::Writer::from_path(args.out.join("click_diagnosis.csv"))?;
+    for (model, case, class, effect) in &all {
+        w.serialize(DiagnosisRow { model, case, class, effect })?;
+    }
+    w.flush()?;
+    // The summary: per model, carry, kind and placement.
+    let mut md = format!(
+        "# Single-click diagnosis\n\nCommand: `{}`\n\nMachine: {}. Written {} UTC.\n\nEach click alone on the volume-level result of the protocol's jittered box (seed {}), on one slice's error: positive clicks in missed pixels, negative in wrongly included ones; uniform (a pixel drawn from that slice's error) or centre (the deepest pixel of the slice's largest error component). Dice %, mean over clicks; better/worse: share of clicks that raise/lower their slice's Dice by more than 0.5 points.\n\n",
+        std::env::args().collect::<Vec<_>>().join(" "),
+        machine(),
+        utc_now(),
+        settings.protocol.seed
+    );
+    md.push_str("| model | carry | click | placement | clicks | slice Dice before | after | change | better | worse | volume Dice change | change on the prompted slice's neighbours (<= 2) | change farther |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut keys: Vec<(String, Carry, bool, Placement)> = all.iter().map(|(m, _, _, e)| (m.clone(), e.carry, e.positive, e.placement)).collect();
+    keys.dedup();
+    keys.sort_by(|a, b| (&a.0, a.1 as u8, !a.2, a.3).cmp(&(&b.0, b.1 as u8, !b.2, b.3)));
+    keys.dedup();
+    for (model, carry, positive, placement) in keys {
+        let e: Vec<&ClickEffect> = all.iter().filter(|(m, _, _, e)| *m == model && e.carry == carry && e.positive == positive && e.placement == placement).map(|r| &r.3).collect();
+        let n = e.len() as f64;
+        let mean = |f: &dyn Fn(&ClickEffect) -> f64, set: &[&ClickEffect]| if set.is_empty() { f64::NAN } else { 100.0 * set.iter().map(|x| f(x)).sum::<f64>() / set.len() as f64 };
+        let change = |x: &ClickEffect| x.slice_dice_after - x.slice_dice_before;
+        let near: Vec<&ClickEffect> = e.iter().copied().filter(|x| x.distance <= 2).collect();
+        let far: Vec<&ClickEffect> = e.iter().copied().filter(|x| x.distance > 2).collect();
+        md.push_str(&format!(
+            "| {model} | {} | {} | {} | {} | {:.1} | {:.1} | {:+.1} | {:.0}% | {:.0}% | {:+.2} | {:+.1} | {:+.1} |\n",
+            serde_json::to_string(&carry)?.trim_matches('"'),
+            if positive { "positive" } else { "negative" },
+            serde_json::to_string(&placement)?.trim_matches('"'),
+            e.len(),
+            mean(&|x| x.slice_dice_before, &e),
+            mean(&|x| x.slice_dice_after, &e),
+            mean(&change, &e),
+            100.0 * e.iter().filter(|x| change(x) > 0.005).count() as f64 / n,
+            100.0 * e.iter().filter(|x| change(x) < -0.005).count() as f64 / n,
+            mean(&|x| x.volume_dice_after - x.volume_dice_before, &e),
+            mean(&change, &near),
+            mean(&change, &far),
+        ));
+    }
+    std::fs::write(args.out.join("click_diagnosis.md"), &md)?;
+    eprintln!("{}", md);
+    Ok(())
+}
+
+fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &LabeledVolume, settings: &RunSettings, bar: &indicatif::ProgressBar) -> Result<Unit> {
+    let volume = &case.volume;
+    let objects = objects_of(case, settings);
     let t0 = Instant::now();
     let device = format!("{:?}", sam.device());
     let mut speed = SpeedRow {
