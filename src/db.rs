@@ -34,16 +34,43 @@ impl DbError {
     }
 }
 
+/// Whether PostgreSQL's SQLSTATE `code` names a condition that waiting can clear: a connection
+/// exception (08), a serialisation failure or deadlock (40), insufficient resources such as a full
+/// disk (53), a lock not available (55), the server shutting down or starting (57), a system I/O
+/// error (58). Everything else the server answers (22 data exception such as a NUL in text, 23
+/// integrity, 42 a bad statement, 54 a program limit such as an index row too large, ...) fails
+/// the same way every time: retrying it only blocks the worker.
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "40" | "53" | "55" | "57" | "58"))
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            // Constraint and data errors are the request's fault; everything else (I/O, pool,
-            // server shutting down) may pass.
-            sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("23") || c.starts_with("22")) => Self::Invalid(d.message().to_string()),
+            sqlx::Error::Database(d) => match d.code() {
+                Some(code) if is_transient_sqlstate(&code) => Self::Unavailable(e.to_string()),
+                Some(code) => Self::Invalid(format!("{} (SQLSTATE {code})", d.message())),
+                None => Self::Unavailable(e.to_string()),
+            },
+            // Values that cannot be encoded or decoded, and statements that name what is not
+            // there, are this program's or the request's fault; I/O, TLS, the pool and the
+            // protocol (a connection cut mid-message) may pass.
+            sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnIndexOutOfBounds { .. } | sqlx::Error::TypeNotFound { .. } | sqlx::Error::RowNotFound => Self::Invalid(e.to_string()),
             _ => Self::Unavailable(e.to_string()),
         }
     }
 }
+
+/// Free text into a column: NUL escaped (PostgreSQL text cannot hold it), at most `max` bytes.
+fn text(s: &str, max: usize) -> String {
+    crate::job::text::storable(s, max)
+}
+
+/// Longest error message and rejected body kept (a rejected message may be as large as the
+/// broker allows; its head says what it was).
+const MAX_MESSAGE: usize = 8 << 10;
+const MAX_BODY: usize = 1 << 20;
+const MAX_ID: usize = 255;
 
 /// What claiming a job found.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,44 +185,36 @@ impl Db {
         .bind(job_id)
         .bind(attempt)
         .bind(code)
-        .bind(message)
+        .bind(text(message, MAX_MESSAGE))
         .bind(event)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a message that failed validation: a failed row under its job id (unless that id
-    /// already finished), else a rejected_messages row.
-    pub async fn reject(&self, job_id: Option<&str>, message_id: Option<&str>, body: &str, code: &str, message: &str) -> Result<(), DbError> {
-        let payload: Option<Value> = serde_json::from_str(body).ok();
-        match job_id {
-            Some(id) => {
-                sqlx::query(
-                    "INSERT INTO jobs (job_id, status, attempts, payload, error_code, error_message, finished_at)
-                     VALUES ($1, 'failed', 1, $2, $3, $4, now())
-                     ON CONFLICT (job_id) DO UPDATE SET status = 'failed', attempts = jobs.attempts + 1, payload = EXCLUDED.payload,
-                         error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message, finished_at = now()
-                     WHERE jobs.status <> 'succeeded'",
-                )
-                .bind(id)
-                .bind(payload)
-                .bind(code)
-                .bind(message)
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query("INSERT INTO rejected_messages (message_id, body, error_code, error_message) VALUES ($1, $2, $3, $4)").bind(message_id).bind(body).bind(code).bind(message).execute(&self.pool).await?;
-            }
-        }
+    /// Records a message that is not a valid job. A job id's row belongs to the first valid claim
+    /// (`claim`): an invalid message never creates, fails or overwrites one, even when it names
+    /// that job's id (a duplicate with a typo must not kill the job in flight, and an invalid
+    /// message sent first must not keep the valid one from running). The ids it seems to carry
+    /// are kept beside it for lookups. Every text is stored escaped and bounded, so that no
+    /// message, however odd, fails to leave its record.
+    pub async fn reject(&self, job_id: Option<&str>, correlation_id: Option<&str>, message_id: Option<&str>, body: &str, code: &str, message: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO rejected_messages (job_id, correlation_id, message_id, body, error_code, error_message) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(job_id.map(|s| text(s, MAX_ID)))
+            .bind(correlation_id.map(|s| text(s, MAX_ID)))
+            .bind(message_id.map(|s| text(s, MAX_ID)))
+            .bind(text(body, MAX_BODY))
+            .bind(code)
+            .bind(text(message, MAX_MESSAGE))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Puts a claimed job back to `queued` (graceful shutdown, transient failure): the broker
     /// redelivers it.
     pub async fn release(&self, job_id: &str, attempt: i32, code: &str, message: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE jobs SET status = 'queued', requeues = requeues + 1, error_code = $3, error_message = $4 WHERE job_id = $1 AND attempts = $2 AND status = 'running'").bind(job_id).bind(attempt).bind(code).bind(message).execute(&self.pool).await?;
+        sqlx::query("UPDATE jobs SET status = 'queued', requeues = requeues + 1, error_code = $3, error_message = $4 WHERE job_id = $1 AND attempts = $2 AND status = 'running'").bind(job_id).bind(attempt).bind(code).bind(text(message, MAX_MESSAGE)).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -288,10 +307,15 @@ impl Db {
         Ok(row.get(0))
     }
 
-    /// Status, attempts and error of a job, if it has a row.
+    /// Status, attempts and error of a job, if it has a row; else `rejected` with the code of the
+    /// latest invalid message that carried this id, if any.
     pub async fn job_status(&self, job_id: &str) -> Result<Option<(String, i32, Option<String>)>, DbError> {
         let row = sqlx::query("SELECT status, attempts, error_code FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+        if let Some(r) = row {
+            return Ok(Some((r.get(0), r.get(1), r.get(2))));
+        }
+        let row = sqlx::query("SELECT error_code FROM rejected_messages WHERE job_id = $1 ORDER BY id DESC LIMIT 1").bind(job_id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| ("rejected".to_string(), 0, r.get(0))))
     }
 
     /// The per-organ rows of the given jobs (all jobs when empty), as the organ_volumes view has them.

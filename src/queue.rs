@@ -82,6 +82,13 @@ fn now_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// A short-string property (message id, correlation id), or None when the value would not fit:
+/// AMQP gives it 255 bytes, and lapin would write a longer one with a wrapped length byte, a
+/// corrupt frame that makes the broker close the connection. The body still carries the value.
+fn short(s: &str) -> Option<ShortString> {
+    (s.len() <= 255).then(|| ShortString::from(s))
+}
+
 async fn publish(channel: &Channel, exchange: &str, routing_key: &str, body: &[u8], props: BasicProperties) -> Result<(), PublishError> {
     let confirm = channel.basic_publish(exchange, routing_key, BasicPublishOptions::default(), body, props).await?.await?;
     if confirm.is_nack() {
@@ -93,14 +100,12 @@ async fn publish(channel: &Channel, exchange: &str, routing_key: &str, body: &[u
 /// Enqueues one job body (persistent, with its id, correlation id, priority and a timestamp
 /// from which workers measure queue lag); returns once the broker confirmed it.
 pub async fn publish_job(channel: &Channel, topology: &Topology, job_id: &str, correlation_id: Option<&str>, priority: u8, body: &[u8]) -> Result<(), PublishError> {
-    let mut props = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_message_id(ShortString::from(job_id))
-        .with_priority(priority)
-        .with_timestamp(now_seconds());
-    if let Some(c) = correlation_id {
-        props = props.with_correlation_id(ShortString::from(c));
+    let mut props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_priority(priority).with_timestamp(now_seconds());
+    if let Some(id) = short(job_id) {
+        props = props.with_message_id(id);
+    }
+    if let Some(c) = correlation_id.and_then(short) {
+        props = props.with_correlation_id(c);
     }
     publish(channel, &topology.jobs_exchange, &topology.jobs_queue, body, props).await
 }
@@ -108,9 +113,12 @@ pub async fn publish_job(channel: &Channel, topology: &Topology, job_id: &str, c
 /// Publishes a result event; the routing key is the outcome (succeeded / failed).
 pub async fn publish_result(channel: &Channel, topology: &Topology, outcome: &str, job_id: &str, correlation_id: Option<&str>, event: &serde_json::Value) -> Result<(), PublishError> {
     let body = serde_json::to_vec(event).expect("a JSON value serialises");
-    let mut props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_message_id(ShortString::from(job_id)).with_timestamp(now_seconds());
-    if let Some(c) = correlation_id {
-        props = props.with_correlation_id(ShortString::from(c));
+    let mut props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_timestamp(now_seconds());
+    if let Some(id) = short(job_id) {
+        props = props.with_message_id(id);
+    }
+    if let Some(c) = correlation_id.and_then(short) {
+        props = props.with_correlation_id(c);
     }
     publish(channel, &topology.results_exchange, outcome, &body, props).await
 }

@@ -175,3 +175,94 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     let leftovers = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).count();
     assert_eq!(leftovers, 0, "no staging folders left behind");
 }
+
+/// Every prompt error of a job is found before the first slice is encoded (the encoder is what
+/// takes the time): counted through the progress callback, which reports each encoded batch.
+#[test]
+fn prompt_errors_of_a_job_arrive_before_any_slice_is_encoded() {
+    radsam::allocator::keep_freed_memory();
+    let sam = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &weights("lite_medsam"), Device::Cpu).unwrap().0;
+    let dir = temp_dir("prompt-checks");
+    let job = serde_json::json!({
+        "schema_version": 1, "job_id": "prompt-checks",
+        "volume_uri": data("example_ct.nii.gz").display().to_string(),
+        "targets": [
+            {"label": "liver", "initial_prompt": {"slice": 102, "box": [20, 30, 80, 75]}, "boundaries": {"top": 104, "bottom": 100},
+             "correction_clicks": [{"slice": 101, "x": 40, "y": 50, "positive": false}]},
+            {"label": "spleen", "initial_prompt": {"slice": 101, "points": [{"x": 90, "y": 60, "positive": true}]}, "boundaries": {"top": 100, "bottom": 102}}
+        ]
+    });
+    let run = |job: &serde_json::Value, name: &str| {
+        let job: radsam::job::Job = serde_json::from_value(job.clone()).unwrap();
+        let out = dir.join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        let mut encoded = 0;
+        let result = radsam::job::process(&job, &sam, "test", &out, &Default::default(), &mut |stage, _, _| encoded += (stage == "encoding slices") as usize);
+        (result.map(|r| r.encoded_slices).map_err(|e| e.code()), encoded)
+    };
+    // The counter sees encoding when there is some: a valid job encodes its 5 slices.
+    assert_eq!(run(&job, "valid"), (Ok(5), 5));
+    let (w, h) = (122, 101); // example_ct.nii.gz: 122 columns, 101 rows, 112 slices
+    for (name, target, edit, code) in [
+        ("slice outside the boundaries", 0, serde_json::json!({"initial_prompt": {"slice": 99, "box": [20, 30, 80, 75]}}), "PROMPT_SLICE_OUTSIDE_BOUNDARIES"),
+        ("box outside the slice", 0, serde_json::json!({"initial_prompt": {"slice": 102, "box": [20, 30, w + 5, 75]}}), "PROMPT_INVALID"),
+        ("inverted box", 0, serde_json::json!({"initial_prompt": {"slice": 102, "box": [80, 30, 20, 75]}}), "PROMPT_INVALID"),
+        ("point outside the slice", 1, serde_json::json!({"initial_prompt": {"slice": 101, "points": [{"x": 90, "y": h, "positive": true}]}}), "PROMPT_INVALID"),
+        ("click outside the slice", 0, serde_json::json!({"correction_clicks": [{"slice": 101, "x": -1, "y": 50, "positive": true}]}), "PROMPT_INVALID"),
+        ("click outside the boundaries", 1, serde_json::json!({"correction_clicks": [{"slice": 104, "x": 40, "y": 50, "positive": true}]}), "PROMPT_SLICE_OUTSIDE_BOUNDARIES"),
+        ("boundary outside the volume", 1, serde_json::json!({"boundaries": {"top": 100, "bottom": 112}}), "PROMPT_BOUNDARY_OUTSIDE"),
+    ] {
+        let mut bad = job.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            bad["targets"][target][k] = v.clone();
+        }
+        assert_eq!(run(&bad, &name.replace(' ', "_")), (Err(code), 0), "{name}: its code, and no slice encoded");
+    }
+}
+
+/// An RLE DICOM series whose frames decode to 1 byte per segment instead of Rows x Columns:
+/// dicom-rs 0.8 indexes past the decoded segment and panics (the reader catches it).
+const CORRUPT_RLE_SERIES: &str = r#"
+import sys, struct, pathlib, pydicom
+from pydicom.encaps import encapsulate
+from pydicom.uid import RLELossless
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+for f in sorted(src.iterdir())[:3]:
+    ds = pydicom.dcmread(f)
+    header = struct.pack("<16I", 2, 64, 66, *([0] * 13))
+    ds.PixelData = encapsulate([header + bytes([0, 7, 0, 7])])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds.save_as(dst / f.name, enforce_file_format=True)
+"#;
+
+/// `radsam segment` on what it cannot do: a stable code, and a caught panic is one line, not a
+/// stack dump, even with RUST_BACKTRACE=1.
+#[test]
+fn cli_segment_gives_codes_not_backtraces() {
+    let dir = temp_dir("segment-codes");
+    let segment = |volume: &std::path::Path, model: &str| {
+        Command::new(env!("CARGO_BIN_EXE_radsam"))
+            .args(["segment", "--model", model, "--slice", "0", "--boundaries", "0,0", "--box", "1,1,5,5", "--out"])
+            .arg(dir.join("out"))
+            .arg("--volume")
+            .arg(volume)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap()
+    };
+    let out = segment(&data("example_ct.nii.gz"), "no_such_model");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("[JOB_UNKNOWN_MODEL]"), "{stderr}");
+
+    let corrupt = dir.join("corrupt_rle");
+    let made = Command::new(common::python()).arg("-c").arg(CORRUPT_RLE_SERIES).arg(data("example_ct_dicom")).arg(&corrupt).status().unwrap();
+    assert!(made.success(), "pydicom (make setup) writes the corrupt series");
+    let out = segment(&corrupt, "radsam");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("[VOLUME_UNREADABLE]"), "{stderr}");
+    assert!(stderr.contains("panic") && stderr.contains("index out of bounds"), "the decoder did panic (else this checks nothing): {stderr}");
+    assert!(!stderr.contains("stack backtrace") && stderr.lines().count() <= 3, "{stderr}");
+    assert!(!dir.join("out").exists());
+}

@@ -66,3 +66,39 @@ fn submit_enqueues_valid_jobs_and_refuses_a_batch_with_an_invalid_one() {
     assert_eq!(got.iter().map(|(id, p, _)| (id.as_str(), *p)).collect::<Vec<_>>(), vec![("job-a", 7), ("job-b", 7)]);
     assert!(got[0].2.contains("\"job_id\":\"job-a\""));
 }
+
+#[test]
+fn submit_refuses_what_workers_would_refuse_before_sending_anything() {
+    let prefix = format!("t{}_submit_refuse", std::process::id());
+    let box_prompt = r#", "box": [1, 2, 30, 40]"#;
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&job("job-x", box_prompt)).unwrap();
+        edit(&mut v);
+        v.to_string()
+    };
+    for (name, text, code) in [
+        ("NUL in the correlation id", with(&|v| v["correlation_id"] = "study\u{0}1".into()), "JOB_BAD_TEXT"),
+        ("newline in the correlation id", with(&|v| v["correlation_id"] = "study\nFORGED".into()), "JOB_BAD_TEXT"),
+        ("control character in a reference URI", with(&|v| v["targets"][0]["reference_mask_uri"] = "s3://x/\u{7}.nii.gz".into()), "JOB_BAD_TEXT"),
+        ("2 MiB job", with(&|v| v["series_instance_uid"] = "1".repeat(2 << 20).into()), "JOB_LIMIT_MESSAGE"),
+        ("101 clicks", with(&|v| v["targets"][0]["correction_clicks"] = vec![serde_json::json!({"slice": 3, "x": 1, "y": 1, "positive": true}); 101].into()), "JOB_LIMIT_CLICKS"),
+    ] {
+        // A valid job first: the batch is refused as a whole.
+        let out = submit(&prefix, &format!("{}\n{text}\n", job("job-ok", box_prompt)), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(code), "{name}: expected {code}, got {stderr}");
+        assert!(stderr.len() < 2000 && !stderr.contains('\u{0}') && !stderr.contains("FORGED\n"), "{name}: the error is short and printable: {stderr:?}");
+    }
+    // The limits are the workers' variables.
+    let clicks = vec![serde_json::json!({"slice": 3, "x": 1, "y": 1, "positive": true}); 3];
+    let three = with(&|v| v["targets"][0]["correction_clicks"] = clicks.clone().into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_radsam")).arg("submit").env("RADSAM_AMQP_URL", AMQP).env("RADSAM_QUEUE_PREFIX", &prefix).env("RADSAM_MAX_CLICKS", "2").stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(three.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("JOB_LIMIT_CLICKS"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Nothing was sent (drain declares nothing: a queue never declared is an error, so declare it by a valid submit).
+    let out = submit(&prefix, &job("job-last", box_prompt), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = drain(&format!("{prefix}.jobs"));
+    assert_eq!(got.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>(), vec!["job-last"]);
+}

@@ -4,7 +4,8 @@
 mod output;
 mod process;
 mod schema;
+pub mod text;
 
 pub use output::Staging;
 pub use process::{process, JobResult, ProcessError, ProcessOptions, TargetResult};
-pub use schema::{local_path, read_job, Boundaries, InitialPrompt, Job, JobError, Target, SCHEMA_VERSION};
+pub use schema::{local_path, read_job, Boundaries, InitialPrompt, Job, JobError, JobLimits, Target, SCHEMA_VERSION};

@@ -1,7 +1,7 @@
 //! The processing function: one job in, masks and results out. It knows nothing of queues: the
 //! CLI (`radsam segment`) and the worker call it with their own transports.
 
-use super::schema::{local_path, Job, JobError, Target};
+use super::schema::{local_path, Job, JobError, JobLimits, Target};
 use crate::metrics::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
@@ -14,6 +14,9 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ProcessOptions {
     pub limits: ReadLimits,
+    /// Targets, clicks and slices a job may ask for (checked again here: the CLI's jobs come from
+    /// files and flags, not through the worker's parse).
+    pub job_limits: JobLimits,
     /// Slices encoded per batch; None: VolumeSession::default_batch for the model's device.
     pub batch: Option<usize>,
     pub choice: MaskChoice,
@@ -23,7 +26,7 @@ pub struct ProcessOptions {
 
 impl Default for ProcessOptions {
     fn default() -> Self {
-        Self { limits: ReadLimits::default(), batch: None, choice: MaskChoice::Primary, overlays: false }
+        Self { limits: ReadLimits::default(), job_limits: JobLimits::default(), batch: None, choice: MaskChoice::Primary, overlays: false }
     }
 }
 
@@ -110,25 +113,54 @@ fn reference_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Resu
     Ok(Some(mask))
 }
 
+/// The initial prompt of a target as the segmenter takes it.
+fn slice_prompt(target: &Target) -> SlicePrompt {
+    SlicePrompt { points: target.initial_prompt.points.clone(), bbox: target.initial_prompt.bbox.map(|[x0, y0, x1, y1]| BoxPrompt { x0, y0, x1, y1 }), mask: None }
+}
+
+/// Every target's boundaries, prompted slice, box, points and clicks against the volume's slices
+/// and slice size: the checks the segmenter makes, all made before any model work.
+fn check_prompts(job: &Job, volume: &Volume) -> Result<(), ProcessError> {
+    let count = volume.num_slices();
+    let (rows, cols) = volume.grid.plane_shape();
+    for t in &job.targets {
+        let err = |source| ProcessError::Segment { label: t.label.clone(), source };
+        for slice in [t.boundaries.top, t.boundaries.bottom] {
+            if slice >= count {
+                return Err(err(SegmentError::BoundaryOutside { slice, count }));
+            }
+        }
+        let (lo, hi) = (t.boundaries.top.min(t.boundaries.bottom), t.boundaries.top.max(t.boundaries.bottom));
+        let slice = t.initial_prompt.slice;
+        if !(lo..=hi).contains(&slice) {
+            return Err(err(SegmentError::SliceOutsideBoundaries { slice, lo, hi }));
+        }
+        slice_prompt(t).validate(cols, rows).map_err(|reason| err(SegmentError::Prompt { slice, reason }))?;
+        for click in &t.correction_clicks {
+            if !(lo..=hi).contains(&click.slice) {
+                return Err(err(SegmentError::SliceOutsideBoundaries { slice: click.slice, lo, hi }));
+            }
+            let as_prompt = SlicePrompt { points: vec![click.point()], ..Default::default() };
+            as_prompt.validate(cols, rows).map_err(|reason| err(SegmentError::Prompt { slice: click.slice, reason }))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `job` with `sam`, writing its outputs into `out` (an existing, empty folder: the caller
 /// stages and publishes). `progress(stage, done, total)` reports long steps.
 pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &ProcessOptions, progress: &mut dyn FnMut(&str, usize, usize)) -> Result<JobResult, ProcessError> {
     let t0 = Instant::now();
-    job.validate()?;
+    job.validate_with(&opts.job_limits)?;
     let volume = open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?;
+    // Every prompt against the volume before the references are read and any slice is encoded:
+    // a bad prompt is the caller's to fix and must not cost minutes of encoding first.
+    check_prompts(job, &volume)?;
     let references = job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
     let read_seconds = t0.elapsed().as_secs_f64();
     let mut write_seconds = 0.0;
 
     // One session over the union of the targets' ranges: each slice is encoded once.
-    let count = volume.num_slices();
-    for t in &job.targets {
-        for slice in [t.boundaries.top, t.boundaries.bottom] {
-            if slice >= count {
-                return Err(ProcessError::Segment { label: t.label.clone(), source: SegmentError::BoundaryOutside { slice, count } });
-            }
-        }
-    }
     let lo = job.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("validated: targets");
     let hi = job.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("validated: targets");
     let session = VolumeSession::new(sam, &volume, (lo, hi), opts.batch.unwrap_or_else(|| VolumeSession::default_batch(sam.device())), &mut |d, n| progress("encoding slices", d, n)).map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
@@ -141,16 +173,12 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
         let (t_lo, t_hi) = (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
         let carry = target.carry.unwrap_or(Carry::Mask);
         let mut segmenter = Segmenter::new(&session, carry, opts.choice, reference.as_deref());
-        let prompt = SlicePrompt { points: target.initial_prompt.points.clone(), bbox: target.initial_prompt.bbox.map(|[x0, y0, x1, y1]| BoxPrompt { x0, y0, x1, y1 }), mask: None };
+        let prompt = slice_prompt(target);
         let slice = target.initial_prompt.slice;
-        if !(t_lo..=t_hi).contains(&slice) {
-            return Err(seg_err(SegmentError::SliceOutsideBoundaries { slice, lo: t_lo, hi: t_hi }));
-        }
+        // check_prompts kept slices and clicks inside the target's own boundaries; the segmenter
+        // validates again against the session.
         segmenter.start(slice, &prompt).map_err(seg_err)?;
         for (n, click) in target.correction_clicks.iter().enumerate() {
-            if !(t_lo..=t_hi).contains(&click.slice) {
-                return Err(seg_err(SegmentError::SliceOutsideBoundaries { slice: click.slice, lo: t_lo, hi: t_hi }));
-            }
             segmenter.add_click(*click).map_err(seg_err)?;
             progress(&format!("{}: correction clicks", target.label), n + 1, target.correction_clicks.len());
         }

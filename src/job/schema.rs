@@ -1,7 +1,9 @@
 //! The job: what a PACS router (queue) or a user (CLI `segment --job`) asks for, as JSON.
 //! Versioned; unknown fields are refused so typos do not pass silently. Validation gives each
 //! problem a stable code. Geometry (slices, points inside the slice) is checked against the
-//! volume when it has been read (PROMPT_* codes of segment::SegmentError).
+//! volume when it has been read (PROMPT_* codes of segment::SegmentError). Every job is bounded
+//! here, before any fetch or model work: message size, targets, clicks per target and slices to
+//! encode (JobLimits, the JOB_LIMIT_* codes), and text fields without control characters.
 
 use crate::prompt::{Click, Point};
 use crate::segment::Carry;
@@ -72,6 +74,42 @@ pub struct Boundaries {
     pub bottom: usize,
 }
 
+/// Caps on what one job may ask for, so that no message can hold a worker for unbounded time or
+/// memory. The CLI and the worker take them as flags / RADSAM_* variables (README, Configuration).
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq)]
+pub struct JobLimits {
+    /// Largest job message (bytes), checked before it is parsed (JOB_LIMIT_MESSAGE).
+    #[arg(long, env = "RADSAM_MAX_MESSAGE_BYTES", default_value_t = JobLimits::DEFAULT.max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Most targets in one job (JOB_LIMIT_TARGETS).
+    #[arg(long, env = "RADSAM_MAX_TARGETS", default_value_t = JobLimits::DEFAULT.max_targets)]
+    pub max_targets: usize,
+    /// Most correction clicks on one target (JOB_LIMIT_CLICKS).
+    #[arg(long, env = "RADSAM_MAX_CLICKS", default_value_t = JobLimits::DEFAULT.max_clicks)]
+    pub max_clicks: usize,
+    /// Most slices between the job's lowest and highest boundary, i.e. slices encoded
+    /// (JOB_LIMIT_SLICES).
+    #[arg(long, env = "RADSAM_MAX_SLICES", default_value_t = JobLimits::DEFAULT.max_slices)]
+    pub max_slices: usize,
+}
+
+impl JobLimits {
+    /// 1 MiB holds thousands of targets' prompts; 64 targets cover a whole-abdomen job; 100 clicks
+    /// are more than anyone corrects by hand; 1024 slices are a whole CT at 1 mm.
+    pub const DEFAULT: Self = Self { max_message_bytes: 1 << 20, max_targets: 64, max_clicks: 100, max_slices: 1024 };
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Longest correlation id: it travels as an AMQP short string (255 bytes) and is indexed.
+const MAX_ID_BYTES: usize = 255;
+/// Longest URI: S3 keys stop at 1024 bytes, local paths at PATH_MAX.
+const MAX_URI_BYTES: usize = 4096;
+
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("malformed job JSON: {0}")]
@@ -94,6 +132,16 @@ pub enum JobError {
     Priority(u8),
     #[error("{uri}: {reason}")]
     BadUri { uri: String, reason: String },
+    #[error("{field} {reason}")]
+    BadText { field: String, reason: String },
+    #[error("the message is {bytes} bytes long; the limit is {max} (RADSAM_MAX_MESSAGE_BYTES)")]
+    MessageTooLarge { bytes: usize, max: usize },
+    #[error("the job has {found} targets; the limit is {max} (RADSAM_MAX_TARGETS)")]
+    TooManyTargets { found: usize, max: usize },
+    #[error("target {label}: {found} correction clicks; the limit is {max} (RADSAM_MAX_CLICKS)")]
+    TooManyClicks { label: String, found: usize, max: usize },
+    #[error("the boundaries span slices {lo}..={hi} ({found} slices to encode); the limit is {max} (RADSAM_MAX_SLICES)")]
+    TooManySlices { lo: usize, hi: usize, found: usize, max: usize },
 }
 
 impl JobError {
@@ -109,19 +157,50 @@ impl JobError {
             Self::EmptyPrompt { .. } => "JOB_EMPTY_PROMPT",
             Self::Priority(_) => "JOB_PRIORITY",
             Self::BadUri { .. } => "JOB_BAD_URI",
+            Self::BadText { .. } => "JOB_BAD_TEXT",
+            Self::MessageTooLarge { .. } => "JOB_LIMIT_MESSAGE",
+            Self::TooManyTargets { .. } => "JOB_LIMIT_TARGETS",
+            Self::TooManyClicks { .. } => "JOB_LIMIT_CLICKS",
+            Self::TooManySlices { .. } => "JOB_LIMIT_SLICES",
         }
     }
 }
 
+/// Text fields come from outside and end up in log lines, PostgreSQL text (which cannot hold NUL)
+/// and AMQP properties: refuse control characters and unbounded lengths at the door.
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), JobError> {
+    let bad = |reason: String| Err(JobError::BadText { field: field.to_string(), reason });
+    if value.len() > max {
+        return bad(format!("is {} bytes long (at most {max})", value.len()));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return bad(format!("holds the control character U+{:04X}", c as u32));
+    }
+    Ok(())
+}
+
 impl Job {
-    /// Parses and validates a job.
+    /// Parses and validates a job under the default limits.
     pub fn from_json(text: &str) -> Result<Self, JobError> {
+        Self::parse(text, &JobLimits::default())
+    }
+
+    /// Parses and validates a job: the size is checked before parsing, the rest after.
+    pub fn parse(text: &str, limits: &JobLimits) -> Result<Self, JobError> {
+        if text.len() > limits.max_message_bytes {
+            return Err(JobError::MessageTooLarge { bytes: text.len(), max: limits.max_message_bytes });
+        }
         let job: Job = serde_json::from_str(text).map_err(|e| JobError::Malformed(e.to_string()))?;
-        job.validate()?;
+        job.validate_with(limits)?;
         Ok(job)
     }
 
+    /// Validates under the default limits.
     pub fn validate(&self) -> Result<(), JobError> {
+        self.validate_with(&JobLimits::default())
+    }
+
+    pub fn validate_with(&self, limits: &JobLimits) -> Result<(), JobError> {
         if self.schema_version != SCHEMA_VERSION {
             return Err(JobError::SchemaVersion { found: self.schema_version });
         }
@@ -131,19 +210,27 @@ impl Job {
         // The id names the job's result folder in S3: keep it a plain key segment.
         let id_ok = self.job_id.len() <= 128 && self.job_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) && !self.job_id.starts_with('.');
         if !id_ok {
-            return Err(JobError::BadJobId(self.job_id.clone()));
+            // Quoted in the error (escaped by {:?}), so kept short: the id may be megabytes.
+            return Err(JobError::BadJobId(self.job_id.chars().take(140).collect()));
         }
         if self.priority > 9 {
             return Err(JobError::Priority(self.priority));
         }
+        check_text("correlation_id", self.correlation_id.as_deref().unwrap_or(""), MAX_ID_BYTES)?;
+        check_text("volume_uri", &self.volume_uri, MAX_URI_BYTES)?;
+        check_text("series_instance_uid", self.series_instance_uid.as_deref().unwrap_or(""), MAX_ID_BYTES)?;
+        check_text("model_version", self.model_version.as_deref().unwrap_or(""), MAX_ID_BYTES)?;
         if self.targets.is_empty() {
             return Err(JobError::NoTargets);
+        }
+        if self.targets.len() > limits.max_targets {
+            return Err(JobError::TooManyTargets { found: self.targets.len(), max: limits.max_targets });
         }
         let mut seen = std::collections::HashSet::new();
         for (index, t) in self.targets.iter().enumerate() {
             let safe = !t.label.is_empty() && t.label.len() <= 64 && t.label.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) && !t.label.starts_with('.');
             if !safe {
-                return Err(JobError::BadLabel { index, label: t.label.clone() });
+                return Err(JobError::BadLabel { index, label: t.label.chars().take(80).collect() });
             }
             if !seen.insert(t.label.as_str()) {
                 return Err(JobError::DuplicateLabel(t.label.clone()));
@@ -151,6 +238,17 @@ impl Job {
             if t.initial_prompt.points.is_empty() && t.initial_prompt.bbox.is_none() {
                 return Err(JobError::EmptyPrompt { label: t.label.clone() });
             }
+            if t.correction_clicks.len() > limits.max_clicks {
+                return Err(JobError::TooManyClicks { label: t.label.clone(), found: t.correction_clicks.len(), max: limits.max_clicks });
+            }
+            check_text(&format!("targets[{index}].reference_mask_uri"), t.reference_mask_uri.as_deref().unwrap_or(""), MAX_URI_BYTES)?;
+        }
+        // One session encodes every slice from the lowest boundary to the highest (process.rs).
+        let lo = self.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("targets checked above");
+        let hi = self.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("targets checked above");
+        let found = (hi - lo).saturating_add(1);
+        if found > limits.max_slices {
+            return Err(JobError::TooManySlices { lo, hi, found, max: limits.max_slices });
         }
         Ok(())
     }
@@ -172,9 +270,13 @@ pub fn local_path(uri: &str) -> Result<PathBuf, JobError> {
 }
 
 /// Reads a job file.
-pub fn read_job(path: &Path) -> Result<Job, JobError> {
+pub fn read_job(path: &Path, limits: &JobLimits) -> Result<Job, JobError> {
+    let size = std::fs::metadata(path).map_err(|e| JobError::Malformed(format!("{}: {e}", path.display())))?.len();
+    if size > limits.max_message_bytes as u64 {
+        return Err(JobError::MessageTooLarge { bytes: size.min(usize::MAX as u64) as usize, max: limits.max_message_bytes });
+    }
     let text = std::fs::read_to_string(path).map_err(|e| JobError::Malformed(format!("{}: {e}", path.display())))?;
-    Job::from_json(&text)
+    Job::parse(&text, limits)
 }
 
 #[cfg(test)]
@@ -215,5 +317,57 @@ mod tests {
         let no_targets = r#"{"schema_version": 1, "job_id": "j", "volume_uri": "/x", "targets": []}"#;
         assert_eq!(code(no_targets), "JOB_NO_TARGETS");
         assert_eq!(local_path("s3://bucket/ct.nii.gz").unwrap_err().code(), "JOB_BAD_URI");
+    }
+
+    #[test]
+    fn control_characters_and_oversized_text_are_refused() {
+        let code = |text: &str| Job::from_json(text).unwrap_err().code();
+        // What JSON escapes let through: NUL (PostgreSQL text refuses it), a newline (a forged log
+        // line), an escape sequence; and in each free-text field.
+        for bad in ["\\u0000", "\\n", "\\u001b[31m", "\\r", "\\u0085"] {
+            let with = |field: &str| EXAMPLE.replace(&format!("\"{field}\": \""), &format!("\"{field}\": \"a{bad}"));
+            assert_eq!(code(&with("correlation_id")), "JOB_BAD_TEXT", "{bad}");
+            assert_eq!(code(&with("volume_uri")), "JOB_BAD_TEXT", "{bad}");
+            assert_eq!(code(&EXAMPLE.replace("\"job-1\"", &format!("\"job{bad}\""))), "JOB_BAD_ID", "{bad}");
+        }
+        let long = "x".repeat(256);
+        assert_eq!(code(&EXAMPLE.replace("study-42", &long)), "JOB_BAD_TEXT");
+        assert!(Job::from_json(&EXAMPLE.replace("study-42", &long[..255])).is_ok(), "255 bytes fit an AMQP short string");
+        assert!(Job::from_json(&EXAMPLE.replace("study-42", "étude-42 ✓")).is_ok(), "non-ASCII text is fine");
+        let err = Job::from_json(&EXAMPLE.replace("\"study-42\"", "\"a\\u0000b\"")).unwrap_err();
+        assert!(err.to_string().contains("correlation_id") && err.to_string().contains("U+0000"), "{err}");
+    }
+
+    #[test]
+    fn limits_have_codes_and_are_checked_at_parse_time() {
+        let limits = JobLimits { max_message_bytes: 4096, max_targets: 2, max_clicks: 3, max_slices: 50 };
+        let code = |text: &str| Job::parse(text, &limits).unwrap_err().code();
+        assert!(Job::parse(EXAMPLE, &limits).is_ok());
+        // Size: checked before parsing, so even garbage of that size gets this code.
+        assert_eq!(code(&"{".repeat(4097)), "JOB_LIMIT_MESSAGE");
+        let mut job: Job = serde_json::from_str(EXAMPLE).unwrap();
+        let click = job.targets[0].correction_clicks[0];
+        job.targets[0].correction_clicks = vec![click; 4];
+        assert_eq!(code(&serde_json::to_string(&job).unwrap()), "JOB_LIMIT_CLICKS");
+        job.targets[0].correction_clicks.truncate(3);
+        assert!(Job::parse(&serde_json::to_string(&job).unwrap(), &limits).is_ok());
+        let mut second = job.targets[0].clone();
+        second.label = "spleen".into();
+        second.boundaries = Boundaries { top: 60, bottom: 62 };
+        job.targets.push(second.clone());
+        // 60..=111: 52 slices to encode over the two targets, though each alone has fewer than 50.
+        assert_eq!(code(&serde_json::to_string(&job).unwrap()), "JOB_LIMIT_SLICES");
+        job.targets[1].boundaries = Boundaries { top: 70, bottom: 72 };
+        assert!(Job::parse(&serde_json::to_string(&job).unwrap(), &limits).is_ok(), "69..=111: 43 slices");
+        second.label = "kidney".into();
+        job.targets.push(second);
+        assert_eq!(code(&serde_json::to_string(&job).unwrap()), "JOB_LIMIT_TARGETS");
+        // Boundaries at the far end of usize do not wrap the count around.
+        job.targets.truncate(1);
+        job.targets[0].boundaries = Boundaries { top: usize::MAX, bottom: 0 };
+        assert_eq!(job.validate_with(&limits).unwrap_err().code(), "JOB_LIMIT_SLICES");
+        // The defaults bound every job too.
+        assert_eq!(job.validate().unwrap_err().code(), "JOB_LIMIT_SLICES");
+        assert_eq!(Job::from_json(&" ".repeat((1 << 20) + 1)).unwrap_err().code(), "JOB_LIMIT_MESSAGE");
     }
 }

@@ -19,7 +19,7 @@ pub use checkpoint::{CheckpointError, LoadReport};
 pub use config::{EncoderConfig, HuWindow, InputNormalization, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
 pub use mask_decoder::{MaskPrediction, NUM_MASKS};
 pub use prompt_encoder::PromptBatch;
-pub use thread::{ModelThread, ModelThreadStopped};
+pub use thread::{panic_message, ModelThread, ModelThreadStopped};
 pub use tiny_vit::TinyVitConfig;
 pub use vit::VitConfig;
 

@@ -2,21 +2,53 @@
 //! minutes, so model work never runs on the caller's thread: the CLI keeps its progress bar alive,
 //! and the queue worker's tokio runtime (issue #6) stays free for I/O. The model is loaded on the
 //! thread and never leaves it; callers send closures and wait for their result.
+//!
+//! A task that panics (libtorch raising inside a tch call does that) ends the thread: the model's
+//! state after an unwound libtorch call is not trusted. The caller of that task gets the panic's
+//! message, so it can blame the task that did it; every later call gets `Stopped`, so a service
+//! knows it must be restarted instead of failing every job that follows.
 
 use super::Sam;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-type Task = Box<dyn FnOnce(&Sam) + Send>;
+/// Runs one caller's closure; returns false when it panicked (the thread then stops).
+type Task = Box<dyn FnOnce(&Sam) -> bool + Send>;
 
 pub struct ModelThread {
     tasks: Option<mpsc::Sender<Task>>,
     handle: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the model thread has stopped (a task panicked or loading failed)")]
-pub struct ModelThreadStopped;
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelThreadStopped {
+    /// This call's task panicked, with this message; the thread has stopped.
+    #[error("the model panicked: {0}")]
+    Panicked(String),
+    /// The thread had already stopped (an earlier task panicked).
+    #[error("the model thread has stopped (an earlier task panicked)")]
+    Stopped,
+}
+
+impl ModelThreadStopped {
+    /// A stable code: MODEL_PANIC for the task that panicked, MODEL_STOPPED for later calls.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Panicked(_) => "MODEL_PANIC",
+            Self::Stopped => "MODEL_STOPPED",
+        }
+    }
+}
+
+/// The text of a panic payload (panic! with a literal or a formatted message; tch's are the
+/// latter), without the C++ stack libtorch appends to its errors ("Exception raised from ...").
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic without a message".into());
+    match text.find("\nException raised from") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
 
 impl ModelThread {
     /// Starts the thread and loads the model on it with `load`; returns load's error if any.
@@ -37,7 +69,10 @@ impl ModelThread {
                     }
                 };
                 for task in inbox {
-                    task(&sam);
+                    if !task(&sam) {
+                        // Dropping the inbox makes every later `run` fail with Stopped.
+                        return;
+                    }
                 }
             })
             .expect("spawn the model thread");
@@ -54,11 +89,18 @@ impl ModelThread {
     /// Runs `f` on the model thread and waits for its result.
     pub fn run<R: Send + 'static>(&self, f: impl FnOnce(&Sam) -> R + Send + 'static) -> Result<R, ModelThreadStopped> {
         let (tx, rx) = mpsc::channel();
-        let task: Task = Box::new(move |sam| {
-            let _ = tx.send(f(sam));
+        let task: Task = Box::new(move |sam| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(sam))) {
+            Ok(r) => {
+                let _ = tx.send(Ok(r));
+                true
+            }
+            Err(payload) => {
+                let _ = tx.send(Err(ModelThreadStopped::Panicked(panic_message(payload.as_ref()))));
+                false
+            }
         });
-        self.tasks.as_ref().ok_or(ModelThreadStopped)?.send(task).map_err(|_| ModelThreadStopped)?;
-        rx.recv().map_err(|_| ModelThreadStopped)
+        self.tasks.as_ref().ok_or(ModelThreadStopped::Stopped)?.send(task).map_err(|_| ModelThreadStopped::Stopped)?;
+        rx.recv().map_err(|_| ModelThreadStopped::Stopped)?
     }
 }
 
@@ -95,8 +137,17 @@ mod tests {
         let embedding_size = thread.run(|sam| sam.encode(&tch::Tensor::zeros([1, 3, 64, 64], tch::kind::FLOAT_CPU)).size()).unwrap();
         assert_eq!(embedding_size, vec![1, 256, 4, 4]);
         assert_eq!(ModelThread::spawn(|| Err::<Sam, _>("no weights")).err(), Some("no weights"));
-        // A panicking task stops the thread; later calls say so instead of hanging.
-        let _ = thread.run(|_| panic!("task failure"));
-        assert!(thread.run(|_| 1).is_err());
+        // A panicking task stops the thread: its caller gets the message, later calls say the
+        // thread stopped instead of hanging; nothing runs on a model after a panic.
+        let err = thread.run(|_| -> i32 { panic!("task failure {}", 7) }).unwrap_err();
+        assert_eq!(err, ModelThreadStopped::Panicked("task failure 7".into()));
+        assert_eq!(err.code(), "MODEL_PANIC");
+        assert_eq!(thread.run(|_| 1).unwrap_err(), ModelThreadStopped::Stopped);
+        assert_eq!(thread.run(|_| 1).unwrap_err().code(), "MODEL_STOPPED");
+        // A panic inside libtorch (what a 1-pixel-wide slice did to the resize) is reported the same way.
+        let thread = ModelThread::spawn(|| Ok::<_, String>(tiny())).unwrap();
+        let err = thread.run(|_| tch::Tensor::zeros([1, 3, 1, 8], tch::kind::FLOAT_CPU).upsample_bilinear2d([0, 64], false, None, None).size()).unwrap_err();
+        assert!(matches!(&err, ModelThreadStopped::Panicked(m) if !m.is_empty()), "{err:?}");
+        assert_eq!(thread.run(|_| 1).unwrap_err(), ModelThreadStopped::Stopped);
     }
 }

@@ -48,4 +48,11 @@ pub struct Config {
     /// text or json log lines.
     #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// What one job may ask for (message size, targets, clicks, slices); checked before any work.
+    #[command(flatten)]
+    pub job_limits: radsam::job::JobLimits,
+    /// Fault injection for the service tests: the job with this id panics on the model thread,
+    /// as a libtorch error inside a tch call does. Never set in production.
+    #[arg(long, env = "RADSAM_FAULT_PANIC_JOB", hide = true)]
+    pub fault_panic_job: Option<String>,
 }

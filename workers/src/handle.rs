@@ -3,7 +3,10 @@
 //! publish the result event -> ack. Transient failures (store, database, broker) are retried with
 //! backoff and then the job goes back to the queue (on the last delivery the queue allows, it is
 //! failed with JOB_RETRIES_EXHAUSTED instead); permanent ones (bad job, bad volume, bad prompt) are
-//! recorded with their code and dead-lettered. Nothing here panics on bad input.
+//! recorded with their code and dead-lettered. Nothing here panics on bad input; a panic on the
+//! model thread fails the job that caused it (MODEL_PANIC) and then stops this worker, whose
+//! model can no longer be trusted (service.rs exits so the supervisor starts a fresh one).
+//! Every message ends in `jobs` (a valid job, owned by its first claim) or `rejected_messages`.
 
 use crate::models::{self, LoadedModel};
 use crate::Worker;
@@ -12,7 +15,9 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::Channel;
 use radsam::db::{Claim, StageTimes, TargetRow};
+use radsam::job::text::printable;
 use radsam::job::{Job, JobResult, ProcessOptions};
+use radsam::model::ModelThreadStopped;
 use radsam::storage::join_uri;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -97,37 +102,56 @@ impl Worker {
     /// Handles one delivery and settles it (ack, reject to the dead-letter queue, or requeue).
     pub async fn handle(&self, delivery: &Delivery, events: &Channel) -> Outcome {
         let started = Instant::now();
-        let body = String::from_utf8_lossy(&delivery.data).into_owned();
         let lag = radsam::queue::queue_lag_seconds(&delivery.properties);
         if let Some(l) = lag {
             self.metrics.queue_lag_seconds.observe(l);
         }
-        let job = match Job::from_json(&body) {
+        // The size first: an oversized body is neither decoded nor parsed, only its head kept.
+        let limit = self.config.job_limits.max_message_bytes;
+        if delivery.data.len() > limit {
+            let head = String::from_utf8_lossy(&delivery.data[..limit.min(64 << 10)]).into_owned();
+            let e = radsam::job::JobError::MessageTooLarge { bytes: delivery.data.len(), max: limit };
+            return self.reject_invalid(delivery, events, &head, e.code(), &e.to_string()).await;
+        }
+        let body = String::from_utf8_lossy(&delivery.data).into_owned();
+        let job = match Job::parse(&body, &self.config.job_limits) {
             Ok(job) => job,
             Err(e) => return self.reject_invalid(delivery, events, &body, e.code(), &e.to_string()).await,
         };
-        let span = tracing::info_span!("job", job_id = %job.job_id, correlation_id = %job.correlation_id.as_deref().unwrap_or("-"));
+        // Valid ids hold no control characters; escaping still costs nothing and keeps it so.
+        let span = tracing::info_span!("job", job_id = %printable(&job.job_id, 128), correlation_id = %printable(job.correlation_id.as_deref().unwrap_or("-"), 255));
         let outcome = self.run_job(delivery, events, &job, &body, lag, started).instrument(span).await;
         self.metrics.job_seconds.observe(started.elapsed().as_secs_f64());
         outcome
     }
 
-    /// A message that is not a valid job: recorded (under its job id when it has a readable one),
-    /// a failure event published, and dead-lettered.
+    /// A message that is not a valid job: recorded in rejected_messages with the ids it seems to
+    /// carry (never over the row of a job with that id: that belongs to the job's valid claim), a
+    /// failure event published, and dead-lettered.
     async fn reject_invalid(&self, delivery: &Delivery, events: &Channel, body: &str, code: &str, message: &str) -> Outcome {
         let value: Option<Value> = serde_json::from_str(body).ok();
-        let job_id = value.as_ref().and_then(|v| v.get("job_id")).and_then(Value::as_str).filter(|id| !id.is_empty() && id.len() <= 128).map(String::from);
-        let correlation_id = value.as_ref().and_then(|v| v.get("correlation_id")).and_then(Value::as_str).map(String::from);
+        let field = |k: &str| value.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+        let (job_id, correlation_id) = (field("job_id"), field("correlation_id"));
         let message_id = delivery.properties.message_id().as_ref().map(|m| m.to_string());
-        warn!(job_id = ?job_id, code, "rejected message: {message}");
-        let recorded = self.retry("recording the rejection", || async { Ok::<_, Failure>(self.db.reject(job_id.as_deref(), message_id.as_deref(), body, code, message).await?) }).await;
-        if let Err(f) = recorded {
-            // Without a record the message must not vanish: back to the queue until the database is back.
-            warn!(code = %f.code, "cannot record the rejection ({}); requeueing", f.message);
-            return self.requeue(delivery).await;
+        // The error may quote the body (serde names an unknown field): bounded and escaped, it
+        // is the same one line in the log, the row and the event.
+        let message = printable(message, 4096);
+        warn!(job_id = %printable(job_id.as_deref().unwrap_or("-"), 128), code, "rejected message: {message}");
+        let recorded = self.retry("recording the rejection", || async { Ok::<_, Failure>(self.db.reject(job_id.as_deref(), correlation_id.as_deref(), message_id.as_deref(), body, code, &message).await?) }).await;
+        match recorded {
+            Ok(()) => {}
+            Err(f) if f.transient => {
+                // Without a record the message must not vanish: back to the queue until the database is back.
+                warn!(code = %f.code, "cannot record the rejection ({}); requeueing", printable(&f.message, 4096));
+                return self.requeue(delivery).await;
+            }
+            // Cannot happen with escaped, bounded text; if it does, the dead-letter queue keeps it.
+            Err(f) => warn!(code = %f.code, "cannot record the rejection ({}); dead-lettering it unrecorded", printable(&f.message, 4096)),
         }
-        let event = json!({"job_id": job_id, "correlation_id": correlation_id, "status": "failed", "error": {"code": code, "message": message}});
-        let _ = self.publish_event(events, "failed", job_id.as_deref().unwrap_or(""), correlation_id.as_deref(), &event).await;
+        // Ids too long for anyone to match on are left out of the event.
+        let short = |s: &Option<String>| s.clone().filter(|s| s.len() <= 255);
+        let event = json!({"job_id": short(&job_id), "correlation_id": short(&correlation_id), "status": "failed", "error": {"code": code, "message": message}});
+        let _ = self.publish_event(events, "failed", short(&job_id).as_deref().unwrap_or(""), short(&correlation_id).as_deref(), &event).await;
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         Outcome::Rejected
     }
@@ -153,10 +177,13 @@ impl Worker {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 return Outcome::Duplicate;
             }
-            Err(f) => {
+            Err(f) if f.transient => {
                 warn!(code = %f.code, "cannot claim the job: {}", f.message);
                 return self.requeue(delivery).await;
             }
+            // PostgreSQL refuses this job's row for good (a value it cannot store): no row can say
+            // so, the rejected messages can.
+            Err(f) => return self.reject_invalid(delivery, events, body, &f.code, &format!("cannot record the job: {}", f.message)).await,
         };
         // Only attempts that ended with no outcome (the worker died) count: a job requeued because
         // the store was down is not poison.
@@ -206,7 +233,15 @@ impl Worker {
         let event = json!({"job_id": job.job_id, "correlation_id": job.correlation_id, "status": "failed", "error": {"code": f.code, "message": f.message}});
         let recorded = self.retry("recording the failure", || async { Ok::<_, Failure>(self.db.fail(&job.job_id, attempt, &f.code, &f.message, &event).await?) }).await;
         match recorded {
-            Err(_) => return self.requeue(delivery).await,
+            Err(e) if e.transient => return self.requeue(delivery).await,
+            Err(e) => {
+                // The row refuses this failure for good: the record goes with the rejected messages.
+                warn!(code = %e.code, "cannot record the failure: {}", e.message);
+                let body = serde_json::to_string(job).unwrap_or_default();
+                if let Err(e) = self.db.reject(Some(&job.job_id), job.correlation_id.as_deref(), None, &body, &f.code, &f.message).await {
+                    warn!(code = e.code(), "nor as a rejected message: {e}");
+                }
+            }
             Ok(true) => {
                 // Masks uploaded before a failure that came after them (the commit) would lie in the
                 // store with no row naming them. This attempt is the job's last word (no other
@@ -235,13 +270,21 @@ impl Worker {
         let model = self.model_for(job.model_version.as_deref()).await?;
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-        let opts = ProcessOptions { overlays: self.config.overlays, ..Default::default() };
+        let opts = ProcessOptions { overlays: self.config.overlays, job_limits: self.config.job_limits, ..Default::default() };
         let (thread, version, out_dir) = (model.thread.clone(), model.version.clone(), out.clone());
-        let result: JobResult = tokio::task::spawn_blocking(move || thread.run(move |sam| radsam::job::process(&local_job, sam, &version, &out_dir, &opts, &mut |_, _, _| {})))
-            .await
-            .map_err(|e| Failure::transient("MODEL_THREAD", e))?
-            .map_err(|e| Failure::transient("MODEL_THREAD", e))?
-            .map_err(|e| match e.code() {
+        let inject_panic = self.config.fault_panic_job.as_deref() == Some(job.job_id.as_str());
+        let result: JobResult = tokio::task::spawn_blocking(move || {
+            thread.run(move |sam| {
+                if inject_panic {
+                    panic!("RADSAM_FAULT_PANIC_JOB: a panic injected on the model thread");
+                }
+                radsam::job::process(&local_job, sam, &version, &out_dir, &opts, &mut |_, _, _| {})
+            })
+        })
+        .await
+        .map_err(|e| Failure::transient("MODEL_THREAD", e))?
+        .map_err(|e| self.model_stopped(e))?
+        .map_err(|e| match e.code() {
                 "OUTPUT_UNWRITABLE" => Failure::transient(e.code(), &e),
                 code => Failure::permanent(code, &e),
             })?;
@@ -303,6 +346,19 @@ impl Worker {
             warn!("recording the commit time: {e}");
         }
         Ok((event, times))
+    }
+
+    /// The model thread has stopped: this worker is unhealthy from now on and stops after this
+    /// delivery (service.rs). The job whose task panicked is failed for good, since it would
+    /// stop every worker it reached; a job that only met an already stopped thread goes back to
+    /// the queue for a healthy worker.
+    fn model_stopped(&self, e: ModelThreadStopped) -> Failure {
+        self.health.set_model_stopped(&printable(&e.to_string(), 2000));
+        let code = e.code();
+        match e {
+            ModelThreadStopped::Panicked(message) => Failure::permanent(code, format!("the model panicked on this job (the worker stops and restarts): {}", printable(&message, 2000))),
+            ModelThreadStopped::Stopped => Failure::transient(code, "the model thread had stopped before this job (the worker restarts)"),
+        }
     }
 
     /// The model for this job, loaded between jobs when it differs from the one in hand: the

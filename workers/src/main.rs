@@ -43,10 +43,23 @@ fn init_logging(format: &str) {
     }
 }
 
+/// One log line per panic, never a backtrace (even with RUST_BACKTRACE set): the panics a worker
+/// meets are caught and become a job's error (a decoder on a corrupt DICOM, libtorch on the model
+/// thread), their message says what happened, and a multi-line dump per bad input would bury the
+/// log and forge lines in it.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = radsam::job::text::printable(&radsam::model::panic_message(info.payload()), 4000);
+        tracing::error!(thread = std::thread::current().name().unwrap_or("-"), location, "panic: {message}");
+    }));
+}
+
 fn main() -> Result<()> {
     radsam::allocator::keep_freed_memory();
     let config = Config::parse();
     init_logging(&config.log_format);
+    log_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(run(config))
 }

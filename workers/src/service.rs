@@ -1,7 +1,9 @@
 //! The consume loop: connect (retrying until the broker answers), declare the topology, take
 //! deliveries one at a time, and after a broker restart or a dropped connection start over.
 //! Shutdown (SIGTERM/SIGINT) stops taking deliveries, lets the job in hand finish within the
-//! grace period, and otherwise returns it to the queue.
+//! grace period, and otherwise returns it to the queue. A worker whose model thread stopped (a
+//! task panicked) exits with EXIT_MODEL_STOPPED once that delivery is settled: it could only fail
+//! the jobs that follow, so its supervisor must start a fresh process.
 
 use crate::Worker;
 use futures_util::StreamExt;
@@ -11,6 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+
+/// The exit status of a worker whose model thread stopped (EX_SOFTWARE of sysexits.h).
+pub const EXIT_MODEL_STOPPED: i32 = 70;
 
 /// Resolves once shutdown was requested.
 pub async fn requested(shutdown: &mut watch::Receiver<bool>) {
@@ -90,7 +95,16 @@ impl Worker {
             };
             self.metrics.in_flight.dec();
             match outcome {
-                Some(o) => self.metrics.jobs.with_label_values(&[o.label()]).inc(),
+                Some(o) => {
+                    self.metrics.jobs.with_label_values(&[o.label()]).inc();
+                    if let Some(why) = self.health.model_stopped() {
+                        // The delivery is settled (the job that panicked failed and dead-lettered,
+                        // or requeued); nothing else is in hand.
+                        error!("exiting: {why}");
+                        let _ = connection.close(200, "worker model stopped").await;
+                        std::process::exit(EXIT_MODEL_STOPPED);
+                    }
+                }
                 None => {
                     warn!("the grace period ended with a job in hand: returning it to the queue");
                     self.metrics.jobs.with_label_values(&["requeued"]).inc();

@@ -54,11 +54,33 @@ pub struct Health {
     pub broker_connected: AtomicBool,
     pub database_ok: AtomicBool,
     pub model: Mutex<Option<String>>,
+    /// Why the model thread stopped, once it has: unhealthy for good (the process is ending).
+    pub model_stopped: Mutex<Option<String>>,
 }
 
 impl Health {
     pub fn set_model(&self, version: Option<String>) {
         *self.model.lock().unwrap() = version;
+    }
+
+    pub fn set_model_stopped(&self, why: &str) {
+        *self.model_stopped.lock().unwrap() = Some(why.to_string());
+    }
+
+    pub fn model_stopped(&self) -> Option<String> {
+        self.model_stopped.lock().unwrap().clone()
+    }
+
+    /// The /healthz answer: 200 only with the broker connected, the schema migrated and a model
+    /// loaded whose thread still runs.
+    fn report(&self) -> (StatusCode, serde_json::Value) {
+        let broker = self.broker_connected.load(Ordering::Relaxed);
+        let database = self.database_ok.load(Ordering::Relaxed);
+        let model = self.model.lock().unwrap().clone();
+        let stopped = self.model_stopped();
+        let ok = broker && database && model.is_some() && stopped.is_none();
+        let body = serde_json::json!({"status": if ok { "ok" } else { "unavailable" }, "broker_connected": broker, "database_ok": database, "model_version": model, "model_stopped": stopped});
+        (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
     }
 }
 
@@ -69,12 +91,8 @@ struct AppState {
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    let broker = s.health.broker_connected.load(Ordering::Relaxed);
-    let database = s.health.database_ok.load(Ordering::Relaxed);
-    let model = s.health.model.lock().unwrap().clone();
-    let ok = broker && database && model.is_some();
-    let body = serde_json::json!({"status": if ok { "ok" } else { "unavailable" }, "broker_connected": broker, "database_ok": database, "model_version": model});
-    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, [("content-type", "application/json")], body.to_string())
+    let (status, body) = s.health.report();
+    (status, [("content-type", "application/json")], body.to_string())
 }
 
 async fn render_metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -92,4 +110,23 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>)
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_model_thread_makes_the_worker_unhealthy() {
+        let health = Health::default();
+        health.broker_connected.store(true, Ordering::Relaxed);
+        health.database_ok.store(true, Ordering::Relaxed);
+        assert_eq!(health.report().0, StatusCode::SERVICE_UNAVAILABLE, "no model yet");
+        health.set_model(Some("radsam@sha256:0".into()));
+        assert_eq!(health.report().0, StatusCode::OK);
+        health.set_model_stopped("the model panicked: resize to 0");
+        let (status, body) = health.report();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a loaded model whose thread died is no model");
+        assert_eq!(body["model_stopped"], "the model panicked: resize to 0");
+    }
 }

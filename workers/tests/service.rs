@@ -141,13 +141,34 @@ impl World {
     fn submit(&self, body: &str) {
         let v: Value = serde_json::from_str(body).unwrap_or(json!({}));
         let id = v.get("job_id").and_then(Value::as_str).unwrap_or("not-a-job").to_string();
+        self.submit_bytes(&id, body.as_bytes());
+    }
+
+    /// Publishes any body, as a router with a bug could, under message id `id`.
+    fn submit_bytes(&self, id: &str, body: &[u8]) {
         self.rt.block_on(async {
             let conn = radsam::queue::connect(AMQP, "test-submit").await.unwrap();
             let ch = radsam::queue::confirm_channel(&conn).await.unwrap();
             self.topology.declare(&ch).await.unwrap();
-            radsam::queue::publish_job(&ch, &self.topology, &id, None, 0, body.as_bytes()).await.unwrap();
+            radsam::queue::publish_job(&ch, &self.topology, id, None, 0, body).await.unwrap();
             conn.close(200, "").await.unwrap();
         });
+    }
+
+    /// Waits until `sql` (with $1 = `key`) returns at least `n` rows; returns the first column.
+    fn wait_rows(&self, sql: &str, key: &str, n: usize, seconds: f64, worker: &mut Worker) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        loop {
+            let rows: Vec<String> = self.query(sql, key);
+            if rows.len() >= n {
+                return rows;
+            }
+            if let Ok(Some(code)) = worker.child.try_wait() {
+                panic!("the worker exited ({code}): {}", worker.log_tail());
+            }
+            assert!(Instant::now() < deadline, "{sql} [{key}]: {} rows after {seconds} s, expected {n}; {}", rows.len(), worker.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn query<T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(&self, sql: &str, job_id: &str) -> Vec<T> {
@@ -629,4 +650,168 @@ fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_
     // Rollback returns to the version promoted before (round 3's parent: round 1's version).
     let back = world.rt.block_on(async { db().rollback().await.unwrap() });
     assert_eq!(back.as_deref(), Some(&first.version[..]));
+}
+
+#[test]
+fn a_panic_on_the_model_thread_fails_its_job_and_stops_the_worker() {
+    let world = World::new("panic");
+    // The panic is injected where libtorch raises (inside the model thread's task), so the test
+    // does not depend on an input that panics today (a 1-voxel-wide slice did, in the resize).
+    // RUST_BACKTRACE=1: even so, a panic is one log line, not a stack dump.
+    let mut worker = world.worker(&[("RADSAM_FAULT_PANIC_JOB", "job-panic"), ("RUST_BACKTRACE", "1")]);
+    world.submit(&spleen_job("job-panic", 13, 11));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let exit = loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker kept running after the panic: {}", worker.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Its supervisor sees a failure and restarts it; until then /healthz is down with it.
+    assert_eq!(exit.code(), Some(70), "{}", worker.log_tail());
+    assert!(worker.http("/healthz").is_none());
+
+    // The job that caused it is failed once, with its code, not requeued until its retries run out.
+    assert_eq!(world.status("job-panic").as_deref(), Some("failed"));
+    let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-panic");
+    assert_eq!(codes, vec![Some("MODEL_PANIC".to_string())]);
+    let messages: Vec<Option<String>> = world.query("SELECT error_message FROM jobs WHERE job_id = $1", "job-panic");
+    assert!(messages[0].as_deref().unwrap().contains("injected"), "the panic's message is kept: {messages:?}");
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-panic");
+    assert_eq!(attempts, vec![1]);
+    let dead = world.drain(&world.topology.dead_queue);
+    assert_eq!(dead.iter().filter(|m| m["job_id"] == "job-panic").count(), 1, "{dead:?}");
+    assert!(world.drain(&world.topology.jobs_queue).is_empty(), "not requeued");
+
+    let log = std::fs::read_to_string(&worker.log).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("panic: RADSAM_FAULT_PANIC_JOB")).count(), 1, "{log}");
+    assert!(!log.contains("stack backtrace"), "{log}");
+
+    // The restarted worker serves the next job.
+    let mut restarted = world.worker(&[("RADSAM_FAULT_PANIC_JOB", "job-panic")]);
+    world.submit(&spleen_job("job-after-panic", 13, 11));
+    world.wait_status("job-after-panic", &["succeeded"], 300, &mut [&mut restarted]);
+}
+
+#[test]
+fn an_invalid_message_never_touches_the_job_of_its_id() {
+    let world = World::new("dupid");
+    let mut a = world.worker(&[]);
+    let mut b = world.worker(&[]);
+    let valid = spleen_job("job-dup", 19, 0);
+    let mut invalid: Value = serde_json::from_str(&valid).unwrap();
+    invalid["colour"] = json!("red"); // an unknown field: JOB_MALFORMED
+    let invalid = invalid.to_string();
+    let rejected = "SELECT error_code FROM rejected_messages WHERE job_id = $1";
+
+    // Sent first, the invalid message is recorded as rejected; it makes no row for the job id...
+    world.submit(&invalid);
+    assert_eq!(world.wait_rows(rejected, "job-dup", 1, 30.0, &mut a), vec!["JOB_MALFORMED".to_string()]);
+    assert_eq!(world.status("job-dup"), None);
+    // ...so the valid job with that id still runs.
+    world.submit(&valid);
+    world.wait_status("job-dup", &["running"], 60, &mut [&mut a, &mut b]);
+    // The same invalid message while the job runs: the idle worker takes it and rejects it.
+    world.submit(&invalid);
+    world.wait_rows(rejected, "job-dup", 2, 30.0, &mut b);
+    assert_eq!(world.status("job-dup").as_deref(), Some("running"), "the job finished before the duplicate came: nothing tested; {}", a.log_tail());
+
+    world.wait_status("job-dup", &["succeeded", "failed"], 300, &mut [&mut a, &mut b]);
+    assert_eq!(world.status("job-dup").as_deref(), Some("succeeded"), "{}\n---\n{}", a.log_tail(), b.log_tail());
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-dup");
+    assert_eq!(attempts, vec![1], "the invalid messages counted no attempt");
+    let payload: Vec<Value> = world.query("SELECT payload FROM jobs WHERE job_id = $1", "job-dup");
+    assert_eq!(payload, vec![serde_json::from_str::<Value>(&valid).unwrap()], "the payload is the valid job's");
+    let rows: Vec<String> = world.query("SELECT mask_uri FROM results WHERE job_id = $1", "job-dup");
+    assert_eq!(rows, vec!["s3://results/job-dup/spleen.nii.gz".to_string()]);
+    let scratch = tempfile::tempdir().unwrap();
+    assert!(world.rt.block_on(world.storage.fetch(&rows[0], scratch.path())).is_ok(), "the masks stay");
+    let dead = world.drain(&world.topology.dead_queue);
+    assert_eq!(dead.len(), 2, "the two invalid messages are dead-lettered: {dead:?}");
+}
+
+#[test]
+fn every_bad_message_is_recorded_with_its_code_within_seconds() {
+    let world = World::new("badmsg");
+    // One retry: a permanent error misread as transient would still end (and fail this test) soon.
+    let mut worker = world.worker(&[("RADSAM_RETRIES", "1"), ("RADSAM_MAX_SLICES", "10"), ("RUST_BACKTRACE", "1")]);
+    let job = |id: &str| serde_json::from_str::<Value>(&spleen_job(id, 13, 11)).unwrap();
+    let mut cases: Vec<(String, Vec<u8>, &str)> = Vec::new();
+    let mut with = |id: &str, edit: &dyn Fn(&mut Value), code: &'static str| {
+        let mut v = job(id);
+        edit(&mut v);
+        cases.push((id.to_string(), v.to_string().into_bytes(), code));
+    };
+    // PostgreSQL text cannot hold NUL; a newline would forge a log line; an escape sequence.
+    with("bad-nul", &|v| v["correlation_id"] = json!("study\u{0}1"), "JOB_BAD_TEXT");
+    with("bad-newline", &|v| v["correlation_id"] = json!("study\nFORGED-LINE level=INFO"), "JOB_BAD_TEXT");
+    with("bad-uri", &|v| v["volume_uri"] = json!("s3://scans/ct/\u{1b}[2J"), "JOB_BAD_TEXT");
+    // 2 MiB, most of it an id that would not fit the correlation index (and once filled the log).
+    with("bad-huge", &|v| v["correlation_id"] = json!((0..300_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")), "JOB_LIMIT_MESSAGE");
+    with("bad-clicks", &|v| v["targets"][0]["correction_clicks"] = json!(vec![json!({"slice": 12, "x": 300, "y": 300, "positive": true}); 101]), "JOB_LIMIT_CLICKS");
+    with(
+        "bad-targets",
+        &|v| {
+            let one = v["targets"][0].clone();
+            v["targets"] = Value::Array((0..65).map(|i| { let mut t = one.clone(); t["label"] = json!(format!("t{i}")); t }).collect());
+        },
+        "JOB_LIMIT_TARGETS",
+    );
+    with("bad-slices", &|v| v["targets"][0]["boundaries"] = json!({"top": 19, "bottom": 0}), "JOB_LIMIT_SLICES"); // RADSAM_MAX_SLICES=10
+    with("bad-field", &|v| v["targets"][0]["note\nFORGED-LINE"] = json!(1), "JOB_MALFORMED");
+    cases.push(("bad-binary".into(), b"\x00\x01\xfe\xffnot a job\x00\x00".to_vec(), "JOB_MALFORMED"));
+
+    for (id, body, code) in &cases {
+        world.submit_bytes(id, body);
+        let t = Instant::now();
+        let got = world.wait_rows("SELECT error_code FROM rejected_messages WHERE message_id = $1", id, 1, 5.0, &mut worker);
+        assert_eq!(&got, &vec![code.to_string()], "{id}");
+        println!("{id}: {code} recorded in {:.2} s", t.elapsed().as_secs_f64());
+    }
+    let bodies: Vec<String> = world.query("SELECT body FROM rejected_messages WHERE message_id = $1", "bad-binary");
+    assert!(bodies[0].contains("not a job") && bodies[0].contains("\\u0000"), "the body is kept, NUL escaped: {bodies:?}");
+    let ids: Vec<Option<String>> = world.query("SELECT job_id FROM rejected_messages WHERE message_id = $1", "bad-nul");
+    assert_eq!(ids, vec![Some("bad-nul".to_string())], "the job id is kept beside it");
+
+    // None made a job row; all were dead-lettered; the worker carries on.
+    world.submit(&spleen_job("job-good", 13, 11));
+    world.wait_status("job-good", &["succeeded"], 300, &mut [&mut worker]);
+    let jobs: Vec<String> = world.query("SELECT job_id FROM jobs WHERE $1 = $1", "");
+    assert_eq!(jobs, vec!["job-good".to_string()]);
+    assert_eq!(world.drain(&world.topology.dead_queue).len(), cases.len());
+    assert_eq!(worker.metric("radsam_jobs_total{outcome=\"rejected\"}"), cases.len() as f64);
+
+    // The log: no forged line, no megabyte line, no control character, no backtrace.
+    let log = std::fs::read_to_string(&worker.log).unwrap();
+    assert!(!log.lines().any(|l| l.starts_with("FORGED-LINE")), "{log}");
+    assert!(log.lines().all(|l| l.len() < 10_000), "a log line over 10 kB");
+    assert!(!log.contains('\u{0}') && !log.contains("\u{1b}[2J"), "control characters reached the log");
+    assert!(!log.contains("stack backtrace"));
+}
+
+#[test]
+fn permanent_database_errors_are_not_retried() {
+    let world = World::new("dberror");
+    world.rt.block_on(async {
+        let db = radsam::db::Db::connect_lazy(&world.database_url).unwrap();
+        db.migrate().await.unwrap();
+        // What validation now refuses, straight to PostgreSQL: an id too large for its index
+        // (SQLSTATE 54000) and a NUL in a jsonb string (22P05). Waiting cannot help either.
+        let huge = (0..300_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        for (id, correlation) in [("job-huge", huge.as_str()), ("job-nul", "a\u{0}b")] {
+            let err = db.claim(id, &json!({"correlation_id": correlation}), "test", None).await.unwrap_err();
+            assert!(!err.is_transient(), "{id}: {err}");
+            assert_eq!(err.code(), "DB_INVALID", "{id}: {err}");
+        }
+        // A rejected message with NUL bytes and the largest body is still recorded.
+        let body = format!("\u{0}{}\u{0}", "x".repeat(2 << 20));
+        db.reject(Some("a\u{0}b"), None, Some("m"), &body, "JOB_MALFORMED", "bad \u{0} message").await.unwrap();
+        // The database down: transient, retried.
+        let down = radsam::db::Db::connect_lazy("postgres://postgres@127.0.0.1:1/none").unwrap();
+        assert!(down.job_status("x").await.unwrap_err().is_transient());
+    });
+    for (code, transient) in [("08006", true), ("40001", true), ("53100", true), ("57P01", true), ("22021", false), ("22P05", false), ("23505", false), ("42703", false), ("54000", false)] {
+        assert_eq!(radsam::db::is_transient_sqlstate(code), transient, "{code}");
+    }
 }

@@ -65,8 +65,20 @@ enum Command {
     Rollback(models::RollbackArgs),
 }
 
+/// One line per panic on stderr, never a backtrace (even with RUST_BACKTRACE set): the panics the
+/// CLI meets on bad input are caught and become an error with a code (a decoder on a corrupt
+/// DICOM), and the code, not a stack dump, is what the user needs.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = radsam::job::text::printable(&radsam::model::panic_message(info.payload()), 4000);
+        eprintln!("panic{location}: {message}");
+    }));
+}
+
 fn main() {
     radsam::allocator::keep_freed_memory();
+    quiet_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(a) => predict::predict(a),

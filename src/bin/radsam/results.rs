@@ -43,9 +43,10 @@ pub fn results(args: ResultsArgs) -> Result<()> {
             loop {
                 let status = db.job_status(id).await.map_err(db_err)?;
                 match status {
-                    Some((s, _, code)) if s == "succeeded" || s == "failed" => {
-                        if s == "failed" {
-                            failed.push(format!("{id}: {}", code.unwrap_or_default()));
+                    // `rejected`: no valid job with this id arrived, only a message that failed validation.
+                    Some((s, _, code)) if s == "succeeded" || s == "failed" || s == "rejected" => {
+                        if s != "succeeded" {
+                            failed.push(format!("{id}: {}{}", code.unwrap_or_default(), if s == "rejected" { " (rejected message)" } else { "" }));
                         }
                         break;
                     }

@@ -56,6 +56,9 @@ pub struct SegmentArgs {
     batch: Option<usize>,
     #[arg(long, default_value_t = ReadLimits::default().max_voxels)]
     max_voxels: u64,
+    /// What one job may ask for: targets, clicks per target, slices, job file size.
+    #[command(flatten)]
+    job_limits: radsam::job::JobLimits,
     /// PNG overlays of the prompted and clicked slices into OUT/overlays/.
     #[arg(long)]
     overlays: bool,
@@ -108,13 +111,13 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
             carry: Some(carry),
         }],
     };
-    job.validate().map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    job.validate_with(&args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     Ok(job)
 }
 
 pub fn segment(args: SegmentArgs) -> Result<()> {
     let job = match &args.job {
-        Some(path) => radsam::job::read_job(path).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
+        Some(path) => radsam::job::read_job(path, &args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
         None => job_from_flags(&args)?,
     };
     let mut model_args = ModelArgs { model: args.model.model.clone(), weights: args.model.weights.clone(), device: args.model.device.clone(), threads: args.model.threads };
@@ -122,7 +125,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         model_args.model = m.clone();
     }
     if radsam::model::ModelConfig::by_name(&model_args.model).is_none() {
-        bail!("unknown model `{}`; known: {}", model_args.model, radsam::model::MODEL_NAMES.join(", "));
+        bail!("[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}", model_args.model, radsam::model::MODEL_NAMES.join(", "));
     }
     let weights = model_args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&model_args.model));
     if !weights.exists() {
@@ -131,7 +134,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     let (version, _) = radsam::assets::weights_version(&model_args.model, &weights)?;
     // The model lives on its own thread; this thread keeps the progress bar going.
     let model = ModelThread::spawn(move || load_model(&model_args))?;
-    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels }, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
+    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels }, job_limits: args.job_limits, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
     let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
@@ -142,7 +145,8 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
             progress_bar.set_length(total as u64);
             progress_bar.set_position(done as u64);
         })
-    })?;
+    });
+    let result = result.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     bar.finish_and_clear();
     let result = result.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     staging.publish().with_context(|| format!("moving outputs into {}", args.out.display()))?;

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 pub struct SubmitArgs {
     #[command(flatten)]
     services: ServiceArgs,
+    /// The workers' limits (the same variables): a job they would refuse is refused here.
+    #[command(flatten)]
+    limits: radsam::job::JobLimits,
     /// Job files (JSON); `-` or none reads stdin.
     files: Vec<PathBuf>,
 }
@@ -43,7 +46,9 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
     for (source, text) in &texts {
         for value in jobs_in(text, source)? {
             let body = serde_json::to_string(&value)?;
-            let job = Job::from_json(&body).map_err(|e| anyhow::anyhow!("{source}: [{}] {e}", e.code()))?;
+            // The workers' checks, size and control characters included: a job they would refuse
+            // (or PostgreSQL could not store) is never sent.
+            let job = Job::parse(&body, &args.limits).map_err(|e| anyhow::anyhow!("{source}: [{}] {e}", e.code()))?;
             jobs.push((job, body));
         }
     }
