@@ -17,6 +17,7 @@ pub mod prompt;
 pub mod queue;
 pub mod registry;
 pub mod rng;
+pub mod scratch;
 pub mod segment;
 pub mod storage;
 pub mod volume;

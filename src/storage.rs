@@ -49,6 +49,8 @@ pub enum StorageError {
     Unavailable { uri: String, reason: String },
     #[error("{uri}: {reason}")]
     Io { uri: String, reason: String },
+    #[error("{uri}: more than {limit} bytes to download (RADSAM_MAX_DOWNLOAD_BYTES)")]
+    TooLarge { uri: String, limit: u64 },
 }
 
 impl StorageError {
@@ -59,6 +61,8 @@ impl StorageError {
             Self::NotFound { .. } => "STORAGE_NOT_FOUND",
             Self::Unavailable { .. } => "STORAGE_UNAVAILABLE",
             Self::Io { .. } => "STORAGE_IO",
+            // The download is the volume (or its series): the same code as the reader's limits.
+            Self::TooLarge { .. } => "VOLUME_TOO_LARGE",
         }
     }
 
@@ -101,6 +105,47 @@ impl Location {
 pub struct Storage {
     s3: Option<aws_sdk_s3::Client>,
     roots: Vec<PathBuf>,
+    /// Bytes one `fetch` may download (an object, or all objects of a series prefix).
+    max_download_bytes: u64,
+}
+
+/// 4 GiB: above any CT series and the largest model weights (sam_vit_h, 2.6 GB). Downloads are
+/// streamed to disk, so this bounds disk use and time, not memory.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 4 << 30;
+
+/// `RADSAM_MAX_DOWNLOAD_BYTES` (a positive integer), else the default. A value that does not parse
+/// is reported and ignored: a typo must not lift the limit.
+fn max_download_bytes_from_env() -> u64 {
+    match std::env::var("RADSAM_MAX_DOWNLOAD_BYTES") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("warning: RADSAM_MAX_DOWNLOAD_BYTES={v:?} is not a positive integer; using {DEFAULT_MAX_DOWNLOAD_BYTES}");
+                DEFAULT_MAX_DOWNLOAD_BYTES
+            }
+        },
+        _ => DEFAULT_MAX_DOWNLOAD_BYTES,
+    }
+}
+
+/// The local path, relative to a download folder, of an object key (or the part of it below the
+/// series prefix). Keys are not paths: `..`, `.`, empty segments (`//`, a leading or trailing
+/// `/`: an absolute path once joined) and NUL would write outside the folder or fail, so they are
+/// refused (`STORAGE_BAD_URI`) before any file is written.
+pub fn key_to_relative_path(uri: &str, key: &str) -> Result<PathBuf, StorageError> {
+    let bad = |why: &str| StorageError::BadUri { uri: uri.into(), reason: format!("object key part {key:?} cannot be a file name: {why}") };
+    if key.contains('\0') {
+        return Err(bad("it holds a NUL character"));
+    }
+    let mut path = PathBuf::new();
+    for part in key.split('/') {
+        match part {
+            "" => return Err(bad("empty path segment (`//`, or a leading or trailing `/`)")),
+            "." | ".." => return Err(bad("`.` or `..` segment")),
+            part => path.push(part),
+        }
+    }
+    Ok(path)
 }
 
 /// Joins a base URI and a relative name with exactly one '/'.
@@ -125,7 +170,36 @@ impl Storage {
         });
         // Roots are compared after resolving symlinks, as the paths asked for are.
         let roots = config.file_roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
-        Self { s3, roots }
+        Self { s3, roots, max_download_bytes: max_download_bytes_from_env() }
+    }
+
+    /// The same store with another download limit (RADSAM_MAX_DOWNLOAD_BYTES sets the default).
+    pub fn with_max_download_bytes(mut self, limit: u64) -> Self {
+        self.max_download_bytes = limit;
+        self
+    }
+
+    /// A folder named by a file:// URI must not lead out of the roots through a symlink inside
+    /// it (a DICOM folder under a root holding a link to /etc): every link under `dir` is resolved
+    /// and must land under a root. Real sub-folders are walked; links are not followed further.
+    fn check_links_under(&self, uri: &str, dir: &Path) -> Result<(), StorageError> {
+        let io = |e: std::io::Error| StorageError::Io { uri: uri.into(), reason: format!("{}: {e}", dir.display()) };
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                let kind = entry.file_type().map_err(io)?;
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_symlink() {
+                    let inside = entry.path().canonicalize().is_ok_and(|target| self.roots.iter().any(|r| target.starts_with(r)));
+                    if !inside {
+                        return Err(StorageError::Forbidden { uri: format!("{uri} ({} is a symbolic link leading outside the roots, or nowhere)", entry.path().display()), roots: self.roots.clone() });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn s3(&self, uri: &str) -> Result<&aws_sdk_s3::Client, StorageError> {
@@ -164,17 +238,22 @@ impl Storage {
     /// file names. Returns the local path of the file or folder.
     pub async fn fetch(&self, uri: &str, scratch: &Path) -> Result<PathBuf, StorageError> {
         match Location::parse(uri)? {
-            Location::File(path) => self.local(uri, &path, true),
+            Location::File(path) => {
+                let local = self.local(uri, &path, true)?;
+                if local.is_dir() {
+                    self.check_links_under(uri, &local)?;
+                }
+                Ok(local)
+            }
             Location::S3 { bucket, key } => {
                 let client = self.s3(uri)?;
+                // What this fetch may still download, across every object of a series.
+                let mut budget = self.max_download_bytes;
                 if !key.is_empty() && !key.ends_with('/') {
-                    match self.get_object(client, uri, &bucket, &key).await {
-                        Ok(bytes) => {
-                            let name = key.rsplit('/').next().unwrap_or("object");
-                            let dest = scratch.join(name);
-                            write_file(uri, &dest, &bytes).await?;
-                            return Ok(dest);
-                        }
+                    let name = key_to_relative_path(uri, key.rsplit('/').next().unwrap_or("object"))?;
+                    let dest = scratch.join(name);
+                    match self.download(client, uri, &bucket, &key, &dest, &mut budget).await {
+                        Ok(()) => return Ok(dest),
                         // No object at the key: maybe a prefix (a DICOM series written without '/').
                         Err(StorageError::NotFound { .. }) => {}
                         Err(e) => return Err(e),
@@ -185,20 +264,51 @@ impl Storage {
                 if keys.is_empty() {
                     return Err(StorageError::NotFound { uri: uri.into() });
                 }
-                let dir = scratch.join(prefix.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("series"));
-                for k in keys {
-                    let bytes = self.get_object(client, uri, &bucket, &k).await?;
-                    write_file(uri, &dir.join(&k[prefix.len()..]), &bytes).await?;
+                let dir = scratch.join(key_to_relative_path(uri, prefix.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("series"))?);
+                // Every key is checked before the first file is written.
+                let paths = keys.iter().map(|k| key_to_relative_path(uri, &k[prefix.len()..]).map(|rel| dir.join(rel))).collect::<Result<Vec<_>, _>>()?;
+                for (k, dest) in keys.iter().zip(&paths) {
+                    self.download(client, uri, &bucket, k, dest, &mut budget).await?;
                 }
                 Ok(dir)
             }
         }
     }
 
-    async fn get_object(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, key: &str) -> Result<Vec<u8>, StorageError> {
-        let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| s3_error(uri, e))?;
-        let body = out.body.collect().await.map_err(|e| StorageError::Unavailable { uri: uri.into(), reason: format!("reading the body: {e}") })?;
-        Ok(body.into_bytes().to_vec())
+    /// Streams one object to `dest` (never held whole in memory), taking its size from `budget`;
+    /// an object that would exceed the budget is refused (`VOLUME_TOO_LARGE`) from its announced
+    /// length, or as soon as the bytes received pass it, and the partial file is removed.
+    async fn download(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, key: &str, dest: &Path, budget: &mut u64) -> Result<(), StorageError> {
+        use tokio::io::AsyncWriteExt;
+        let too_large = || StorageError::TooLarge { uri: uri.into(), limit: self.max_download_bytes };
+        let mut out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| s3_error(uri, e))?;
+        if out.content_length().is_some_and(|n| n.max(0) as u64 > *budget) {
+            return Err(too_large());
+        }
+        let io = |e: std::io::Error| StorageError::Io { uri: uri.into(), reason: format!("{}: {e}", dest.display()) };
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut written = 0u64;
+        let result = async {
+            while let Some(chunk) = out.body.try_next().await.map_err(|e| StorageError::Unavailable { uri: uri.into(), reason: format!("reading the body: {e}") })? {
+                written += chunk.len() as u64;
+                if written > *budget {
+                    return Err(too_large());
+                }
+                file.write_all(&chunk).await.map_err(io)?;
+            }
+            file.flush().await.map_err(io)
+        }
+        .await;
+        if result.is_err() {
+            drop(file);
+            let _ = tokio::fs::remove_file(dest).await;
+        } else {
+            *budget -= written;
+        }
+        result
     }
 
     async fn list(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -381,5 +491,36 @@ mod tests {
         assert_eq!(storage.delete_prefix(&uri(&root.path().join("results/job-1"))).await.unwrap(), 0);
         assert_eq!(storage.delete_prefix(&uri(outside.path())).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
         assert!(outside.path().join("ct.nii.gz").exists());
+    }
+
+    #[tokio::test]
+    async fn a_link_inside_a_root_folder_must_stay_inside_the_roots() {
+        let root = tempfile::tempdir().unwrap();
+        let series = root.path().join("series");
+        std::fs::create_dir_all(series.join("sub")).unwrap();
+        std::fs::write(series.join("sub/1.dcm"), b"x").unwrap();
+        std::fs::write(root.path().join("elsewhere.dcm"), b"y").unwrap();
+        // A link to a file elsewhere under the root is fine.
+        std::os::unix::fs::symlink(root.path().join("elsewhere.dcm"), series.join("2.dcm")).unwrap();
+        let storage = Storage::new(&StorageConfig { s3_endpoint: None, region: "us-east-1".into(), access_key: String::new(), secret_key: String::new(), file_roots: vec![root.path().into()] });
+        let uri = format!("file://{}", series.display());
+        let scratch = tempfile::tempdir().unwrap();
+        assert_eq!(storage.fetch(&uri, scratch.path()).await.unwrap(), series.canonicalize().unwrap());
+        // A link to /etc, deep in a sub-folder, is refused; so is one that leads nowhere.
+        std::os::unix::fs::symlink("/etc", series.join("sub/etc")).unwrap();
+        let e = storage.fetch(&uri, scratch.path()).await.unwrap_err();
+        assert_eq!(e.code(), "STORAGE_FORBIDDEN");
+        assert!(e.to_string().contains("sub/etc"), "{e}");
+        std::fs::remove_file(series.join("sub/etc")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/x", series.join("dangling")).unwrap();
+        assert_eq!(storage.fetch(&uri, scratch.path()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
+    }
+
+    #[test]
+    fn object_keys_become_paths_only_when_safe() {
+        assert_eq!(key_to_relative_path("u", "sub/1.dcm").unwrap(), PathBuf::from("sub/1.dcm"));
+        for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a/", "", "a\0b"] {
+            assert_eq!(key_to_relative_path("u", bad).unwrap_err().code(), "STORAGE_BAD_URI", "{bad:?}");
+        }
     }
 }

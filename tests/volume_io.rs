@@ -129,7 +129,7 @@ fn bad_nifti_gets_a_typed_error() {
     assert_eq!(code(read_nifti(&p)), "VOLUME_TOO_LARGE");
     assert!(t.elapsed().as_secs_f64() < 1.0);
     // A configured limit applies to ordinary volumes too.
-    assert_eq!(code(read_nifti_with_limits(&data("example_ct_sm.nii.gz"), &ReadLimits { max_voxels: 1000 })), "VOLUME_TOO_LARGE");
+    assert_eq!(code(read_nifti_with_limits(&data("example_ct_sm.nii.gz"), &ReadLimits { max_voxels: 1000, ..ReadLimits::default() })), "VOLUME_TOO_LARGE");
     for (name, value) in [("zero.nii", 0.0f32), ("nan.nii", f32::NAN), ("negative.nii", -1.0)] {
         let p = patched_nifti(&dir, name, |b| set_f32(b, 80, value)); // pixdim[1]
         assert_eq!(code(read_nifti(&p)), "VOLUME_BAD_SPACING", "{name}");
@@ -166,7 +166,7 @@ fn bad_dicom_series_gets_a_typed_error() {
     let v = read_dicom_series(&bad("two_series"), Some(&uid), &limits).unwrap();
     assert_eq!(v.dims()[2], 10);
     assert_eq!(code(read_dicom_series(&bad("two_series"), Some("1.2.3"), &limits)), "VOLUME_SERIES_NOT_FOUND");
-    assert_eq!(code(read_dicom_series(&dicom_dir(), None, &ReadLimits { max_voxels: 1 << 20 })), "VOLUME_TOO_LARGE");
+    assert_eq!(code(read_dicom_series(&dicom_dir(), None, &ReadLimits { max_voxels: 1 << 20, ..ReadLimits::default() })), "VOLUME_TOO_LARGE");
     assert_eq!(code(Volume::open(Path::new("/nonexistent/series"), None, &limits)), "VOLUME_NOT_FOUND");
 }
 

@@ -37,7 +37,7 @@ fuzz_target!(
         for (n, part) in split_files(data).into_iter().enumerate() {
             std::fs::write(dir.join(format!("f{n}.dcm")), part).unwrap();
         }
-        if let Ok(v) = read_dicom_series(&dir, None, &ReadLimits { max_voxels: 1 << 22 }) {
+        if let Ok(v) = read_dicom_series(&dir, None, &ReadLimits { max_voxels: 1 << 22, ..ReadLimits::default() }) {
             assert_eq!(v.data.len(), v.grid.len());
         }
     }

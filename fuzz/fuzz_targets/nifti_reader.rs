@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let name = if data.first().is_some_and(|b| b & 1 == 1) { "v.nii.gz" } else { "v.nii" };
     let path = dir.join(name);
     std::fs::write(&path, data.get(1..).unwrap_or_default()).unwrap();
-    if let Ok(v) = read_nifti_with_limits(&path, &ReadLimits { max_voxels: 1 << 22 }) {
+    if let Ok(v) = read_nifti_with_limits(&path, &ReadLimits { max_voxels: 1 << 22, ..ReadLimits::default() }) {
         assert_eq!(v.data.len(), v.grid.len());
         assert!(v.spacing.iter().all(|s| s.is_finite() && *s > 0.0));
     }

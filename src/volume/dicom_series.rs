@@ -6,15 +6,29 @@
 //! the pure-Rust decoders of dicom-rs (native, RLE, JPEG baseline/lossless, JPEG 2000, JPEG XL),
 //! and rescaled to HU (stored * RescaleSlope + RescaleIntercept). Voxel (i, j, k) is (column, row,
 //! slice); the affine maps it to RAS (DICOM's LPS with x and y negated).
+//!
+//! Only regular files are read, each at most once per pass and never past the per-file and
+//! per-series byte limits; symbolic links to folders are refused. The geometry (orientation,
+//! positions, spacing, affine, slice shape) is checked from the headers before any pixel is
+//! decoded; voxels that are not finite after rescaling (a RescaleSlope of NaN) refuse the series.
 
 use super::dicom_guard::check_declared_lengths;
 use super::error::{ReadLimits, VolumeError};
+use super::files::{check_affine, check_plane, file_len, open_regular};
 use super::{superior_inferior_axis, Grid, Source, Volume};
 use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+/// The largest DICOM file read (one single-frame slice: 4096 x 4096 x 32 bits is 64 MiB).
+pub const MAX_DICOM_FILE_BYTES: u64 = 128 << 20;
+/// The largest slice, in pixels (4096 x 4096): compressed pixel data can decode to far more than
+/// the file holds, and a slice is decoded whole.
+pub const MAX_DICOM_PLANE_PIXELS: u64 = 1 << 24;
 
 /// What a DICOM-derived volume remembers of its series: identifiers for derived objects (SEG),
 /// the patient and study, and the geometry of each slice in volume order.
@@ -58,6 +72,7 @@ struct Header {
     orientation: Option<Vec<f64>>,
     position: Option<Vec<f64>>,
     pixel_spacing: Option<Vec<f64>>,
+    thickness: Option<f64>,
 }
 
 fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
@@ -72,20 +87,55 @@ fn uint(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<u32> {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u32>().ok())
 }
 
+fn is_dicom(bytes: &[u8]) -> bool {
+    (bytes.len() >= 132 && &bytes[128..132] == b"DICM") || bytes.starts_with(b"DICM")
+}
+
+/// The bytes of a DICOM file: only a regular file (a FIFO or /dev/zero behind a symlink is
+/// refused), at most [`MAX_DICOM_FILE_BYTES`]. None when it lacks the DICM marker (not DICOM:
+/// skipped after reading 132 bytes, however large it is). `total` counts the bytes read for the
+/// series, against `limits.max_bytes`.
+fn read_file(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Vec<u8>>, VolumeError> {
+    let unreadable = |e: std::io::Error| VolumeError::Unreadable { path: file.to_path_buf(), reason: e.to_string() };
+    let mut f = open_regular(file)?;
+    let len = file_len(&f, file)?;
+    let mut head = Vec::with_capacity(132);
+    (&mut f).take(132).read_to_end(&mut head).map_err(unreadable)?;
+    if !is_dicom(&head) {
+        return Ok(None);
+    }
+    if len > MAX_DICOM_FILE_BYTES {
+        return Err(VolumeError::TooManyBytes { path: file.to_path_buf(), what: "DICOM file (a fixed limit per file)", bytes: len, limit: MAX_DICOM_FILE_BYTES });
+    }
+    *total += len;
+    if *total > limits.max_bytes {
+        return Err(VolumeError::TooManyBytes { path: file.to_path_buf(), what: "DICOM files read so far (limit: RADSAM_MAX_VOLUME_BYTES)", bytes: *total, limit: limits.max_bytes });
+    }
+    f.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(MAX_DICOM_FILE_BYTES).read_to_end(&mut bytes).map_err(unreadable)?;
+    Ok(Some(bytes))
+}
+
+/// Parses a DICOM file held in memory (up to the pixel data when `header_only`). The bytes were
+/// read once from the checked file, so the file is never opened again by path.
+fn parse(bytes: &[u8], header_only: bool) -> Result<DefaultDicomObject, String> {
+    // Declared lengths beyond the file size never reach dicom-rs, which would allocate them
+    // (see dicom_guard.rs).
+    check_declared_lengths(bytes)?;
+    let body = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" { &bytes[128..] } else { bytes };
+    let options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
+    let options = if header_only { options.read_until(tags::PIXEL_DATA) } else { options };
+    options.from_reader(body).map_err(|e| e.to_string())
+}
+
 /// The header of one file. Files without the DICM marker are not DICOM and are skipped (None);
 /// a file that claims to be DICOM but cannot be parsed is an error, never silently dropped, since
 /// a dropped slice at either end of a series would go unnoticed.
-fn read_header(file: &Path) -> Result<Option<Header>, VolumeError> {
-    let bytes = std::fs::read(file).map_err(|e| VolumeError::Unreadable { path: file.to_path_buf(), reason: e.to_string() })?;
-    let is_dicom = (bytes.len() >= 132 && &bytes[128..132] == b"DICM") || bytes.starts_with(b"DICM");
-    if !is_dicom {
-        return Ok(None);
-    }
+fn read_header(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Header>, VolumeError> {
+    let Some(bytes) = read_file(file, total, limits)? else { return Ok(None) };
     let corrupt = |reason: String| VolumeError::Unreadable { path: file.to_path_buf(), reason: format!("corrupt DICOM file: {reason}") };
-    // Declared lengths beyond the file size never reach dicom-rs, which would allocate them
-    // (see dicom_guard.rs).
-    check_declared_lengths(&bytes).map_err(corrupt)?;
-    let obj = OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(file).map_err(|e| corrupt(e.to_string()))?;
+    let obj = parse(&bytes, true).map_err(corrupt)?;
     let rows = uint(&obj, tags::ROWS).ok_or_else(|| corrupt("no Rows".into()))?;
     let columns = uint(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns".into()))?;
     Ok(Some(Header {
@@ -99,16 +149,24 @@ fn read_header(file: &Path) -> Result<Option<Header>, VolumeError> {
         orientation: floats(&obj, tags::IMAGE_ORIENTATION_PATIENT),
         position: floats(&obj, tags::IMAGE_POSITION_PATIENT),
         pixel_spacing: floats(&obj, tags::PIXEL_SPACING),
+        thickness: floats(&obj, tags::SLICE_THICKNESS).and_then(|v| v.first().copied()),
     }))
 }
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+/// The files under `dir`, in name order, through real sub-folders. A symbolic link to a folder is
+/// refused (it could lead anywhere, or loop); links to files are listed and, like every file,
+/// read only if they resolve to a regular file.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), VolumeError> {
+    let unreadable = |path: &Path, e: std::io::Error| VolumeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()).map_err(|e| unreadable(dir, e))?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
-        if p.is_dir() {
+        let kind = e.file_type().map_err(|err| unreadable(&p, err))?; // the entry itself, not followed
+        if kind.is_dir() {
             files_under(&p, out)?;
+        } else if kind.is_symlink() && p.is_dir() {
+            return Err(VolumeError::Unreadable { path: p, reason: "a symbolic link to a folder: only real sub-folders of a series folder are read".into() });
         } else if p.file_name().is_some_and(|n| n != "DICOMDIR") {
             out.push(p);
         }
@@ -131,10 +189,11 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
         return Err(VolumeError::NotFound { path });
     }
     let mut files = Vec::new();
-    files_under(dir, &mut files).map_err(|e| VolumeError::Unreadable { path: path.clone(), reason: e.to_string() })?;
+    files_under(dir, &mut files)?;
     let mut headers = Vec::new();
+    let mut total_bytes = 0u64;
     for f in &files {
-        headers.extend(read_header(f)?);
+        headers.extend(read_header(f, &mut total_bytes, limits)?);
     }
     if headers.is_empty() {
         return Err(VolumeError::EmptyFolder { path });
@@ -178,9 +237,18 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
             return Err(inconsistent(format!("{}: no ImagePositionPatient", h.file.display())));
         }
     }
+    let bad_geometry = |reason: String| VolumeError::BadGeometry { path: path.clone(), reason };
     let row_dir = [orientation[0], orientation[1], orientation[2]];
     let col_dir = [orientation[3], orientation[4], orientation[5]];
     let normal = cross(row_dir, col_dir);
+    // Orientation and positions decide the slice order and the affine: NaN would sort at random,
+    // zero directions would make every slice share one position.
+    if orientation.iter().any(|v| !v.is_finite()) || dot(normal, &normal) < 1e-6 {
+        return Err(bad_geometry(format!("ImageOrientationPatient {orientation:?} is not two independent directions")));
+    }
+    if let Some(h) = series.iter().find(|h| h.position.as_ref().unwrap().iter().any(|v| !v.is_finite())) {
+        return Err(bad_geometry(format!("{}: ImagePositionPatient {:?} is not finite", h.file.display(), h.position.as_ref().unwrap())));
+    }
     series.sort_by(|a, b| dot(normal, a.position.as_ref().unwrap()).total_cmp(&dot(normal, b.position.as_ref().unwrap())));
     let depth: Vec<f64> = series.iter().map(|h| dot(normal, h.position.as_ref().unwrap())).collect();
 
@@ -189,13 +257,48 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     if voxels > limits.max_voxels {
         return Err(VolumeError::TooLarge { path, voxels, limit: limits.max_voxels });
     }
+    if rows as u64 * cols as u64 > MAX_DICOM_PLANE_PIXELS {
+        return Err(VolumeError::TooLargeSlice { path, rows: rows as u64, cols: cols as u64, limit: MAX_DICOM_PLANE_PIXELS });
+    }
     let slice_spacing = check_gaps(&depth, &path)?;
+    // Spacing and the affine (below) are known from the headers: checked before any decoding.
+    let slice_spacing = slice_spacing.or(series[0].thickness).filter(|s| s.is_finite() && *s > 0.0);
+    let Some(dz) = slice_spacing else {
+        return Err(VolumeError::BadSpacing { path, spacing: vec![spacing_rc[1], spacing_rc[0], f64::NAN] });
+    };
+    let spacing = [spacing_rc[1], spacing_rc[0], dz];
+    if spacing.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        return Err(VolumeError::BadSpacing { path, spacing: spacing.to_vec() });
+    }
+    // LPS affine: columns are the directions of i (along a row), j (down a column), k (the normal).
+    let p0 = series[0].position.clone().unwrap();
+    let k_dir = if n > 1 {
+        let pl = series[n - 1].position.clone().unwrap();
+        [(pl[0] - p0[0]) / (n - 1) as f64, (pl[1] - p0[1]) / (n - 1) as f64, (pl[2] - p0[2]) / (n - 1) as f64]
+    } else {
+        [normal[0] * dz, normal[1] * dz, normal[2] * dz]
+    };
+    let mut affine = [[0.0; 4]; 4];
+    for a in 0..3 {
+        let lps = [row_dir[a] * spacing[0], col_dir[a] * spacing[1], k_dir[a], p0[a]];
+        let sign = if a < 2 { -1.0 } else { 1.0 };
+        for (c, v) in lps.iter().enumerate() {
+            affine[a][c] = sign * v;
+        }
+    }
+    affine[3][3] = 1.0;
+    check_affine(&affine, &path)?;
+    let grid = Grid::new([cols as usize, rows as usize, n], superior_inferior_axis(&affine));
+    check_plane(&grid, &path)?;
 
     // Decode in slice order.
     let mut data = Vec::with_capacity(voxels as usize);
     let mut info = DicomSeries::default();
+    let mut total_bytes = 0u64;
     for (k, h) in series.iter().enumerate() {
-        let obj = dicom_object::open_file(&h.file).map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })?;
+        let bytes = read_file(&h.file, &mut total_bytes, limits)?.ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
+        let obj = parse(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
+        drop(bytes);
         let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
         let unsupported = || {
             use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
@@ -253,33 +356,11 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
         info.image_positions.push([p[0], p[1], p[2]]);
     }
 
-    let slice_spacing = slice_spacing.or(info.slice_thickness).filter(|s| s.is_finite() && *s > 0.0);
-    let Some(dz) = slice_spacing else {
-        return Err(VolumeError::BadSpacing { path, spacing: vec![spacing_rc[1], spacing_rc[0], f64::NAN] });
-    };
-    let spacing = [spacing_rc[1], spacing_rc[0], dz];
-    if spacing.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-        return Err(VolumeError::BadSpacing { path, spacing: spacing.to_vec() });
+    let non_finite = data.iter().filter(|v| !v.is_finite()).count() as u64;
+    if non_finite > 0 {
+        return Err(VolumeError::NonFinite { path, count: non_finite, total: voxels });
     }
-    // LPS affine: columns are the directions of i (along a row), j (down a column), k (the normal).
-    let p0 = info.image_positions[0];
-    let k_dir = if n > 1 {
-        let pl = info.image_positions[n - 1];
-        [(pl[0] - p0[0]) / (n - 1) as f64, (pl[1] - p0[1]) / (n - 1) as f64, (pl[2] - p0[2]) / (n - 1) as f64]
-    } else {
-        [normal[0] * dz, normal[1] * dz, normal[2] * dz]
-    };
-    let mut affine = [[0.0; 4]; 4];
-    for a in 0..3 {
-        let lps = [row_dir[a] * spacing[0], col_dir[a] * spacing[1], k_dir[a], p0[a]];
-        let sign = if a < 2 { -1.0 } else { 1.0 };
-        for (c, v) in lps.iter().enumerate() {
-            affine[a][c] = sign * v;
-        }
-    }
-    affine[3][3] = 1.0;
-    let dims = [cols as usize, rows as usize, n];
-    Ok(Volume { data, grid: Grid::new(dims, superior_inferior_axis(&affine)), spacing, affine, source: Source::Dicom(Box::new(info)) })
+    Ok(Volume { data, grid, spacing, affine, source: Source::Dicom(Box::new(info)) })
 }
 
 /// Spacing between slices from their sorted positions along the normal; refuses duplicates, gaps

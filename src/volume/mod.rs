@@ -6,6 +6,7 @@ mod dicom_seg;
 mod dicom_guard;
 mod dicom_series;
 mod error;
+mod files;
 mod grid;
 mod nifti_io;
 pub mod phantom;
@@ -14,7 +15,8 @@ mod resample;
 
 pub use dicom_seg::{write_dicom_seg, SegMeta, SegmentMask};
 pub use dicom_series::{read_dicom_series, DicomSeries};
-pub use error::{ReadLimits, VolumeError};
+pub use error::{ReadLimits, VolumeError, DEFAULT_MAX_VOLUME_BYTES, DEFAULT_MAX_VOXELS};
+pub use files::{MAX_PLANE_ASPECT, MIN_PLANE_SIDE};
 pub use grid::{superior_inferior_axis, Grid};
 pub use nifti_io::{read_nifti, read_nifti_with_limits, write_mask_nifti, write_nifti};
 pub use resample::{invert_affine, resample_nearest};

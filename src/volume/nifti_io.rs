@@ -1,17 +1,20 @@
 //! NIfTI-1 reading and writing (.nii and .nii.gz) with the `nifti` crate.
 //!
-//! Reading is careful about what it allocates: the header is read and checked first (dimensions,
-//! voxel limit, spacing), then exactly the bytes the header announces are decompressed, so a
-//! truncated gzip, a header that promises more data than the file holds, or an absurd header is a
-//! typed error before any large allocation. Scaling (scl_slope / scl_inter) is applied, so CT
-//! voxels come out in HU. Writing keeps the input's header (grid, affine, data type), so a volume
+//! Reading is careful about what it allocates: only a regular file is opened; the header is read
+//! and checked first (dimensions, voxel and byte limits, spacing, affine, slice shape), then
+//! exactly the bytes the header announces are decompressed, a chunk at a time into the voxels, so
+//! a truncated gzip, a gzip bomb, a header that promises more data than the file holds, or an
+//! absurd header is a typed error before any large allocation. Scaling (scl_slope / scl_inter) is
+//! applied, so CT voxels come out in HU; a voxel that is not finite afterwards (NaN data or
+//! slope, infinities) refuses the volume (`VOLUME_NON_FINITE`). Writing keeps the input's header (grid, affine, data type), so a volume
 //! read and written again is the same file content voxel for voxel.
 
 use super::error::{ReadLimits, VolumeError};
+use super::files::{check_affine, check_plane, open_regular};
 use super::{superior_inferior_axis, Grid, Source, Volume};
 use flate2::read::MultiGzDecoder;
-use nifti::{IntoNdArray, NiftiHeader, NiftiType};
-use std::io::{Cursor, Read};
+use nifti::{NiftiHeader, NiftiType};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 const HEADER_BYTES: usize = 348;
@@ -47,14 +50,11 @@ fn bytes_per_voxel(t: NiftiType) -> Option<usize> {
 }
 
 pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume, VolumeError> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    // Only a regular file: a FIFO or a device (/dev/zero behind a symlink) is refused, not read.
+    let mut file = open_regular(path)?;
     let mut magic = [0u8; 2];
-    let gz = {
-        let mut f = &file;
-        f.read_exact(&mut magic).map_err(|e| io_error(path, e))?;
-        magic == [0x1f, 0x8b]
-    };
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    file.seek(SeekFrom::Start(0)).map_err(|e| io_error(path, e))?;
     let mut reader: Box<dyn Read> = if gz { Box::new(MultiGzDecoder::new(std::io::BufReader::new(file))) } else { Box::new(std::io::BufReader::new(file)) };
     let unreadable = |reason: String| VolumeError::Unreadable { path: path.to_path_buf(), reason };
 
@@ -66,6 +66,9 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
     if &header.magic[..3] != b"n+1" {
         return Err(unreadable("not a single-file NIfTI-1 (magic is not n+1)".into()));
     }
+    // Everything the header promises is checked before any data is inflated: voxels and
+    // decompressed bytes against the limits (a 500 KB .nii.gz can announce gigabytes), spacing,
+    // the affine and the slice shape.
     let grid_dims = check_dims(&header, path)?;
     let voxels: u64 = grid_dims.iter().map(|&d| d as u64).product();
     if voxels > limits.max_voxels {
@@ -77,31 +80,79 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
     }
     let datatype = header.data_type().map_err(|e| unreadable(e.to_string()))?;
     let bpv = bytes_per_voxel(datatype).ok_or_else(|| unreadable(format!("data type {datatype:?} is not a scalar image type")))?;
-    let vox_offset = header.vox_offset as usize;
-    if vox_offset < HEADER_BYTES || vox_offset > 1 << 24 {
-        return Err(unreadable(format!("vox_offset {vox_offset} is invalid")));
+    let needed = voxels * bpv as u64;
+    if needed > limits.max_bytes {
+        return Err(VolumeError::TooManyBytes { path: path.to_path_buf(), what: "voxel data (limit: RADSAM_MAX_VOLUME_BYTES)", bytes: needed, limit: limits.max_bytes });
     }
-    // Skip extensions, then read exactly the announced data (+1 byte to notice trailing data, harmless).
+    let affine = header_affine(&header);
+    check_affine(&affine, path)?;
+    let grid = Grid::new(grid_dims, superior_inferior_axis(&affine));
+    check_plane(&grid, path)?;
+    let vox_offset = header.vox_offset as usize;
+    if !(header.vox_offset.is_finite() && vox_offset >= HEADER_BYTES && vox_offset <= 1 << 24) {
+        return Err(unreadable(format!("vox_offset {} is invalid", header.vox_offset)));
+    }
     let skipped = read_up_to(&mut reader, vox_offset - HEADER_BYTES, path)?;
-    let needed = voxels as usize * bpv;
-    let raw = read_up_to(&mut reader, needed, path)?;
-    if skipped.len() < vox_offset - HEADER_BYTES || raw.len() < needed {
-        return Err(VolumeError::Dimensions {
-            path: path.to_path_buf(),
-            reason: format!("the header announces {:?} voxels of {datatype:?} ({needed} bytes), the file holds {}", grid_dims, raw.len()),
-        });
+    if skipped.len() < vox_offset - HEADER_BYTES {
+        return Err(VolumeError::Dimensions { path: path.to_path_buf(), reason: format!("the file ends at byte {} of the header's extensions", HEADER_BYTES + skipped.len()) });
+    }
+    // The data, inflated a chunk at a time straight into the f32 voxels: never more than the
+    // announced bytes are inflated, and no whole copy of the raw bytes is held beside the voxels.
+    let mut data: Vec<f32> = Vec::with_capacity(voxels as usize);
+    let (slope, inter) = (header.scl_slope, header.scl_inter);
+    let big_endian = header.endianness == nifti::Endianness::Big;
+    let chunk = (1 << 20) / bpv * bpv;
+    let mut read = 0u64;
+    while read < needed {
+        let raw = read_up_to(&mut reader, chunk.min((needed - read) as usize), path)?;
+        if raw.is_empty() {
+            return Err(VolumeError::Dimensions {
+                path: path.to_path_buf(),
+                reason: format!("the header announces {grid_dims:?} voxels of {datatype:?} ({needed} bytes), the file holds {read}"),
+            });
+        }
+        read += raw.len() as u64;
+        convert_voxels(&raw, datatype, big_endian, slope, inter, &mut data);
     }
     // Drain what follows (normally nothing) so that a gzip stream cut in its trailer, after the
     // data, still fails its length/CRC check. Bounded: trailing garbage is not read forever.
     if gz {
         std::io::copy(&mut reader.take(16 << 20), &mut std::io::sink()).map_err(|e| io_error(path, e))?;
     }
-    let volume = nifti::InMemNiftiVolume::from_raw_data(&header, raw).map_err(|e| unreadable(e.to_string()))?;
-    let array = volume.into_ndarray::<f32>().map_err(|e| unreadable(e.to_string()))?;
-    // Logical index order is [i, j, k(, 1)]; reversed axes walked in logical order give i fastest.
-    let data: Vec<f32> = array.reversed_axes().iter().copied().collect();
-    let affine = header_affine(&header);
-    Ok(Volume { data, grid: Grid::new(grid_dims, superior_inferior_axis(&affine)), spacing, affine, source: Source::Nifti(Box::new(header)) })
+    let non_finite = data.iter().filter(|v| !v.is_finite()).count() as u64;
+    if non_finite > 0 {
+        return Err(VolumeError::NonFinite { path: path.to_path_buf(), count: non_finite, total: voxels });
+    }
+    Ok(Volume { data, grid, spacing, affine, source: Source::Nifti(Box::new(header)) })
+}
+
+/// Appends the voxels of `raw` (whole voxels of `datatype`, x-fastest as stored) to `out` as f32
+/// with the NIfTI scaling applied exactly as the `nifti` crate does it (cast to f32, then
+/// `v * scl_slope + scl_inter` in f32; a slope of 0 means no scaling).
+fn convert_voxels(raw: &[u8], datatype: NiftiType, big_endian: bool, slope: f32, inter: f32, out: &mut Vec<f32>) {
+    let scale = |v: f32| if slope == 0.0 { v } else { v * slope + inter };
+    macro_rules! each {
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            out.extend(raw.chunks_exact(N).map(|b| {
+                let b: [u8; N] = b.try_into().expect("chunk of N bytes");
+                scale((if big_endian { <$t>::from_be_bytes(b) } else { <$t>::from_le_bytes(b) }) as f32)
+            }))
+        }};
+    }
+    match datatype {
+        NiftiType::Uint8 => each!(u8),
+        NiftiType::Int8 => each!(i8),
+        NiftiType::Uint16 => each!(u16),
+        NiftiType::Int16 => each!(i16),
+        NiftiType::Uint32 => each!(u32),
+        NiftiType::Int32 => each!(i32),
+        NiftiType::Uint64 => each!(u64),
+        NiftiType::Int64 => each!(i64),
+        NiftiType::Float32 => each!(f32),
+        NiftiType::Float64 => each!(f64),
+        other => unreachable!("{other:?} has no bytes_per_voxel"),
+    }
 }
 
 fn check_dims(header: &NiftiHeader, path: &Path) -> Result<[usize; 3], VolumeError> {

@@ -68,7 +68,7 @@ pub struct PredictArgs {
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
-    let limits = ReadLimits { max_voxels: args.max_voxels };
+    let limits = ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() };
     let volume = open_volume(&args.volume, args.series_uid.as_deref(), &limits)?;
     let reference = match &args.reference {
         Some(p) => {

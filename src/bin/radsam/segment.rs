@@ -116,6 +116,12 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
 }
 
 pub fn segment(args: SegmentArgs) -> Result<()> {
+    // A run killed earlier (SIGKILL, power cut) could not remove its staging folder
+    // (.OUT.partial-PID beside --out, see job::Staging): remove those whose process is gone.
+    if let Some(name) = args.out.file_name().and_then(|n| n.to_str()) {
+        let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        radsam::scratch::remove_stale(parent, &format!(".{name}.partial-"));
+    }
     let job = match &args.job {
         Some(path) => radsam::job::read_job(path, &args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
         None => job_from_flags(&args)?,
@@ -134,7 +140,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     let (version, _) = radsam::assets::weights_version(&model_args.model, &weights)?;
     // The model lives on its own thread; this thread keeps the progress bar going.
     let model = ModelThread::spawn(move || load_model(&model_args))?;
-    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels }, job_limits: args.job_limits, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
+    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() }, job_limits: args.job_limits, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
     let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
