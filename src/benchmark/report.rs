@@ -10,7 +10,7 @@
 
 use super::plot::{bar_chart, line_chart, Panel, Series, PALETTE};
 use super::stats::{mean_ci, MeanCi};
-use super::{CaseRow, Level, PromptKind, SpeedRow};
+use super::{CaseRow, DriftRow, Level, PromptKind, SpeedRow};
 use crate::segment::Carry;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -32,10 +32,15 @@ struct Config {
 pub struct Report<'a> {
     rows: &'a [CaseRow],
     speed: &'a [SpeedRow],
+    /// Slice-by-slice Dice along the volume-level propagations (drift curves).
+    drift: &'a [DriftRow],
     /// Models in order of first appearance.
     pub models: Vec<String>,
     pub max_clicks: usize,
 }
+
+/// Distance bands (slices from the prompted slice) of the drift table.
+const DRIFT_BANDS: [(u64, u64); 5] = [(0, 0), (1, 2), (3, 5), (6, 10), (11, u64::MAX)];
 
 fn level_name(l: Level) -> &'static str {
     match l {
@@ -55,6 +60,7 @@ fn carry_name(c: Carry) -> &'static str {
     match c {
         Carry::Mask => "mask",
         Carry::Box => "box",
+        Carry::ReferenceBox => "reference box",
     }
 }
 
@@ -75,7 +81,39 @@ impl<'a> Report<'a> {
             }
         }
         let max_clicks = rows.iter().map(|r| r.clicks).max().unwrap_or(0);
-        Self { rows, speed, models, max_clicks }
+        Self { rows, speed, drift: &[], models, max_clicks }
+    }
+
+    /// The report with drift curves (rows of `radsam bench`'s units).
+    pub fn with_drift(mut self, drift: &'a [DriftRow]) -> Self {
+        self.drift = drift;
+        self
+    }
+
+    /// Mean slice Dice (%) of `model` with `carry` over the drift rows whose distance from the
+    /// prompted slice is in `band` (both directions, every object).
+    fn drift_mean(&self, model: &str, carry: Carry, band: (u64, u64)) -> Option<f64> {
+        let v: Vec<f64> = self.drift.iter().filter(|d| d.model == model && d.carry == carry && (band.0..=band.1).contains(&d.offset.unsigned_abs())).map(|d| 100.0 * d.dice).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    fn drift_table(&self, md: &mut String) {
+        if self.drift.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## Drift along the propagation\n");
+        let _ = writeln!(md, "Volume-level box prompt without clicks: mean Dice of a slice by its distance from the prompted slice (both directions, every object); plot: drift.png, rows: drift.csv. A carry that drifts loses Dice with distance; one that leaks or vanishes falls fast.\n");
+        let bands: Vec<String> = DRIFT_BANDS.iter().map(|&(a, b)| if a == b { format!("{a}") } else if b == u64::MAX { format!(">= {a}") } else { format!("{a}-{b}") }).collect();
+        let _ = writeln!(md, "| model | carry | {} |\n|---|---|{}", bands.join(" | "), "---|".repeat(bands.len()));
+        for m in &self.models {
+            for carry in [Carry::Mask, Carry::Box, Carry::ReferenceBox] {
+                let cells: Vec<String> = DRIFT_BANDS.iter().map(|&b| self.drift_mean(m, carry, b).map_or("–".into(), |v| format!("{v:.1}"))).collect();
+                if cells.iter().any(|c| c != "–") {
+                    let _ = writeln!(md, "| {m} | {} | {} |", carry_name(carry), cells.join(" | "));
+                }
+            }
+        }
+        md.push('\n');
     }
 
     /// Dice (%) of the objects of `model` in configuration `c`, optionally of one class type or class.
@@ -111,6 +149,7 @@ impl<'a> Report<'a> {
         self.table5(&mut md);
         self.table6(&mut md);
         self.clicks_table(&mut md);
+        self.drift_table(&mut md);
         self.per_class(&mut md);
         self.speed_table(&mut md);
         md
@@ -176,10 +215,15 @@ impl<'a> Report<'a> {
     fn table5(&self, md: &mut String) {
         let _ = writeln!(md, "## Mask carry vs box carry (paper Table 5)\n");
         let _ = writeln!(md, "Volume-level prompting without clicks: each slice's prompt is the previous slice's mask (mask carry) or the box around it (box carry).\n");
-        let _ = writeln!(md, "| model | mask carry, box | mask carry, point | box carry, box | box carry, point |\n|---|---|---|---|---|");
+        let reference = self.rows.iter().any(|r| r.carry == Carry::ReferenceBox);
+        let _ = writeln!(md, "| model | mask carry, box | mask carry, point | box carry, box | box carry, point |{}\n|---|---|---|---|---|{}", if reference { " reference pipeline, box |" } else { "" }, if reference { "---|" } else { "" });
         for m in &self.models {
             let cell = |carry, prompt| fmt(&self.stat(m, Config { level: Level::Volume, prompt, carry, oracle: false, clicks: 0 }));
-            let _ = writeln!(md, "| {m} | {} | {} | {} | {} |", cell(Carry::Mask, PromptKind::Box), cell(Carry::Mask, PromptKind::Point), cell(Carry::Box, PromptKind::Box), cell(Carry::Box, PromptKind::Point));
+            let extra = if reference { format!(" {} |", cell(Carry::ReferenceBox, PromptKind::Box)) } else { String::new() };
+            let _ = writeln!(md, "| {m} | {} | {} | {} | {} |{extra}", cell(Carry::Mask, PromptKind::Box), cell(Carry::Mask, PromptKind::Point), cell(Carry::Box, PromptKind::Box), cell(Carry::Box, PromptKind::Point));
+        }
+        if reference {
+            let _ = writeln!(md, "\nReference pipeline: LiteMedSAM's own 3D inference (MedSAM's CVPR 2024 code) on the same prompt: the next slice's box is the last non-empty mask's box widened by 3 pixels of the 256-pixel grid, kept across empty slices. With `lite_medsam@-160,240` (MedSAM's soft-tissue window) it is the reference baseline of issue #17.");
         }
         md.push('\n');
     }
@@ -315,6 +359,29 @@ impl<'a> Report<'a> {
             })
             .collect();
         line_chart(&dir.join("clicks.png"), "Dice against correction clicks (box solid, point dashed)", "clicks", self.max_clicks as f64, &panels)?;
+
+        if !self.drift.is_empty() {
+            let far = self.drift.iter().map(|d| d.offset.unsigned_abs()).max().unwrap_or(0);
+            let panels: Vec<Panel> = [Carry::Mask, Carry::Box, Carry::ReferenceBox]
+                .into_iter()
+                .filter(|&c| self.drift.iter().any(|d| d.carry == c))
+                .map(|carry| Panel {
+                    title: format!("{} carry", carry_name(carry)),
+                    series: self
+                        .models
+                        .iter()
+                        .enumerate()
+                        .map(|(mi, m)| Series {
+                            label: m.clone(),
+                            color: PALETTE[mi % PALETTE.len()],
+                            dashed: false,
+                            points: (0..=far).filter_map(|k| self.drift_mean(m, carry, (k, k)).map(|v| (k as f64, v))).collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            line_chart(&dir.join("drift.png"), "Slice Dice against distance from the prompted slice (volume box, no clicks)", "slices from the prompt", far as f64, &panels)?;
+        }
 
         let classes = self.classes();
         let mut groups = Vec::new();

@@ -43,7 +43,14 @@ pub enum Carry {
     Mask,
     /// The box around the mask (baseline for SAM and MedSAM).
     Box,
+    /// LiteMedSAM's reference 3D inference (MedSAM's CVPR 2024 code), the baseline the project
+    /// must beat: the box of the previous slice's mask widened by 3 pixels of the 256-pixel model
+    /// grid; after an empty slice, the prompted slice's box again (the propagation never stops).
+    ReferenceBox,
 }
+
+/// The reference pipeline's box margin, in pixels of its 256-pixel grid.
+const REFERENCE_MARGIN_256: f64 = 3.0;
 
 /// Propagation stopped early in one direction: `empty_slice` came out empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -87,6 +94,8 @@ pub struct Segmenter<'s, 'a> {
     slice_prompts: Option<BTreeMap<usize, SlicePrompt>>,
     /// The slice of the volume-level prompt: the carry flows outward from it.
     origin: usize,
+    /// The volume-level prompt's box, which the reference pipeline falls back on after an empty slice.
+    origin_box: Option<crate::prompt::BoxPrompt>,
     stops: Vec<Stop>,
     started: bool,
     pub decode_seconds: f64,
@@ -95,7 +104,7 @@ pub struct Segmenter<'s, 'a> {
 
 impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
-        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, origin: 0, stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, origin: 0, origin_box: None, stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
     }
 
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
@@ -121,6 +130,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.clicks.clear();
         self.anchors = [slice].into();
         self.origin = slice;
+        self.origin_box = prompt.bbox;
         self.slice_prompts = None;
         let state = self.decode(slice, prompt, None);
         self.states.insert(slice, state);
@@ -170,7 +180,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             let prompt = SlicePrompt { points, bbox: own.bbox, mask: None };
             let previous = match self.carry {
                 Carry::Mask => self.states.get(&click.slice).map(|s| s.low_res.shallow_clone()),
-                Carry::Box => None,
+                Carry::Box | Carry::ReferenceBox => None,
             };
             let state = self.decode(click.slice, &prompt, previous.as_ref());
             self.states.insert(click.slice, state);
@@ -183,6 +193,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             match self.carry {
                 Carry::Mask => previous = Some(state.low_res.shallow_clone()),
                 Carry::Box => prompt.bbox = bounding_box(&state.mask, w),
+                Carry::ReferenceBox => prompt.bbox = bounding_box(&state.mask, w).map(|b| widen(b, w, h)),
             }
         }
         let state = self.decode(click.slice, &prompt, previous.as_ref());
@@ -219,7 +230,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.stops.retain(|s| s.direction != direction || !(s.empty_slice == from || stretch.contains(&s.empty_slice)));
         let mut current = from;
         for (n, &next) in stretch.iter().enumerate() {
-            if is_empty(&self.states[&current].mask) {
+            if is_empty(&self.states[&current].mask) && self.carry_prompt(current).is_none() {
                 self.stops.push(Stop { direction, empty_slice: current });
                 for s in &stretch[n..] {
                     self.states.remove(s);
@@ -237,7 +248,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     fn fill_empty(&mut self, from: usize, direction: i8) {
         let mut current = from;
         for next in self.reach(from, direction) {
-            if is_empty(&self.states[&current].mask) {
+            if is_empty(&self.states[&current].mask) && self.carry_prompt(current).is_none() {
                 self.stops.push(Stop { direction, empty_slice: current });
                 return;
             }
@@ -252,18 +263,31 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Decodes `next` from the result of its neighbour `from` in the carry's form, plus the clicks
     /// stored on `next`.
     fn carry_to(&mut self, from: usize, next: usize) {
-        let previous = &self.states[&from];
         let mut prompt = SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
-        let low_res = match self.carry {
-            Carry::Mask => Some(previous.low_res.shallow_clone()),
-            Carry::Box => {
-                let (w, _) = self.plane_size();
-                prompt.bbox = bounding_box(&previous.mask, w);
+        let low_res = match self.carry_prompt(from) {
+            Some(CarriedPrompt::Mask(m)) => Some(m),
+            Some(CarriedPrompt::Box(b)) => {
+                prompt.bbox = Some(b);
                 None
             }
+            None => None,
         };
         let state = self.decode(next, &prompt, low_res.as_ref());
         self.states.insert(next, state);
+    }
+
+    /// What the result of `from` hands on: its mask (mask carry), its box (box carry), or, for the
+    /// reference pipeline, its widened box or else the prompted slice's box. None: nothing to carry
+    /// (the propagation stops there).
+    fn carry_prompt(&self, from: usize) -> Option<CarriedPrompt> {
+        let (w, h) = self.plane_size();
+        let state = self.states.get(&from)?;
+        match self.carry {
+            Carry::Mask => (!is_empty(&state.mask)).then(|| CarriedPrompt::Mask(state.low_res.shallow_clone())),
+            Carry::Box => bounding_box(&state.mask, w).map(CarriedPrompt::Box),
+            // An empty slice hands on the prompted slice's box, as the reference code does.
+            Carry::ReferenceBox => bounding_box(&state.mask, w).map(|b| widen(b, w, h)).or(self.origin_box).map(CarriedPrompt::Box),
+        }
     }
 
     /// Decodes one slice: the prompt's points and box (slice coordinates), plus a low-resolution
@@ -319,6 +343,19 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn clicks(&self) -> usize {
         self.clicks.values().map(Vec::len).sum()
     }
+}
+
+/// A carried prompt: a low-resolution binary mask, or a box.
+enum CarriedPrompt {
+    Mask(Tensor),
+    Box(crate::prompt::BoxPrompt),
+}
+
+/// The reference pipeline's box: `b` widened by its margin (3 pixels of the 256-pixel grid, in
+/// slice pixels), inside the slice.
+fn widen(b: crate::prompt::BoxPrompt, w: usize, h: usize) -> crate::prompt::BoxPrompt {
+    let m = REFERENCE_MARGIN_256 * w.max(h) as f64 / 256.0;
+    crate::prompt::BoxPrompt { x0: (b.x0 - m).max(0.0), y0: (b.y0 - m).max(0.0), x1: (b.x1 + m).min((w - 1) as f64), y1: (b.y1 + m).min((h - 1) as f64) }
 }
 
 fn is_empty(mask: &[u8]) -> bool {

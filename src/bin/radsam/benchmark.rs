@@ -72,7 +72,8 @@ pub struct BenchmarkArgs {
     #[arg(long, value_delimiter = ',')]
     known_classes: Vec<String>,
     /// Models: NAME or NAME=WEIGHTS.safetensors (radsam, lite_medsam, mobile_sam, sam_vit_b,
-    /// sam_vit_l, sam_vit_h, medsam_vit_b). Repeatable.
+    /// sam_vit_l, sam_vit_h, medsam_vit_b), the name optionally with @LO,HI, an input window other
+    /// than the model's own (e.g. lite_medsam@-160,240: MedSAM's soft-tissue window). Repeatable.
     #[arg(long = "model", default_values = ["radsam", "lite_medsam"])]
     models: Vec<String>,
     /// cpu, cuda, or auto (cuda when available).
@@ -127,6 +128,9 @@ struct RunSettings {
 struct Unit {
     speed: SpeedRow,
     rows: Vec<CaseRow>,
+    /// Slice-by-slice Dice along the propagations (units written before drift curves have none).
+    #[serde(default)]
+    drift: Vec<radsam::benchmark::DriftRow>,
 }
 
 /// A case to load: a dataset pair or a phantom.
@@ -248,15 +252,21 @@ fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
     dir.join(format!("{}__{}__{}.json", clean(model), clean(&tail), &hex[..12]))
 }
 
+/// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
+/// model's own, e.g. `lite_medsam@-160,240`).
 fn parse_model(spec: &str, args: &BenchmarkArgs) -> ModelArgs {
     let (name, weights) = match spec.split_once('=') {
         Some((n, w)) => (n.to_string(), Some(PathBuf::from(w))),
         None => (spec.to_string(), None),
     };
-    ModelArgs { model: name, weights, device: args.device.clone(), threads: args.threads }
+    let (name, window) = match name.split_once('@') {
+        Some((n, w)) => (n.to_string(), Some(w.to_string())),
+        None => (name, None),
+    };
+    ModelArgs { model: name, weights, device: args.device.clone(), threads: args.threads, window }
 }
 
-/// The model's label in the report: its name, with the weights' file stem when given.
+/// The model's label in the report: its name (with its window), with the weights' file stem when given.
 fn model_label(spec: &str) -> String {
     match spec.split_once('=') {
         Some((n, w)) => format!("{n}:{}", Path::new(w).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()),
@@ -269,6 +279,9 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
     for spec in &args.models {
         let m = parse_model(spec, args);
         let weights = m.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&m.model));
+        if let Some(w) = &m.window {
+            radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--model {spec}: window {e}"))?;
+        }
         if radsam::model::ModelConfig::by_name(&m.model).is_none() {
             bail!("--model {spec}: unknown model `{}`; known: {}", m.model, radsam::model::MODEL_NAMES.join(", "));
         }
@@ -446,6 +459,7 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
         gpu_memory_mib: None,
     };
     let mut rows = Vec::new();
+    let mut drift = Vec::new();
     if !objects.is_empty() {
         // Encode the slices every object needs, once.
         let lo = objects.iter().map(|o| o.2).min().expect("objects");
@@ -462,6 +476,7 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
             let Some(run) = run_object(&session, truth, &settings.protocol, seed).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? else { continue };
             speed.decoded_slices += run.decoded_slices;
             speed.decode_seconds += run.decode_seconds;
+            drift.extend(run.drift.iter().map(|d| radsam::benchmark::DriftRow { model: label.into(), dataset: dataset.into(), case: case.name.clone(), class: class.clone(), carry: d.carry, offset: d.offset, dice: d.dice }));
             let (lo, hi, _) = extent(volume, truth).expect("objects are not empty");
             let known = match settings.known_classes.is_empty() {
                 true => String::new(),
@@ -492,7 +507,7 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
     speed.seconds = t0.elapsed().as_secs_f64();
     speed.peak_rss_mib = peak_rss_mib();
     speed.gpu_memory_mib = if device.starts_with("Cuda") { gpu_memory_mib() } else { None };
-    Ok(Unit { speed, rows })
+    Ok(Unit { speed, rows, drift })
 }
 
 /// Writes through a temporary file and a rename: a unit file is whole or absent.
@@ -541,7 +556,13 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
     // Rows in a stable order: model order of first unit, then dataset, case, class, protocol.
     let mut rows: Vec<CaseRow> = units.iter().flat_map(|u| u.rows.iter().cloned()).collect();
     rows.sort_by(|a, b| (&a.model, &a.dataset, &a.case, a.class_id, a.level, a.prompt, a.carry as u8, a.oracle, a.clicks).cmp(&(&b.model, &b.dataset, &b.case, b.class_id, b.level, b.prompt, b.carry as u8, b.oracle, b.clicks)));
+    let drift: Vec<radsam::benchmark::DriftRow> = units.iter().flat_map(|u| u.drift.iter().cloned()).collect();
     let speed: Vec<SpeedRow> = units.into_iter().map(|u| u.speed).collect();
+    let mut w = csv::Writer::from_path(out.join("drift.csv"))?;
+    for d in &drift {
+        w.serialize(d)?;
+    }
+    w.flush()?;
     let mut w = csv::Writer::from_path(out.join("cases.csv"))?;
     for r in &rows {
         w.serialize(r)?;
@@ -552,7 +573,7 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
         w.serialize(s)?;
     }
     w.flush()?;
-    let report = Report::new(&rows, &speed);
+    let report = Report::new(&rows, &speed).with_drift(&drift);
     let header = format!(
         "# RadSAM benchmark\n\nCommand: `{}`\n\nMachine: {}; libtorch threads: {}. Written {} UTC.\n\nProtocol: prompts {}, clicks {} (up to {}), oracle {}, seed {}; objects of at least {} voxels{}{}.\n",
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" "),
@@ -575,7 +596,7 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
     };
     std::fs::write(out.join("report.md"), report.markdown(&header))?;
     report.plots(out).context("drawing the plots")?;
-    eprintln!("report: {} ({} measurements); plots: clicks.png, classes.png", out.join("report.md").display(), rows.len());
+    eprintln!("report: {} ({} measurements); plots: clicks.png, classes.png, drift.png", out.join("report.md").display(), rows.len());
     Ok(())
 }
 

@@ -23,6 +23,10 @@ pub struct ModelArgs {
     /// Intra-op threads for libtorch on CPU (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// The encoder's input window LO,HI in HU, instead of the model's own (the weights file's, or
+    /// RadSAM's -500,1000): e.g. -160,240 runs LiteMedSAM on MedSAM's soft-tissue window.
+    #[arg(long, allow_hyphen_values = true)]
+    pub window: Option<String>,
 }
 
 pub fn device(name: &str) -> Result<Device> {
@@ -38,7 +42,10 @@ pub fn load_model(args: &ModelArgs) -> Result<Sam> {
     if !weights.exists() {
         bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
     }
-    let (sam, _) = Sam::load(config, &weights, device(&args.device)?)?;
+    let (mut sam, _) = Sam::load(config, &weights, device(&args.device)?)?;
+    if let Some(w) = &args.window {
+        sam.config.window = radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--window {e}"))?;
+    }
     Ok(sam)
 }
 

@@ -126,7 +126,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         Some(path) => radsam::job::read_job(path, &args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
         None => job_from_flags(&args)?,
     };
-    let mut model_args = ModelArgs { model: args.model.model.clone(), weights: args.model.weights.clone(), device: args.model.device.clone(), threads: args.model.threads };
+    let mut model_args = ModelArgs { model: args.model.model.clone(), weights: args.model.weights.clone(), device: args.model.device.clone(), threads: args.model.threads, window: args.model.window.clone() };
     if let Some(m) = &job.model_version {
         model_args.model = m.clone();
     }
