@@ -709,6 +709,9 @@ fn an_invalid_message_never_touches_the_job_of_its_id() {
     world.submit(&invalid);
     assert_eq!(world.wait_rows(rejected, "job-dup", 1, 30.0, &mut a), vec!["JOB_MALFORMED".to_string()]);
     assert_eq!(world.status("job-dup"), None);
+    // What `radsam results` reads: the id's fate, as the rejected message.
+    let seen = world.rt.block_on(async { radsam::db::Db::connect_lazy(&world.database_url).unwrap().job_status("job-dup").await.unwrap() });
+    assert_eq!(seen, Some(("rejected".to_string(), 0, Some("JOB_MALFORMED".to_string()))));
     // ...so the valid job with that id still runs.
     world.submit(&valid);
     world.wait_status("job-dup", &["running"], 60, &mut [&mut a, &mut b]);
