@@ -125,6 +125,7 @@ fn vit_small_config(name: &str) -> ModelConfig {
         encoder: EncoderConfig::Vit(VitConfig { img_size, patch_size, embed_dim, depth, num_heads, window_size, global_attn_indexes: global, out_chans: 256 }),
         image_size: img_size,
         normalization: InputNormalization::SamPixel,
+        window: radsam::model::RADSAM_WINDOW,
     }
 }
 

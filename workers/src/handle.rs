@@ -262,7 +262,7 @@ impl Worker {
 
     /// The work: fetch, segment, upload, commit. Returns the result event and the stage times.
     async fn process(&self, job: &Job, attempt: i32, started: Instant) -> Result<(Value, StageTimes), Failure> {
-        let scratch = tempfile::Builder::new().prefix("radsam-job-").tempdir().map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        let scratch = radsam::scratch::scratch_dir(radsam::scratch::JOB_SCRATCH_PREFIX).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
         let t = Instant::now();
         let local_job = self.retry("fetching the inputs", || localize(self, job, scratch.path())).await?;
         let fetch = t.elapsed().as_secs_f64();
@@ -394,7 +394,7 @@ impl Worker {
             Ok(v) => {
                 let uri = v.weights_uri.clone().expect("registry versions with weights only");
                 // A folder of this process's own: workers sharing a host never read each other's half-written copy.
-                let dir = tempfile::Builder::new().prefix("radsam-weights-").tempdir().map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+                let dir = radsam::scratch::scratch_dir(radsam::scratch::WEIGHTS_SCRATCH_PREFIX).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
                 let path = self.retry("fetching the model's weights", || async { Ok::<_, Failure>(self.storage.fetch(&uri, dir.path()).await?) }).await?;
                 let model = v.model.clone();
                 let mut loaded = tokio::task::spawn_blocking(move || models::load(&model, Some(path), &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;

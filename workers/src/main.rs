@@ -68,6 +68,14 @@ async fn run(config: Config) -> Result<()> {
     // A job whose worker keeps dying must meet JOB_POISON before the broker dead-letters it unrecorded.
     let limit = config.connection.delivery_limit;
     anyhow::ensure!(config.max_attempts >= 1 && config.max_attempts as i64 <= limit as i64, "[CONFIG_INVALID] RADSAM_MAX_ATTEMPTS ({}) must be between 1 and RADSAM_DELIVERY_LIMIT ({limit})", config.max_attempts);
+    // Scratch folders of workers that were killed (SIGKILL, OOM) are named by their PID: remove
+    // those whose process is gone, so a crash loop cannot fill the temp dir.
+    for prefix in [radsam::scratch::JOB_SCRATCH_PREFIX, radsam::scratch::WEIGHTS_SCRATCH_PREFIX] {
+        let removed = radsam::scratch::remove_stale_scratch(prefix);
+        if removed > 0 {
+            info!(removed, prefix, "removed scratch folders of dead workers");
+        }
+    }
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "worker".into());
     let name = format!("{host}:{}", std::process::id());
     let metrics = Arc::new(Metrics::new());

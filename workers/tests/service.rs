@@ -426,18 +426,26 @@ fn bad_messages_are_recorded_and_dead_lettered_and_the_worker_carries_on() {
 #[test]
 fn a_worker_killed_mid_job_leaves_it_to_be_finished_exactly_once() {
     let world = World::new("kill");
-    let mut first = world.worker(&[]);
+    // The workers' temp dir of their own, to see the killed worker's scratch folder.
+    let tmp = world._dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_env = [("TMPDIR", tmp.to_str().unwrap())];
+    let mut first = world.worker(&tmp_env);
     world.submit(&spleen_job("job-kill", 19, 0));
     world.wait_status("job-kill", &["running"], 120, &mut [&mut first]);
     // Mid-job: the worker has claimed it and is fetching or encoding.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(world.status("job-kill").as_deref(), Some("running"), "the job finished before the kill; {}", first.log_tail());
-    unsafe { libc::kill(first.child.id() as i32, libc::SIGKILL) };
+    let killed_pid = first.child.id();
+    unsafe { libc::kill(killed_pid as i32, libc::SIGKILL) };
     first.child.wait().unwrap();
+    let scratch_of_killed = || std::fs::read_dir(&tmp).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&format!("radsam-job-{killed_pid}-"))).count();
+    assert_eq!(scratch_of_killed(), 1, "the killed worker left its job's scratch folder");
 
-    let mut second = world.worker(&[]);
+    let mut second = world.worker(&tmp_env);
     world.wait_status("job-kill", &["succeeded", "failed"], 300, &mut [&mut second]);
     assert_eq!(world.status("job-kill").as_deref(), Some("succeeded"), "{}", second.log_tail());
+    assert_eq!(scratch_of_killed(), 0, "the next worker removed the dead worker's scratch folder at start");
     let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-kill");
     assert_eq!(attempts, vec![2], "one killed attempt, one that finished");
     let rows: Vec<String> = world.query("SELECT label FROM results WHERE job_id = $1", "job-kill");
