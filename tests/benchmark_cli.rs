@@ -30,8 +30,9 @@ fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
     let csv = std::fs::read_to_string(out.join("cases.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("model,dataset,case,class_id,class,known,level,prompt,carry,oracle,click_mode,clicks,dice"), "{}", lines[0]);
-    // Per object: 2 levels x 2 prompts x 2 carries x (0..=2 clicks) + oracle (volume 2x2, slice 2).
-    let per_object = 2 * 2 * 2 * 3 + 4 + 2;
+    // Per object: 2 levels x 2 prompts x 2 carries x (0..=2 clicks) + oracle (volume 2x2, slice 2)
+    // + the reference pipeline (volume box, no clicks).
+    let per_object = 2 * 2 * 2 * 3 + 4 + 2 + 1;
     let objects = (lines.len() - 1) / per_object;
     assert_eq!((lines.len() - 1) % per_object, 0, "{csv}");
     assert_eq!(objects, 2, "liver and spleen of the phantom: {csv}");
@@ -42,11 +43,19 @@ fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
     assert!(csv.contains(",phantom liver,known,") && csv.contains(",phantom spleen,unknown,"));
 
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for heading in ["## Dice by prompt (paper Table 2)", "## Known vs unknown classes (paper Table 3)", "## Mask carry vs box carry (paper Table 5)", "## Oracle mask (paper Table 6)", "## Dice against clicks", "## Per class", "## Speed and memory"] {
+    for heading in ["## Dice by prompt (paper Table 2)", "## Known vs unknown classes (paper Table 3)", "## Mask carry vs box carry (paper Table 5)", "## Oracle mask (paper Table 6)", "## Dice against clicks", "## Drift along the propagation", "## Per class", "## Speed and memory"] {
         assert!(report.contains(heading), "{heading} missing:\n{report}");
     }
+    assert_eq!(lines.iter().filter(|l| l.contains(",volume,box,reference_box,false,")).count(), 2, "one reference-pipeline run per object");
+    assert!(report.contains("reference pipeline, box |"), "Table 5 has the reference pipeline:\n{report}");
+    // Drift: one row per slice of each object for each of the three carries (volume box, no clicks).
+    let drift = std::fs::read_to_string(out.join("drift.csv")).unwrap();
+    let drift_rows: Vec<&str> = drift.lines().skip(1).collect();
+    let slices: usize = csv.lines().skip(1).filter(|l| l.contains(",volume,box,reference_box,")).map(|l| l.split(',').nth(13).unwrap().parse::<usize>().unwrap()).sum();
+    assert_eq!(drift_rows.len(), 3 * slices, "{drift}");
+    assert!(drift_rows.iter().any(|l| l.contains(",0,")), "the prompted slice is offset 0");
     assert!(report.contains("| lite_medsam | Cpu | 1 |"), "speed row:\n{report}");
-    for png in ["clicks.png", "classes.png"] {
+    for png in ["clicks.png", "classes.png", "drift.png"] {
         let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(img.width() > 400 && img.height() > 150, "{png}: {}x{}", img.width(), img.height());
     }
@@ -107,7 +116,7 @@ fn a_dataset_folder_with_cvpr25_clicks_and_tight_prompts() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let csv = std::fs::read_to_string(out.join("cases.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2 * 2 * 2 * 2 * 3, "2 objects x 2 levels x 2 prompts x 2 carries x 0..=2 clicks, no oracle");
+    assert_eq!(rows.len(), 2 * (2 * 2 * 2 * 3 + 1), "2 objects x (2 levels x 2 prompts x 2 carries x 0..=2 clicks + the reference pipeline), no oracle");
     assert!(rows.iter().all(|l| l.contains(",cvpr25,") && l.contains(",false,") && l.contains("nnunet")), "{csv}");
     assert!(rows.iter().any(|l| l.contains(",liver,")) && rows.iter().any(|l| l.contains(",spleen,")), "names from dataset.json");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
