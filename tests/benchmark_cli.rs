@@ -128,6 +128,30 @@ fn a_dataset_folder_with_cvpr25_clicks_and_tight_prompts() {
 }
 
 #[test]
+fn the_click_diagnosis_scores_single_clicks_on_a_phantom() {
+    let out = out_dir("diagnosis");
+    let run = bench(&out, &["--diagnose-clicks"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let csv = std::fs::read_to_string(out.join("click_diagnosis.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "model,case,class,carry,slice,distance,positive,placement,error_pixels,slice_dice_before,slice_dice_after,volume_dice_before,volume_dice_after");
+    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
+    assert!(!rows.is_empty(), "the shipped LiteMedSAM leaves errors to click on");
+    for r in &rows {
+        let v = |i: usize| r[i].parse::<f64>().unwrap();
+        assert!((9..=12).all(|i| (0.0..=1.0).contains(&v(i))), "{r:?}");
+        assert!(v(8) >= 1.0, "a click is drawn from a non-empty error: {r:?}");
+        assert!(r[3] == "mask" || r[3] == "box");
+        assert!(r[7] == "uniform" || r[7] == "centre");
+    }
+    // Clicks of both kinds occur.
+    assert!(rows.iter().any(|r| r[6] == "true") && rows.iter().any(|r| r[6] == "false"), "{csv}");
+    let md = std::fs::read_to_string(out.join("click_diagnosis.md")).unwrap();
+    assert!(md.contains("| lite_medsam | mask | positive | uniform |") && md.contains("| lite_medsam | box |"), "{md}");
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
 fn bad_input_is_named() {
     let out = out_dir("bad");
     let empty = out_dir("empty-dataset");

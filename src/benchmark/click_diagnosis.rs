@@ -7,11 +7,8 @@
 //!
 //! The starting result is the protocol's volume-level box prompt (the same jittered box on the
 //! largest slice, from the same object seed as `run_object`), carried with mask or box carry. To
-//! keep the cost of a run in minutes, at most `SLICES_PER_OBJECT` slices of an object are clicked,
+//! keep the cost of a run in minutes, at most `slices_per_object` slices of an object are clicked,
 //! evenly spaced over its extent (its end slices included).
-
-/// Slices of one object that get clicks.
-pub const SLICES_PER_OBJECT: usize = 6;
 
 use super::protocol::object_seed_prompt;
 use crate::evaluate::extent;
@@ -48,7 +45,7 @@ pub struct ClickEffect {
 
 /// Every single click on every erroneous slice of one object (module docs), for each carry.
 /// `truth` is the object's mask on the volume grid; `seed` its `object_seed`.
-pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry], seed: u64) -> Result<Vec<ClickEffect>, SegmentError> {
+pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry], seed: u64, slices_per_object: usize) -> Result<Vec<ClickEffect>, SegmentError> {
     let volume = session.volume;
     let Some((lo, hi, largest)) = extent(volume, truth) else { return Ok(Vec::new()) };
     let session = session.restrict((lo, hi))?;
@@ -63,7 +60,8 @@ pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry],
         let volume_before = dice(&before, truth);
         let mut rng = SplitMix64(seed ^ 0xd1a6);
         let n = hi - lo + 1;
-        let mut slices: Vec<usize> = (0..SLICES_PER_OBJECT.min(n)).map(|i| lo + i * (n - 1) / (SLICES_PER_OBJECT.min(n) - 1).max(1)).collect();
+        let k = slices_per_object.clamp(1, n);
+        let mut slices: Vec<usize> = (0..k).map(|i| lo + i * (n - 1) / (k - 1).max(1)).collect();
         slices.dedup();
         for s in slices {
             let (p, t) = (grid.extract(&before, s), grid.extract(truth, s));

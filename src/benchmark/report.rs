@@ -223,7 +223,7 @@ impl<'a> Report<'a> {
             let _ = writeln!(md, "| {m} | {} | {} | {} | {} |{extra}", cell(Carry::Mask, PromptKind::Box), cell(Carry::Mask, PromptKind::Point), cell(Carry::Box, PromptKind::Box), cell(Carry::Box, PromptKind::Point));
         }
         if reference {
-            let _ = writeln!(md, "\nReference pipeline: LiteMedSAM's own 3D inference (MedSAM's CVPR 2024 code) on the same prompt: the next slice's box is the last non-empty mask's box widened by 3 pixels of the 256-pixel grid, kept across empty slices. With `lite_medsam@-160,240` (MedSAM's soft-tissue window) it is the reference baseline of issue #17.");
+            let _ = writeln!(md, "\nReference pipeline: LiteMedSAM's own 3D inference (MedSAM's CVPR 2024 code) on the same prompt: the next slice's box is the previous mask's box widened by 3 pixels of the 256-pixel grid, and the prompted box again after an empty slice. With `lite_medsam@-160,240` (MedSAM's soft-tissue window) it is the reference baseline of issue #17.");
         }
         md.push('\n');
     }

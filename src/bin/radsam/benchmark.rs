@@ -112,6 +112,9 @@ pub struct BenchmarkArgs {
     /// volume-level box result with mask and box carry; writes click_diagnosis.{csv,md} to --out.
     #[arg(long)]
     diagnose_clicks: bool,
+    /// With --diagnose-clicks: slices of each object that get clicks, evenly spaced over it.
+    #[arg(long, default_value_t = 6)]
+    diagnose_slices: usize,
 }
 
 /// What must match for units to be merged into one report.
@@ -351,14 +354,22 @@ fn objects_of(case: &LabeledVolume, settings: &RunSettings) -> Vec<(u16, Vec<u8>
     objects
 }
 
-/// One row of click_diagnosis.csv.
+/// One row of click_diagnosis.csv (flat: CSV has no nested records).
 #[derive(serde::Serialize)]
 struct DiagnosisRow<'a> {
     model: &'a str,
     case: &'a str,
     class: &'a str,
-    #[serde(flatten)]
-    effect: &'a radsam::benchmark::click_diagnosis::ClickEffect,
+    carry: radsam::segment::Carry,
+    slice: usize,
+    distance: usize,
+    positive: bool,
+    placement: radsam::benchmark::click_diagnosis::Placement,
+    error_pixels: usize,
+    slice_dice_before: f64,
+    slice_dice_after: f64,
+    volume_dice_before: f64,
+    volume_dice_after: f64,
 }
 
 /// `--diagnose-clicks`: see the flag.
@@ -386,7 +397,7 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
                 let class = case.class_name(*id);
                 bar.set_message(class.clone());
                 let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
-                for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? {
+                for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed, args.diagnose_slices).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? {
                     all.push((label.clone(), case.name.clone(), class.clone(), effect));
                 }
                 bar.inc(1);
@@ -396,7 +407,22 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
     }
     let mut w = csv::Writer::from_path(args.out.join("click_diagnosis.csv"))?;
     for (model, case, class, effect) in &all {
-        w.serialize(DiagnosisRow { model, case, class, effect })?;
+        let e = effect;
+        w.serialize(DiagnosisRow {
+            model,
+            case,
+            class,
+            carry: e.carry,
+            slice: e.slice,
+            distance: e.distance,
+            positive: e.positive,
+            placement: e.placement,
+            error_pixels: e.error_pixels,
+            slice_dice_before: e.slice_dice_before,
+            slice_dice_after: e.slice_dice_after,
+            volume_dice_before: e.volume_dice_before,
+            volume_dice_after: e.volume_dice_after,
+        })?;
     }
     w.flush()?;
     // The summary: per model, carry, kind and placement.
