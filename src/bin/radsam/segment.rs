@@ -91,7 +91,8 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
     let carry = match args.carry.as_str() {
         "mask" => radsam::segment::Carry::Mask,
         "box" => radsam::segment::Carry::Box,
-        other => bail!("--carry {other}: expected mask or box"),
+        "reference_box" => radsam::segment::Carry::ReferenceBox,
+        other => bail!("--carry {other}: expected mask, box or reference_box"),
     };
     let job = Job {
         schema_version: radsam::job::SCHEMA_VERSION,
