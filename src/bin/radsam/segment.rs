@@ -40,7 +40,7 @@ pub struct SegmentArgs {
     /// Correction click: slice,x,y,pos or slice,x,y,neg (repeatable, applied in order).
     #[arg(long = "click")]
     clicks: Vec<String>,
-    /// mask (RadSAM) or box (baseline for SAM / MedSAM).
+    /// mask (RadSAM), box (baseline for SAM / MedSAM) or reference_box (LiteMedSAM's own 3D inference).
     #[arg(long, default_value = "mask")]
     carry: String,
     /// Reference label map (NIfTI) for Dice, and the target's value in it.
