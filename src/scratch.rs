@@ -1,5 +1,5 @@
 //! Leftovers of killed processes: staging folders (`.OUT.partial-PID` beside a CLI's `--out`) and
-//! scratch folders (`radsam-job-PID-XXXX` in the temp dir) carry the PID of the process that made
+//! scratch folders (`radsam-job-<PID>-<random>` in the temp dir) carry the PID of the process that made
 //! them. A process that is SIGKILLed never removes its own, so the next one removes those whose
 //! process is gone. A folder of a live process (another run writing beside the same output, or a
 //! PID reused since) is left alone: cleaning is conservative.
@@ -51,12 +51,12 @@ pub fn remove_stale(dir: &Path, prefix: &str) -> usize {
     removed
 }
 
-/// Prefixes of the worker's scratch folders in the temp dir: `radsam-job-PID-XXXXXX` (a job's
-/// downloads and outputs), `radsam-weights-PID-XXXXXX` (a model's weights being fetched).
+/// Prefixes of the worker's scratch folders in the temp dir: `radsam-job-<PID>-<random>` (a job's
+/// downloads and outputs), `radsam-weights-<PID>-<random>` (a model's weights being fetched).
 pub const JOB_SCRATCH_PREFIX: &str = "radsam-job-";
 pub const WEIGHTS_SCRATCH_PREFIX: &str = "radsam-weights-";
 
-/// A scratch folder in the temp dir named `{prefix}{PID}-XXXXXX` (this process's PID), so that a
+/// A scratch folder in the temp dir named `{prefix}{PID}-<random suffix>` (this process's PID), so that a
 /// later process can remove it if this one is killed ([`remove_stale_scratch`]). Removed on drop.
 pub fn scratch_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix(&format!("{prefix}{}-", std::process::id())).tempdir()

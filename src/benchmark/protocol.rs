@@ -137,9 +137,14 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
         (lo..=hi)
             .map(|s| {
                 let t = plane(s);
-                let p = seg.states().get(&s).map(|st| st.mask.clone()).unwrap_or_else(|| vec![0; t.len()]);
-                let empty = |m: &[u8]| m.iter().all(|&v| v == 0);
-                DriftPoint { carry, offset: s as i64 - largest as i64, dice: if empty(&p) && empty(&t) { 1.0 } else { dice(&p, &t) } }
+                // A slice the propagation never reached is an empty prediction (`dice` of two
+                // empty masks is 1).
+                let d = match seg.states().get(&s) {
+                    Some(st) => dice(&st.mask, &t),
+                    None if t.iter().all(|&v| v == 0) => 1.0,
+                    None => 0.0,
+                };
+                DriftPoint { carry, offset: s as i64 - largest as i64, dice: d }
             })
             .collect()
     };
