@@ -4,12 +4,13 @@
 #   make bench  - the model benchmark of bench/ (writes bench/results/model_bench.*)
 #   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
-#   make train-radsam-v2 - the next candidate: both training CTs, class-balanced (runs/train-radsam-v2/; ~1.5 h on 2 CPU cores)
+#   make train-radsam-v2 - continues the shipped weights on both training CTs, class-balanced, centred edit clicks (runs/train-radsam-v2/; ~1 h on 2 CPU cores)
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
 #   make bench-clicks - single-click diagnosis on the validation CT: what one click does to its slice (bench/results/click_diagnosis/)
 #   make bench-reference - the reference baseline (LiteMedSAM's own 3D inference) and drift curves on the validation CT (bench/results/reference_baseline/)
+#   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
 #   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -24,7 +25,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam train-radsam-v2 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam train-radsam-v2 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards
 setup:
 	bash scripts/setup.sh
 
@@ -70,3 +71,6 @@ bench-window: setup
 
 bench-reference: build
 	bash bench/run_reference_baseline.sh
+
+bench-guards: build
+	bash bench/run_guard_choice.sh

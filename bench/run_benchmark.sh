@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# The paper's benchmark (`make benchmark`, issue #8): `radsam bench` on the validation CT (the
-# TotalSegmentator example DICOM scan, never trained on) and on synthetic phantoms (never trained
-# on: the benchmark's phantom seed differs from training's), for LiteMedSAM as shipped and the
-# project's RadSAM, in one run on this machine. Known classes (paper Table 3): AMOS's 15 classes.
-# Writes bench/results/benchmark/ (report.md, cases.csv, speed.csv, clicks.png, classes.png);
-# resumable: run it again after an interruption.
+# The paper's benchmark (`make benchmark`, issues #8 and #17): `radsam bench` on the validation CT
+# (the TotalSegmentator example DICOM scan, never trained on) and on synthetic phantoms (never
+# trained on: the benchmark's phantom seed differs from training's), in one run on this machine,
+# same prompts for every model, for:
+# - lite_medsam: LiteMedSAM as shipped, on RadSAM's window;
+# - lite_medsam@-160,240: LiteMedSAM on MedSAM's soft-tissue window; its `reference box` carry is
+#   the reference baseline of issue #17 (LiteMedSAM's own 3D inference);
+# - radsam:radsam-v1: the previous RadSAM weights (models/radsam-v1.safetensors, bench/train_radsam.sh),
+#   kept for side-by-side rows;
+# - radsam: the project's RadSAM (models/radsam.safetensors).
+# Protocols: the paper's (20 uniform clicks, oracle masks) and the CVPR 2025 challenge's (5 centred
+# clicks). Known classes (paper Table 3): AMOS's 15 classes.
+# Writes bench/results/benchmark/ (report.md, cases.csv, speed.csv, drift.csv, clicks.png,
+# classes.png, drift.png); resumable: run it again after an interruption. THREADS sets libtorch's
+# threads (default: all cores); extra arguments go to `radsam bench` (e.g. --fresh after a
+# protocol change, or --model to run one model's units alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${1:-$(nproc)}
+threads=${THREADS:-$(nproc)}
 data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
 bin=${CARGO_TARGET_DIR:-target}/release/radsam
 mkdir -p runs
@@ -17,7 +27,9 @@ python scripts/write_label_names.py runs/total_names.json > /dev/null
 classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
 classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
 classes=$classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra"
+models=${MODELS:---model lite_medsam --model lite_medsam@-160,240 --model radsam=models/radsam-v1.safetensors --model radsam}
+# shellcheck disable=SC2086
 "$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
   --phantoms 1 --classes "$classes" --known-classes amos \
-  --model lite_medsam --model radsam --device "${DEVICE:-cpu}" --threads "$threads" \
-  --max-clicks 20 --seed 1 --out bench/results/benchmark
+  $models --device "${DEVICE:-cpu}" --threads "$threads" \
+  --max-clicks 20 --cvpr25-clicks 5 --seed 1 --out bench/results/benchmark "$@"

@@ -76,7 +76,7 @@ pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry],
                 for placement in [Placement::Uniform, Placement::Centre] {
                     let at = match placement {
                         Placement::Uniform => pixels[rng.below(pixels.len())],
-                        Placement::Centre => largest_component_centre(&error, rows, cols),
+                        Placement::Centre => largest_component_centre(&error, rows, cols).0,
                     };
                     let click = Click { slice: s, x: (at % cols) as f64, y: (at / cols) as f64, positive };
                     let mut edited = start.clone();
@@ -102,8 +102,9 @@ pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry],
 }
 
 /// The pixel (row-major index) of the largest 4-connected component of `error` that lies farthest
-/// (city-block steps) from the component's outside; ties go to the first in index order.
-pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> usize {
+/// (city-block steps) from the component's outside, and the component's size in pixels; ties go to
+/// the first in index order. `error` must hold at least one pixel.
+pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> (usize, usize) {
     let neighbours = |i: usize| {
         let (r, c) = (i / cols, i % cols);
         [(r > 0).then(|| i - cols), (r + 1 < rows).then(|| i + cols), (c > 0).then(|| i - 1), (c + 1 < cols).then(|| i + 1)]
@@ -153,9 +154,10 @@ pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> usi
         }
         layer = next;
     }
+    let size = best.len();
     let mut sorted = best;
     sorted.sort_unstable();
-    sorted.into_iter().max_by_key(|&i| (distance[i], std::cmp::Reverse(i))).expect("a non-empty component")
+    (sorted.into_iter().max_by_key(|&i| (distance[i], std::cmp::Reverse(i))).expect("a non-empty component"), size)
 }
 
 #[cfg(test)]
@@ -174,7 +176,7 @@ mod tests {
                 e[r * cols + c] = true;
             }
         }
-        assert_eq!(largest_component_centre(&e, rows, cols), 3 * cols + 5);
+        assert_eq!(largest_component_centre(&e, rows, cols), (3 * cols + 5, 25));
         // A 3x3 block in the corner of a 5x5 image: the image edge counts as outside, so the
         // block's middle pixel is the deepest.
         let mut e = vec![false; 25];
@@ -183,6 +185,6 @@ mod tests {
                 e[r * 5 + c] = true;
             }
         }
-        assert_eq!(largest_component_centre(&e, 5, 5), 5 + 1);
+        assert_eq!(largest_component_centre(&e, 5, 5), (5 + 1, 9));
     }
 }

@@ -6,7 +6,11 @@
 //! - the reference pipeline (LiteMedSAM's own 3D inference: widened box carry through empty
 //!   slices) from the same volume-level box, without clicks;
 //! - optionally the oracle mask (of the 3 secondary masks, the one closest to the truth), without
-//!   clicks, as in the paper's Table 6.
+//!   clicks, as in the paper's Table 6;
+//! - optionally the CVPR 2025 interactive 3D segmentation challenge's protocol (`Level::Cvpr25`): a
+//!   box on the object's middle slice plus its top and bottom slices, then clicks at the centre of
+//!   the largest error component (whatever the run's own click mode), Dice after each; the report
+//!   gives the final Dice and the area under the Dice-vs-clicks curve.
 //!
 //! Prompts follow the paper's section 3.3 (a box jittered by -5..+20 reference pixels per side, a
 //! point at least 2 pixels inside the contour), seeded per object so that every model gets the same
@@ -18,7 +22,7 @@ use crate::metrics::dice;
 use crate::prompt::simulate::{jittered_box, random_point};
 use crate::prompt::{bounding_box, interior_point, SlicePrompt};
 use crate::rng::SplitMix64;
-use crate::segment::{Carry, MaskChoice, SegmentError, Segmenter, VolumeSession};
+use crate::segment::{Carry, GuardSettings, MaskChoice, SegmentError, Segmenter, VolumeSession};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -36,6 +40,9 @@ pub enum PromptStyle {
 pub enum Level {
     Volume,
     Slice,
+    /// The CVPR 2025 protocol (module docs): volume-level from a box on the middle slice, with
+    /// centred clicks.
+    Cvpr25,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -53,6 +60,13 @@ pub struct ProtocolSettings {
     pub max_clicks: usize,
     pub oracle: bool,
     pub seed: u64,
+    /// Clicks of the CVPR 2025 protocol (0: not run). Runs saved before it existed read as 0.
+    #[serde(default)]
+    pub cvpr25_clicks: usize,
+    /// Propagation guards (crate::segment::GuardSettings) on mask and box carry; off in runs saved
+    /// before they existed.
+    #[serde(default)]
+    pub guards: bool,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -131,6 +145,7 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
     let plane = |s: usize| volume.grid.extract(truth, s);
     let mut measurements = Vec::new();
     let mut drift = Vec::new();
+    let guards = settings.guards.then(GuardSettings::default);
     let (mut decoded_slices, mut decode_seconds) = (0, 0.0);
     // The drift curve of a volume-level box run: every slice's Dice against the truth.
     let drift_of = |seg: &Segmenter, carry: Carry| -> Vec<DriftPoint> {
@@ -171,9 +186,9 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
                         continue;
                     }
                     let choice = if oracle { MaskChoice::BestReference } else { MaskChoice::Primary };
-                    let mut seg = Segmenter::new(&session, carry, choice, Some(truth));
+                    let mut seg = Segmenter::new(&session, carry, choice, Some(truth)).with_guards(guards);
                     match level {
-                        Level::Volume => seg.start(largest, initial[&kind].as_ref().expect("checked above"))?,
+                        Level::Volume | Level::Cvpr25 => seg.start(largest, initial[&kind].as_ref().expect("checked above"))?,
                         Level::Slice => seg.slice_level(&per_slice[&kind])?,
                     }
                     if level == Level::Volume && kind == PromptKind::Box && !oracle {
@@ -199,6 +214,36 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
                     decoded_slices += seg.decoded_slices;
                     decode_seconds += seg.decode_seconds;
                 }
+            }
+        }
+    }
+    // The CVPR 2025 protocol: its own box (drawn from its own stream, so that the other prompts
+    // stay those of runs without it) on the middle slice, or the nearest slice holding the object.
+    if settings.cvpr25_clicks > 0 {
+        let middle = (lo + hi) / 2;
+        let on_object = |s: &usize| plane(*s).iter().any(|&v| v != 0);
+        let start = (0..=hi - lo).flat_map(|d| [middle.checked_sub(d), Some(middle + d)]).flatten().find(|s| (lo..=hi).contains(s) && on_object(s));
+        let mut rng = SplitMix64(seed ^ 0xc7a2_5000);
+        if let Some((start, prompt)) = start.and_then(|s| prompt_on(&plane(s), cols, PromptKind::Box, settings.prompts, &mut rng).map(|p| (s, p))) {
+            for carry in [Carry::Mask, Carry::Box] {
+                let mut seg = Segmenter::new(&session, carry, MaskChoice::Primary, None).with_guards(guards);
+                seg.start(start, &prompt)?;
+                let mut mask = seg.mask();
+                let mut record = |clicks, dice| measurements.push(Measurement { level: Level::Cvpr25, prompt: PromptKind::Box, carry, oracle: false, clicks, dice });
+                record(0, dice(&mask, truth));
+                let mut click_rng = SplitMix64(seed ^ 0xc1c4);
+                for n in 1..=settings.cvpr25_clicks {
+                    match next_click(ClickMode::LargestErrorCentre, &mask, truth, &volume.grid, volume.spacing, (lo, hi), &mut click_rng) {
+                        Some(click) => {
+                            seg.add_click(click)?;
+                            mask = seg.mask();
+                            record(n, dice(&mask, truth));
+                        }
+                        None => record(n, 1.0),
+                    }
+                }
+                decoded_slices += seg.decoded_slices;
+                decode_seconds += seg.decode_seconds;
             }
         }
     }

@@ -46,6 +46,7 @@ fn level_name(l: Level) -> &'static str {
     match l {
         Level::Volume => "volume-level",
         Level::Slice => "slice-level",
+        Level::Cvpr25 => "CVPR 2025",
     }
 }
 
@@ -62,6 +63,15 @@ fn carry_name(c: Carry) -> &'static str {
         Carry::Box => "box",
         Carry::ReferenceBox => "reference box",
     }
+}
+
+/// The area under a curve sampled at 0, 1, .., n (trapezoids), divided by n: its mean height.
+fn area_under(values: &[f64]) -> f64 {
+    let n = values.len() - 1;
+    if n == 0 {
+        return values[0];
+    }
+    values.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum::<f64>() / n as f64
 }
 
 fn fmt(m: &MeanCi) -> String {
@@ -149,6 +159,7 @@ impl<'a> Report<'a> {
         self.table5(&mut md);
         self.table6(&mut md);
         self.clicks_table(&mut md);
+        self.cvpr25_table(&mut md);
         self.drift_table(&mut md);
         self.per_class(&mut md);
         self.speed_table(&mut md);
@@ -267,6 +278,40 @@ impl<'a> Report<'a> {
             }
         }
         md.push_str("\n![Dice against clicks](clicks.png)\n\n");
+    }
+
+    /// The CVPR 2025 protocol: Dice before clicks, after the last, and the area under the
+    /// Dice-vs-clicks curve (trapezoids over 0..=N clicks, divided by N: a Dice in %), each a mean
+    /// over objects.
+    fn cvpr25_table(&self, md: &mut String) {
+        let n = self.rows.iter().filter(|r| r.level == Level::Cvpr25).map(|r| r.clicks).max().unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        let _ = writeln!(md, "## CVPR 2025 protocol
+");
+        let _ = writeln!(md, "The CVPR 2025 interactive 3D segmentation challenge's protocol: a box on the object's middle slice plus its top and bottom slices, then {n} clicks, each at the centre of the largest error component. AUC: the area under the Dice-vs-clicks curve over 0..{n} clicks, divided by {n}.\n");
+        let _ = writeln!(md, "| model | carry | 0 clicks | {n} clicks | AUC |\n|---|---|---|---|---|");
+        for m in &self.models {
+            for carry in [Carry::Mask, Carry::Box] {
+                let at = |clicks| self.stat(m, Config { level: Level::Cvpr25, prompt: PromptKind::Box, carry, oracle: false, clicks });
+                let auc = mean_ci(&self.cvpr25_auc(m, carry, n));
+                if auc.n > 0 {
+                    let _ = writeln!(md, "| {m} | {} | {} | {} | {} |", carry_name(carry), fmt(&at(0)), fmt(&at(n)), fmt(&auc));
+                }
+            }
+        }
+        md.push('\n');
+    }
+
+    /// Per object: the normalised area under its CVPR 2025 Dice-vs-clicks curve (%), for objects
+    /// with every click count 0..=n.
+    fn cvpr25_auc(&self, model: &str, carry: Carry, n: usize) -> Vec<f64> {
+        let mut curves: std::collections::BTreeMap<(&str, &str, u16), Vec<Option<f64>>> = Default::default();
+        for r in self.rows.iter().filter(|r| r.model == model && r.level == Level::Cvpr25 && r.carry == carry && r.clicks <= n) {
+            curves.entry((r.dataset.as_str(), r.case.as_str(), r.class_id)).or_insert_with(|| vec![None; n + 1])[r.clicks] = Some(100.0 * r.dice);
+        }
+        curves.values().filter_map(|c| c.iter().copied().collect::<Option<Vec<f64>>>()).map(|d| area_under(&d)).collect()
     }
 
     /// Class names in order, with their object counts.
@@ -455,5 +500,27 @@ mod tests {
         // Known vs unknown: one object each, no interval.
         assert!(md.contains("| radsam | known | 1 | 0 | 90.00 |"), "{md}");
         assert!(md.contains("| radsam | 80.00 ± 127.06 | – | 55.00 ± 63.53 | – |"), "Table 5: {md}");
+    }
+
+    #[test]
+    fn cvpr25_table_gives_final_dice_and_the_normalised_area_under_the_click_curve() {
+        let mut rows = Vec::new();
+        // liver: 50, 70, 90 over 0..2 clicks: area (60 + 80) / 2 = 70; spleen: 80, 80, 80: 80.
+        for (class, curve) in [("liver", [0.5, 0.7, 0.9]), ("spleen", [0.8, 0.8, 0.8])] {
+            rows.push(row("radsam", class, Level::Volume, Carry::Mask, 0, 0.6));
+            for (clicks, d) in curve.iter().enumerate() {
+                rows.push(row("radsam", class, Level::Cvpr25, Carry::Mask, clicks, *d));
+            }
+        }
+        // An object missing a click count has no area.
+        rows.push(row("radsam", "colon", Level::Cvpr25, Carry::Mask, 0, 0.1));
+        let md = Report::new(&rows, &[]).markdown("# t\n");
+        assert!(md.contains("## CVPR 2025 protocol"), "{md}");
+        // 0 clicks: the three objects (50, 80, 10); 2 clicks: liver and spleen; AUC: (70 + 80) / 2.
+        let line = md.lines().find(|l| l.starts_with("| radsam | mask | 46.67")).unwrap_or_else(|| panic!("{md}"));
+        assert!(line.contains("| 85.00 ± ") && line.contains("| 75.00 ± 63.53 |"), "{line}");
+        // The paper's tables ignore the CVPR rows: volume-level box, mask carry, 0 clicks is 60.
+        assert!(md.lines().any(|l| l.starts_with("| radsam | mask | 3 | 0 |") && l.contains("60.00")), "{md}");
+        assert_eq!(area_under(&[40.0]), 40.0);
     }
 }

@@ -5,7 +5,7 @@ use super::schema::{local_path, Job, JobError, JobLimits, Target};
 use crate::metrics::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
-use crate::segment::{Carry, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
+use crate::segment::{Carry, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
 use crate::volume::{resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError};
 use serde::Serialize;
 use std::path::Path;
@@ -22,11 +22,13 @@ pub struct ProcessOptions {
     pub choice: MaskChoice,
     /// Write PNG overlays (initial slice and each clicked slice) into OUT/overlays.
     pub overlays: bool,
+    /// Propagation guards (crate::segment::GuardSettings); None: off.
+    pub guards: Option<GuardSettings>,
 }
 
 impl Default for ProcessOptions {
     fn default() -> Self {
-        Self { limits: ReadLimits::default(), job_limits: JobLimits::default(), batch: None, choice: MaskChoice::Primary, overlays: false }
+        Self { limits: ReadLimits::default(), job_limits: JobLimits::default(), batch: None, choice: MaskChoice::Primary, overlays: false, guards: None }
     }
 }
 
@@ -70,6 +72,9 @@ pub struct TargetResult {
     pub clicks_applied: usize,
     /// Directions where propagation stopped on an empty slice before the boundary.
     pub stops: Vec<Stop>,
+    /// Propagation guards that fired (when on): a leaking or collapsing slice that took another of
+    /// the decoder's masks, or stopped the propagation.
+    pub guards: Vec<GuardEvent>,
     pub decode_seconds: f64,
     pub mask_file: String,
 }
@@ -172,7 +177,7 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
         let seg_err = |source| ProcessError::Segment { label: target.label.clone(), source };
         let (t_lo, t_hi) = (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
         let carry = target.carry.unwrap_or(Carry::Mask);
-        let mut segmenter = Segmenter::new(&session, carry, opts.choice, reference.as_deref());
+        let mut segmenter = Segmenter::new(&session, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
         let prompt = slice_prompt(target);
         let slice = target.initial_prompt.slice;
         // check_prompts kept slices and clicks inside the target's own boundaries; the segmenter
@@ -202,6 +207,7 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
             reference_ml: reference.as_ref().map(|r| volume_ml(r, volume.spacing)),
             clicks_applied: segmenter.clicks(),
             stops: segmenter.stops().to_vec(),
+            guards: segmenter.guard_events(),
             decode_seconds: segmenter.decode_seconds,
             mask_file,
         });

@@ -2,12 +2,16 @@
 //! - slice_level.rs: one prompt per slice, each slice on its own;
 //! - session.rs: a volume's slices between the object's boundaries, encoded once (batched);
 //! - propagate.rs: RadSAM's volume-level prompting (one prompt, the mask carried slice to slice
-//!   up and down) and 3D editing with correction clicks.
+//!   up and down) and 3D editing with correction clicks;
+//! - guard.rs: the propagation guards (leaks and collapsing slices, from the decoder's predicted
+//!   IoU and secondary masks).
 
+mod guard;
 mod propagate;
 mod session;
 mod slice_level;
 
+pub use guard::{GuardEvent, GuardReason, GuardSettings};
 pub use propagate::{Carry, Segmenter, SliceState, Stop};
 pub use session::VolumeSession;
 pub use slice_level::{predict_slices, MaskChoice, PredictError, SlicePrediction, SlicePredictions};

@@ -9,7 +9,10 @@
 //!
 //! When a slice's mask comes out empty, propagation in that direction stops there: the object has
 //! ended (or was lost), the further slices in that direction stay empty, and the stop is reported
-//! (`stops`).
+//! (`stops`). With guards on (`with_guards`, guard.rs), a carried slice whose mask leaks (its area
+//! jumps) or whose predicted IoU collapses takes one of the decoder's other masks instead, or, for a
+//! leak with no acceptable mask, stops the propagation there; each firing is reported
+//! (`guard_events`).
 //!
 //! Editing. The prompted slice and every clicked slice are *anchors*: they hold the user's own
 //! input. A correction click refines its slice from that slice's current result in the carry's
@@ -24,6 +27,7 @@
 //! are unchanged. The result depends only on the initial prompt and the sequence of clicks, so a
 //! stateless worker replaying a job's clicks in order gets the mask of the interactive session.
 
+use super::guard::{GuardEvent, GuardSettings, Verdict};
 use super::session::VolumeSession;
 use super::slice_level::{choose, prompt_batch, MaskChoice};
 use super::SegmentError;
@@ -97,6 +101,10 @@ pub struct Segmenter<'s, 'a> {
     /// The volume-level prompt's box, which the reference pipeline falls back on after an empty slice.
     origin_box: Option<crate::prompt::BoxPrompt>,
     stops: Vec<Stop>,
+    /// Propagation guards (guard.rs); None: off.
+    guard: Option<GuardSettings>,
+    /// The guards that fired, by slice: a slice's event goes when the slice is computed again.
+    guard_events: BTreeMap<usize, GuardEvent>,
     started: bool,
     pub decode_seconds: f64,
     pub decoded_slices: usize,
@@ -104,7 +112,14 @@ pub struct Segmenter<'s, 'a> {
 
 impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
-        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, origin: 0, origin_box: None, stops: Vec::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, origin: 0, origin_box: None, stops: Vec::new(), guard: None, guard_events: BTreeMap::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+    }
+
+    /// Turns the propagation guards on (Some) or off (None, the default). They act on mask and box
+    /// carry, never on the reference pipeline or the oracle's choice.
+    pub fn with_guards(mut self, guard: Option<GuardSettings>) -> Self {
+        self.guard = guard;
+        self
     }
 
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
@@ -127,6 +142,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice, reason })?;
         self.states.clear();
         self.stops.clear();
+        self.guard_events.clear();
         self.clicks.clear();
         self.anchors = [slice].into();
         self.origin = slice;
@@ -149,6 +165,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         }
         self.states.clear();
         self.stops.clear();
+        self.guard_events.clear();
         self.clicks.clear();
         self.anchors.clear();
         self.slice_prompts = Some(prompts.clone());
@@ -174,6 +191,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         as_prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice: click.slice, reason })?;
         self.clicks.entry(click.slice).or_default().push(click.point());
         self.anchors.insert(click.slice);
+        // The clicked slice now holds the user's input: no guard judges it.
+        self.guard_events.remove(&click.slice);
         if let Some(own) = self.slice_prompts.as_ref().map(|p| p.get(&click.slice).cloned().unwrap_or_default()) {
             let mut points = own.points;
             points.extend(self.clicks[&click.slice].iter().copied());
@@ -234,10 +253,11 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 self.stops.push(Stop { direction, empty_slice: current });
                 for s in &stretch[n..] {
                     self.states.remove(s);
+                    self.guard_events.remove(s);
                 }
                 return;
             }
-            self.carry_to(current, next);
+            self.carry_to(current, next, direction);
             current = next;
         }
     }
@@ -255,14 +275,14 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             if self.states.get(&next).is_some_and(|s| !is_empty(&s.mask)) {
                 return;
             }
-            self.carry_to(current, next);
+            self.carry_to(current, next, direction);
             current = next;
         }
     }
 
     /// Decodes `next` from the result of its neighbour `from` in the carry's form, plus the clicks
-    /// stored on `next`.
-    fn carry_to(&mut self, from: usize, next: usize) {
+    /// stored on `next`; then the guards, when on, judge it.
+    fn carry_to(&mut self, from: usize, next: usize, direction: i8) {
         let mut prompt = SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
         let low_res = match self.carry_prompt(from) {
             Some(CarriedPrompt::Mask(m)) => Some(m),
@@ -272,8 +292,41 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             }
             None => None,
         };
-        let state = self.decode(next, &prompt, low_res.as_ref());
+        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref());
+        self.guard_events.remove(&next);
+        let state = match self.guard {
+            Some(guard) if matches!(self.carry, Carry::Mask | Carry::Box) && self.choice != MaskChoice::BestReference => self.guarded(guard, from, next, direction, state, &logits),
+            _ => state,
+        };
         self.states.insert(next, state);
+    }
+
+    /// The guards' verdict on the carried slice `next` (guard.rs): the state kept, and the event
+    /// recorded when one fired.
+    fn guarded(&mut self, guard: GuardSettings, from: usize, next: usize, direction: i8, state: SliceState, logits: &Tensor) -> SliceState {
+        let previous = pixels(&self.states[&from].mask);
+        let (ca, ra) = self.session.volume.grid.plane_axes();
+        let spacing = self.session.volume.spacing;
+        let limit = guard.area_limit(previous, spacing[ca] * spacing[ra]);
+        let chosen_pixels = pixels(&state.mask);
+        if !guard.suspicious(limit, chosen_pixels, state.iou[state.chosen as usize]) {
+            return state;
+        }
+        let planes: Vec<Vec<u8>> = (0..NUM_MASKS).map(|c| if c == state.chosen { state.mask.clone() } else { self.plane(logits, c) }).collect();
+        let areas: Vec<u64> = planes.iter().map(|p| pixels(p)).collect();
+        let (verdict, reason) = guard.judge(limit, &areas, &state.iou, state.chosen);
+        let Some(reason) = reason else { return state };
+        let kept = match verdict {
+            Verdict::Keep => return state,
+            Verdict::Switch(c) => Some(c),
+            Verdict::Stop => None,
+        };
+        self.guard_events.insert(next, GuardEvent { slice: next, direction, reason, rejected_mask: state.chosen, kept_mask: kept, previous_pixels: previous, rejected_pixels: chosen_pixels, rejected_iou: state.iou[state.chosen as usize] });
+        match kept {
+            Some(c) => SliceState { low_res: logits.narrow(1, c, 1).gt(0.0).to_kind(Kind::Float), mask: planes[c as usize].clone(), iou: state.iou, chosen: c },
+            // An empty slice: the propagation stops on it, as on any empty slice.
+            None => SliceState { low_res: state.low_res.zeros_like(), mask: vec![0; state.mask.len()], iou: state.iou, chosen: state.chosen },
+        }
     }
 
     /// What the result of `from` hands on: its mask (mask carry), its box (box carry), or, for the
@@ -293,6 +346,17 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Decodes one slice: the prompt's points and box (slice coordinates), plus a low-resolution
     /// binary mask prompt when given.
     fn decode(&mut self, slice: usize, prompt: &SlicePrompt, low_res_mask: Option<&Tensor>) -> SliceState {
+        self.decode_with_logits(slice, prompt, low_res_mask).0
+    }
+
+    /// Mask `channel` of (1, 4, M, M) low-resolution logits on the slice grid, 0/1.
+    fn plane(&self, logits: &Tensor, channel: i64) -> Vec<u8> {
+        let logits = logits.narrow(1, channel, 1);
+        Vec::try_from(logits_to_slice(&logits, &self.session.geometry).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu).flatten(0, -1)).expect("u8 mask")
+    }
+
+    /// `decode`, with the decoder's four low-resolution logits maps.
+    fn decode_with_logits(&mut self, slice: usize, prompt: &SlicePrompt, low_res_mask: Option<&Tensor>) -> (SliceState, Tensor) {
         let t0 = Instant::now();
         let sam = self.session.sam;
         let geo = &self.session.geometry;
@@ -302,10 +366,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         }
         let pred = sam.decode(&self.session.embedding(slice), &batch);
         let iou: Vec<f32> = Vec::try_from(pred.iou.to_device(tch::Device::Cpu).flatten(0, -1)).expect("float IoU");
-        let plane = |channel: i64| -> Vec<u8> {
-            let logits = pred.low_res_logits.narrow(1, channel, 1);
-            Vec::try_from(logits_to_slice(&logits, geo).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu).flatten(0, -1)).expect("u8 mask")
-        };
+        let plane = |channel: i64| self.plane(&pred.low_res_logits, channel);
         let (chosen, mask) = match (self.choice, self.reference) {
             (MaskChoice::BestReference, Some(reference)) => {
                 let truth = self.session.volume.grid.extract(reference, slice);
@@ -319,7 +380,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let low_res = pred.low_res_logits.narrow(1, chosen, 1).gt(0.0).to_kind(Kind::Float);
         self.decode_seconds += t0.elapsed().as_secs_f64();
         self.decoded_slices += 1;
-        SliceState { low_res, mask, iou: iou.try_into().expect("4 masks"), chosen }
+        (SliceState { low_res, mask, iou: iou.try_into().expect("4 masks"), chosen }, pred.low_res_logits)
     }
 
     /// The 3D mask on the volume's grid (0/1).
@@ -340,6 +401,11 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         &self.stops
     }
 
+    /// The guards that fired on the current result, in slice order.
+    pub fn guard_events(&self) -> Vec<GuardEvent> {
+        self.guard_events.values().copied().collect()
+    }
+
     pub fn clicks(&self) -> usize {
         self.clicks.values().map(Vec::len).sum()
     }
@@ -356,6 +422,10 @@ enum CarriedPrompt {
 fn widen(b: crate::prompt::BoxPrompt, w: usize, h: usize) -> crate::prompt::BoxPrompt {
     let m = REFERENCE_MARGIN_256 * w.max(h) as f64 / 256.0;
     crate::prompt::BoxPrompt { x0: (b.x0 - m).max(0.0), y0: (b.y0 - m).max(0.0), x1: (b.x1 + m).min((w - 1) as f64), y1: (b.y1 + m).min((h - 1) as f64) }
+}
+
+fn pixels(mask: &[u8]) -> u64 {
+    mask.iter().filter(|&&v| v != 0).count() as u64
 }
 
 fn is_empty(mask: &[u8]) -> bool {

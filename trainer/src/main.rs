@@ -110,6 +110,11 @@ struct TrainArgs {
     /// slices do not dominate (0: every (slice, object) sample alike; 1: every class alike).
     #[arg(long, default_value_t = 0.0)]
     class_balance: f64,
+    /// The fraction of edit clicks at the centre of the largest error component (the CVPR 2025
+    /// challenge's click, what a user aiming at the worst error does); the rest uniform over the
+    /// error (the paper).
+    #[arg(long, default_value_t = 0.0)]
+    centre_clicks: f64,
     /// The encoder's input window LO,HI in HU (e.g. -160,240, MedSAM's soft-tissue window);
     /// default: the base weights' own (RadSAM's -500,1000 unless the file names another). Saved in
     /// the trained file, which every loader then uses.
@@ -207,8 +212,8 @@ fn train(args: TrainArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.max_zoom_out) || !(0.0..1.0).contains(&args.ema_decay) {
         bail!("--max-zoom-out and --ema-decay must lie in [0, 1)");
     }
-    if !(0.0..=1.0).contains(&args.class_balance) {
-        bail!("--class-balance must lie in [0, 1]");
+    if !(0.0..=1.0).contains(&args.class_balance) || !(0.0..=1.0).contains(&args.centre_clicks) {
+        bail!("--class-balance and --centre-clicks must lie in [0, 1]");
     }
     let aug = Augmentation { max_zoom_out: args.max_zoom_out, window: sam.config.window, ..Augmentation::default() };
     let settings = |views| ExampleSettings { views, min_pixels: args.min_pixels, augmentation: aug, seed: args.seed, classes: args.classes.clone() };
@@ -247,6 +252,7 @@ fn train(args: TrainArgs) -> Result<()> {
         carry_fraction: if args.carry_steps > 0 { args.carry_fraction } else { 0.0 },
         ema_decay: args.ema_decay,
         class_balance: args.class_balance,
+        centre_clicks: args.centre_clicks,
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;

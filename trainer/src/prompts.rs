@@ -6,11 +6,15 @@
 //! mask or, half of the time, from a neighbouring slice's mask (what propagation actually hands
 //! over), before the random rotation, scaling, translation and erosion/dilation.
 //!
-//! Clicks are drawn uniformly in the error region of the previous primary mask on the decoder's
-//! low-resolution grid (inside the slice's valid area): a missed pixel gives a positive click, a
-//! false one a negative click. A sample without error gets a padding point (label -1).
+//! Clicks fall in the error region of the previous primary mask on the decoder's low-resolution
+//! grid (inside the slice's valid area): a missed pixel gives a positive click, a false one a
+//! negative click. A click is drawn uniformly over the error (the paper), or, for a fraction of the
+//! clicks (`centre_fraction`), placed at the centre of the largest error component, missed and
+//! false pixels taken apart (the CVPR 2025 challenge's click, what a user aiming at the worst
+//! error does). A sample without error gets a padding point (label -1).
 
 use crate::examples::{ExampleSet, SliceView};
+use radsam::benchmark::click_diagnosis::largest_component_centre;
 use radsam::model::PromptBatch;
 use radsam::prompt::simulate::{jittered_box, noisy_mask, random_point, MaskNoise};
 use radsam::rng::SplitMix64;
@@ -126,8 +130,10 @@ impl Batch {
     }
 
     /// Adds one click per sample in the error region of `previous` ((B, 1, M, M) logits) and returns
-    /// the next step's prompt: the previous binary mask and all clicks so far.
-    pub fn click_prompt(&mut self, previous: &Tensor, rng: &mut SplitMix64) -> PromptBatch {
+    /// the next step's prompt: the previous binary mask and all clicks so far. A click is centred
+    /// (module docs) with probability `centre_fraction`; at 0 no draw is made for it, so that runs
+    /// without centred clicks keep their batches.
+    pub fn click_prompt(&mut self, previous: &Tensor, centre_fraction: f64, rng: &mut SplitMix64) -> PromptBatch {
         let m = previous.size()[3];
         let pred = previous.gt(0.0).to_kind(Kind::Float);
         let error = (&pred - &self.targets).abs() * &self.valid;
@@ -140,8 +146,14 @@ impl Batch {
                 clicks.push((0.0, 0.0, -1));
                 continue;
             }
-            let k = rng.below(n);
-            let idx = e.iter().enumerate().filter(|(_, &v)| v != 0).nth(k).map(|(i, _)| i).expect("k < n");
+            let centred = centre_fraction > 0.0 && rng.uniform() < centre_fraction;
+            let idx = if centred {
+                let t: Vec<u8> = Vec::try_from(targets.get(i as i64).flatten(0, -1)).expect("u8");
+                largest_error_centre(&e, &t, m as usize)
+            } else {
+                let k = rng.below(n);
+                e.iter().enumerate().filter(|(_, &v)| v != 0).nth(k).map(|(i, _)| i).expect("k < n")
+            };
             let (u, v) = ((idx as i64 % m) as f64, (idx as i64 / m) as f64);
             // Centre of low-res pixel (u, v) in the input frame; the encoder adds the half pixel.
             let s = self.geometries[i].target as f64 / m as f64;
@@ -159,6 +171,20 @@ impl Batch {
             masks: Some(pred),
         }
     }
+}
+
+/// The centre of the largest error component on an M x M grid: missed pixels (error on the target)
+/// and false ones form components apart. `error` holds at least one pixel.
+fn largest_error_centre(error: &[u8], target: &[u8], m: usize) -> usize {
+    let missed: Vec<bool> = error.iter().zip(target).map(|(&e, &t)| e != 0 && t != 0).collect();
+    let false_: Vec<bool> = error.iter().zip(target).map(|(&e, &t)| e != 0 && t == 0).collect();
+    [missed, false_]
+        .iter()
+        .filter(|kind| kind.iter().any(|&v| v))
+        .map(|kind| largest_component_centre(kind, m, m))
+        .max_by_key(|&(_, size)| size)
+        .expect("some error")
+        .0
 }
 
 /// A noisy mask prompt for object `id` on `view` (module docs).
@@ -217,7 +243,7 @@ mod click_tests {
         let prev = Tensor::cat(&[-target.get(0).unsqueeze(0).ones_like(), target.get(1).unsqueeze(0).ones_like(), &target.get(2).unsqueeze(0) * 2.0 - 1.0], 0);
         let mut rng = SplitMix64(11);
         for step in 1..=3 {
-            let p = batch.click_prompt(&prev, &mut rng);
+            let p = batch.click_prompt(&prev, 0.0, &mut rng);
             let (coords, labels) = p.points.as_ref().unwrap();
             assert_eq!(coords.size(), vec![3, step, 2]);
             let l: Vec<i64> = Vec::try_from(labels.select(1, step - 1)).unwrap();
@@ -230,5 +256,28 @@ mod click_tests {
             // The mask prompt is the previous binary mask.
             assert_eq!(p.masks.as_ref().unwrap().sum(Kind::Float).double_value(&[]), prev.gt(0.0).sum(Kind::Float).double_value(&[]));
         }
+    }
+
+    #[test]
+    fn centred_clicks_hit_the_middle_of_the_largest_error_component() {
+        let set = set();
+        let picks = [(0usize, 2u16), (0, 2)];
+        let mut batch = Batch::new(&set, &picks, 256, Device::Cpu);
+        let target = batch.targets.shallow_clone();
+        // Sample 0 predicts nothing: the missed region is the whole object (low-res 40..120 x
+        // 80..160), its centre (80, 120) give or take a pixel. Sample 1 predicts the object plus a
+        // 100 x 100 false square at low-res 140..240 (both axes): the false region is larger, so
+        // the click is negative, at its centre (190, 190).
+        let mut false_square = Tensor::zeros([1, 1, 256, 256], (Kind::Float, Device::Cpu));
+        let _ = false_square.narrow(2, 140, 100).narrow(3, 140, 100).fill_(1.0);
+        let prev = Tensor::cat(&[-target.get(0).unsqueeze(0).ones_like(), (&target.get(1).unsqueeze(0) + &false_square) * 2.0 - 1.0], 0);
+        let mut rng = SplitMix64(3);
+        let p = batch.click_prompt(&prev, 1.0, &mut rng);
+        let (coords, labels) = p.points.as_ref().unwrap();
+        assert_eq!(Vec::<i64>::try_from(labels.select(1, 0)).unwrap(), vec![1, 0]);
+        let at = |i: i64| (coords.double_value(&[i, 0, 0]), coords.double_value(&[i, 0, 1]));
+        let near = |(x, y): (f64, f64), (cx, cy): (f64, f64)| (x - cx).abs() <= 1.5 && (y - cy).abs() <= 1.5;
+        assert!(near(at(0), (80.0, 120.0)), "{:?}", at(0));
+        assert!(near(at(1), (190.0, 190.0)), "{:?}", at(1));
     }
 }

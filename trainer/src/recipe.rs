@@ -59,6 +59,10 @@ pub struct TrainSettings {
     /// class alike).
     #[serde(default)]
     pub class_balance: f64,
+    /// The fraction of edit clicks placed at the centre of the largest error component (the CVPR
+    /// 2025 click) instead of uniformly over the error (0: all uniform, the paper).
+    #[serde(default)]
+    pub centre_clicks: f64,
 }
 
 impl PartialEq for PromptMix {
@@ -240,7 +244,7 @@ impl<'a> Trainer<'a> {
                         }
                         prompt = PromptBatch { masks: Some(carried), ..Default::default() };
                     } else {
-                        prompt = batch.click_prompt(&previous, &mut rng);
+                        prompt = batch.click_prompt(&previous, self.settings.centre_clicks, &mut rng);
                     }
                 }
             }

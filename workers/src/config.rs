@@ -45,6 +45,10 @@ pub struct Config {
     /// Also upload PNG overlays of the prompted and clicked slices.
     #[arg(long, env = "RADSAM_OVERLAYS")]
     pub overlays: bool,
+    /// Propagation guards (src/segment/guard.rs): a carried slice that leaks or collapses takes
+    /// another of the decoder's masks, or stops the propagation; firings are in result.json.
+    #[arg(long, env = "RADSAM_GUARDS")]
+    pub guards: bool,
     /// text or json log lines.
     #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -270,7 +270,7 @@ impl Worker {
         let model = self.model_for(job.model_version.as_deref()).await?;
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-        let opts = ProcessOptions { overlays: self.config.overlays, job_limits: self.config.job_limits, ..Default::default() };
+        let opts = ProcessOptions { overlays: self.config.overlays, job_limits: self.config.job_limits, guards: self.config.guards.then(radsam::segment::GuardSettings::default), ..Default::default() };
         let (thread, version, out_dir) = (model.thread.clone(), model.version.clone(), out.clone());
         let inject_panic = self.config.fault_panic_job.as_deref() == Some(job.job_id.as_str());
         let result: JobResult = tokio::task::spawn_blocking(move || {

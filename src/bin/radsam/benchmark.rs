@@ -9,7 +9,7 @@
 use crate::common::{load_model, ModelArgs};
 use anyhow::{bail, Context, Result};
 use radsam::benchmark::report::Report;
-use radsam::benchmark::{object_seed, run_object, CaseRow, ClickMode, PromptStyle, ProtocolSettings, SpeedRow};
+use radsam::benchmark::{object_seed, run_object, CaseRow, ClickMode, Level, PromptStyle, ProtocolSettings, SpeedRow};
 use radsam::dataset::{self, LabeledVolume, Pair};
 use radsam::evaluate::extent;
 use radsam::segment::VolumeSession;
@@ -93,6 +93,14 @@ pub struct BenchmarkArgs {
     /// Correction clicks per protocol run; Dice is recorded after each.
     #[arg(long, default_value_t = 20)]
     max_clicks: usize,
+    /// Clicks of the CVPR 2025 challenge's protocol, run besides the paper's: a box on the object's
+    /// middle slice plus its boundaries, then clicks at the centre of the largest error (0: off).
+    #[arg(long, default_value_t = 5)]
+    cvpr25_clicks: usize,
+    /// Propagation guards on mask and box carry (src/segment/guard.rs): a leaking or collapsing
+    /// carried slice takes another of the decoder's masks, or stops the propagation.
+    #[arg(long)]
+    guards: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -159,6 +167,8 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             max_clicks: args.max_clicks,
             oracle: !args.no_oracle,
             seed: args.seed,
+            cvpr25_clicks: args.cvpr25_clicks,
+            guards: args.guards,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -521,7 +531,7 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
                     prompt: m.prompt,
                     carry: m.carry,
                     oracle: m.oracle,
-                    click_mode: settings.protocol.click_mode,
+                    click_mode: if m.level == Level::Cvpr25 { ClickMode::LargestErrorCentre } else { settings.protocol.click_mode },
                     clicks: m.clicks,
                     dice: m.dice,
                     slices: hi - lo + 1,
@@ -601,7 +611,7 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
     w.flush()?;
     let report = Report::new(&rows, &speed).with_drift(&drift);
     let header = format!(
-        "# RadSAM benchmark\n\nCommand: `{}`\n\nMachine: {}; libtorch threads: {}. Written {} UTC.\n\nProtocol: prompts {}, clicks {} (up to {}), oracle {}, seed {}; objects of at least {} voxels{}{}.\n",
+        "# RadSAM benchmark\n\nCommand: `{}`\n\nMachine: {}; libtorch threads: {}. Written {} UTC.\n\nProtocol: prompts {}, clicks {} (up to {}), oracle {}, seed {}{}; objects of at least {} voxels{}{}.\n",
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" "),
         machine(),
         tch::get_num_threads(),
@@ -611,6 +621,11 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
         settings.protocol.max_clicks,
         if settings.protocol.oracle { "on" } else { "off" },
         settings.protocol.seed,
+        match (settings.protocol.cvpr25_clicks, settings.protocol.guards) {
+            (0, false) => String::new(),
+            (0, true) => ", propagation guards on".to_string(),
+            (n, g) => format!(", CVPR 2025 protocol with {n} clicks{}", if g { ", propagation guards on" } else { "" }),
+        },
         settings.min_voxels,
         if settings.classes.is_empty() { String::new() } else { format!(", classes {}", settings.classes.join(", ")) },
         if settings.known_classes.is_empty() { String::new() } else { format!("; known classes: {}", settings.known_classes.join(", ")) },

@@ -62,6 +62,10 @@ pub struct SegmentArgs {
     /// PNG overlays of the prompted and clicked slices into OUT/overlays/.
     #[arg(long)]
     overlays: bool,
+    /// Propagation guards (src/segment/guard.rs): a carried slice that leaks or collapses takes
+    /// another of the decoder's masks, or stops the propagation; firings are in result.json.
+    #[arg(long)]
+    guards: bool,
     /// Output folder: TARGET.nii.gz per target, labels.nii.gz, seg.dcm (DICOM input), result.json.
     #[arg(long)]
     out: PathBuf,
@@ -141,7 +145,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     let (version, _) = radsam::assets::weights_version(&model_args.model, &weights)?;
     // The model lives on its own thread; this thread keeps the progress bar going.
     let model = ModelThread::spawn(move || load_model(&model_args))?;
-    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() }, job_limits: args.job_limits, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays };
+    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() }, job_limits: args.job_limits, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays, guards: args.guards.then(radsam::segment::GuardSettings::default) };
     let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
@@ -160,7 +164,8 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     for t in &result.targets {
         let dice = t.dice.map(|d| format!(", Dice {d:.3} vs reference")).unwrap_or_default();
         let stops = if t.stops.is_empty() { String::new() } else { format!(", stopped early at empty slice(s) {:?}", t.stops.iter().map(|s| s.empty_slice).collect::<Vec<_>>()) };
-        eprintln!("{}: {} voxels, {:.1} mL, slices {}..={}{dice}{stops}", t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1);
+        let guards = if t.guards.is_empty() { String::new() } else { format!(", guards fired on slice(s) {:?}", t.guards.iter().map(|g| g.slice).collect::<Vec<_>>()) };
+        eprintln!("{}: {} voxels, {:.1} mL, slices {}..={}{dice}{stops}{guards}", t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1);
     }
     eprintln!("{} slices encoded in {:.1} s; total {:.1} s; wrote {}/{{{}}}", result.encoded_slices, result.encode_seconds, result.total_seconds, args.out.display(), result.outputs.join(", "));
     Ok(())
