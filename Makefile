@@ -1,16 +1,18 @@
 # The project's entry points. `make run` and `make test` do all set-up themselves.
 #   make run    - the main job, end to end on the sample CT
-#   make test   - every test (parity fixtures are regenerated first)
+#   make test   - the style check (cargo fmt, rustfmt.toml) and every test (parity fixtures are regenerated first)
 #   make bench  - the model benchmark of bench/ (writes bench/results/model_bench.*)
 #   make bench-propagation - Dice of propagation and editing, and its timing (bench/results/propagation_bench.*)
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
 #   make train-radsam-v2 - continues the shipped weights on both training CTs, class-balanced, centred edit clicks (runs/train-radsam-v2/; ~1 h on 2 CPU cores)
+#   make train-radsam-v3 - continues v2 with propagation (carry) training, a lower rate and weight averaging (runs/train-radsam-v3/; ~1 h)
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
 #   make bench-clicks - single-click diagnosis on the validation CT: what one click does to its slice (bench/results/click_diagnosis/)
 #   make bench-reference - the reference baseline (LiteMedSAM's own 3D inference) and drift curves on the validation CT (bench/results/reference_baseline/)
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
+#   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
 #   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -25,7 +27,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam train-radsam-v2 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards
+.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards chaos
 setup:
 	bash scripts/setup.sh
 
@@ -40,6 +42,7 @@ parity-fixtures: setup
 	$(PYTHON) scripts/volume_reference.py
 
 test: build parity-fixtures services
+	$(CARGO) fmt --all --check
 	$(CARGO) test --release --workspace -- --test-threads=1
 
 bench: build
@@ -53,6 +56,9 @@ train-radsam: build
 
 train-radsam-v2: build
 	bash bench/train_radsam_v2.sh
+
+train-radsam-v3: build
+	bash bench/train_radsam_v3.sh
 
 bench-radsam: build
 	bash bench/run_radsam_validation.sh
@@ -74,3 +80,6 @@ bench-reference: build
 
 bench-guards: build
 	bash bench/run_guard_choice.sh
+
+chaos: build services
+	$(CARGO) test --release -p radsam-worker --test chaos -- --ignored --nocapture --test-threads=1 chaos_full

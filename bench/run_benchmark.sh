@@ -27,7 +27,7 @@ python scripts/write_label_names.py runs/total_names.json > /dev/null
 classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
 classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
 classes=$classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra"
-models=${MODELS:---model lite_medsam --model lite_medsam@-160,240 --model radsam=models/radsam-v1.safetensors --model radsam}
+models=${MODELS:---model radsam=models/radsam-v2.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240 --model lite_medsam}
 # shellcheck disable=SC2086
 "$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
   --phantoms 1 --classes "$classes" --known-classes amos \

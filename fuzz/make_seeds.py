@@ -62,4 +62,28 @@ for name, ts in [("explicit", ExplicitVRLittleEndian), ("implicit", ImplicitVRLi
     series = generate_uid()
     files = [ct_slice(series, 2.5 * z, ts) for z in range(3)]
     (dicom / name).write_bytes(b"RADSAMFILE".join(files))
+
+# Job messages: the README's example and variants touching every optional field.
+import json
+jobs = root / "job_message"
+jobs.mkdir(parents=True, exist_ok=True)
+example = {
+    "schema_version": 1, "job_id": "job-1", "correlation_id": "study-42",
+    "volume_uri": "s3://scans/ct/", "series_instance_uid": "1.2.3", "model_version": "radsam", "priority": 5,
+    "targets": [{
+        "label": "liver", "initial_prompt": {"slice": 106, "box": [20, 30, 80, 75]},
+        "boundaries": {"top": 111, "bottom": 69},
+        "correction_clicks": [{"slice": 90, "x": 40, "y": 50, "positive": False}],
+        "reference_mask_uri": "s3://scans/seg.nii.gz", "reference_label": 5, "carry": "mask",
+    }],
+}
+(jobs / "example").write_text(json.dumps(example))
+points = json.loads(json.dumps(example))
+points["targets"][0]["initial_prompt"] = {"slice": 100, "points": [{"x": 40, "y": 50, "positive": True}]}
+points["targets"][0]["carry"] = "box"
+(jobs / "points").write_text(json.dumps(points))
+two = json.loads(json.dumps(example))
+two["targets"].append(dict(example["targets"][0], label="spleen"))
+(jobs / "two_targets").write_text(json.dumps(two))
+(jobs / "minimal").write_text('{"schema_version":1,"job_id":"a","volume_uri":"file:///x.nii","targets":[{"label":"t","initial_prompt":{"slice":0,"box":[0,0,1,1]},"boundaries":{"top":0,"bottom":0}}]}')
 print(f"seeds written to {root}")

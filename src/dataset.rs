@@ -101,7 +101,10 @@ fn stem(p: &Path) -> String {
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let read = std::fs::read_dir(dir).map_err(|e| DatasetError::BadLabelMap { path: dir.to_path_buf(), reason: format!("cannot list the folder: {e}") })?;
+    let read = std::fs::read_dir(dir).map_err(|e| DatasetError::BadLabelMap {
+        path: dir.to_path_buf(),
+        reason: format!("cannot list the folder: {e}"),
+    })?;
     let mut v: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
     v.sort();
     Ok(v)
@@ -112,12 +115,19 @@ fn read_dataset_json(path: &Path) -> Result<BTreeMap<u16, String>, DatasetError>
     let bad = |reason: String| DatasetError::BadLabelMap { path: path.to_path_buf(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let Some(labels) = json.get("labels").and_then(|l| l.as_object()) else { return Err(bad("no `labels` object".into())) };
+    let Some(labels) = json.get("labels").and_then(|l| l.as_object()) else {
+        return Err(bad("no `labels` object".into()));
+    };
     let mut out = BTreeMap::new();
     for (k, v) in labels {
         let (id, name) = match (k.parse::<u16>(), v) {
             (Ok(id), serde_json::Value::String(name)) => (id, name.clone()),
-            (_, serde_json::Value::Number(n)) => (n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| bad(format!("label `{k}`: id {n} is not a class id")))?, k.clone()),
+            (_, serde_json::Value::Number(n)) => (
+                n.as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| bad(format!("label `{k}`: id {n} is not a class id")))?,
+                k.clone(),
+            ),
             _ => return Err(bad(format!("label `{k}`: expected \"id\": \"name\" or \"name\": id"))),
         };
         if id != 0 {
@@ -159,7 +169,8 @@ pub fn discover(folder: &Path) -> Result<Vec<Pair>, DatasetError> {
             if !ct.exists() || !segs.is_dir() {
                 continue;
             }
-            let files: Vec<(String, PathBuf)> = sorted_entries(&segs)?.into_iter().filter(|p| is_nifti(p)).map(|p| (stem(&p), p)).collect();
+            let files: Vec<(String, PathBuf)> =
+                sorted_entries(&segs)?.into_iter().filter(|p| is_nifti(p)).map(|p| (stem(&p), p)).collect();
             if files.is_empty() {
                 return Err(DatasetError::MissingLabel { image: ct, expected: segs.join("<structure>.nii.gz") });
             }
@@ -192,7 +203,9 @@ pub fn parse_pair(spec: &str) -> Result<Pair, DatasetError> {
 /// How a label file's voxels map onto the image's: identity, or an exact reordering (axes permuted
 /// or flipped, same voxel centres). Err with the reason otherwise.
 fn lattice_check(image: &Volume, label: &Volume) -> Result<bool, String> {
-    let close = |a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]| (0..3).all(|r| (0..4).all(|c| (a[r][c] - b[r][c]).abs() < 1e-3 * (1.0 + b[r][c].abs())));
+    let close = |a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]| {
+        (0..3).all(|r| (0..4).all(|c| (a[r][c] - b[r][c]).abs() < 1e-3 * (1.0 + b[r][c].abs())))
+    };
     if label.grid.dims == image.grid.dims && close(&label.affine, &image.affine) {
         return Ok(true);
     }
@@ -205,7 +218,8 @@ fn lattice_check(image: &Volume, label: &Volume) -> Result<bool, String> {
     }
     // image voxel -> label voxel: must be a signed permutation with an integer offset.
     let inv = invert_affine(&label.affine).ok_or("singular affine")?;
-    let m: Vec<Vec<f64>> = (0..3).map(|r| (0..4).map(|c| (0..4).map(|k| inv[r][k] * image.affine[k][c]).sum()).collect()).collect();
+    let m: Vec<Vec<f64>> =
+        (0..3).map(|r| (0..4).map(|c| (0..4).map(|k| inv[r][k] * image.affine[k][c]).sum()).collect()).collect();
     for row in &m {
         let ones = row[..3].iter().filter(|v| (v.abs() - 1.0).abs() < 1e-3).count();
         let zeros = row[..3].iter().filter(|v| v.abs() < 1e-3).count();
@@ -218,12 +232,19 @@ fn lattice_check(image: &Volume, label: &Volume) -> Result<bool, String> {
 
 fn read_label(path: &Path, image: &Volume, image_path: &Path, limits: &ReadLimits) -> Result<Vec<u16>, DatasetError> {
     let label = read_nifti_with_limits(path, limits)?;
-    let same = lattice_check(image, &label).map_err(|reason| DatasetError::GridMismatch { image: image_path.to_path_buf(), label: path.to_path_buf(), reason })?;
+    let same = lattice_check(image, &label).map_err(|reason| DatasetError::GridMismatch {
+        image: image_path.to_path_buf(),
+        label: path.to_path_buf(),
+        reason,
+    })?;
     let data = if same { label.data } else { crate::volume::resample_nearest(&label, image, 0.0) };
     let mut out = Vec::with_capacity(data.len());
     for v in data {
         if !(0.0..=u16::MAX as f32).contains(&v) || v.fract() != 0.0 {
-            return Err(DatasetError::BadLabelMap { path: path.to_path_buf(), reason: format!("value {v} is not a class id (0..65535)") });
+            return Err(DatasetError::BadLabelMap {
+                path: path.to_path_buf(),
+                reason: format!("value {v} is not a class id (0..65535)"),
+            });
         }
         out.push(v as u16);
     }
@@ -254,14 +275,18 @@ pub fn load(pair: &Pair, limits: &ReadLimits) -> Result<LabeledVolume, DatasetEr
                 }
             }
             if out.iter().all(|&v| v == 0) {
-                return Err(DatasetError::EmptyLabel { label: files[0].1.parent().unwrap_or(Path::new(".")).to_path_buf() });
+                return Err(DatasetError::EmptyLabel {
+                    label: files[0].1.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                });
             }
             out
         }
     };
     let name = match pair.image.parent() {
         // TotalSegmentator's images are all ct.nii.gz: the case is the folder.
-        Some(parent) if stem(&pair.image) == "ct" => parent.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        Some(parent) if stem(&pair.image) == "ct" => {
+            parent.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+        }
         // nnU-Net names the first channel <case>_0000.
         _ => stem(&pair.image).strip_suffix("_0000").map(str::to_string).unwrap_or_else(|| stem(&pair.image)),
     };
@@ -282,8 +307,11 @@ pub fn read_label_names(path: &Path) -> Result<BTreeMap<u16, String>, DatasetErr
     if json.get("labels").is_some() {
         return read_dataset_json(path);
     }
-    let map: BTreeMap<String, String> = serde_json::from_value(json).map_err(|_| bad("expected {\"1\": \"spleen\", ...}".into()))?;
-    map.into_iter().map(|(k, v)| Ok((k.parse::<u16>().map_err(|_| bad(format!("`{k}` is not a class id")))?, v))).collect()
+    let map: BTreeMap<String, String> =
+        serde_json::from_value(json).map_err(|_| bad("expected {\"1\": \"spleen\", ...}".into()))?;
+    map.into_iter()
+        .map(|(k, v)| Ok((k.parse::<u16>().map_err(|_| bad(format!("`{k}` is not a class id")))?, v)))
+        .collect()
 }
 
 /// A CSV name table: a header with `id` and `structure` (or `name`), one class per row.
@@ -292,7 +320,10 @@ fn names_from_csv(text: &str) -> Result<BTreeMap<u16, String>, String> {
     let header = reader.headers().map_err(|e| format!("not CSV: {e}"))?.clone();
     let column = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
     let (Some(id_col), Some(name_col)) = (column(&["id"]), column(&["structure", "name"])) else {
-        return Err(format!("expected columns `id` and `structure` (or `name`); the header is `{}`", header.iter().collect::<Vec<_>>().join(",")));
+        return Err(format!(
+            "expected columns `id` and `structure` (or `name`); the header is `{}`",
+            header.iter().collect::<Vec<_>>().join(",")
+        ));
     };
     let mut out = BTreeMap::new();
     for (row, record) in reader.records().enumerate() {

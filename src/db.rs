@@ -55,7 +55,13 @@ impl From<sqlx::Error> for DbError {
             // Values that cannot be encoded or decoded, and statements that name what is not
             // there, are this program's or the request's fault; I/O, TLS, the pool and the
             // protocol (a connection cut mid-message) may pass.
-            sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnIndexOutOfBounds { .. } | sqlx::Error::TypeNotFound { .. } | sqlx::Error::RowNotFound => Self::Invalid(e.to_string()),
+            sqlx::Error::Encode(_)
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::TypeNotFound { .. }
+            | sqlx::Error::RowNotFound => Self::Invalid(e.to_string()),
             _ => Self::Unavailable(e.to_string()),
         }
     }
@@ -122,7 +128,11 @@ impl Db {
     /// Connects (lazily: the first statement opens the first connection, so a worker can start
     /// before PostgreSQL and retry).
     pub fn connect_lazy(url: &str) -> Result<Self, DbError> {
-        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(5)).connect_lazy(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy(url)
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
         Ok(Self { pool })
     }
 
@@ -139,14 +149,32 @@ impl Db {
     }
 
     /// Makes sure a model version has its row (results reference it).
-    pub async fn register_model_version(&self, version: &str, model: &str, sha256: Option<&str>) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO model_versions (version, model, sha256) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING").bind(version).bind(model).bind(sha256).execute(&self.pool).await?;
+    pub async fn register_model_version(
+        &self,
+        version: &str,
+        model: &str,
+        sha256: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO model_versions (version, model, sha256) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(version)
+        .bind(model)
+        .bind(sha256)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Takes the job for this worker: creates its row or, when it exists and is not finished
     /// (a redelivery after a crash), counts one more attempt. A finished job is left alone.
-    pub async fn claim(&self, job_id: &str, job: &Value, worker: &str, queue_lag: Option<f64>) -> Result<Claim, DbError> {
+    pub async fn claim(
+        &self,
+        job_id: &str,
+        job: &Value,
+        worker: &str,
+        queue_lag: Option<f64>,
+    ) -> Result<Claim, DbError> {
         let field = |k: &str| job.get(k).and_then(Value::as_str).map(String::from);
         let priority = job.get("priority").and_then(Value::as_i64).unwrap_or(0).clamp(0, 9) as i16;
         let row = sqlx::query(
@@ -171,12 +199,22 @@ impl Db {
             let (attempt, requeues): (i32, i32) = (row.get(0), row.get(1));
             return Ok(Claim::Run { attempt, crashed: attempt - 1 - requeues });
         }
-        let row = sqlx::query("SELECT status, result_event FROM jobs WHERE job_id = $1").bind(job_id).fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT status, result_event FROM jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Claim::Finished { status: row.get(0), event: row.get(1) })
     }
 
     /// Records a permanent failure of a claimed job (only the current claimant may).
-    pub async fn fail(&self, job_id: &str, attempt: i32, code: &str, message: &str, event: &Value) -> Result<bool, DbError> {
+    pub async fn fail(
+        &self,
+        job_id: &str,
+        attempt: i32,
+        code: &str,
+        message: &str,
+        event: &Value,
+    ) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4, finished_at = now(), result_event = $5,
                  total_s = extract(epoch FROM now() - started_at)
@@ -198,7 +236,15 @@ impl Db {
     /// message sent first must not keep the valid one from running). The ids it seems to carry
     /// are kept beside it for lookups. Every text is stored escaped and bounded, so that no
     /// message, however odd, fails to leave its record.
-    pub async fn reject(&self, job_id: Option<&str>, correlation_id: Option<&str>, message_id: Option<&str>, body: &str, code: &str, message: &str) -> Result<(), DbError> {
+    pub async fn reject(
+        &self,
+        job_id: Option<&str>,
+        correlation_id: Option<&str>,
+        message_id: Option<&str>,
+        body: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<(), DbError> {
         sqlx::query("INSERT INTO rejected_messages (job_id, correlation_id, message_id, body, error_code, error_message) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(job_id.map(|s| text(s, MAX_ID)))
             .bind(correlation_id.map(|s| text(s, MAX_ID)))
@@ -221,7 +267,15 @@ impl Db {
     /// Commits a finished job in one transaction: its targets, timings and status. Returns false
     /// (and writes nothing) when this worker is no longer the job's claimant: another delivery
     /// took it over or finished it.
-    pub async fn commit(&self, job_id: &str, attempt: i32, model_version: &str, targets: &[TargetRow], times: &StageTimes, event: &Value) -> Result<bool, DbError> {
+    pub async fn commit(
+        &self,
+        job_id: &str,
+        attempt: i32,
+        model_version: &str,
+        targets: &[TargetRow],
+        times: &StageTimes,
+        event: &Value,
+    ) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE jobs SET status = 'succeeded', finished_at = now(), model_version = $3, result_event = $4,
@@ -274,13 +328,25 @@ impl Db {
 
     /// Stores the commit's own duration and the job's final total (after the commit).
     pub async fn record_commit_time(&self, job_id: &str, commit_s: f64, total_s: f64) -> Result<(), DbError> {
-        sqlx::query("UPDATE jobs SET commit_s = $2, total_s = $3 WHERE job_id = $1").bind(job_id).bind(commit_s).bind(total_s).execute(&self.pool).await?;
+        sqlx::query("UPDATE jobs SET commit_s = $2, total_s = $3 WHERE job_id = $1")
+            .bind(job_id)
+            .bind(commit_s)
+            .bind(total_s)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Records that `by` accepted a result as is (`edited_mask_uri` None) or with an edited mask.
     /// Returns the annotation id. Accepting again replaces that person's earlier annotation.
-    pub async fn accept(&self, job_id: &str, label: &str, by: &str, edited_mask_uri: Option<&str>, note: Option<&str>) -> Result<i64, DbError> {
+    pub async fn accept(
+        &self,
+        job_id: &str,
+        label: &str,
+        by: &str,
+        edited_mask_uri: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<i64, DbError> {
         let row = sqlx::query("SELECT r.mask_uri FROM results r JOIN jobs j USING (job_id) WHERE r.job_id = $1 AND r.label = $2 AND j.status = 'succeeded'").bind(job_id).bind(label).fetch_optional(&self.pool).await?;
         let Some(row) = row else {
             return Err(DbError::Invalid(format!("no succeeded result for job {job_id:?}, target {label:?}")));
@@ -310,11 +376,17 @@ impl Db {
     /// Status, attempts and error of a job, if it has a row; else `rejected` with the code of the
     /// latest invalid message that carried this id, if any.
     pub async fn job_status(&self, job_id: &str) -> Result<Option<(String, i32, Option<String>)>, DbError> {
-        let row = sqlx::query("SELECT status, attempts, error_code FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT status, attempts, error_code FROM jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
         if let Some(r) = row {
             return Ok(Some((r.get(0), r.get(1), r.get(2))));
         }
-        let row = sqlx::query("SELECT error_code FROM rejected_messages WHERE job_id = $1 ORDER BY id DESC LIMIT 1").bind(job_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT error_code FROM rejected_messages WHERE job_id = $1 ORDER BY id DESC LIMIT 1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| ("rejected".to_string(), 0, r.get(0))))
     }
 
@@ -329,7 +401,16 @@ impl Db {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| OrganVolume { job_id: r.get(0), study: r.get(1), organ: r.get(2), volume_ml: r.get(3), voxels: r.get(4), dice: r.get(5), model_version: r.get(6), mask_uri: r.get(7) })
+            .map(|r| OrganVolume {
+                job_id: r.get(0),
+                study: r.get(1),
+                organ: r.get(2),
+                volume_ml: r.get(3),
+                voxels: r.get(4),
+                dice: r.get(5),
+                model_version: r.get(6),
+                mask_uri: r.get(7),
+            })
             .collect())
     }
 }

@@ -35,20 +35,31 @@ pub struct ObjectEvaluation {
 
 /// The object's slice range (first, last) and its largest slice, or None when the mask is empty.
 pub fn extent(volume: &Volume, truth: &[u8]) -> Option<(usize, usize, usize)> {
-    let per_slice: Vec<usize> = (0..volume.num_slices()).map(|s| volume.grid.extract(truth, s).iter().filter(|&&v| v != 0).count()).collect();
+    let per_slice: Vec<usize> =
+        (0..volume.num_slices()).map(|s| volume.grid.extract(truth, s).iter().filter(|&&v| v != 0).count()).collect();
     let lo = per_slice.iter().position(|&c| c > 0)?;
     let hi = per_slice.iter().rposition(|&c| c > 0)?;
     let largest = (lo..=hi).max_by_key(|&s| (per_slice[s], std::cmp::Reverse(s)))?;
     Some((lo, hi, largest))
 }
 
-pub fn evaluate_object(sam: &Sam, volume: &Volume, name: &str, truth: &[u8], choice: MaskChoice, click_carry: Carry, seed: u64) -> Result<Option<ObjectEvaluation>, SegmentError> {
+pub fn evaluate_object(
+    sam: &Sam,
+    volume: &Volume,
+    name: &str,
+    truth: &[u8],
+    choice: MaskChoice,
+    click_carry: Carry,
+    seed: u64,
+) -> Result<Option<ObjectEvaluation>, SegmentError> {
     let Some((lo, hi, start)) = extent(volume, truth) else { return Ok(None) };
     let cols = volume.grid.plane_shape().1;
-    let session = VolumeSession::new(sam, volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |_, _| {})?;
+    let session =
+        VolumeSession::new(sam, volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |_, _| {})?;
     let plane = |s: usize| volume.grid.extract(truth, s);
     let box_prompt = |s: usize| SlicePrompt { bbox: bounding_box(&plane(s), cols), ..Default::default() };
-    let point_prompt = |s: usize| SlicePrompt { points: interior_point(&plane(s), cols).into_iter().collect(), ..Default::default() };
+    let point_prompt =
+        |s: usize| SlicePrompt { points: interior_point(&plane(s), cols).into_iter().collect(), ..Default::default() };
     let reference = Some(truth);
 
     let mut volume_level = BTreeMap::new();
@@ -70,7 +81,8 @@ pub fn evaluate_object(sam: &Sam, volume: &Volume, name: &str, truth: &[u8], cho
         // Slices where the object is a single row or column give no box of positive area: those
         // slices get no prompt (and count as missed).
         let usable = |p: &SlicePrompt| p.bbox.map_or(!p.points.is_empty(), |b| b.x0 < b.x1 && b.y0 < b.y1);
-        let prompts: BTreeMap<usize, SlicePrompt> = (lo..=hi).map(|s| (s, make(s))).filter(|(_, p)| usable(p)).collect();
+        let prompts: BTreeMap<usize, SlicePrompt> =
+            (lo..=hi).map(|s| (s, make(s))).filter(|(_, p)| usable(p)).collect();
         let mut seg = Segmenter::new(&session, Carry::Box, choice, reference);
         seg.slice_level(&prompts)?;
         slice_level.insert(pname.to_string(), dice(&seg.mask(), truth));

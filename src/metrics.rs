@@ -11,7 +11,11 @@ pub fn dice(a: &[u8], b: &[u8]) -> f64 {
         sa += x as u64;
         sb += y as u64;
     }
-    if sa + sb == 0 { 1.0 } else { 2.0 * inter as f64 / (sa + sb) as f64 }
+    if sa + sb == 0 {
+        1.0
+    } else {
+        2.0 * inter as f64 / (sa + sb) as f64
+    }
 }
 
 /// Foreground voxels of a mask.

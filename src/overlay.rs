@@ -37,7 +37,13 @@ pub enum OverlayError {
 
 /// Writes slice `slice` of `volume` as a PNG at `path` with the outlines of `masks` and the points
 /// and box of `prompt` (a mask prompt is shown by passing it in `masks`).
-pub fn render_slice(volume: &Volume, slice: usize, masks: &[OverlayMask], prompt: Option<&SlicePrompt>, path: &Path) -> Result<(), OverlayError> {
+pub fn render_slice(
+    volume: &Volume,
+    slice: usize,
+    masks: &[OverlayMask],
+    prompt: Option<&SlicePrompt>,
+    path: &Path,
+) -> Result<(), OverlayError> {
     let slices = volume.num_slices();
     if slice >= slices {
         return Err(OverlayError::SliceOutOfRange { slice, slices });
@@ -71,7 +77,9 @@ fn window(hu: f32) -> u8 {
 /// off the image): a one-pixel line just inside the mask's edge.
 fn draw_outline(img: &mut RgbImage, mask: &OverlayMask, cols: usize, scale: usize) {
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));
-    let inside = |x: i64, y: i64| x >= 0 && y >= 0 && x < w && y < h && mask.plane[y as usize / scale * cols + x as usize / scale] != 0;
+    let inside = |x: i64, y: i64| {
+        x >= 0 && y >= 0 && x < w && y < h && mask.plane[y as usize / scale * cols + x as usize / scale] != 0
+    };
     for y in 0..h {
         for x in 0..w {
             if inside(x, y) && [(1, 0), (-1, 0), (0, 1), (0, -1)].iter().any(|&(dx, dy)| !inside(x + dx, y + dy)) {
@@ -89,7 +97,8 @@ fn to_output(v: f64, scale: usize) -> i64 {
 fn draw_prompt(img: &mut RgbImage, prompt: &SlicePrompt, scale: usize) {
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));
     if let Some(b) = prompt.bbox {
-        let (x0, y0, x1, y1) = (to_output(b.x0, scale), to_output(b.y0, scale), to_output(b.x1, scale), to_output(b.y1, scale));
+        let (x0, y0, x1, y1) =
+            (to_output(b.x0, scale), to_output(b.y0, scale), to_output(b.x1, scale), to_output(b.y1, scale));
         // Loops clipped to the image: a box far outside it must not cost time.
         for x in x0.max(0)..=x1.min(w - 1) {
             put(img, x, y0, BOX_COLOR);
@@ -156,7 +165,8 @@ mod tests {
         let phantom = generate(&PhantomConfig::default(), 3);
         let volume = &phantom.volume;
         let (rows, cols) = volume.grid.plane_shape();
-        let liver_on = |s| -> Vec<u8> { volume.grid.extract(&phantom.labels, s).iter().map(|&l| u8::from(l == 1)).collect() };
+        let liver_on =
+            |s| -> Vec<u8> { volume.grid.extract(&phantom.labels, s).iter().map(|&l| u8::from(l == 1)).collect() };
         let slice = (0..volume.num_slices()).max_by_key(|&s| liver_on(s).iter().filter(|&&v| v != 0).count()).unwrap();
         let liver = liver_on(slice);
         let bbox = bounding_box(&liver, cols).unwrap();
@@ -165,7 +175,8 @@ mod tests {
         let prompt = SlicePrompt { points: vec![centre, air], bbox: Some(bbox), mask: None };
         let dir = temp_dir("draw");
         let path = dir.join("liver.png");
-        render_slice(volume, slice, &[OverlayMask { plane: &liver, color: LIVER_COLOR }], Some(&prompt), &path).unwrap();
+        render_slice(volume, slice, &[OverlayMask { plane: &liver, color: LIVER_COLOR }], Some(&prompt), &path)
+            .unwrap();
         let img = image::open(&path).unwrap().to_rgb8();
         std::fs::remove_dir_all(&dir).unwrap();
 
@@ -186,7 +197,11 @@ mod tests {
             .find(|&i| {
                 let (x, y) = (i % cols, i / cols);
                 let far = x.abs_diff(cx) > 3 || y.abs_diff(cy) > 3;
-                far && x >= 2 && y >= 2 && x + 2 < cols && y + 2 < rows && (y - 2..=y + 2).all(|yy| (x - 2..=x + 2).all(|xx| liver[yy * cols + xx] != 0))
+                far && x >= 2
+                    && y >= 2
+                    && x + 2 < cols
+                    && y + 2 < rows
+                    && (y - 2..=y + 2).all(|yy| (x - 2..=x + 2).all(|xx| liver[yy * cols + xx] != 0))
             })
             .unwrap();
         let [r, g, b] = at(deep % cols * scale + scale / 2, deep / cols * scale + scale / 2);
@@ -205,7 +220,8 @@ mod tests {
         let err = render_slice(&volume, 3, &[], None, &path).unwrap_err();
         assert!(matches!(err, OverlayError::SliceOutOfRange { slice: 3, slices: 3 }), "{err}");
         let short = vec![1u8; 47];
-        let err = render_slice(&volume, 0, &[OverlayMask { plane: &short, color: LIVER_COLOR }], None, &path).unwrap_err();
+        let err =
+            render_slice(&volume, 0, &[OverlayMask { plane: &short, color: LIVER_COLOR }], None, &path).unwrap_err();
         assert!(matches!(err, OverlayError::PlaneSize { found: 47, expected: 48 }), "{err}");
         let err = render_slice(&volume, 0, &[], None, &dir.join("missing").join("slice.png")).unwrap_err();
         assert!(matches!(err, OverlayError::Unwritable { .. }), "{err}");

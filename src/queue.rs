@@ -3,7 +3,9 @@
 //! dead-letters a message that keeps killing workers; rejected jobs go to the dead-letter queue;
 //! result events go to a topic exchange that dashboards bind their own queues to.
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -46,12 +48,22 @@ impl Topology {
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_exchange.as_str().into()));
         let queue = QueueDeclareOptions { durable: true, ..Default::default() };
         channel.queue_declare(&self.jobs_queue, queue, args).await?;
-        channel.queue_bind(&self.jobs_queue, &self.jobs_exchange, &self.jobs_queue, QueueBindOptions::default(), FieldTable::default()).await?;
+        channel
+            .queue_bind(
+                &self.jobs_queue,
+                &self.jobs_exchange,
+                &self.jobs_queue,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
 
         let mut dead_args = FieldTable::default();
         dead_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
         channel.queue_declare(&self.dead_queue, queue, dead_args).await?;
-        channel.queue_bind(&self.dead_queue, &self.dead_exchange, "", QueueBindOptions::default(), FieldTable::default()).await?;
+        channel
+            .queue_bind(&self.dead_queue, &self.dead_exchange, "", QueueBindOptions::default(), FieldTable::default())
+            .await?;
         Ok(())
     }
 }
@@ -89,8 +101,15 @@ fn short(s: &str) -> Option<ShortString> {
     (s.len() <= 255).then(|| ShortString::from(s))
 }
 
-async fn publish(channel: &Channel, exchange: &str, routing_key: &str, body: &[u8], props: BasicProperties) -> Result<(), PublishError> {
-    let confirm = channel.basic_publish(exchange, routing_key, BasicPublishOptions::default(), body, props).await?.await?;
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), PublishError> {
+    let confirm =
+        channel.basic_publish(exchange, routing_key, BasicPublishOptions::default(), body, props).await?.await?;
     if confirm.is_nack() {
         return Err(PublishError::Nacked);
     }
@@ -99,8 +118,19 @@ async fn publish(channel: &Channel, exchange: &str, routing_key: &str, body: &[u
 
 /// Enqueues one job body (persistent, with its id, correlation id, priority and a timestamp
 /// from which workers measure queue lag); returns once the broker confirmed it.
-pub async fn publish_job(channel: &Channel, topology: &Topology, job_id: &str, correlation_id: Option<&str>, priority: u8, body: &[u8]) -> Result<(), PublishError> {
-    let mut props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_priority(priority).with_timestamp(now_seconds());
+pub async fn publish_job(
+    channel: &Channel,
+    topology: &Topology,
+    job_id: &str,
+    correlation_id: Option<&str>,
+    priority: u8,
+    body: &[u8],
+) -> Result<(), PublishError> {
+    let mut props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_priority(priority)
+        .with_timestamp(now_seconds());
     if let Some(id) = short(job_id) {
         props = props.with_message_id(id);
     }
@@ -111,9 +141,19 @@ pub async fn publish_job(channel: &Channel, topology: &Topology, job_id: &str, c
 }
 
 /// Publishes a result event; the routing key is the outcome (succeeded / failed).
-pub async fn publish_result(channel: &Channel, topology: &Topology, outcome: &str, job_id: &str, correlation_id: Option<&str>, event: &serde_json::Value) -> Result<(), PublishError> {
+pub async fn publish_result(
+    channel: &Channel,
+    topology: &Topology,
+    outcome: &str,
+    job_id: &str,
+    correlation_id: Option<&str>,
+    event: &serde_json::Value,
+) -> Result<(), PublishError> {
     let body = serde_json::to_vec(event).expect("a JSON value serialises");
-    let mut props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_timestamp(now_seconds());
+    let mut props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_timestamp(now_seconds());
     if let Some(id) = short(job_id) {
         props = props.with_message_id(id);
     }

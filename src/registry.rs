@@ -74,24 +74,32 @@ impl Db {
     /// Takes the trainer lock if no other trainer holds it.
     pub async fn try_trainer_lock(&self) -> Result<Option<TrainerLock>, DbError> {
         let mut connection = self.pool().acquire().await?;
-        let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)").bind(TRAINER_LOCK).fetch_one(&mut *connection).await?.get(0);
+        let got: bool =
+            sqlx::query("SELECT pg_try_advisory_lock($1)").bind(TRAINER_LOCK).fetch_one(&mut *connection).await?.get(0);
         Ok(got.then(|| TrainerLock { _connection: connection.detach() }))
     }
 
     /// The promoted version, if any.
     pub async fn promoted_version(&self) -> Result<Option<ModelVersion>, DbError> {
-        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE promoted")).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE promoted"))
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.as_ref().map(row_to_version))
     }
 
     /// One version by its name (what a job's `model_version` asks for).
     pub async fn model_version(&self, version: &str) -> Result<Option<ModelVersion>, DbError> {
-        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE version = $1")).bind(version).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE version = $1"))
+            .bind(version)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.as_ref().map(row_to_version))
     }
 
     pub async fn model_versions(&self) -> Result<Vec<ModelVersion>, DbError> {
-        let rows = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions ORDER BY created_at, version")).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM model_versions ORDER BY created_at, version"))
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows.iter().map(row_to_version).collect())
     }
 
@@ -103,7 +111,16 @@ impl Db {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| Annotation { id: r.get(0), label: r.get(1), mask_uri: r.get(2), volume_uri: r.get::<Option<String>, _>(3).unwrap_or_default(), series_instance_uid: r.get(4) }).collect())
+        Ok(rows
+            .iter()
+            .map(|r| Annotation {
+                id: r.get(0),
+                label: r.get(1),
+                mask_uri: r.get(2),
+                volume_uri: r.get::<Option<String>, _>(3).unwrap_or_default(),
+                series_instance_uid: r.get(4),
+            })
+            .collect())
     }
 
     /// Registers a candidate, marks its annotations used by it and, if `promote`, makes it the
@@ -129,7 +146,11 @@ impl Db {
         .bind(c.decision)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE annotations SET used_by_version = $1 WHERE id = ANY($2) AND used_by_version IS NULL").bind(c.version).bind(c.annotation_ids).execute(&mut *tx).await?;
+        sqlx::query("UPDATE annotations SET used_by_version = $1 WHERE id = ANY($2) AND used_by_version IS NULL")
+            .bind(c.version)
+            .bind(c.annotation_ids)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -137,14 +158,24 @@ impl Db {
     /// Makes `version` the promoted one (it must have weights in a store, so workers can load it).
     pub async fn promote(&self, version: &str) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
-        let found = sqlx::query("SELECT weights_uri FROM model_versions WHERE version = $1").bind(version).fetch_optional(&mut *tx).await?;
+        let found = sqlx::query("SELECT weights_uri FROM model_versions WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
         match found {
             None => return Err(DbError::Invalid(format!("no model version {version:?} (see `radsam models`)"))),
-            Some(r) if r.get::<Option<String>, _>(0).is_none() => return Err(DbError::Invalid(format!("{version} has no weights in a store (a worker's built-in model): nothing for other workers to load"))),
+            Some(r) if r.get::<Option<String>, _>(0).is_none() => {
+                return Err(DbError::Invalid(format!(
+                "{version} has no weights in a store (a worker's built-in model): nothing for other workers to load"
+            )))
+            }
             Some(_) => {}
         }
         sqlx::query("UPDATE model_versions SET promoted = false WHERE promoted").execute(&mut *tx).await?;
-        sqlx::query("UPDATE model_versions SET promoted = true, promoted_at = now() WHERE version = $1").bind(version).execute(&mut *tx).await?;
+        sqlx::query("UPDATE model_versions SET promoted = true, promoted_at = now() WHERE version = $1")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -152,7 +183,10 @@ impl Db {
     /// Promotes the version promoted before the current one (its parent when that has weights,
     /// else none: workers fall back to their configured model). Returns what is promoted now.
     pub async fn rollback(&self) -> Result<Option<String>, DbError> {
-        let current = self.promoted_version().await?.ok_or_else(|| DbError::Invalid("no version is promoted: nothing to roll back".into()))?;
+        let current = self
+            .promoted_version()
+            .await?
+            .ok_or_else(|| DbError::Invalid("no version is promoted: nothing to roll back".into()))?;
         let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE model_versions SET promoted = false, decision = coalesce(decision, '') || ' (rolled back)' WHERE version = $1").bind(&current.version).execute(&mut *tx).await?;
         let parent = match &current.parent_version {
@@ -165,7 +199,14 @@ impl Db {
 
     /// Records a round that ended without registering a version.
     pub async fn record_round(&self, annotations: usize, outcome: &str, message: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO training_rounds (annotations, outcome, message, finished_at) VALUES ($1, $2, $3, now())").bind(annotations as i32).bind(outcome).bind(message).execute(self.pool()).await?;
+        sqlx::query(
+            "INSERT INTO training_rounds (annotations, outcome, message, finished_at) VALUES ($1, $2, $3, now())",
+        )
+        .bind(annotations as i32)
+        .bind(outcome)
+        .bind(message)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }

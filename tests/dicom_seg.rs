@@ -30,13 +30,17 @@ fn write_expected(dir: &Path, v: &Volume, segments: &[SegmentMask]) {
     let labels: Vec<&str> = segments.iter().map(|s| s.label.as_str()).collect();
     std::fs::write(dir.join("segments.txt"), labels.join("\n")).unwrap();
     for (i, s) in segments.iter().enumerate() {
-        Tensor::from_slice(s.mask).view([slices as i64, rows as i64, columns as i64]).write_npy(dir.join(format!("segment_{}.npy", i + 1))).unwrap();
+        Tensor::from_slice(s.mask)
+            .view([slices as i64, rows as i64, columns as i64])
+            .write_npy(dir.join(format!("segment_{}.npy", i + 1)))
+            .unwrap();
     }
 }
 
 /// Nothing but `expected` in `dir`: no output at a refused path, no temporary left behind.
 fn assert_only(dir: &Path, expected: &[&str]) {
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names, expected, "files in {}", dir.display());
 }
@@ -54,7 +58,10 @@ fn seg_of_the_sample_series_reads_back_exactly_in_highdicom() {
     bone_mid[13 * plane..].fill(0);
     let empty = vec![0u8; v.grid.len()];
     let count = |m: &[u8]| m.iter().filter(|&&x| x != 0).count();
-    assert!(count(&body) > 10 * count(&bone) && count(&bone) > count(&bone_mid) && count(&bone_mid) > 0, "thresholds give nested, non-empty masks");
+    assert!(
+        count(&body) > 10 * count(&bone) && count(&bone) > count(&bone_mid) && count(&bone_mid) > 0,
+        "thresholds give nested, non-empty masks"
+    );
     assert_eq!(slices, 20);
     let segments = [
         SegmentMask { label: "body".into(), mask: &body },
@@ -77,7 +84,8 @@ fn seg_needs_a_dicom_source_and_writes_nothing_otherwise() {
     let mask = above(&v, 300.0);
     let dir = temp_dir("dicom-seg-nifti");
     let seg = dir.join("seg.dcm");
-    let e = write_dicom_seg(&seg, &v, &[SegmentMask { label: "bone".into(), mask: &mask }], &SegMeta::default()).unwrap_err();
+    let e = write_dicom_seg(&seg, &v, &[SegmentMask { label: "bone".into(), mask: &mask }], &SegMeta::default())
+        .unwrap_err();
     assert_eq!(e.code(), "VOLUME_UNWRITABLE");
     assert!(e.to_string().contains("not read from DICOM"), "{e}");
     assert_only(&dir, &[]);
@@ -89,11 +97,13 @@ fn masks_of_the_wrong_length_or_without_a_label_are_refused() {
     let dir = temp_dir("dicom-seg-bad-mask");
     let seg = dir.join("seg.dcm");
     let short = vec![1u8; v.grid.len() - 1];
-    let e = write_dicom_seg(&seg, &v, &[SegmentMask { label: "body".into(), mask: &short }], &SegMeta::default()).unwrap_err();
+    let e = write_dicom_seg(&seg, &v, &[SegmentMask { label: "body".into(), mask: &short }], &SegMeta::default())
+        .unwrap_err();
     assert_eq!(e.code(), "VOLUME_UNWRITABLE");
     assert!(e.to_string().contains(&format!("has {} voxels, the volume {}", v.grid.len() - 1, v.grid.len())), "{e}");
     let full = vec![1u8; v.grid.len()];
-    let e = write_dicom_seg(&seg, &v, &[SegmentMask { label: " ".into(), mask: &full }], &SegMeta::default()).unwrap_err();
+    let e =
+        write_dicom_seg(&seg, &v, &[SegmentMask { label: " ".into(), mask: &full }], &SegMeta::default()).unwrap_err();
     assert!(e.to_string().contains("segment label"), "{e}");
     assert!(write_dicom_seg(&seg, &v, &[], &SegMeta::default()).unwrap_err().to_string().contains("0 segments"));
     assert_only(&dir, &[]);

@@ -13,7 +13,10 @@ fn lite() -> ModelConfig {
 }
 
 fn meta(sha: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(finetuned::META_BASE_MODEL.to_string(), "lite_medsam".to_string()), (finetuned::META_BASE_SHA256.to_string(), sha.to_string())])
+    BTreeMap::from([
+        (finetuned::META_BASE_MODEL.to_string(), "lite_medsam".to_string()),
+        (finetuned::META_BASE_SHA256.to_string(), sha.to_string()),
+    ])
 }
 
 #[test]
@@ -43,7 +46,8 @@ fn a_finetuned_file_loads_on_top_of_its_base() {
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::BaseMismatch { .. })));
     finetuned::write(&path, &[("mask_decoder.nonsense".to_string(), changed.shallow_clone())], &meta(&sha)).unwrap();
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unexpected { .. })));
-    finetuned::write(&path, &[(name.to_string(), Tensor::zeros([2, 256], (Kind::Float, Device::Cpu)))], &meta(&sha)).unwrap();
+    finetuned::write(&path, &[(name.to_string(), Tensor::zeros([2, 256], (Kind::Float, Device::Cpu)))], &meta(&sha))
+        .unwrap();
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::ShapeMismatch { .. })));
     // A base that is not there.
     let mut m = meta(&sha);
@@ -86,12 +90,21 @@ fn the_encoder_training_path_matches_inference_and_gets_gradients() {
     let fused = sam.encode(&input);
     let params = sam.set_trainable(true);
     assert!(params.iter().any(|(n, _)| n.starts_with("image_encoder.")));
-    assert!(!params.iter().any(|(n, _)| n.ends_with("running_mean") || n.ends_with("positional_encoding_gaussian_matrix")));
+    assert!(!params
+        .iter()
+        .any(|(n, _)| n.ends_with("running_mean") || n.ends_with("positional_encoding_gaussian_matrix")));
     // Unfolded batch norms (inference statistics) give the fused path's embedding.
     let unfused = sam.encode_train(&input);
     let d = (&unfused - &fused).abs().max().double_value(&[]);
     assert!(d < 1e-3, "unfused vs fused: {d}");
     unfused.sum(Kind::Float).backward();
-    let with_grad = params.iter().filter(|(n, t)| n.starts_with("image_encoder.") && t.grad().defined() && t.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0).count();
+    let with_grad = params
+        .iter()
+        .filter(|(n, t)| {
+            n.starts_with("image_encoder.")
+                && t.grad().defined()
+                && t.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0
+        })
+        .count();
     assert!(with_grad > 100, "{with_grad} encoder tensors got gradients");
 }

@@ -61,10 +61,23 @@ fn compare_with_reference(sam: &Sam, name: &str) -> Diffs {
 
     let cases: Vec<(&str, PromptBatch)> = vec![
         ("box", PromptBatch { boxes: Some(boxes.shallow_clone()), ..Default::default() }),
-        ("points", PromptBatch { points: Some((points.shallow_clone(), labels.shallow_clone())), ..Default::default() }),
+        (
+            "points",
+            PromptBatch { points: Some((points.shallow_clone(), labels.shallow_clone())), ..Default::default() },
+        ),
         ("mask", PromptBatch { masks: Some(mask.shallow_clone()), ..Default::default() }),
-        ("mask_points", PromptBatch { points: Some((points.shallow_clone(), labels.shallow_clone())), masks: Some(mask.shallow_clone()), ..Default::default() }),
-        ("box_mask", PromptBatch { boxes: Some(boxes.shallow_clone()), masks: Some(mask.shallow_clone()), ..Default::default() }),
+        (
+            "mask_points",
+            PromptBatch {
+                points: Some((points.shallow_clone(), labels.shallow_clone())),
+                masks: Some(mask.shallow_clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "box_mask",
+            PromptBatch { boxes: Some(boxes.shallow_clone()), masks: Some(mask.shallow_clone()), ..Default::default() },
+        ),
     ];
     for (case, prompts) in cases {
         // Batched: all slices decoded in one call, the reference decodes them one by one.
@@ -101,7 +114,9 @@ fn mobile_sam_matches_reference_on_real_ct() {
 #[test]
 fn perturbed_weight_breaks_parity() {
     radsam::allocator::keep_freed_memory();
-    for var in ["image_encoder.layers.2.blocks.3.attn.qkv.weight", "mask_decoder.output_hypernetworks_mlps.0.layers.1.weight"] {
+    for var in
+        ["image_encoder.layers.2.blocks.3.attn.qkv.weight", "mask_decoder.output_hypernetworks_mlps.0.layers.1.weight"]
+    {
         let mut sam = load("lite_medsam");
         {
             let _g = tch::no_grad_guard();
@@ -122,7 +137,16 @@ fn vit_small_config(name: &str) -> ModelConfig {
     };
     ModelConfig {
         name: name.into(),
-        encoder: EncoderConfig::Vit(VitConfig { img_size, patch_size, embed_dim, depth, num_heads, window_size, global_attn_indexes: global, out_chans: 256 }),
+        encoder: EncoderConfig::Vit(VitConfig {
+            img_size,
+            patch_size,
+            embed_dim,
+            depth,
+            num_heads,
+            window_size,
+            global_attn_indexes: global,
+            out_chans: 256,
+        }),
         image_size: img_size,
         normalization: InputNormalization::SamPixel,
         window: radsam::model::RADSAM_WINDOW,
@@ -132,12 +156,16 @@ fn vit_small_config(name: &str) -> ModelConfig {
 fn check_vit_small(name: &str) {
     let weights = radsam::assets::parity_dir().join(format!("{name}_weights.safetensors"));
     fixture(&format!("{name}_weights"));
-    let (sam, _) = Sam::load(vit_small_config(name), &weights, Device::Cpu).expect("official state dict loads strictly");
+    let (sam, _) =
+        Sam::load(vit_small_config(name), &weights, Device::Cpu).expect("official state dict loads strictly");
     let f = fixture(name);
     let mut diffs = Diffs(Vec::new());
     let emb = sam.encode(get(&f, "input"));
     diffs.check("ViT embedding", &emb, get(&f, "embedding"));
-    let pred = sam.decode(&emb.narrow(0, 0, 1), &PromptBatch { boxes: Some(get(&f, "box").shallow_clone()), ..Default::default() });
+    let pred = sam.decode(
+        &emb.narrow(0, 0, 1),
+        &PromptBatch { boxes: Some(get(&f, "box").shallow_clone()), ..Default::default() },
+    );
     diffs.check("box: low-res logits", &pred.low_res_logits, get(&f, "box.low_res"));
     diffs.check("box: IoU", &pred.iou, get(&f, "box.iou"));
     assert_parity(&diffs);
@@ -180,12 +208,15 @@ fn vit_encoder_matches_official_unpadded_windows() {
 fn vit_presets_have_the_official_parameter_layout() {
     radsam::allocator::keep_freed_memory();
     let path = radsam::assets::parity_dir().join("sam_registry_shapes.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {}: run `make parity-fixtures`", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}: run `make parity-fixtures`", path.display()));
     let official: serde_json::Value = serde_json::from_str(&text).unwrap();
     for (key, model) in [("vit_b", "sam_vit_b"), ("vit_l", "sam_vit_l"), ("vit_h", "sam_vit_h")] {
-        let expected: std::collections::BTreeMap<String, Vec<i64>> = serde_json::from_value(official[key].clone()).unwrap();
+        let expected: std::collections::BTreeMap<String, Vec<i64>> =
+            serde_json::from_value(official[key].clone()).unwrap();
         let sam = Sam::new(ModelConfig::by_name(model).unwrap(), Device::Cpu);
-        let ours: std::collections::BTreeMap<String, Vec<i64>> = sam.var_store().variables().into_iter().map(|(k, v)| (k, v.size())).collect();
+        let ours: std::collections::BTreeMap<String, Vec<i64>> =
+            sam.var_store().variables().into_iter().map(|(k, v)| (k, v.size())).collect();
         assert_eq!(ours, expected, "{model}: parameter layout differs from segment_anything's {key}");
     }
 }

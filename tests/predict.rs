@@ -89,7 +89,8 @@ fn cli_predict_writes_mask_logits_and_json_and_nothing_on_error() {
     };
     let ok = run(&["--prompt-from-reference", "box"], &out);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("predictions.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("predictions.json")).unwrap()).unwrap();
     assert_eq!(report["slices"].as_array().unwrap().len(), 2);
     for s in report["slices"].as_array().unwrap() {
         assert_eq!(s["iou_predictions"].as_array().unwrap().len(), 4);
@@ -123,14 +124,26 @@ fn cli_predict_on_a_dicom_series_writes_seg_and_overlays() {
         .arg(data("example_ct_dicom"))
         .arg("--reference")
         .arg(data("example_seg_dicom.nii.gz")) // written by another tool with flipped rows: resampled
-        .args(["--label", "5", "--target-name", "liver", "--prompt-from-reference", "box", "--slices", "5,10", "--overlays", "--out"])
+        .args([
+            "--label",
+            "5",
+            "--target-name",
+            "liver",
+            "--prompt-from-reference",
+            "box",
+            "--slices",
+            "5,10",
+            "--overlays",
+            "--out",
+        ])
         .arg(out.join("run"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("resampled"), "{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run/predictions.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run/predictions.json")).unwrap()).unwrap();
     let dice = report["dice_3d_on_predicted_slices"].as_f64().unwrap();
     assert!(dice > 0.8, "liver on the validation scan, box prompts: Dice {dice}");
     assert!(report["volume_ml"].as_f64().unwrap() > 10.0);
@@ -141,6 +154,11 @@ fn cli_predict_on_a_dicom_series_writes_seg_and_overlays() {
         assert!(png.width() >= 512);
     }
     // Nothing is left in staging folders beside the output.
-    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).filter(|n| n.to_string_lossy().contains("partial")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains("partial"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

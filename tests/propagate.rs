@@ -6,7 +6,7 @@ use common::{temp_dir, weights};
 use radsam::metrics::dice;
 use radsam::model::{ModelConfig, Sam};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Click, SlicePrompt};
-use radsam::segment::{Carry, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
+use radsam::segment::{Carry, GuardReason, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
 use radsam::volume::read_nifti;
 use std::process::Command;
 use tch::Device;
@@ -33,7 +33,8 @@ fn propagation_editing_and_replay_on_the_liver() {
     let mut boxed = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
     boxed.start(start, &prompt).unwrap();
     let d_box = dice(&boxed.mask(), &liver);
-    let covered: Vec<usize> = boxed.states().iter().filter(|(_, s)| s.mask.iter().any(|&v| v > 0)).map(|(&k, _)| k).collect();
+    let covered: Vec<usize> =
+        boxed.states().iter().filter(|(_, s)| s.mask.iter().any(|&v| v > 0)).map(|(&k, _)| k).collect();
     println!("box carry: Dice {d_box:.3}, {} slices, stops {:?}", covered.len(), boxed.stops());
     assert!(d_box > 0.4, "box carry Dice {d_box}");
     assert!(covered.len() >= 10, "propagated over {} slices", covered.len());
@@ -52,10 +53,16 @@ fn propagation_editing_and_replay_on_the_liver() {
     // initial slice (an anchor), everything above it and the slices between a click and the
     // initial slice that hold a mask are untouched; replaying the same clicks on a fresh
     // segmenter gives the same mask.
-    let masks = |seg: &Segmenter, range: std::ops::RangeInclusive<usize>| -> Vec<Vec<u8>> { range.map(|k| seg.states().get(&k).map(|s| s.mask.clone()).unwrap_or_default()).collect() };
+    let masks = |seg: &Segmenter, range: std::ops::RangeInclusive<usize>| -> Vec<Vec<u8>> {
+        range.map(|k| seg.states().get(&k).map(|s| s.mask.clone()).unwrap_or_default()).collect()
+    };
     let upstream_before = masks(&boxed, 101..=hi);
     assert!(upstream_before[..start - 101].iter().all(|m| m.iter().any(|&v| v != 0)), "box carry covers 101..{start}");
-    let clicks = [Click { slice: 100, x: 30.0, y: 50.0, positive: true }, Click { slice: 100, x: 100.0, y: 20.0, positive: false }, Click { slice: 90, x: 35.0, y: 55.0, positive: true }];
+    let clicks = [
+        Click { slice: 100, x: 30.0, y: 50.0, positive: true },
+        Click { slice: 100, x: 100.0, y: 20.0, positive: false },
+        Click { slice: 90, x: 35.0, y: 55.0, positive: true },
+    ];
     let decoded_before = boxed.decoded_slices;
     boxed.add_click(clicks[0]).unwrap();
     assert!(boxed.decoded_slices - decoded_before <= 1 + (100 - lo), "the clicked slice and the slices below it only");
@@ -74,12 +81,24 @@ fn propagation_editing_and_replay_on_the_liver() {
     let centre = interior_point(&ct.grid.extract(&liver, 90), w).unwrap();
     gap.add_click(Click { slice: 90, x: centre.x, y: centre.y, positive: true }).unwrap();
     assert_eq!(kept, masks(&gap, 96..=hi), "slices holding a mask upstream are kept");
-    let first_empty = (90..=95).find(|k| gap.states().get(k).is_none_or(|s| s.mask.iter().all(|&v| v == 0))).expect("slice 95 was empty");
-    assert!(gap.stops().contains(&Stop { direction: 1, empty_slice: first_empty }), "filling up stopped at {first_empty}: {:?}", gap.stops());
+    let first_empty = (90..=95)
+        .find(|k| gap.states().get(k).is_none_or(|s| s.mask.iter().all(|&v| v == 0)))
+        .expect("slice 95 was empty");
+    assert!(
+        gap.stops().contains(&Stop { direction: 1, empty_slice: first_empty }),
+        "filling up stopped at {first_empty}: {:?}",
+        gap.stops()
+    );
     if first_empty == 90 {
-        assert!(gap.stops().contains(&Stop { direction: -1, empty_slice: 90 }) && !gap.states().contains_key(&89), "nothing carried down from an empty slice");
+        assert!(
+            gap.stops().contains(&Stop { direction: -1, empty_slice: 90 }) && !gap.states().contains_key(&89),
+            "nothing carried down from an empty slice"
+        );
     }
-    assert!(gap.stops().iter().all(|s| gap.states()[&s.empty_slice].mask.iter().all(|&v| v == 0)), "every reported stop is an empty slice");
+    assert!(
+        gap.stops().iter().all(|s| gap.states()[&s.empty_slice].mask.iter().all(|&v| v == 0)),
+        "every reported stop is an empty slice"
+    );
 
     let mut replay = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
     replay.start(start, &prompt).unwrap();
@@ -90,8 +109,9 @@ fn propagation_editing_and_replay_on_the_liver() {
     assert_eq!(replay.clicks(), 3);
 
     // Slice-level editing: a click refines its own slice only, from the slice's own prompt.
-    let prompts: std::collections::BTreeMap<usize, SlicePrompt> =
-        (95..=105).map(|k| (k, SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, k), w), ..Default::default() })).collect();
+    let prompts: std::collections::BTreeMap<usize, SlicePrompt> = (95..=105)
+        .map(|k| (k, SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, k), w), ..Default::default() }))
+        .collect();
     let mut per_slice = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
     per_slice.slice_level(&prompts).unwrap();
     let before: Vec<Vec<u8>> = (95..=105).map(|k| per_slice.states()[&k].mask.clone()).collect();
@@ -106,14 +126,26 @@ fn propagation_editing_and_replay_on_the_liver() {
     // Bad prompts and clicks: typed errors, nothing changed.
     let before = boxed.mask();
     let code = |r: Result<(), SegmentError>| r.unwrap_err().code();
-    assert_eq!(code(boxed.add_click(Click { slice: 50, x: 3.0, y: 3.0, positive: true })), "PROMPT_SLICE_OUTSIDE_BOUNDARIES");
+    assert_eq!(
+        code(boxed.add_click(Click { slice: 50, x: 3.0, y: 3.0, positive: true })),
+        "PROMPT_SLICE_OUTSIDE_BOUNDARIES"
+    );
     assert_eq!(code(boxed.add_click(Click { slice: 100, x: 500.0, y: 3.0, positive: true })), "PROMPT_INVALID");
-    assert_eq!(code(boxed.start(start, &SlicePrompt { bbox: Some(BoxPrompt { x0: 5.0, y0: 5.0, x1: 5.0, y1: 9.0 }), ..Default::default() })), "PROMPT_INVALID");
+    assert_eq!(
+        code(boxed.start(
+            start,
+            &SlicePrompt { bbox: Some(BoxPrompt { x0: 5.0, y0: 5.0, x1: 5.0, y1: 9.0 }), ..Default::default() }
+        )),
+        "PROMPT_INVALID"
+    );
     assert_eq!(boxed.mask(), before);
     let mut fresh = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
     assert_eq!(code(fresh.add_click(clicks[0])), "PROMPT_NOT_STARTED");
     assert_eq!(code(fresh.start(lo - 1, &prompt)), "PROMPT_SLICE_OUTSIDE_BOUNDARIES");
-    assert!(matches!(VolumeSession::new(&sam, &ct, (100, 112), 8, &mut |_, _| {}), Err(SegmentError::BoundaryOutside { slice: 112, .. })));
+    assert!(matches!(
+        VolumeSession::new(&sam, &ct, (100, 112), 8, &mut |_, _| {}),
+        Err(SegmentError::BoundaryOutside { slice: 112, .. })
+    ));
 }
 
 #[test]
@@ -136,26 +168,45 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
         }]
     });
     std::fs::write(dir.join("job.json"), job.to_string()).unwrap();
-    let run = |job: &std::path::Path, out: &std::path::Path| Command::new(env!("CARGO_BIN_EXE_radsam")).args(["segment", "--job"]).arg(job).arg("--overlays").arg("--out").arg(out).output().unwrap();
+    let run = |job: &std::path::Path, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_radsam"))
+            .args(["segment", "--job"])
+            .arg(job)
+            .arg("--overlays")
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
     let ok = run(&dir.join("job.json"), &dir.join("out"));
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("out/result.json")).unwrap()).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/result.json")).unwrap()).unwrap();
     let t = &result["targets"][0];
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
     assert_eq!(result["correlation_id"], "study-7");
-    assert!(result["model_version"].as_str().unwrap().starts_with("radsam@sha256:"), "the default model is the project's RadSAM");
+    assert!(
+        result["model_version"].as_str().unwrap().starts_with("radsam@sha256:"),
+        "the default model is the project's RadSAM"
+    );
     assert_eq!(result["encoded_slices"], 13);
     assert_eq!(t["clicks_applied"], 1);
     assert!(t["dice"].as_f64().unwrap() > 0.5, "liver Dice {}", t["dice"]);
     assert!(t["volume_ml"].as_f64().unwrap() > 50.0);
-    for f in ["liver.nii.gz", "labels.nii.gz", "seg.dcm", "overlays/liver_slice_0010.png", "overlays/liver_slice_0006.png"] {
+    for f in
+        ["liver.nii.gz", "labels.nii.gz", "seg.dcm", "overlays/liver_slice_0010.png", "overlays/liver_slice_0006.png"]
+    {
         assert!(dir.join("out").join(f).exists(), "{f}");
     }
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.
     for (name, edit, code) in [
         ("outside", serde_json::json!({"boundaries": {"top": 4, "bottom": 25}}), "PROMPT_BOUNDARY_OUTSIDE"),
-        ("slice", serde_json::json!({"initial_prompt": {"slice": 2, "box": [60, 120, 260, 330]}}), "PROMPT_SLICE_OUTSIDE_BOUNDARIES"),
+        (
+            "slice",
+            serde_json::json!({"initial_prompt": {"slice": 2, "box": [60, 120, 260, 330]}}),
+            "PROMPT_SLICE_OUTSIDE_BOUNDARIES",
+        ),
         ("box", serde_json::json!({"initial_prompt": {"slice": 10, "box": [60, 120, 60, 330]}}), "PROMPT_INVALID"),
         ("empty_reference", serde_json::json!({"reference_label": 250}), "REFERENCE_EMPTY"),
         ("no_prompt", serde_json::json!({"initial_prompt": {"slice": 10}}), "JOB_EMPTY_PROMPT"),
@@ -172,7 +223,11 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
         assert!(!r.status.success() && stderr.contains(code), "{name}: expected {code}, got: {stderr}");
         assert!(!out.exists(), "{name}: nothing written");
     }
-    let leftovers = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).count();
+    let leftovers = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .count();
     assert_eq!(leftovers, 0, "no staging folders left behind");
 }
 
@@ -197,20 +252,57 @@ fn prompt_errors_of_a_job_arrive_before_any_slice_is_encoded() {
         let out = dir.join(name);
         std::fs::create_dir_all(&out).unwrap();
         let mut encoded = 0;
-        let result = radsam::job::process(&job, &sam, "test", &out, &Default::default(), &mut |stage, _, _| encoded += (stage == "encoding slices") as usize);
+        let result = radsam::job::process(&job, &sam, "test", &out, &Default::default(), &mut |stage, _, _| {
+            encoded += (stage == "encoding slices") as usize
+        });
         (result.map(|r| r.encoded_slices).map_err(|e| e.code()), encoded)
     };
     // The counter sees encoding when there is some: a valid job encodes its 5 slices.
     assert_eq!(run(&job, "valid"), (Ok(5), 5));
     let (w, h) = (122, 101); // example_ct.nii.gz: 122 columns, 101 rows, 112 slices
     for (name, target, edit, code) in [
-        ("slice outside the boundaries", 0, serde_json::json!({"initial_prompt": {"slice": 99, "box": [20, 30, 80, 75]}}), "PROMPT_SLICE_OUTSIDE_BOUNDARIES"),
-        ("box outside the slice", 0, serde_json::json!({"initial_prompt": {"slice": 102, "box": [20, 30, w + 5, 75]}}), "PROMPT_INVALID"),
-        ("inverted box", 0, serde_json::json!({"initial_prompt": {"slice": 102, "box": [80, 30, 20, 75]}}), "PROMPT_INVALID"),
-        ("point outside the slice", 1, serde_json::json!({"initial_prompt": {"slice": 101, "points": [{"x": 90, "y": h, "positive": true}]}}), "PROMPT_INVALID"),
-        ("click outside the slice", 0, serde_json::json!({"correction_clicks": [{"slice": 101, "x": -1, "y": 50, "positive": true}]}), "PROMPT_INVALID"),
-        ("click outside the boundaries", 1, serde_json::json!({"correction_clicks": [{"slice": 104, "x": 40, "y": 50, "positive": true}]}), "PROMPT_SLICE_OUTSIDE_BOUNDARIES"),
-        ("boundary outside the volume", 1, serde_json::json!({"boundaries": {"top": 100, "bottom": 112}}), "PROMPT_BOUNDARY_OUTSIDE"),
+        (
+            "slice outside the boundaries",
+            0,
+            serde_json::json!({"initial_prompt": {"slice": 99, "box": [20, 30, 80, 75]}}),
+            "PROMPT_SLICE_OUTSIDE_BOUNDARIES",
+        ),
+        (
+            "box outside the slice",
+            0,
+            serde_json::json!({"initial_prompt": {"slice": 102, "box": [20, 30, w + 5, 75]}}),
+            "PROMPT_INVALID",
+        ),
+        (
+            "inverted box",
+            0,
+            serde_json::json!({"initial_prompt": {"slice": 102, "box": [80, 30, 20, 75]}}),
+            "PROMPT_INVALID",
+        ),
+        (
+            "point outside the slice",
+            1,
+            serde_json::json!({"initial_prompt": {"slice": 101, "points": [{"x": 90, "y": h, "positive": true}]}}),
+            "PROMPT_INVALID",
+        ),
+        (
+            "click outside the slice",
+            0,
+            serde_json::json!({"correction_clicks": [{"slice": 101, "x": -1, "y": 50, "positive": true}]}),
+            "PROMPT_INVALID",
+        ),
+        (
+            "click outside the boundaries",
+            1,
+            serde_json::json!({"correction_clicks": [{"slice": 104, "x": 40, "y": 50, "positive": true}]}),
+            "PROMPT_SLICE_OUTSIDE_BOUNDARIES",
+        ),
+        (
+            "boundary outside the volume",
+            1,
+            serde_json::json!({"boundaries": {"top": 100, "bottom": 112}}),
+            "PROMPT_BOUNDARY_OUTSIDE",
+        ),
     ] {
         let mut bad = job.clone();
         for (k, v) in edit.as_object().unwrap() {
@@ -257,12 +349,79 @@ fn cli_segment_gives_codes_not_backtraces() {
     assert!(!out.status.success() && stderr.contains("[JOB_UNKNOWN_MODEL]"), "{stderr}");
 
     let corrupt = dir.join("corrupt_rle");
-    let made = Command::new(common::python()).arg("-c").arg(CORRUPT_RLE_SERIES).arg(data("example_ct_dicom")).arg(&corrupt).status().unwrap();
+    let made = Command::new(common::python())
+        .arg("-c")
+        .arg(CORRUPT_RLE_SERIES)
+        .arg(data("example_ct_dicom"))
+        .arg(&corrupt)
+        .status()
+        .unwrap();
     assert!(made.success(), "pydicom (make setup) writes the corrupt series");
     let out = segment(&corrupt, "radsam");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("[VOLUME_UNREADABLE]"), "{stderr}");
-    assert!(stderr.contains("panic") && stderr.contains("index out of bounds"), "the decoder did panic (else this checks nothing): {stderr}");
+    assert!(
+        stderr.contains("panic") && stderr.contains("index out of bounds"),
+        "the decoder did panic (else this checks nothing): {stderr}"
+    );
     assert!(!stderr.contains("stack backtrace") && stderr.lines().count() <= 3, "{stderr}");
     assert!(!dir.join("out").exists());
+}
+
+#[test]
+fn guards_judge_carried_slices_report_each_firing_and_stop_a_leak_with_no_way_out() {
+    radsam::allocator::keep_freed_memory();
+    let sam = Sam::load(ModelConfig::by_name("radsam").unwrap(), &weights("radsam"), Device::Cpu).unwrap().0;
+    let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
+    let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
+    let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
+    let (lo, hi, start) = (69, 111, 106);
+    let w = ct.grid.plane_shape().1;
+    let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
+    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
+
+    // Off (the default): no event.
+    let mut plain = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+    plain.start(start, &prompt).unwrap();
+    assert!(plain.guard_events().is_empty());
+
+    // A limit no mask can meet (no growth, no slack): the first carried slice each way is judged a
+    // leak with no acceptable mask, so propagation stops there, reported as a guard and as a stop.
+    let strict = GuardSettings { max_growth: 0.0, slack_mm2: 0.0, ..GuardSettings::default() };
+    let mut guarded = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_guards(Some(strict));
+    guarded.start(start, &prompt).unwrap();
+    let events = guarded.guard_events();
+    assert_eq!(
+        events.iter().map(|e| (e.slice, e.direction)).collect::<Vec<_>>(),
+        vec![(start - 1, -1), (start + 1, 1)],
+        "{events:?}"
+    );
+    assert!(events.iter().all(|e| e.reason == GuardReason::AreaJump
+        && e.kept_mask.is_none()
+        && e.rejected_pixels > 0
+        && e.previous_pixels > 0));
+    let mut stopped: Vec<usize> = guarded.stops().iter().map(|s| s.empty_slice).collect();
+    stopped.sort();
+    assert_eq!(stopped, vec![start - 1, start + 1]);
+    let covered: Vec<usize> =
+        guarded.states().iter().filter(|(_, s)| s.mask.iter().any(|&v| v > 0)).map(|(&k, _)| k).collect();
+    assert_eq!(covered, vec![start], "only the prompted slice keeps a mask");
+    // A click below refills from the click; the events of recomputed slices are replaced, the
+    // clicked slice (the user's input) is never judged.
+    let click = Click { slice: 95, x: 30.0, y: 50.0, positive: true };
+    guarded.add_click(click).unwrap();
+    assert!(guarded.guard_events().iter().all(|e| e.slice != 95));
+
+    // The default thresholds on this liver: the result stays a liver (a guard may switch a mask,
+    // never empties the organ), and every event names a carried slice.
+    let mut default =
+        Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_guards(Some(GuardSettings::default()));
+    default.start(start, &prompt).unwrap();
+    let (d_plain, d_guarded) = (dice(&plain.mask(), &liver), dice(&default.mask(), &liver));
+    println!(
+        "liver, mask carry: Dice {d_plain:.3} without guards, {d_guarded:.3} with ({} events)",
+        default.guard_events().len()
+    );
+    assert!(d_guarded > 0.5, "{d_guarded}");
+    assert!(default.guard_events().iter().all(|e| e.slice != start && (lo..=hi).contains(&e.slice)));
 }

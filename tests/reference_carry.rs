@@ -23,7 +23,8 @@ fn read_npy_u8(path: &std::path::Path) -> (Vec<usize>, Vec<u8>) {
     let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
     assert!(header.contains("'|u1'") && header.contains("'fortran_order': False"), "{header}");
     let shape_text = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let shape: Vec<usize> = shape_text.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
+    let shape: Vec<usize> =
+        shape_text.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
     (shape, bytes[start + header_len..].to_vec())
 }
 
@@ -49,7 +50,11 @@ fn reference_pipeline_matches_its_pytorch_implementation_and_never_stops() {
     reference.start(start, &prompt).unwrap();
     assert!(reference.stops().is_empty(), "the reference pipeline never stops: {:?}", reference.stops());
     assert_eq!(reference.states().len(), hi - lo + 1, "every slice between the boundaries is decoded");
-    println!("liver Dice: box carry {:.3}, reference pipeline {:.3}", dice(&boxed.mask(), &liver), dice(&reference.mask(), &liver));
+    println!(
+        "liver Dice: box carry {:.3}, reference pipeline {:.3}",
+        dice(&boxed.mask(), &liver),
+        dice(&reference.mask(), &liver)
+    );
 
     // The same propagation in PyTorch, slice by slice.
     let dir = temp_dir("reference-carry");
@@ -71,7 +76,10 @@ fn reference_pipeline_matches_its_pytorch_implementation_and_never_stops() {
         let theirs = &expected[k * plane..(k + 1) * plane];
         let agree = dice(ours, theirs);
         let both_empty = ours.iter().all(|&v| v == 0) && theirs.iter().all(|&v| v == 0);
-        assert!(both_empty || agree > 0.99, "slice {k}: Rust and PyTorch reference pipelines agree only to Dice {agree:.4}");
+        assert!(
+            both_empty || agree > 0.99,
+            "slice {k}: Rust and PyTorch reference pipelines agree only to Dice {agree:.4}"
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -20,11 +20,32 @@ impl Drop for Weed {
 fn start_weed(dir: &Path) -> (Weed, String) {
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
     let seed = (std::process::id() as u16 % 300) * 20 + 7;
-    let b = (0..500u16).map(|i| 21000 + (seed + i * 20) % 9000).find(|&b| (0..8).all(|k| free(b + k) && free(b + 10000 + k))).expect("free ports");
+    let b = (0..500u16)
+        .map(|i| 21000 + (seed + i * 20) % 9000)
+        .find(|&b| (0..8).all(|k| free(b + k) && free(b + 10000 + k)))
+        .expect("free ports");
     let log = std::fs::File::create(dir.join("weed.log")).unwrap();
     let child = Command::new(radsam::assets::cache_dir().join("venv/bin/weed"))
-        .args(["mini", &format!("-dir={}", dir.display()), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .args([format!("-master.port={b}"), format!("-volume.port={}", b + 1), format!("-filer.port={}", b + 2), format!("-s3.port={}", b + 3), format!("-admin.port={}", b + 4), format!("-webdav.port={}", b + 5), format!("-debug.port={}", b + 6), format!("-s3.debug.port={}", b + 7)])
+        .args([
+            "mini",
+            &format!("-dir={}", dir.display()),
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ])
+        .args([
+            format!("-master.port={b}"),
+            format!("-volume.port={}", b + 1),
+            format!("-filer.port={}", b + 2),
+            format!("-s3.port={}", b + 3),
+            format!("-admin.port={}", b + 4),
+            format!("-webdav.port={}", b + 5),
+            format!("-debug.port={}", b + 6),
+            format!("-s3.debug.port={}", b + 7),
+        ])
         .env("AWS_ACCESS_KEY_ID", "radsam")
         .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
         .stdin(Stdio::null())
@@ -58,7 +79,13 @@ fn downloads_are_capped_streamed_and_keys_checked() {
     let dir = tempfile::tempdir().unwrap();
     let (_weed, endpoint) = start_weed(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = StorageConfig { s3_endpoint: Some(endpoint), region: "us-east-1".into(), access_key: "radsam".into(), secret_key: "radsam-secret".into(), file_roots: vec![] };
+    let config = StorageConfig {
+        s3_endpoint: Some(endpoint),
+        region: "us-east-1".into(),
+        access_key: "radsam".into(),
+        secret_key: "radsam-secret".into(),
+        file_roots: vec![],
+    };
     let storage = |limit: u64| Storage::new(&config).with_max_download_bytes(limit);
     let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     rt.block_on(async {

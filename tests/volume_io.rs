@@ -5,7 +5,10 @@ mod common;
 
 use common::{reference, run_python_check, temp_dir};
 use radsam::metrics::voxel_count;
-use radsam::volume::{read_dicom_series, read_nifti, read_nifti_with_limits, resample_nearest, write_nifti, ReadLimits, Source, Volume, VolumeError};
+use radsam::volume::{
+    read_dicom_series, read_nifti, read_nifti_with_limits, resample_nearest, write_nifti, ReadLimits, Source, Volume,
+    VolumeError,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +31,8 @@ fn dicom_series_decodes_to_the_same_hu_as_pydicom() {
     let differing = v.data.iter().zip(&theirs).filter(|(a, b)| a != b).count();
     assert_eq!(differing, 0, "voxels differing from pydicom");
     let Source::Dicom(info) = &v.source else { panic!("DICOM source expected") };
-    let order: Vec<String> = serde_json::from_str(&std::fs::read_to_string(reference("dicom_sop_order.json")).unwrap()).unwrap();
+    let order: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(reference("dicom_sop_order.json")).unwrap()).unwrap();
     assert_eq!(info.sop_instance_uids, order, "slice order by position along the normal");
     assert!((v.spacing[2] - 2.0).abs() < 1e-6 && (v.spacing[0] - 0.9765625).abs() < 1e-9);
 }
@@ -69,7 +73,8 @@ fn assert_volumes_match(ours: &BTreeMap<String, (u64, f64)>, theirs: &serde_json
 
 #[test]
 fn organ_volumes_in_ml_match_nibabel_and_numpy() {
-    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(reference("organ_volumes.json")).unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reference("organ_volumes.json")).unwrap()).unwrap();
     for name in ["example_seg_fast_force_split.nii.gz", "example_seg_dicom.nii.gz", "example_seg.nii.gz"] {
         assert_volumes_match(&volumes_by_label(&read_nifti(&data(name)).unwrap()), &expected[name], name);
     }
@@ -78,10 +83,15 @@ fn organ_volumes_in_ml_match_nibabel_and_numpy() {
     let ct = read_dicom_series(&dicom_dir(), None, &ReadLimits::default()).unwrap();
     let labels = read_nifti(&data("example_seg_dicom.nii.gz")).unwrap();
     let on_ct = Volume { data: resample_nearest(&labels, &ct, 0.0), ..ct.clone() };
-    assert_volumes_match(&volumes_by_label(&on_ct), &expected["example_seg_dicom.nii.gz"], "labels resampled onto the DICOM grid");
+    assert_volumes_match(
+        &volumes_by_label(&on_ct),
+        &expected["example_seg_dicom.nii.gz"],
+        "labels resampled onto the DICOM grid",
+    );
     // And they sit on the anatomy: liver (label 5) voxels are soft tissue in the CT.
     let liver: Vec<u8> = on_ct.data.iter().map(|&l| (l == 5.0) as u8).collect();
-    let mean_hu = liver.iter().zip(&ct.data).filter(|(m, _)| **m == 1).map(|(_, &h)| h as f64).sum::<f64>() / voxel_count(&liver) as f64;
+    let mean_hu = liver.iter().zip(&ct.data).filter(|(m, _)| **m == 1).map(|(_, &h)| h as f64).sum::<f64>()
+        / voxel_count(&liver) as f64;
     assert!((0.0..200.0).contains(&mean_hu), "liver mean HU {mean_hu}");
 }
 
@@ -129,7 +139,13 @@ fn bad_nifti_gets_a_typed_error() {
     assert_eq!(code(read_nifti(&p)), "VOLUME_TOO_LARGE");
     assert!(t.elapsed().as_secs_f64() < 1.0);
     // A configured limit applies to ordinary volumes too.
-    assert_eq!(code(read_nifti_with_limits(&data("example_ct_sm.nii.gz"), &ReadLimits { max_voxels: 1000, ..ReadLimits::default() })), "VOLUME_TOO_LARGE");
+    assert_eq!(
+        code(read_nifti_with_limits(
+            &data("example_ct_sm.nii.gz"),
+            &ReadLimits { max_voxels: 1000, ..ReadLimits::default() }
+        )),
+        "VOLUME_TOO_LARGE"
+    );
     for (name, value) in [("zero.nii", 0.0f32), ("nan.nii", f32::NAN), ("negative.nii", -1.0)] {
         let p = patched_nifti(&dir, name, |b| set_f32(b, 80, value)); // pixdim[1]
         assert_eq!(code(read_nifti(&p)), "VOLUME_BAD_SPACING", "{name}");
@@ -166,7 +182,10 @@ fn bad_dicom_series_gets_a_typed_error() {
     let v = read_dicom_series(&bad("two_series"), Some(&uid), &limits).unwrap();
     assert_eq!(v.dims()[2], 10);
     assert_eq!(code(read_dicom_series(&bad("two_series"), Some("1.2.3"), &limits)), "VOLUME_SERIES_NOT_FOUND");
-    assert_eq!(code(read_dicom_series(&dicom_dir(), None, &ReadLimits { max_voxels: 1 << 20, ..ReadLimits::default() })), "VOLUME_TOO_LARGE");
+    assert_eq!(
+        code(read_dicom_series(&dicom_dir(), None, &ReadLimits { max_voxels: 1 << 20, ..ReadLimits::default() })),
+        "VOLUME_TOO_LARGE"
+    );
     assert_eq!(code(Volume::open(Path::new("/nonexistent/series"), None, &limits)), "VOLUME_NOT_FOUND");
 }
 

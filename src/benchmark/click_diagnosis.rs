@@ -45,7 +45,13 @@ pub struct ClickEffect {
 
 /// Every single click on every erroneous slice of one object (module docs), for each carry.
 /// `truth` is the object's mask on the volume grid; `seed` its `object_seed`.
-pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry], seed: u64, slices_per_object: usize) -> Result<Vec<ClickEffect>, SegmentError> {
+pub fn diagnose_object(
+    session: &VolumeSession,
+    truth: &[u8],
+    carries: &[Carry],
+    seed: u64,
+    slices_per_object: usize,
+) -> Result<Vec<ClickEffect>, SegmentError> {
     let volume = session.volume;
     let Some((lo, hi, largest)) = extent(volume, truth) else { return Ok(Vec::new()) };
     let session = session.restrict((lo, hi))?;
@@ -68,7 +74,11 @@ pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry],
             let slice_before = dice(&p, &t);
             for positive in [true, false] {
                 // Missed pixels for a positive click, wrongly included ones for a negative.
-                let error: Vec<bool> = p.iter().zip(&t).map(|(&a, &b)| if positive { b != 0 && a == 0 } else { a != 0 && b == 0 }).collect();
+                let error: Vec<bool> = p
+                    .iter()
+                    .zip(&t)
+                    .map(|(&a, &b)| if positive { b != 0 && a == 0 } else { a != 0 && b == 0 })
+                    .collect();
                 let pixels: Vec<usize> = (0..error.len()).filter(|&i| error[i]).collect();
                 if pixels.is_empty() {
                     continue;
@@ -107,7 +117,12 @@ pub fn diagnose_object(session: &VolumeSession, truth: &[u8], carries: &[Carry],
 pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> (usize, usize) {
     let neighbours = |i: usize| {
         let (r, c) = (i / cols, i % cols);
-        [(r > 0).then(|| i - cols), (r + 1 < rows).then(|| i + cols), (c > 0).then(|| i - 1), (c + 1 < cols).then(|| i + 1)]
+        [
+            (r > 0).then(|| i - cols),
+            (r + 1 < rows).then(|| i + cols),
+            (c > 0).then(|| i - 1),
+            (c + 1 < cols).then(|| i + 1),
+        ]
     };
     // Components by flood fill.
     let mut label = vec![usize::MAX; error.len()];
@@ -136,7 +151,8 @@ pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> (us
     // a non-member, or on the image edge, is at distance 1).
     let inside = |i: usize| label[i] == label[best[0]];
     let mut distance = vec![0usize; error.len()];
-    let mut layer: Vec<usize> = best.iter().copied().filter(|&i| neighbours(i).iter().any(|n| n.is_none_or(|n| !inside(n)))).collect();
+    let mut layer: Vec<usize> =
+        best.iter().copied().filter(|&i| neighbours(i).iter().any(|n| n.is_none_or(|n| !inside(n)))).collect();
     for &i in &layer {
         distance[i] = 1;
     }

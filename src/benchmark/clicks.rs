@@ -41,7 +41,15 @@ impl ClickMode {
 
 /// The next correction click on `prediction` against `truth` within slices `lo..=hi`; None when
 /// there is no error left. `spacing` (mm along i, j, k) weighs distances for the centre.
-pub fn next_click(mode: ClickMode, prediction: &[u8], truth: &[u8], grid: &Grid, spacing: [f64; 3], range: (usize, usize), rng: &mut SplitMix64) -> Option<Click> {
+pub fn next_click(
+    mode: ClickMode,
+    prediction: &[u8],
+    truth: &[u8],
+    grid: &Grid,
+    spacing: [f64; 3],
+    range: (usize, usize),
+    rng: &mut SplitMix64,
+) -> Option<Click> {
     match mode {
         ClickMode::Uniform => simulate_click(prediction, truth, grid, range, rng),
         ClickMode::LargestErrorCentre => largest_error_centre(prediction, truth, grid, spacing, range),
@@ -49,13 +57,25 @@ pub fn next_click(mode: ClickMode, prediction: &[u8], truth: &[u8], grid: &Grid,
 }
 
 /// The CVPR 2025 click: see the module docs.
-fn largest_error_centre(prediction: &[u8], truth: &[u8], grid: &Grid, spacing: [f64; 3], (lo, hi): (usize, usize)) -> Option<Click> {
+fn largest_error_centre(
+    prediction: &[u8],
+    truth: &[u8],
+    grid: &Grid,
+    spacing: [f64; 3],
+    (lo, hi): (usize, usize),
+) -> Option<Click> {
     let in_range = |ijk: [usize; 3]| (lo..=hi).contains(&ijk[grid.slice_axis]);
     // 1: missed (positive), 2: wrongly included (negative), 0: right or out of range.
     let kind: Vec<u8> = (0..grid.len())
         .map(|idx| {
             let (p, t) = (prediction[idx] != 0, truth[idx] != 0);
-            if p == t || !in_range(unravel(grid, idx)) { 0 } else if t { 1 } else { 2 }
+            if p == t || !in_range(unravel(grid, idx)) {
+                0
+            } else if t {
+                1
+            } else {
+                2
+            }
         })
         .collect();
     let component = largest_component(&kind, grid)?;
@@ -245,10 +265,14 @@ mod tests {
             prediction[grid.index([i, j, 0])] = 1;
         }
         let mut rng = SplitMix64(1);
-        let c = next_click(ClickMode::LargestErrorCentre, &prediction, &truth, &grid, [1.0, 1.0, 1.0], (0, 2), &mut rng).unwrap();
+        let c =
+            next_click(ClickMode::LargestErrorCentre, &prediction, &truth, &grid, [1.0, 1.0, 1.0], (0, 2), &mut rng)
+                .unwrap();
         assert_eq!((c.slice, c.x, c.y, c.positive), (1, 4.0, 4.0, true), "centre of the 7x7 missed block");
         // Within slice 0 only, the largest error is the wrongly included patch: a negative click in it.
-        let c = next_click(ClickMode::LargestErrorCentre, &prediction, &truth, &grid, [1.0, 1.0, 1.0], (0, 0), &mut rng).unwrap();
+        let c =
+            next_click(ClickMode::LargestErrorCentre, &prediction, &truth, &grid, [1.0, 1.0, 1.0], (0, 0), &mut rng)
+                .unwrap();
         assert_eq!(c.slice, 0);
         assert!(!c.positive && c.x <= 1.0 && c.y <= 1.0, "{c:?}");
         assert!(next_click(ClickMode::LargestErrorCentre, &truth, &truth, &grid, [1.0; 3], (0, 2), &mut rng).is_none());
@@ -274,7 +298,11 @@ mod tests {
         // the middle voxel is 6 mm from the outside across i and 5 mm along j; its neighbours
         // along j are nearer. In voxel units every voxel of the middle column ties at 2 voxels.
         assert_eq!(centre_of([5, 11, 3], [1, 1, 1], [3, 9, 1], [3.0, 1.0, 100.0]), [2, 5, 1]);
-        assert_eq!(centre_of([5, 11, 3], [1, 1, 1], [3, 9, 1], [1.0, 1.0, 100.0]), [2, 2, 1], "ties: first in index order");
+        assert_eq!(
+            centre_of([5, 11, 3], [1, 1, 1], [3, 9, 1], [1.0, 1.0, 100.0]),
+            [2, 2, 1],
+            "ties: first in index order"
+        );
         let mut line = vec![f64::INFINITY; 5];
         line[0] = 0.0;
         let (mut v, mut z, mut out) = (vec![0; 5], vec![0.0; 6], vec![0.0; 5]);

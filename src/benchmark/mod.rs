@@ -19,7 +19,9 @@ pub mod report;
 pub mod stats;
 
 pub use clicks::ClickMode;
-pub use protocol::{object_seed, run_object, DriftPoint, Level, Measurement, ObjectRun, PromptKind, PromptStyle, ProtocolSettings};
+pub use protocol::{
+    object_seed, run_object, DriftPoint, Level, Measurement, ObjectRun, PromptKind, PromptStyle, ProtocolSettings,
+};
 
 use crate::segment::Carry;
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,16 @@ use image::{Rgb, RgbImage};
 use std::path::Path;
 
 /// Distinct colours for series (models), readable on white.
-pub const PALETTE: [[u8; 3]; 8] = [[31, 119, 180], [214, 39, 40], [44, 160, 44], [255, 127, 14], [148, 103, 189], [140, 86, 75], [227, 119, 194], [23, 190, 207]];
+pub const PALETTE: [[u8; 3]; 8] = [
+    [31, 119, 180],
+    [214, 39, 40],
+    [44, 160, 44],
+    [255, 127, 14],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [23, 190, 207],
+];
 const WHITE: [u8; 3] = [255, 255, 255];
 const BLACK: [u8; 3] = [0, 0, 0];
 const GRID: [u8; 3] = [225, 225, 225];
@@ -85,7 +94,13 @@ fn text_width(s: &str, scale: i64) -> i64 {
 }
 
 /// Dice (0..100) against a count on x (0..=x_max), one panel per `panels`, legend on the right.
-pub fn line_chart(path: &Path, title: &str, x_label: &str, x_max: f64, panels: &[Panel]) -> Result<(), image::ImageError> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    x_max: f64,
+    panels: &[Panel],
+) -> Result<(), image::ImageError> {
     let (pw, ph) = (520i64, 380i64);
     let labels: Vec<&Series> = panels.first().map(|p| p.series.iter().collect()).unwrap_or_default();
     let legend_w = labels.iter().map(|s| text_width(&s.label, 1) + 50).max().unwrap_or(0);
@@ -139,7 +154,13 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, x_max: f64, panels: &
 }
 
 /// Horizontal bars: one row per category, one bar per group (model), Dice 0..100.
-pub fn bar_chart(path: &Path, title: &str, categories: &[String], groups: &[(String, [u8; 3])], values: &[Vec<Option<f64>>]) -> Result<(), image::ImageError> {
+pub fn bar_chart(
+    path: &Path,
+    title: &str,
+    categories: &[String],
+    groups: &[(String, [u8; 3])],
+    values: &[Vec<Option<f64>>],
+) -> Result<(), image::ImageError> {
     let bar_h = 9i64;
     let row_h = bar_h * groups.len().max(1) as i64 + 8;
     let label_w = categories.iter().map(|c| text_width(c, 1)).max().unwrap_or(0) + 16;
@@ -187,7 +208,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("radsam-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let red = PALETTE[1];
-        let panel = Panel { title: "volume-level".into(), series: vec![Series { label: "m".into(), color: red, dashed: false, points: vec![(0.0, 50.0), (2.0, 100.0)] }] };
+        let panel = Panel {
+            title: "volume-level".into(),
+            series: vec![Series {
+                label: "m".into(),
+                color: red,
+                dashed: false,
+                points: vec![(0.0, 50.0), (2.0, 100.0)],
+            }],
+        };
         let path = dir.join("lines.png");
         line_chart(&path, "t", "clicks", 2.0, &[panel]).unwrap();
         let img = image::open(&path).unwrap().to_rgb8();

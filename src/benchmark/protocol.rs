@@ -104,7 +104,6 @@ pub struct ObjectRun {
     pub seconds: f64,
 }
 
-
 /// A seed for one object, from the run's seed and the object's identity (same for every model).
 pub fn object_seed(seed: u64, case: &str, class_id: u16) -> u64 {
     let mut h = SplitMix64(seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -117,12 +116,24 @@ pub fn object_seed(seed: u64, case: &str, class_id: u16) -> u64 {
 
 /// The prompt of `kind` on one slice of the truth, or None when the slice gives none (a box needs
 /// positive area).
-fn prompt_on(plane: &[u8], cols: usize, kind: PromptKind, style: PromptStyle, rng: &mut SplitMix64) -> Option<SlicePrompt> {
+fn prompt_on(
+    plane: &[u8],
+    cols: usize,
+    kind: PromptKind,
+    style: PromptStyle,
+    rng: &mut SplitMix64,
+) -> Option<SlicePrompt> {
     let p = match (kind, style) {
-        (PromptKind::Box, PromptStyle::Simulated) => SlicePrompt { bbox: jittered_box(plane, cols, rng), ..Default::default() },
+        (PromptKind::Box, PromptStyle::Simulated) => {
+            SlicePrompt { bbox: jittered_box(plane, cols, rng), ..Default::default() }
+        }
         (PromptKind::Box, PromptStyle::Tight) => SlicePrompt { bbox: bounding_box(plane, cols), ..Default::default() },
-        (PromptKind::Point, PromptStyle::Simulated) => SlicePrompt { points: random_point(plane, cols, rng).into_iter().collect(), ..Default::default() },
-        (PromptKind::Point, PromptStyle::Tight) => SlicePrompt { points: interior_point(plane, cols).into_iter().collect(), ..Default::default() },
+        (PromptKind::Point, PromptStyle::Simulated) => {
+            SlicePrompt { points: random_point(plane, cols, rng).into_iter().collect(), ..Default::default() }
+        }
+        (PromptKind::Point, PromptStyle::Tight) => {
+            SlicePrompt { points: interior_point(plane, cols).into_iter().collect(), ..Default::default() }
+        }
     };
     let usable = p.bbox.map_or(!p.points.is_empty(), |b| b.x0 < b.x1 && b.y0 < b.y1);
     usable.then_some(p)
@@ -136,7 +147,12 @@ pub fn object_seed_prompt(plane: &[u8], cols: usize, seed: u64) -> Option<SliceP
 
 /// Runs the protocol on one object. `session` covers at least the object's slices; `truth` is the
 /// object's mask on the volume grid.
-pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSettings, seed: u64) -> Result<Option<ObjectRun>, SegmentError> {
+pub fn run_object(
+    session: &VolumeSession,
+    truth: &[u8],
+    settings: &ProtocolSettings,
+    seed: u64,
+) -> Result<Option<ObjectRun>, SegmentError> {
     let t0 = Instant::now();
     let volume = session.volume;
     let Some((lo, hi, largest)) = extent(volume, truth) else { return Ok(None) };
@@ -170,13 +186,22 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
     let mut per_slice: BTreeMap<PromptKind, BTreeMap<usize, SlicePrompt>> = BTreeMap::new();
     for kind in [PromptKind::Box, PromptKind::Point] {
         initial.insert(kind, prompt_on(&plane(largest), cols, kind, settings.prompts, &mut rng));
-        per_slice.insert(kind, (lo..=hi).filter_map(|s| prompt_on(&plane(s), cols, kind, settings.prompts, &mut rng).map(|p| (s, p))).collect());
+        per_slice.insert(
+            kind,
+            (lo..=hi)
+                .filter_map(|s| prompt_on(&plane(s), cols, kind, settings.prompts, &mut rng).map(|p| (s, p)))
+                .collect(),
+        );
     }
 
-    let mut record = |level, prompt, carry, oracle, clicks, dice| measurements.push(Measurement { level, prompt, carry, oracle, clicks, dice });
+    let mut record = |level, prompt, carry, oracle, clicks, dice| {
+        measurements.push(Measurement { level, prompt, carry, oracle, clicks, dice })
+    };
     for level in [Level::Volume, Level::Slice] {
         for kind in [PromptKind::Box, PromptKind::Point] {
-            if level == Level::Volume && initial[&kind].is_none() || level == Level::Slice && per_slice[&kind].is_empty() {
+            if level == Level::Volume && initial[&kind].is_none()
+                || level == Level::Slice && per_slice[&kind].is_empty()
+            {
                 continue;
             }
             for carry in [Carry::Mask, Carry::Box] {
@@ -188,7 +213,9 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
                     let choice = if oracle { MaskChoice::BestReference } else { MaskChoice::Primary };
                     let mut seg = Segmenter::new(&session, carry, choice, Some(truth)).with_guards(guards);
                     match level {
-                        Level::Volume | Level::Cvpr25 => seg.start(largest, initial[&kind].as_ref().expect("checked above"))?,
+                        Level::Volume | Level::Cvpr25 => {
+                            seg.start(largest, initial[&kind].as_ref().expect("checked above"))?
+                        }
                         Level::Slice => seg.slice_level(&per_slice[&kind])?,
                     }
                     if level == Level::Volume && kind == PromptKind::Box && !oracle {
@@ -202,7 +229,15 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
                         // model's own errors.
                         let mut click_rng = SplitMix64(seed ^ 0xc1c4);
                         for n in 1..=settings.max_clicks {
-                            if let Some(click) = next_click(settings.click_mode, &mask, truth, &volume.grid, volume.spacing, (lo, hi), &mut click_rng) {
+                            if let Some(click) = next_click(
+                                settings.click_mode,
+                                &mask,
+                                truth,
+                                &volume.grid,
+                                volume.spacing,
+                                (lo, hi),
+                                &mut click_rng,
+                            ) {
                                 seg.add_click(click)?;
                                 mask = seg.mask();
                                 record(level, kind, carry, oracle, n, dice(&mask, truth));
@@ -222,18 +257,40 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
     if settings.cvpr25_clicks > 0 {
         let middle = (lo + hi) / 2;
         let on_object = |s: &usize| plane(*s).iter().any(|&v| v != 0);
-        let start = (0..=hi - lo).flat_map(|d| [middle.checked_sub(d), Some(middle + d)]).flatten().find(|s| (lo..=hi).contains(s) && on_object(s));
+        let start = (0..=hi - lo)
+            .flat_map(|d| [middle.checked_sub(d), Some(middle + d)])
+            .flatten()
+            .find(|s| (lo..=hi).contains(s) && on_object(s));
         let mut rng = SplitMix64(seed ^ 0xc7a2_5000);
-        if let Some((start, prompt)) = start.and_then(|s| prompt_on(&plane(s), cols, PromptKind::Box, settings.prompts, &mut rng).map(|p| (s, p))) {
+        if let Some((start, prompt)) =
+            start.and_then(|s| prompt_on(&plane(s), cols, PromptKind::Box, settings.prompts, &mut rng).map(|p| (s, p)))
+        {
             for carry in [Carry::Mask, Carry::Box] {
                 let mut seg = Segmenter::new(&session, carry, MaskChoice::Primary, None).with_guards(guards);
                 seg.start(start, &prompt)?;
                 let mut mask = seg.mask();
-                let mut record = |clicks, dice| measurements.push(Measurement { level: Level::Cvpr25, prompt: PromptKind::Box, carry, oracle: false, clicks, dice });
+                let mut record = |clicks, dice| {
+                    measurements.push(Measurement {
+                        level: Level::Cvpr25,
+                        prompt: PromptKind::Box,
+                        carry,
+                        oracle: false,
+                        clicks,
+                        dice,
+                    })
+                };
                 record(0, dice(&mask, truth));
                 let mut click_rng = SplitMix64(seed ^ 0xc1c4);
                 for n in 1..=settings.cvpr25_clicks {
-                    match next_click(ClickMode::LargestErrorCentre, &mask, truth, &volume.grid, volume.spacing, (lo, hi), &mut click_rng) {
+                    match next_click(
+                        ClickMode::LargestErrorCentre,
+                        &mask,
+                        truth,
+                        &volume.grid,
+                        volume.spacing,
+                        (lo, hi),
+                        &mut click_rng,
+                    ) {
                         Some(click) => {
                             seg.add_click(click)?;
                             mask = seg.mask();
@@ -252,7 +309,14 @@ pub fn run_object(session: &VolumeSession, truth: &[u8], settings: &ProtocolSett
     if let Some(prompt) = initial[&PromptKind::Box].as_ref() {
         let mut seg = Segmenter::new(&session, Carry::ReferenceBox, MaskChoice::Primary, None);
         seg.start(largest, prompt)?;
-        measurements.push(Measurement { level: Level::Volume, prompt: PromptKind::Box, carry: Carry::ReferenceBox, oracle: false, clicks: 0, dice: dice(&seg.mask(), truth) });
+        measurements.push(Measurement {
+            level: Level::Volume,
+            prompt: PromptKind::Box,
+            carry: Carry::ReferenceBox,
+            oracle: false,
+            clicks: 0,
+            dice: dice(&seg.mask(), truth),
+        });
         drift.extend(drift_of(&seg, Carry::ReferenceBox));
         decoded_slices += seg.decoded_slices;
         decode_seconds += seg.decode_seconds;

@@ -103,7 +103,12 @@ impl<'a> Report<'a> {
     /// Mean slice Dice (%) of `model` with `carry` over the drift rows whose distance from the
     /// prompted slice is in `band` (both directions, every object).
     fn drift_mean(&self, model: &str, carry: Carry, band: (u64, u64)) -> Option<f64> {
-        let v: Vec<f64> = self.drift.iter().filter(|d| d.model == model && d.carry == carry && (band.0..=band.1).contains(&d.offset.unsigned_abs())).map(|d| 100.0 * d.dice).collect();
+        let v: Vec<f64> = self
+            .drift
+            .iter()
+            .filter(|d| d.model == model && d.carry == carry && (band.0..=band.1).contains(&d.offset.unsigned_abs()))
+            .map(|d| 100.0 * d.dice)
+            .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
@@ -113,11 +118,25 @@ impl<'a> Report<'a> {
         }
         let _ = writeln!(md, "## Drift along the propagation\n");
         let _ = writeln!(md, "Volume-level box prompt without clicks: mean Dice of a slice by its distance from the prompted slice (both directions, every object); plot: drift.png, rows: drift.csv. A carry that drifts loses Dice with distance; one that leaks or vanishes falls fast.\n");
-        let bands: Vec<String> = DRIFT_BANDS.iter().map(|&(a, b)| if a == b { format!("{a}") } else if b == u64::MAX { format!(">= {a}") } else { format!("{a}-{b}") }).collect();
+        let bands: Vec<String> = DRIFT_BANDS
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    format!("{a}")
+                } else if b == u64::MAX {
+                    format!(">= {a}")
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
         let _ = writeln!(md, "| model | carry | {} |\n|---|---|{}", bands.join(" | "), "---|".repeat(bands.len()));
         for m in &self.models {
             for carry in [Carry::Mask, Carry::Box, Carry::ReferenceBox] {
-                let cells: Vec<String> = DRIFT_BANDS.iter().map(|&b| self.drift_mean(m, carry, b).map_or("–".into(), |v| format!("{v:.1}"))).collect();
+                let cells: Vec<String> = DRIFT_BANDS
+                    .iter()
+                    .map(|&b| self.drift_mean(m, carry, b).map_or("–".into(), |v| format!("{v:.1}")))
+                    .collect();
                 if cells.iter().any(|c| c != "–") {
                     let _ = writeln!(md, "| {m} | {} | {} |", carry_name(carry), cells.join(" | "));
                 }
@@ -130,7 +149,15 @@ impl<'a> Report<'a> {
     fn values(&self, model: &str, c: Config, filter: &dyn Fn(&CaseRow) -> bool) -> Vec<f64> {
         self.rows
             .iter()
-            .filter(|r| r.model == model && r.level == c.level && r.prompt == c.prompt && r.carry == c.carry && r.oracle == c.oracle && r.clicks == c.clicks && filter(r))
+            .filter(|r| {
+                r.model == model
+                    && r.level == c.level
+                    && r.prompt == c.prompt
+                    && r.carry == c.carry
+                    && r.oracle == c.oracle
+                    && r.clicks == c.clicks
+                    && filter(r)
+            })
             .map(|r| 100.0 * r.dice)
             .collect()
     }
@@ -141,8 +168,15 @@ impl<'a> Report<'a> {
 
     /// The model's carry: the better of the two in volume-level box prompting without clicks.
     pub fn carry_of(&self, model: &str) -> Carry {
-        let m = |carry| self.stat(model, Config { level: Level::Volume, prompt: PromptKind::Box, carry, oracle: false, clicks: 0 }).mean;
-        if m(Carry::Box) > m(Carry::Mask) { Carry::Box } else { Carry::Mask }
+        let m = |carry| {
+            self.stat(model, Config { level: Level::Volume, prompt: PromptKind::Box, carry, oracle: false, clicks: 0 })
+                .mean
+        };
+        if m(Carry::Box) > m(Carry::Mask) {
+            Carry::Box
+        } else {
+            Carry::Mask
+        }
     }
 
     fn objects(&self) -> usize {
@@ -172,12 +206,34 @@ impl<'a> Report<'a> {
         let _ = writeln!(md, "| model | carry | volume-level prompts | edits | box | point | slice-level prompts | edits | box | point |\n|---|---|---|---|---|---|---|---|---|---|");
         let edits: Vec<usize> = if self.max_clicks > 0 { vec![0, self.max_clicks] } else { vec![0] };
         // cells[e][model][column]
-        let columns = [(Level::Volume, PromptKind::Box), (Level::Volume, PromptKind::Point), (Level::Slice, PromptKind::Box), (Level::Slice, PromptKind::Point)];
+        let columns = [
+            (Level::Volume, PromptKind::Box),
+            (Level::Volume, PromptKind::Point),
+            (Level::Slice, PromptKind::Box),
+            (Level::Slice, PromptKind::Point),
+        ];
         let cells: Vec<Vec<Vec<MeanCi>>> = edits
             .iter()
-            .map(|&e| self.models.iter().map(|m| columns.iter().map(|&(level, prompt)| self.stat(m, Config { level, prompt, carry: self.carry_of(m), oracle: false, clicks: e })).collect()).collect())
+            .map(|&e| {
+                self.models
+                    .iter()
+                    .map(|m| {
+                        columns
+                            .iter()
+                            .map(|&(level, prompt)| {
+                                self.stat(
+                                    m,
+                                    Config { level, prompt, carry: self.carry_of(m), oracle: false, clicks: e },
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
             .collect();
-        let best = |e: usize, col: usize| cells[e].iter().map(|r| r[col].mean).filter(|v| !v.is_nan()).fold(f64::NAN, f64::max);
+        let best = |e: usize, col: usize| {
+            cells[e].iter().map(|r| r[col].mean).filter(|v| !v.is_nan()).fold(f64::NAN, f64::max)
+        };
         for (mi, m) in self.models.iter().enumerate() {
             for (ei, &e) in edits.iter().enumerate() {
                 let show = |col: usize| {
@@ -190,7 +246,14 @@ impl<'a> Report<'a> {
                     }
                 };
                 let (name, carry) = if ei == 0 { (m.as_str(), carry_name(self.carry_of(m))) } else { ("", "") };
-                let _ = writeln!(md, "| {name} | {carry} | 3 | {e} | {} | {} | n | {e} | {} | {} |", show(0), show(1), show(2), show(3));
+                let _ = writeln!(
+                    md,
+                    "| {name} | {carry} | 3 | {e} | {} | {} | n | {e} | {} | {} |",
+                    show(0),
+                    show(1),
+                    show(2),
+                    show(3)
+                );
             }
         }
         md.push('\n');
@@ -205,10 +268,22 @@ impl<'a> Report<'a> {
         let _ = writeln!(md, "| model | classes | objects | edits | volume-level box | volume-level point | slice-level box | slice-level point |\n|---|---|---|---|---|---|---|---|");
         for m in &self.models {
             for kind in ["known", "unknown"] {
-                let objects = self.rows.iter().filter(|r| &r.model == m && r.known == kind).map(|r| (&r.dataset, &r.case, r.class_id)).collect::<BTreeSet<_>>().len();
+                let objects = self
+                    .rows
+                    .iter()
+                    .filter(|r| &r.model == m && r.known == kind)
+                    .map(|r| (&r.dataset, &r.case, r.class_id))
+                    .collect::<BTreeSet<_>>()
+                    .len();
                 let edits: Vec<usize> = if self.max_clicks > 0 { vec![0, self.max_clicks] } else { vec![0] };
                 for e in edits {
-                    let cell = |level, prompt| fmt(&mean_ci(&self.values(m, Config { level, prompt, carry: self.carry_of(m), oracle: false, clicks: e }, &|r| r.known == kind)));
+                    let cell = |level, prompt| {
+                        fmt(&mean_ci(&self.values(
+                            m,
+                            Config { level, prompt, carry: self.carry_of(m), oracle: false, clicks: e },
+                            &|r| r.known == kind,
+                        )))
+                    };
                     let _ = writeln!(
                         md,
                         "| {m} | {kind} | {objects} | {e} | {} | {} | {} | {} |",
@@ -229,9 +304,19 @@ impl<'a> Report<'a> {
         let reference = self.rows.iter().any(|r| r.carry == Carry::ReferenceBox);
         let _ = writeln!(md, "| model | mask carry, box | mask carry, point | box carry, box | box carry, point |{}\n|---|---|---|---|---|{}", if reference { " reference pipeline, box |" } else { "" }, if reference { "---|" } else { "" });
         for m in &self.models {
-            let cell = |carry, prompt| fmt(&self.stat(m, Config { level: Level::Volume, prompt, carry, oracle: false, clicks: 0 }));
-            let extra = if reference { format!(" {} |", cell(Carry::ReferenceBox, PromptKind::Box)) } else { String::new() };
-            let _ = writeln!(md, "| {m} | {} | {} | {} | {} |{extra}", cell(Carry::Mask, PromptKind::Box), cell(Carry::Mask, PromptKind::Point), cell(Carry::Box, PromptKind::Box), cell(Carry::Box, PromptKind::Point));
+            let cell = |carry, prompt| {
+                fmt(&self.stat(m, Config { level: Level::Volume, prompt, carry, oracle: false, clicks: 0 }))
+            };
+            let extra =
+                if reference { format!(" {} |", cell(Carry::ReferenceBox, PromptKind::Box)) } else { String::new() };
+            let _ = writeln!(
+                md,
+                "| {m} | {} | {} | {} | {} |{extra}",
+                cell(Carry::Mask, PromptKind::Box),
+                cell(Carry::Mask, PromptKind::Point),
+                cell(Carry::Box, PromptKind::Box),
+                cell(Carry::Box, PromptKind::Point)
+            );
         }
         if reference {
             let _ = writeln!(md, "\nReference pipeline: LiteMedSAM's own 3D inference (MedSAM's CVPR 2024 code) on the same prompt: the next slice's box is the previous mask's box widened by 3 pixels of the 256-pixel grid, and the prompted box again after an empty slice. With `lite_medsam@-160,240` (MedSAM's soft-tissue window) it is the reference baseline of issue #17.");
@@ -245,20 +330,34 @@ impl<'a> Report<'a> {
         }
         let _ = writeln!(md, "## Oracle mask (paper Table 6)\n");
         let _ = writeln!(md, "Primary mask vs the oracle (on every slice, the secondary mask closest to the truth), without clicks; volume-level with the model's carry.\n");
-        let _ = writeln!(md, "| model | level | box | point | box, oracle | point, oracle |\n|---|---|---|---|---|---|");
+        let _ =
+            writeln!(md, "| model | level | box | point | box, oracle | point, oracle |\n|---|---|---|---|---|---|");
         for m in &self.models {
             for level in [Level::Volume, Level::Slice] {
                 // Slice-level without clicks does not depend on the carry; its oracle runs use mask.
                 let carry = if level == Level::Volume { self.carry_of(m) } else { Carry::Mask };
                 let cell = |prompt, oracle| fmt(&self.stat(m, Config { level, prompt, carry, oracle, clicks: 0 }));
-                let _ = writeln!(md, "| {m} | {} | {} | {} | {} | {} |", level_name(level), cell(PromptKind::Box, false), cell(PromptKind::Point, false), cell(PromptKind::Box, true), cell(PromptKind::Point, true));
+                let _ = writeln!(
+                    md,
+                    "| {m} | {} | {} | {} | {} | {} |",
+                    level_name(level),
+                    cell(PromptKind::Box, false),
+                    cell(PromptKind::Point, false),
+                    cell(PromptKind::Box, true),
+                    cell(PromptKind::Point, true)
+                );
             }
         }
         md.push('\n');
     }
 
     fn click_columns(&self) -> Vec<usize> {
-        CLICK_COLUMNS.iter().copied().filter(|&c| c <= self.max_clicks).chain((!CLICK_COLUMNS.contains(&self.max_clicks)).then_some(self.max_clicks)).collect()
+        CLICK_COLUMNS
+            .iter()
+            .copied()
+            .filter(|&c| c <= self.max_clicks)
+            .chain((!CLICK_COLUMNS.contains(&self.max_clicks)).then_some(self.max_clicks))
+            .collect()
     }
 
     fn clicks_table(&self, md: &mut String) {
@@ -266,13 +365,28 @@ impl<'a> Report<'a> {
         let _ = writeln!(md, "## Dice against clicks\n");
         let _ = writeln!(md, "Every protocol; slice-level carry: whether a correction also feeds the slice's current mask (mask) or only its own prompt and clicks (box). Plot: clicks.png.\n");
         let head: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
-        let _ = writeln!(md, "| model | level | prompt | carry | {} |\n|---|---|---|---|{}", head.join(" | "), "---|".repeat(cols.len()));
+        let _ = writeln!(
+            md,
+            "| model | level | prompt | carry | {} |\n|---|---|---|---|{}",
+            head.join(" | "),
+            "---|".repeat(cols.len())
+        );
         for m in &self.models {
             for level in [Level::Volume, Level::Slice] {
                 for prompt in [PromptKind::Box, PromptKind::Point] {
                     for carry in [Carry::Mask, Carry::Box] {
-                        let cells: Vec<String> = cols.iter().map(|&clicks| fmt(&self.stat(m, Config { level, prompt, carry, oracle: false, clicks }))).collect();
-                        let _ = writeln!(md, "| {m} | {} | {} | {} | {} |", level_name(level), prompt_name(prompt), carry_name(carry), cells.join(" | "));
+                        let cells: Vec<String> = cols
+                            .iter()
+                            .map(|&clicks| fmt(&self.stat(m, Config { level, prompt, carry, oracle: false, clicks })))
+                            .collect();
+                        let _ = writeln!(
+                            md,
+                            "| {m} | {} | {} | {} | {} |",
+                            level_name(level),
+                            prompt_name(prompt),
+                            carry_name(carry),
+                            cells.join(" | ")
+                        );
                     }
                 }
             }
@@ -288,16 +402,28 @@ impl<'a> Report<'a> {
         if n == 0 {
             return;
         }
-        let _ = writeln!(md, "## CVPR 2025 protocol
-");
+        let _ = writeln!(
+            md,
+            "## CVPR 2025 protocol
+"
+        );
         let _ = writeln!(md, "The CVPR 2025 interactive 3D segmentation challenge's protocol: a box on the object's middle slice plus its top and bottom slices, then {n} clicks, each at the centre of the largest error component. AUC: the area under the Dice-vs-clicks curve over 0..{n} clicks, divided by {n}.\n");
         let _ = writeln!(md, "| model | carry | 0 clicks | {n} clicks | AUC |\n|---|---|---|---|---|");
         for m in &self.models {
             for carry in [Carry::Mask, Carry::Box] {
-                let at = |clicks| self.stat(m, Config { level: Level::Cvpr25, prompt: PromptKind::Box, carry, oracle: false, clicks });
+                let at = |clicks| {
+                    self.stat(m, Config { level: Level::Cvpr25, prompt: PromptKind::Box, carry, oracle: false, clicks })
+                };
                 let auc = mean_ci(&self.cvpr25_auc(m, carry, n));
                 if auc.n > 0 {
-                    let _ = writeln!(md, "| {m} | {} | {} | {} | {} |", carry_name(carry), fmt(&at(0)), fmt(&at(n)), fmt(&auc));
+                    let _ = writeln!(
+                        md,
+                        "| {m} | {} | {} | {} | {} |",
+                        carry_name(carry),
+                        fmt(&at(0)),
+                        fmt(&at(n)),
+                        fmt(&auc)
+                    );
                 }
             }
         }
@@ -308,10 +434,19 @@ impl<'a> Report<'a> {
     /// with every click count 0..=n.
     fn cvpr25_auc(&self, model: &str, carry: Carry, n: usize) -> Vec<f64> {
         let mut curves: std::collections::BTreeMap<(&str, &str, u16), Vec<Option<f64>>> = Default::default();
-        for r in self.rows.iter().filter(|r| r.model == model && r.level == Level::Cvpr25 && r.carry == carry && r.clicks <= n) {
-            curves.entry((r.dataset.as_str(), r.case.as_str(), r.class_id)).or_insert_with(|| vec![None; n + 1])[r.clicks] = Some(100.0 * r.dice);
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.model == model && r.level == Level::Cvpr25 && r.carry == carry && r.clicks <= n)
+        {
+            curves.entry((r.dataset.as_str(), r.case.as_str(), r.class_id)).or_insert_with(|| vec![None; n + 1])
+                [r.clicks] = Some(100.0 * r.dice);
         }
-        curves.values().filter_map(|c| c.iter().copied().collect::<Option<Vec<f64>>>()).map(|d| area_under(&d)).collect()
+        curves
+            .values()
+            .filter_map(|c| c.iter().copied().collect::<Option<Vec<f64>>>())
+            .map(|d| area_under(&d))
+            .collect()
     }
 
     /// Class names in order, with their object counts.
@@ -325,7 +460,10 @@ impl<'a> Report<'a> {
 
     fn per_class(&self, md: &mut String) {
         let _ = writeln!(md, "## Per class\n");
-        let _ = writeln!(md, "Box prompt, no clicks, each model with its carry; mean over the class's objects. Plot: classes.png.\n");
+        let _ = writeln!(
+            md,
+            "Box prompt, no clicks, each model with its carry; mean over the class's objects. Plot: classes.png.\n"
+        );
         let mut head = String::from("| class | objects |");
         let mut sep = String::from("|---|---|");
         for m in &self.models {
@@ -337,7 +475,11 @@ impl<'a> Report<'a> {
             let mut line = format!("| {class} | {n} |");
             for m in &self.models {
                 for level in [Level::Volume, Level::Slice] {
-                    let v = mean_ci(&self.values(m, Config { level, prompt: PromptKind::Box, carry: self.carry_of(m), oracle: false, clicks: 0 }, &|r| r.class == class));
+                    let v = mean_ci(&self.values(
+                        m,
+                        Config { level, prompt: PromptKind::Box, carry: self.carry_of(m), oracle: false, clicks: 0 },
+                        &|r| r.class == class,
+                    ));
                     let _ = write!(line, " {} |", if v.n == 0 { "–".to_string() } else { format!("{:.1}", v.mean) });
                 }
             }
@@ -358,7 +500,10 @@ impl<'a> Report<'a> {
             let n = rows.len() as f64;
             let sum = |f: &dyn Fn(&SpeedRow) -> f64| rows.iter().map(|r| f(r)).sum::<f64>();
             let devices: BTreeSet<&str> = rows.iter().map(|r| r.device.as_str()).collect();
-            let gpu = rows.iter().filter_map(|r| r.gpu_memory_mib).fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+            let gpu = rows
+                .iter()
+                .filter_map(|r| r.gpu_memory_mib)
+                .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
             let _ = writeln!(
                 md,
                 "| {m} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} | {} |",
@@ -395,7 +540,8 @@ impl<'a> Report<'a> {
                         dashed: prompt == PromptKind::Point,
                         points: (0..=self.max_clicks)
                             .filter_map(|clicks| {
-                                let s = self.stat(m, Config { level, prompt, carry: self.carry_of(m), oracle: false, clicks });
+                                let s = self
+                                    .stat(m, Config { level, prompt, carry: self.carry_of(m), oracle: false, clicks });
                                 (s.n > 0).then_some((clicks as f64, s.mean))
                             })
                             .collect(),
@@ -403,7 +549,13 @@ impl<'a> Report<'a> {
                     .collect(),
             })
             .collect();
-        line_chart(&dir.join("clicks.png"), "Dice against correction clicks (box solid, point dashed)", "clicks", self.max_clicks as f64, &panels)?;
+        line_chart(
+            &dir.join("clicks.png"),
+            "Dice against correction clicks (box solid, point dashed)",
+            "clicks",
+            self.max_clicks as f64,
+            &panels,
+        )?;
 
         if !self.drift.is_empty() {
             let far = self.drift.iter().map(|d| d.offset.unsigned_abs()).max().unwrap_or(0);
@@ -420,12 +572,20 @@ impl<'a> Report<'a> {
                             label: m.clone(),
                             color: PALETTE[mi % PALETTE.len()],
                             dashed: false,
-                            points: (0..=far).filter_map(|k| self.drift_mean(m, carry, (k, k)).map(|v| (k as f64, v))).collect(),
+                            points: (0..=far)
+                                .filter_map(|k| self.drift_mean(m, carry, (k, k)).map(|v| (k as f64, v)))
+                                .collect(),
                         })
                         .collect(),
                 })
                 .collect();
-            line_chart(&dir.join("drift.png"), "Slice Dice against distance from the prompted slice (volume box, no clicks)", "slices from the prompt", far as f64, &panels)?;
+            line_chart(
+                &dir.join("drift.png"),
+                "Slice Dice against distance from the prompted slice (volume box, no clicks)",
+                "slices from the prompt",
+                far as f64,
+                &panels,
+            )?;
         }
 
         let classes = self.classes();
@@ -444,7 +604,17 @@ impl<'a> Report<'a> {
                 groups
                     .iter()
                     .map(|(_, _, m, level)| {
-                        let v = mean_ci(&self.values(m, Config { level: *level, prompt: PromptKind::Box, carry: self.carry_of(m), oracle: false, clicks: 0 }, &|r| &r.class == class));
+                        let v = mean_ci(&self.values(
+                            m,
+                            Config {
+                                level: *level,
+                                prompt: PromptKind::Box,
+                                carry: self.carry_of(m),
+                                oracle: false,
+                                clicks: 0,
+                            },
+                            &|r| &r.class == class,
+                        ));
                         (v.n > 0).then_some(v.mean)
                     })
                     .collect()

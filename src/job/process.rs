@@ -6,7 +6,9 @@ use crate::metrics::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{Carry, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
-use crate::volume::{resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError};
+use crate::volume::{
+    resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError,
+};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -24,11 +26,22 @@ pub struct ProcessOptions {
     pub overlays: bool,
     /// Propagation guards (crate::segment::GuardSettings); None: off.
     pub guards: Option<GuardSettings>,
+    /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
+    /// target and each correction click, so the model thread is free soon after; None: no bound.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for ProcessOptions {
     fn default() -> Self {
-        Self { limits: ReadLimits::default(), job_limits: JobLimits::default(), batch: None, choice: MaskChoice::Primary, overlays: false, guards: None }
+        Self {
+            limits: ReadLimits::default(),
+            job_limits: JobLimits::default(),
+            batch: None,
+            choice: MaskChoice::Primary,
+            overlays: false,
+            guards: None,
+            deadline: None,
+        }
     }
 }
 
@@ -109,7 +122,11 @@ fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Resu
 fn reference_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Result<Option<Vec<u8>>, ProcessError> {
     let Some(uri) = &target.reference_mask_uri else { return Ok(None) };
     let labels = open_volume(uri, None, limits)?;
-    let on_grid = if labels.grid == volume.grid && labels.affine == volume.affine { labels.data } else { resample_nearest(&labels, volume, 0.0) };
+    let on_grid = if labels.grid == volume.grid && labels.affine == volume.affine {
+        labels.data
+    } else {
+        resample_nearest(&labels, volume, 0.0)
+    };
     let value = target.reference_label.unwrap_or(1);
     let mask: Vec<u8> = on_grid.iter().map(|&v| (v.round() as i64 == value as i64) as u8).collect();
     if voxel_count(&mask) == 0 {
@@ -120,7 +137,11 @@ fn reference_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Resu
 
 /// The initial prompt of a target as the segmenter takes it.
 fn slice_prompt(target: &Target) -> SlicePrompt {
-    SlicePrompt { points: target.initial_prompt.points.clone(), bbox: target.initial_prompt.bbox.map(|[x0, y0, x1, y1]| BoxPrompt { x0, y0, x1, y1 }), mask: None }
+    SlicePrompt {
+        points: target.initial_prompt.points.clone(),
+        bbox: target.initial_prompt.bbox.map(|[x0, y0, x1, y1]| BoxPrompt { x0, y0, x1, y1 }),
+        mask: None,
+    }
 }
 
 /// Every target's boundaries, prompted slice, box, points and clicks against the volume's slices
@@ -146,7 +167,9 @@ fn check_prompts(job: &Job, volume: &Volume) -> Result<(), ProcessError> {
                 return Err(err(SegmentError::SliceOutsideBoundaries { slice: click.slice, lo, hi }));
             }
             let as_prompt = SlicePrompt { points: vec![click.point()], ..Default::default() };
-            as_prompt.validate(cols, rows).map_err(|reason| err(SegmentError::Prompt { slice: click.slice, reason }))?;
+            as_prompt
+                .validate(cols, rows)
+                .map_err(|reason| err(SegmentError::Prompt { slice: click.slice, reason }))?;
         }
     }
     Ok(())
@@ -154,36 +177,60 @@ fn check_prompts(job: &Job, volume: &Volume) -> Result<(), ProcessError> {
 
 /// Runs `job` with `sam`, writing its outputs into `out` (an existing, empty folder: the caller
 /// stages and publishes). `progress(stage, done, total)` reports long steps.
-pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &ProcessOptions, progress: &mut dyn FnMut(&str, usize, usize)) -> Result<JobResult, ProcessError> {
+pub fn process(
+    job: &Job,
+    sam: &Sam,
+    model_version: &str,
+    out: &Path,
+    opts: &ProcessOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<JobResult, ProcessError> {
     let t0 = Instant::now();
     job.validate_with(&opts.job_limits)?;
     let volume = open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?;
     // Every prompt against the volume before the references are read and any slice is encoded:
     // a bad prompt is the caller's to fix and must not cost minutes of encoding first.
     check_prompts(job, &volume)?;
-    let references = job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
+    let references =
+        job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
     let read_seconds = t0.elapsed().as_secs_f64();
     let mut write_seconds = 0.0;
 
     // One session over the union of the targets' ranges: each slice is encoded once.
     let lo = job.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("validated: targets");
     let hi = job.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("validated: targets");
-    let session = VolumeSession::new(sam, &volume, (lo, hi), opts.batch.unwrap_or_else(|| VolumeSession::default_batch(sam.device())), &mut |d, n| progress("encoding slices", d, n)).map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
+    let batch = opts.batch.unwrap_or_else(|| VolumeSession::default_batch(sam.device()));
+    let session = VolumeSession::new_until(sam, &volume, (lo, hi), batch, opts.deadline, &mut |d, n| {
+        progress("encoding slices", d, n)
+    })
+    .map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
+    let check_deadline = |label: &str, stage: String| match opts.deadline {
+        Some(d) if Instant::now() >= d => {
+            Err(ProcessError::Segment { label: label.to_string(), source: SegmentError::DeadlinePassed { stage } })
+        }
+        _ => Ok(()),
+    };
 
     let mut results = Vec::new();
     let mut masks = Vec::new();
     let mut overlay_slices = Vec::new();
     for (i, (target, reference)) in job.targets.iter().zip(&references).enumerate() {
         let seg_err = |source| ProcessError::Segment { label: target.label.clone(), source };
-        let (t_lo, t_hi) = (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
+        let (t_lo, t_hi) =
+            (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
         let carry = target.carry.unwrap_or(Carry::Mask);
         let mut segmenter = Segmenter::new(&session, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
         let prompt = slice_prompt(target);
         let slice = target.initial_prompt.slice;
+        check_deadline(&target.label, "propagating the initial prompt".into())?;
         // check_prompts kept slices and clicks inside the target's own boundaries; the segmenter
         // validates again against the session.
         segmenter.start(slice, &prompt).map_err(seg_err)?;
         for (n, click) in target.correction_clicks.iter().enumerate() {
+            check_deadline(
+                &target.label,
+                format!("applying correction click {} of {}", n + 1, target.correction_clicks.len()),
+            )?;
             segmenter.add_click(*click).map_err(seg_err)?;
             progress(&format!("{}: correction clicks", target.label), n + 1, target.correction_clicks.len());
         }
@@ -225,8 +272,13 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
     write_mask_nifti(&out.join("labels.nii.gz"), &volume, &labels)?;
     outputs.push("labels.nii.gz".into());
     if matches!(volume.source, Source::Dicom(_)) {
-        let segments: Vec<SegmentMask> = job.targets.iter().zip(&masks).map(|(t, m)| SegmentMask { label: t.label.clone(), mask: m }).collect();
-        let meta = SegMeta { algorithm_name: format!("RadSAM {}", sam.config.name), algorithm_version: model_version.chars().take(64).collect(), ..Default::default() };
+        let segments: Vec<SegmentMask> =
+            job.targets.iter().zip(&masks).map(|(t, m)| SegmentMask { label: t.label.clone(), mask: m }).collect();
+        let meta = SegMeta {
+            algorithm_name: format!("RadSAM {}", sam.config.name),
+            algorithm_version: model_version.chars().take(64).collect(),
+            ..Default::default()
+        };
         write_dicom_seg(&out.join("seg.dcm"), &volume, &segments, &meta)?;
         outputs.push("seg.dcm".into());
     }
@@ -236,7 +288,9 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
         for (i, slice, prompt, clicks) in overlay_slices {
             let label = &job.targets[i].label;
             let mut shown: Vec<(usize, SlicePrompt)> = vec![(slice, prompt)];
-            shown.extend(clicks.iter().map(|c| (c.slice, SlicePrompt { points: vec![c.point()], ..Default::default() })));
+            shown.extend(
+                clicks.iter().map(|c| (c.slice, SlicePrompt { points: vec![c.point()], ..Default::default() })),
+            );
             for (s, p) in shown {
                 let plane = volume.grid.extract(&masks[i], s);
                 let truth = references[i].as_ref().map(|r| volume.grid.extract(r, s));
@@ -245,7 +299,8 @@ pub fn process(job: &Job, sam: &Sam, model_version: &str, out: &Path, opts: &Pro
                     layers.push(crate::overlay::OverlayMask { plane: t, color: [0, 220, 0] });
                 }
                 let path = dir.join(format!("{label}_slice_{s:04}.png"));
-                crate::overlay::render_slice(&volume, s, &layers, Some(&p), &path).map_err(|e| ProcessError::Output(e.to_string()))?;
+                crate::overlay::render_slice(&volume, s, &layers, Some(&p), &path)
+                    .map_err(|e| ProcessError::Output(e.to_string()))?;
             }
         }
         outputs.push("overlays/".into());

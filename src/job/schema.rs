@@ -140,7 +140,9 @@ pub enum JobError {
     TooManyTargets { found: usize, max: usize },
     #[error("target {label}: {found} correction clicks; the limit is {max} (RADSAM_MAX_CLICKS)")]
     TooManyClicks { label: String, found: usize, max: usize },
-    #[error("the boundaries span slices {lo}..={hi} ({found} slices to encode); the limit is {max} (RADSAM_MAX_SLICES)")]
+    #[error(
+        "the boundaries span slices {lo}..={hi} ({found} slices to encode); the limit is {max} (RADSAM_MAX_SLICES)"
+    )]
     TooManySlices { lo: usize, hi: usize, found: usize, max: usize },
 }
 
@@ -208,7 +210,9 @@ impl Job {
             return Err(JobError::EmptyJobId);
         }
         // The id names the job's result folder in S3: keep it a plain key segment.
-        let id_ok = self.job_id.len() <= 128 && self.job_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) && !self.job_id.starts_with('.');
+        let id_ok = self.job_id.len() <= 128
+            && self.job_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+            && !self.job_id.starts_with('.');
         if !id_ok {
             // Quoted in the error (escaped by {:?}), so kept short: the id may be megabytes.
             return Err(JobError::BadJobId(self.job_id.chars().take(140).collect()));
@@ -228,7 +232,10 @@ impl Job {
         }
         let mut seen = std::collections::HashSet::new();
         for (index, t) in self.targets.iter().enumerate() {
-            let safe = !t.label.is_empty() && t.label.len() <= 64 && t.label.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) && !t.label.starts_with('.');
+            let safe = !t.label.is_empty()
+                && t.label.len() <= 64
+                && t.label.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                && !t.label.starts_with('.');
             if !safe {
                 return Err(JobError::BadLabel { index, label: t.label.chars().take(80).collect() });
             }
@@ -239,13 +246,31 @@ impl Job {
                 return Err(JobError::EmptyPrompt { label: t.label.clone() });
             }
             if t.correction_clicks.len() > limits.max_clicks {
-                return Err(JobError::TooManyClicks { label: t.label.clone(), found: t.correction_clicks.len(), max: limits.max_clicks });
+                return Err(JobError::TooManyClicks {
+                    label: t.label.clone(),
+                    found: t.correction_clicks.len(),
+                    max: limits.max_clicks,
+                });
             }
-            check_text(&format!("targets[{index}].reference_mask_uri"), t.reference_mask_uri.as_deref().unwrap_or(""), MAX_URI_BYTES)?;
+            check_text(
+                &format!("targets[{index}].reference_mask_uri"),
+                t.reference_mask_uri.as_deref().unwrap_or(""),
+                MAX_URI_BYTES,
+            )?;
         }
         // One session encodes every slice from the lowest boundary to the highest (process.rs).
-        let lo = self.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("targets checked above");
-        let hi = self.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("targets checked above");
+        let lo = self
+            .targets
+            .iter()
+            .map(|t| t.boundaries.top.min(t.boundaries.bottom))
+            .min()
+            .expect("targets checked above");
+        let hi = self
+            .targets
+            .iter()
+            .map(|t| t.boundaries.top.max(t.boundaries.bottom))
+            .max()
+            .expect("targets checked above");
         let found = (hi - lo).saturating_add(1);
         if found > limits.max_slices {
             return Err(JobError::TooManySlices { lo, hi, found, max: limits.max_slices });
@@ -260,7 +285,9 @@ pub fn local_path(uri: &str) -> Result<PathBuf, JobError> {
     let bad = |reason: &str| JobError::BadUri { uri: uri.to_string(), reason: reason.to_string() };
     let path = match uri.split_once("://") {
         Some(("file", rest)) => PathBuf::from(rest),
-        Some((scheme, _)) => return Err(bad(&format!("the {scheme}:// scheme needs the queue service's storage; here use a file path"))),
+        Some((scheme, _)) => {
+            return Err(bad(&format!("the {scheme}:// scheme needs the queue service's storage; here use a file path")))
+        }
         None => PathBuf::from(uri),
     };
     if path.as_os_str().is_empty() {
@@ -273,7 +300,10 @@ pub fn local_path(uri: &str) -> Result<PathBuf, JobError> {
 pub fn read_job(path: &Path, limits: &JobLimits) -> Result<Job, JobError> {
     let size = std::fs::metadata(path).map_err(|e| JobError::Malformed(format!("{}: {e}", path.display())))?.len();
     if size > limits.max_message_bytes as u64 {
-        return Err(JobError::MessageTooLarge { bytes: size.min(usize::MAX as u64) as usize, max: limits.max_message_bytes });
+        return Err(JobError::MessageTooLarge {
+            bytes: size.min(usize::MAX as u64) as usize,
+            max: limits.max_message_bytes,
+        });
     }
     let text = std::fs::read_to_string(path).map_err(|e| JobError::Malformed(format!("{}: {e}", path.display())))?;
     Job::parse(&text, limits)
@@ -332,7 +362,10 @@ mod tests {
         }
         let long = "x".repeat(256);
         assert_eq!(code(&EXAMPLE.replace("study-42", &long)), "JOB_BAD_TEXT");
-        assert!(Job::from_json(&EXAMPLE.replace("study-42", &long[..255])).is_ok(), "255 bytes fit an AMQP short string");
+        assert!(
+            Job::from_json(&EXAMPLE.replace("study-42", &long[..255])).is_ok(),
+            "255 bytes fit an AMQP short string"
+        );
         assert!(Job::from_json(&EXAMPLE.replace("study-42", "étude-42 ✓")).is_ok(), "non-ASCII text is fine");
         let err = Job::from_json(&EXAMPLE.replace("\"study-42\"", "\"a\\u0000b\"")).unwrap_err();
         assert!(err.to_string().contains("correlation_id") && err.to_string().contains("U+0000"), "{err}");

@@ -23,7 +23,9 @@ pub enum CheckpointError {
     BaseMissing { path: PathBuf, base: PathBuf },
     #[error("fine-tuned checkpoint {path}: base {base} has SHA-256 {found}, the file was trained from {expected}")]
     BaseMismatch { path: PathBuf, base: PathBuf, expected: String, found: String },
-    #[error("checkpoint {path}: tensor `{name}` (shape {found:?}) is not used by this model; wrong model for this file?")]
+    #[error(
+        "checkpoint {path}: tensor `{name}` (shape {found:?}) is not used by this model; wrong model for this file?"
+    )]
     Unexpected { path: PathBuf, name: String, found: Vec<i64> },
 }
 
@@ -42,7 +44,8 @@ fn is_training_counter(name: &str) -> bool {
 /// (sorted names), then the first unexpected tensor of the file. Half-precision files are
 /// accepted and widened to the variables' dtype.
 pub fn load_strict(vs: &mut VarStore, path: &Path) -> Result<LoadReport, CheckpointError> {
-    let tensors = Tensor::read_safetensors(path).map_err(|e| CheckpointError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| CheckpointError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let mut file: HashMap<String, Tensor> = tensors.into_iter().collect();
     let vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().collect();
@@ -56,7 +59,12 @@ pub fn load_strict(vs: &mut VarStore, path: &Path) -> Result<LoadReport, Checkpo
             return Err(CheckpointError::Missing { path: err_path(), name: (*name).clone(), expected });
         };
         if src.size() != expected {
-            return Err(CheckpointError::ShapeMismatch { path: err_path(), name: (*name).clone(), expected, found: src.size() });
+            return Err(CheckpointError::ShapeMismatch {
+                path: err_path(),
+                name: (*name).clone(),
+                expected,
+                found: src.size(),
+            });
         }
         if !src.is_floating_point() {
             return Err(CheckpointError::BadDtype { path: err_path(), name: (*name).clone(), found: src.kind() });

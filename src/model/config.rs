@@ -66,7 +66,8 @@ pub struct ModelConfig {
 }
 
 /// Names accepted by [`ModelConfig::by_name`].
-pub const MODEL_NAMES: &[&str] = &["radsam", "lite_medsam", "mobile_sam", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b"];
+pub const MODEL_NAMES: &[&str] =
+    &["radsam", "lite_medsam", "mobile_sam", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b"];
 
 impl ModelConfig {
     pub fn by_name(name: &str) -> Option<Self> {

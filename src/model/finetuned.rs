@@ -68,7 +68,10 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)], metadata: &BTreeMap<Stri
         let n = t.numel();
         let mut bytes = vec![0u8; n * 2];
         t.copy_data_u8(&mut bytes, n);
-        header.insert(name.clone(), serde_json::json!({"dtype": "F16", "shape": t.size(), "data_offsets": [offset, offset + bytes.len()]}));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F16", "shape": t.size(), "data_offsets": [offset, offset + bytes.len()]}),
+        );
         offset += bytes.len();
         blobs.push(bytes);
     }
@@ -97,7 +100,12 @@ pub fn base_of(path: &Path, metadata: &BTreeMap<String, String>, base_path: &Pat
     if let Some(expected) = metadata.get(META_BASE_SHA256) {
         let found = sha256_hex(base_path).map_err(|e| unreadable(base_path, e))?;
         if &found != expected {
-            return Err(CheckpointError::BaseMismatch { path: path.to_path_buf(), base: base_path.to_path_buf(), expected: expected.clone(), found });
+            return Err(CheckpointError::BaseMismatch {
+                path: path.to_path_buf(),
+                base: base_path.to_path_buf(),
+                expected: expected.clone(),
+                found,
+            });
         }
     }
     Ok(())
@@ -106,7 +114,8 @@ pub fn base_of(path: &Path, metadata: &BTreeMap<String, String>, base_path: &Pat
 /// Copies every tensor of a fine-tuned file into `vs`. Strict: each tensor must name a variable of
 /// the model with the same shape; all are checked before any is written.
 pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
-    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?.into_iter().collect();
+    let file: HashMap<String, Tensor> =
+        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?.into_iter().collect();
     let vars = vs.variables();
     let err_path = || -> PathBuf { path.to_path_buf() };
     let mut names: Vec<&String> = file.keys().collect();
@@ -117,7 +126,12 @@ pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
             return Err(CheckpointError::Unexpected { path: err_path(), name: (*name).clone(), found: src.size() });
         };
         if src.size() != dst.size() {
-            return Err(CheckpointError::ShapeMismatch { path: err_path(), name: (*name).clone(), expected: dst.size(), found: src.size() });
+            return Err(CheckpointError::ShapeMismatch {
+                path: err_path(),
+                name: (*name).clone(),
+                expected: dst.size(),
+                found: src.size(),
+            });
         }
         if !src.is_floating_point() {
             return Err(CheckpointError::BadDtype { path: err_path(), name: (*name).clone(), found: src.kind() });

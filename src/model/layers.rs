@@ -70,7 +70,9 @@ impl Conv2dBn {
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
         match &self.fused {
-            Some((w, b)) => x.conv2d(w, Some(b), [self.stride, self.stride], [self.padding, self.padding], [1, 1], self.groups),
+            Some((w, b)) => {
+                x.conv2d(w, Some(b), [self.stride, self.stride], [self.padding, self.padding], [1, 1], self.groups)
+            }
             None => x.apply(&self.conv).apply_t(&self.bn, false),
         }
     }

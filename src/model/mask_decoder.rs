@@ -37,7 +37,11 @@ impl MaskDecoder {
         Self {
             transformer: TwoWayTransformer::new(&p / "transformer", 2, dim, 8, 2048),
             iou_token: (&p / "iou_token").var("weight", &[1, dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 }),
-            mask_tokens: (&p / "mask_tokens").var("weight", &[NUM_MASKS, dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 }),
+            mask_tokens: (&p / "mask_tokens").var(
+                "weight",
+                &[NUM_MASKS, dim],
+                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+            ),
             upscale1: nn::conv_transpose2d(&up / 0, dim, dim / 4, 2, s2),
             upscale_norm: LayerNorm2d::new(&up / 1, dim / 4),
             upscale2: nn::conv_transpose2d(&up / 3, dim / 4, dim / 8, 2, s2),
@@ -47,9 +51,16 @@ impl MaskDecoder {
     }
 
     /// image_embeddings: (B, C, E, E), or (1, C, E, E) shared by all B prompts.
-    pub fn forward(&self, image_embeddings: &Tensor, image_pe: &Tensor, sparse: &Tensor, dense: &Tensor) -> MaskPrediction {
+    pub fn forward(
+        &self,
+        image_embeddings: &Tensor,
+        image_pe: &Tensor,
+        sparse: &Tensor,
+        dense: &Tensor,
+    ) -> MaskPrediction {
         let bs = sparse.size()[0];
-        let output_tokens = Tensor::cat(&[&self.iou_token, &self.mask_tokens], 0).unsqueeze(0).expand([bs, -1, -1], false);
+        let output_tokens =
+            Tensor::cat(&[&self.iou_token, &self.mask_tokens], 0).unsqueeze(0).expand([bs, -1, -1], false);
         let tokens = Tensor::cat(&[output_tokens, sparse.shallow_clone()], 1);
         let src = if image_embeddings.size()[0] == bs {
             image_embeddings + dense
@@ -63,7 +74,8 @@ impl MaskDecoder {
         let src = src.transpose(1, 2).reshape([b, c, h, w]);
         let up = self.upscale_norm.forward(&src.apply(&self.upscale1)).gelu("none");
         let up = up.apply(&self.upscale2).gelu("none");
-        let hyper: Vec<Tensor> = self.hypernetworks.iter().enumerate().map(|(i, m)| m.forward(&hs.select(1, 1 + i as i64))).collect();
+        let hyper: Vec<Tensor> =
+            self.hypernetworks.iter().enumerate().map(|(i, m)| m.forward(&hs.select(1, 1 + i as i64))).collect();
         let hyper = Tensor::stack(&hyper, 1);
         let (b, c, h, w) = up.size4().unwrap();
         let masks = hyper.matmul(&up.view([b, c, h * w])).view([b, -1, h, w]);

@@ -16,7 +16,9 @@ mod transformer;
 mod vit;
 
 pub use checkpoint::{CheckpointError, LoadReport};
-pub use config::{EncoderConfig, HuWindow, InputNormalization, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
+pub use config::{
+    EncoderConfig, HuWindow, InputNormalization, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN, SAM_PIXEL_STD,
+};
 pub use mask_decoder::{MaskPrediction, NUM_MASKS};
 pub use prompt_encoder::PromptBatch;
 pub use thread::{panic_message, ModelThread, ModelThreadStopped};
@@ -80,7 +82,10 @@ impl Sam {
         let metadata = finetuned::read_metadata(weights)?;
         // A file trained on another window carries it: its decoder learned that window's embeddings.
         if let Some(w) = metadata.get(finetuned::META_INPUT_WINDOW) {
-            sam.config.window = HuWindow::parse(w).map_err(|reason| CheckpointError::Unreadable { path: weights.to_path_buf(), reason: format!("{}: {reason}", finetuned::META_INPUT_WINDOW) })?;
+            sam.config.window = HuWindow::parse(w).map_err(|reason| CheckpointError::Unreadable {
+                path: weights.to_path_buf(),
+                reason: format!("{}: {reason}", finetuned::META_INPUT_WINDOW),
+            })?;
         }
         let report = match metadata.get(finetuned::META_BASE_MODEL) {
             Some(base) => {
@@ -149,8 +154,12 @@ impl Sam {
             .variables()
             .into_iter()
             .filter(|(name, _)| {
-                let part = name.starts_with("prompt_encoder.") || name.starts_with("mask_decoder.") || (encoder && name.starts_with("image_encoder."));
-                let buffer = name.ends_with("positional_encoding_gaussian_matrix") || name.ends_with("running_mean") || name.ends_with("running_var");
+                let part = name.starts_with("prompt_encoder.")
+                    || name.starts_with("mask_decoder.")
+                    || (encoder && name.starts_with("image_encoder."));
+                let buffer = name.ends_with("positional_encoding_gaussian_matrix")
+                    || name.ends_with("running_mean")
+                    || name.ends_with("running_var");
                 part && !buffer
             })
             .collect();

@@ -57,9 +57,19 @@ impl PromptEncoder {
             embed_dim,
             embedding_size,
             input_size,
-            gaussian: (&p / "pe_layer").var("positional_encoding_gaussian_matrix", &[2, embed_dim / 2], nn::Init::Randn { mean: 0.0, stdev: 1.0 }),
-            point_embeddings: (0..4).map(|i| (&pe / i).var("weight", &[1, embed_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 })).collect(),
-            not_a_point: (&p / "not_a_point_embed").var("weight", &[1, embed_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 }),
+            gaussian: (&p / "pe_layer").var(
+                "positional_encoding_gaussian_matrix",
+                &[2, embed_dim / 2],
+                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+            ),
+            point_embeddings: (0..4)
+                .map(|i| (&pe / i).var("weight", &[1, embed_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 }))
+                .collect(),
+            not_a_point: (&p / "not_a_point_embed").var(
+                "weight",
+                &[1, embed_dim],
+                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+            ),
             mask_conv1: nn::conv2d(&md / 0, 1, mask_in / 4, 2, s2),
             mask_norm1: LayerNorm2d::new(&md / 1, mask_in / 4),
             mask_conv2: nn::conv2d(&md / 3, mask_in / 4, mask_in, 2, s2),
@@ -105,7 +115,8 @@ impl PromptEncoder {
         let l = labels.unsqueeze(-1);
         // The reference zeroes padding points, then adds the learned embedding of each label.
         let pe = pe.where_self(&l.ne(-1.0), &self.not_a_point.expand_as(&pe));
-        pe + &self.point_embeddings[0] * l.eq(0.0).to_kind(Kind::Float) + &self.point_embeddings[1] * l.eq(1.0).to_kind(Kind::Float)
+        pe + &self.point_embeddings[0] * l.eq(0.0).to_kind(Kind::Float)
+            + &self.point_embeddings[1] * l.eq(1.0).to_kind(Kind::Float)
     }
 
     fn embed_boxes(&self, boxes: &Tensor) -> Tensor {
@@ -138,7 +149,9 @@ impl PromptEncoder {
         };
         let dense = match &prompts.masks {
             Some(m) => self.embed_masks(m),
-            None => self.no_mask.reshape([1, -1, 1, 1]).expand([bs, -1, self.embedding_size, self.embedding_size], false),
+            None => {
+                self.no_mask.reshape([1, -1, 1, 1]).expand([bs, -1, self.embedding_size, self.embedding_size], false)
+            }
         };
         (sparse, dense)
     }

@@ -43,7 +43,11 @@ impl ModelThreadStopped {
 /// The text of a panic payload (panic! with a literal or a formatted message; tch's are the
 /// latter), without the C++ stack libtorch appends to its errors ("Exception raised from ...").
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic without a message".into());
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
     // tch's panic is `...unwrap()` on `Torch("message\nException raised from ...")`: the stack
     // follows an escaped newline there, a real one in a c10 error printed as is.
     match text.find("\\nException raised from").or_else(|| text.find("\nException raised from")) {
@@ -123,7 +127,8 @@ mod tests {
     fn tiny() -> Sam {
         let mut config = ModelConfig::by_name("sam_vit_b").unwrap();
         if let crate::model::EncoderConfig::Vit(v) = &mut config.encoder {
-            (v.img_size, v.embed_dim, v.depth, v.num_heads, v.window_size, v.global_attn_indexes) = (64, 32, 1, 2, 2, vec![]);
+            (v.img_size, v.embed_dim, v.depth, v.num_heads, v.window_size, v.global_attn_indexes) =
+                (64, 32, 1, 2, 2, vec![]);
         }
         config.image_size = 64;
         Sam::new(config, tch::Device::Cpu)
@@ -133,10 +138,12 @@ mod tests {
     fn work_runs_on_the_model_thread_and_errors_come_back() {
         let thread = ModelThread::spawn(|| Ok::<_, String>(tiny())).unwrap();
         let caller = std::thread::current().id();
-        let (name, other_thread) = thread.run(move |sam| (sam.config.name.clone(), std::thread::current().id() != caller)).unwrap();
+        let (name, other_thread) =
+            thread.run(move |sam| (sam.config.name.clone(), std::thread::current().id() != caller)).unwrap();
         assert_eq!(name, "sam_vit_b");
         assert!(other_thread);
-        let embedding_size = thread.run(|sam| sam.encode(&tch::Tensor::zeros([1, 3, 64, 64], tch::kind::FLOAT_CPU)).size()).unwrap();
+        let embedding_size =
+            thread.run(|sam| sam.encode(&tch::Tensor::zeros([1, 3, 64, 64], tch::kind::FLOAT_CPU)).size()).unwrap();
         assert_eq!(embedding_size, vec![1, 256, 4, 4]);
         assert_eq!(ModelThread::spawn(|| Err::<Sam, _>("no weights")).err(), Some("no weights"));
         // A panicking task stops the thread: its caller gets the message, later calls say the
@@ -148,9 +155,18 @@ mod tests {
         assert_eq!(thread.run(|_| 1).unwrap_err().code(), "MODEL_STOPPED");
         // A panic inside libtorch (what a 1-pixel-wide slice did to the resize) is reported the same way.
         let thread = ModelThread::spawn(|| Ok::<_, String>(tiny())).unwrap();
-        let err = thread.run(|_| tch::Tensor::zeros([1, 3, 1, 8], tch::kind::FLOAT_CPU).upsample_bilinear2d([0, 64], false, None, None).size()).unwrap_err();
+        let err = thread
+            .run(|_| {
+                tch::Tensor::zeros([1, 3, 1, 8], tch::kind::FLOAT_CPU)
+                    .upsample_bilinear2d([0, 64], false, None, None)
+                    .size()
+            })
+            .unwrap_err();
         let ModelThreadStopped::Panicked(message) = &err else { panic!("{err:?}") };
-        assert!(message.contains("Input and output sizes should be greater than 0") && !message.contains("frame #0"), "libtorch's message, without its C++ stack: {message}");
+        assert!(
+            message.contains("Input and output sizes should be greater than 0") && !message.contains("frame #0"),
+            "libtorch's message, without its C++ stack: {message}"
+        );
         assert_eq!(thread.run(|_| 1).unwrap_err(), ModelThreadStopped::Stopped);
     }
 }

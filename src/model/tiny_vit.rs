@@ -23,7 +23,11 @@ pub struct TinyVitConfig {
 impl TinyVitConfig {
     /// Side of the token grid entering stage 0.
     fn patches_resolution(&self) -> i64 {
-        if self.patch_stride4 { self.img_size / 4 } else { self.img_size }
+        if self.patch_stride4 {
+            self.img_size / 4
+        } else {
+            self.img_size
+        }
     }
 
     /// Side of the final token grid (the embedding grid).
@@ -156,7 +160,11 @@ impl Attention {
     fn bias(&self) -> Tensor {
         match &self.bias_cache {
             Some(b) => b.shallow_clone(),
-            None => self.attention_biases.index_select(1, &self.bias_idxs.view([-1])).view([self.num_heads, self.bias_idxs.size()[0], -1]),
+            None => self.attention_biases.index_select(1, &self.bias_idxs.view([-1])).view([
+                self.num_heads,
+                self.bias_idxs.size()[0],
+                -1,
+            ]),
         }
     }
 
@@ -212,7 +220,8 @@ impl TinyVitBlock {
             let (ph, pw) = (h + pad_b, w + pad_r);
             let (nh, nw) = (ph / ws, pw / ws);
             let windows = t.view([b, nh, ws, nw, ws, c]).transpose(2, 3).reshape([b * nh * nw, ws * ws, c]);
-            let mut t = self.attn.forward(&windows).view([b, nh, nw, ws, ws, c]).transpose(2, 3).reshape([b, ph, pw, c]);
+            let mut t =
+                self.attn.forward(&windows).view([b, nh, nw, ws, ws, c]).transpose(2, 3).reshape([b, ph, pw, c]);
             if pad_b > 0 || pad_r > 0 {
                 t = t.narrow(1, 0, h).narrow(2, 0, w).contiguous();
             }
@@ -252,10 +261,8 @@ impl TinyVit {
         let d = &config.embed_dims;
         let (k, s, pad) = if config.patch_stride4 { (3, 2, 1) } else { (1, 1, 0) };
         let seq = &p / "patch_embed" / "seq";
-        let patch_embed = [
-            Conv2dBn::new(&seq / 0, 3, d[0] / 2, k, s, pad, 1),
-            Conv2dBn::new(&seq / 2, d[0] / 2, d[0], k, s, pad, 1),
-        ];
+        let patch_embed =
+            [Conv2dBn::new(&seq / 0, 3, d[0] / 2, k, s, pad, 1), Conv2dBn::new(&seq / 2, d[0] / 2, d[0], k, s, pad, 1)];
         let res0 = config.patches_resolution();
         let layers = &p / "layers";
         let stages = (0..4usize)
@@ -268,7 +275,9 @@ impl TinyVit {
                 } else {
                     Blocks::Attention(
                         (0..config.depths[i])
-                            .map(|j| TinyVitBlock::new(&blocks_p / j, d[i], res, config.num_heads[i], config.window_sizes[i]))
+                            .map(|j| {
+                                TinyVitBlock::new(&blocks_p / j, d[i], res, config.num_heads[i], config.window_sizes[i])
+                            })
                             .collect(),
                     )
                 };

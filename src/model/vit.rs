@@ -75,7 +75,9 @@ fn get_rel_pos(q_size: i64, k_size: i64, rel_pos: &Tensor) -> Tensor {
     let q_scale = (kf / qf).max(1.0);
     let k_scale = (qf / kf).max(1.0);
     let idx: Vec<i64> = (0..q_size)
-        .flat_map(|q| (0..k_size).map(move |k| ((q as f64) * q_scale - (k as f64) * k_scale + (kf - 1.0) * k_scale) as i64))
+        .flat_map(|q| {
+            (0..k_size).map(move |k| ((q as f64) * q_scale - (k as f64) * k_scale + (kf - 1.0) * k_scale) as i64)
+        })
         .collect();
     let idx = Tensor::from_slice(&idx).to_device(rel_pos.device());
     resized.index_select(0, &idx).view([q_size, k_size, -1])
@@ -98,7 +100,8 @@ impl Attention {
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, h, w, _) = x.size4().unwrap();
         let nh = self.num_heads;
-        let qkv = x.apply(&self.qkv).reshape([b, h * w, 3, nh, -1]).permute([2, 0, 3, 1, 4]).reshape([3, b * nh, h * w, -1]);
+        let qkv =
+            x.apply(&self.qkv).reshape([b, h * w, 3, nh, -1]).permute([2, 0, 3, 1, 4]).reshape([3, b * nh, h * w, -1]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let attn = (&q * self.scale).matmul(&k.transpose(-2, -1));
         let rh = get_rel_pos(h, h, &self.rel_pos_h);
@@ -106,7 +109,8 @@ impl Attention {
         let r_q = q.reshape([b * nh, h, w, -1]);
         let rel_h = Tensor::einsum("bhwc,hkc->bhwk", &[&r_q, &rh], None::<i64>);
         let rel_w = Tensor::einsum("bhwc,wkc->bhwk", &[&r_q, &rw], None::<i64>);
-        let attn = (attn.view([b * nh, h, w, h, w]) + rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).view([b * nh, h * w, h * w]);
+        let attn =
+            (attn.view([b * nh, h, w, h, w]) + rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).view([b * nh, h * w, h * w]);
         let attn = attn.softmax(-1, Kind::Float);
         attn.matmul(&v).view([b, nh, h, w, -1]).permute([0, 2, 3, 1, 4]).reshape([b, h, w, -1]).apply(&self.proj)
     }
@@ -127,14 +131,20 @@ fn window_partition(x: &Tensor, ws: i64) -> (Tensor, (i64, i64)) {
     let pad_w = (ws - w % ws) % ws;
     let x = if pad_h > 0 || pad_w > 0 { x.constant_pad_nd([0, 0, 0, pad_w, 0, pad_h]) } else { x.shallow_clone() };
     let (hp, wp) = (h + pad_h, w + pad_w);
-    let windows = x.view([b, hp / ws, ws, wp / ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).contiguous().view([-1, ws, ws, c]);
+    let windows =
+        x.view([b, hp / ws, ws, wp / ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).contiguous().view([-1, ws, ws, c]);
     (windows, (hp, wp))
 }
 
 fn window_unpartition(windows: &Tensor, ws: i64, (hp, wp): (i64, i64), (h, w): (i64, i64)) -> Tensor {
     let b = windows.size()[0] / (hp * wp / ws / ws);
-    let x = windows.view([b, hp / ws, wp / ws, ws, ws, -1]).permute([0, 1, 3, 2, 4, 5]).contiguous().view([b, hp, wp, -1]);
-    if hp > h || wp > w { x.narrow(1, 0, h).narrow(2, 0, w).contiguous() } else { x }
+    let x =
+        windows.view([b, hp / ws, wp / ws, ws, ws, -1]).permute([0, 1, 3, 2, 4, 5]).contiguous().view([b, hp, wp, -1]);
+    if hp > h || wp > w {
+        x.narrow(1, 0, h).narrow(2, 0, w).contiguous()
+    } else {
+        x
+    }
 }
 
 impl Block {

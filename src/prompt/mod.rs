@@ -69,7 +69,9 @@ impl SlicePrompt {
         if self.points.is_empty() && self.bbox.is_none() && self.mask.is_none() {
             return Err(PromptError::Empty);
         }
-        let inside = |x: f64, y: f64| x.is_finite() && y.is_finite() && x >= 0.0 && y >= 0.0 && x <= (w - 1) as f64 && y <= (h - 1) as f64;
+        let inside = |x: f64, y: f64| {
+            x.is_finite() && y.is_finite() && x >= 0.0 && y >= 0.0 && x <= (w - 1) as f64 && y <= (h - 1) as f64
+        };
         for p in &self.points {
             if !inside(p.x, p.y) {
                 return Err(PromptError::PointOutside { x: p.x, y: p.y, w, h });
@@ -110,12 +112,17 @@ pub(crate) fn depth(mask: &[u8], w: usize) -> Vec<u32> {
     // Distance of neighbour (x + dx, y + dy); 0 outside the slice.
     let at = |d: &[u32], x: usize, y: usize, dx: isize, dy: isize| -> u32 {
         let (nx, ny) = (x as isize + dx, y as isize + dy);
-        if nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize { 0 } else { d[ny as usize * w + nx as usize] }
+        if nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
+            0
+        } else {
+            d[ny as usize * w + nx as usize]
+        }
     };
     for y in 0..h {
         for x in 0..w {
             if mask[y * w + x] != 0 {
-                let m = [(-1, 0), (-1, -1), (0, -1), (1, -1)].iter().map(|&(dx, dy)| at(&d, x, y, dx, dy)).min().unwrap();
+                let m =
+                    [(-1, 0), (-1, -1), (0, -1), (1, -1)].iter().map(|&(dx, dy)| at(&d, x, y, dx, dy)).min().unwrap();
                 d[y * w + x] = m + 1;
             }
         }
@@ -143,7 +150,13 @@ pub fn interior_point(mask: &[u8], w: usize) -> Option<Point> {
 /// error region of `prediction` against `truth` (both on `grid`, 0/1) within slices `lo..=hi`;
 /// positive when the voxel was missed, negative when it was wrongly included. None when there is
 /// no error left.
-pub fn simulate_click(prediction: &[u8], truth: &[u8], grid: &crate::volume::Grid, (lo, hi): (usize, usize), rng: &mut crate::rng::SplitMix64) -> Option<Click> {
+pub fn simulate_click(
+    prediction: &[u8],
+    truth: &[u8],
+    grid: &crate::volume::Grid,
+    (lo, hi): (usize, usize),
+    rng: &mut crate::rng::SplitMix64,
+) -> Option<Click> {
     let (rows, cols) = grid.plane_shape();
     let mut errors = Vec::new();
     for s in lo..=hi {
@@ -183,7 +196,11 @@ mod tests {
         }
         assert_eq!(seen, [(0, 0, 0, true), (1, 3, 2, false)].into_iter().collect());
         assert!(simulate_click(&truth, &truth, &grid, (0, 1), &mut rng).is_none());
-        assert_eq!(simulate_click(&prediction, &truth, &grid, (1, 1), &mut rng).map(|c| c.slice), Some(1), "only within the range");
+        assert_eq!(
+            simulate_click(&prediction, &truth, &grid, (1, 1), &mut rng).map(|c| c.slice),
+            Some(1),
+            "only within the range"
+        );
     }
 
     #[test]

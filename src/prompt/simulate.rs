@@ -133,7 +133,9 @@ mod tests {
     use crate::metrics::dice;
 
     fn disc(w: usize, h: usize, cx: f64, cy: f64, r: f64) -> Vec<u8> {
-        (0..w * h).map(|i| ((((i % w) as f64 - cx).powi(2) + ((i / w) as f64 - cy).powi(2)).sqrt() <= r) as u8).collect()
+        (0..w * h)
+            .map(|i| ((((i % w) as f64 - cx).powi(2) + ((i / w) as f64 - cy).powi(2)).sqrt() <= r) as u8)
+            .collect()
     }
 
     #[test]
@@ -194,7 +196,8 @@ mod tests {
         let again = noisy_mask(&m, w, &MaskNoise::default(), &mut SplitMix64(11));
         assert_eq!(again, noisy_mask(&m, w, &MaskNoise::default(), &mut SplitMix64(11)), "same seed, same mask");
         // No noise at all: the mask itself.
-        let none = MaskNoise { max_rotation_deg: 0.0, max_scale_change: 0.0, max_translation: 0.0, max_morphology: 0.0 };
+        let none =
+            MaskNoise { max_rotation_deg: 0.0, max_scale_change: 0.0, max_translation: 0.0, max_morphology: 0.0 };
         assert_eq!(noisy_mask(&m, w, &none, &mut rng), m);
     }
 

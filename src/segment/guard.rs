@@ -80,9 +80,17 @@ impl GuardSettings {
     /// the decoder's choice, `limit` the area limit; with the reason when a guard fired.
     pub fn judge(&self, limit: u64, pixels: &[u64], iou: &[f32], chosen: i64) -> (Verdict, Option<GuardReason>) {
         let c = chosen as usize;
-        let best_within = |min_iou: f32| (0..pixels.len()).filter(|&k| k != c && pixels[k] > 0 && pixels[k] <= limit && iou[k] >= min_iou).max_by(|&a, &b| iou[a].total_cmp(&iou[b])).map(|k| k as i64);
+        let best_within = |min_iou: f32| {
+            (0..pixels.len())
+                .filter(|&k| k != c && pixels[k] > 0 && pixels[k] <= limit && iou[k] >= min_iou)
+                .max_by(|&a, &b| iou[a].total_cmp(&iou[b]))
+                .map(|k| k as i64)
+        };
         if pixels[c] > limit {
-            return (best_within(f32::NEG_INFINITY).map_or(Verdict::Stop, Verdict::Switch), Some(GuardReason::AreaJump));
+            return (
+                best_within(f32::NEG_INFINITY).map_or(Verdict::Stop, Verdict::Switch),
+                Some(GuardReason::AreaJump),
+            );
         }
         if iou[c] < self.low_iou {
             if let Some(k) = best_within(iou[c] + self.iou_margin) {
@@ -104,9 +112,15 @@ mod tests {
         let limit = g.area_limit(1000, 1.0);
         assert_eq!(limit, 2100);
         // The primary leaks to 5000 px; masks 2 and 3 are within, 3 with the better IoU.
-        assert_eq!(g.judge(limit, &[5000, 9000, 1200, 1100], &[0.9, 0.8, 0.7, 0.75], 0), (Verdict::Switch(3), Some(GuardReason::AreaJump)));
+        assert_eq!(
+            g.judge(limit, &[5000, 9000, 1200, 1100], &[0.9, 0.8, 0.7, 0.75], 0),
+            (Verdict::Switch(3), Some(GuardReason::AreaJump))
+        );
         // Nothing within (an empty mask does not count): stop.
-        assert_eq!(g.judge(limit, &[5000, 9000, 0, 2200], &[0.9, 0.8, 0.99, 0.75], 0), (Verdict::Stop, Some(GuardReason::AreaJump)));
+        assert_eq!(
+            g.judge(limit, &[5000, 9000, 0, 2200], &[0.9, 0.8, 0.99, 0.75], 0),
+            (Verdict::Stop, Some(GuardReason::AreaJump))
+        );
         // Growth within the limit, confident: kept.
         assert_eq!(g.judge(limit, &[2000, 9000, 0, 0], &[0.9, 0.8, 0.7, 0.7], 0), (Verdict::Keep, None));
     }
@@ -117,7 +131,10 @@ mod tests {
         let limit = g.area_limit(1000, 1.0);
         assert!(g.suspicious(limit, 800, 0.3) && !g.suspicious(limit, 800, 0.6) && g.suspicious(limit, 2101, 0.9));
         // Primary at 0.3; mask 1 at 0.35 is not 0.1 better, mask 2 at 0.6 is.
-        assert_eq!(g.judge(limit, &[800, 900, 700, 0], &[0.3, 0.35, 0.6, 0.95], 0), (Verdict::Switch(2), Some(GuardReason::LowIou)));
+        assert_eq!(
+            g.judge(limit, &[800, 900, 700, 0], &[0.3, 0.35, 0.6, 0.95], 0),
+            (Verdict::Switch(2), Some(GuardReason::LowIou))
+        );
         // None better by the margin: kept, the boundaries say the object goes on.
         assert_eq!(g.judge(limit, &[800, 900, 700, 0], &[0.3, 0.35, 0.39, 0.95], 0), (Verdict::Keep, None));
         // A better-scored mask over the area limit is no way out.

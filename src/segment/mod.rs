@@ -29,6 +29,8 @@ pub enum SegmentError {
     Prompt { slice: usize, reason: PromptError },
     #[error("a correction click needs a segmentation to correct: run the initial prompt first")]
     NotStarted,
+    #[error("the job's time budget ran out while {stage}")]
+    DeadlinePassed { stage: String },
 }
 
 impl SegmentError {
@@ -38,6 +40,7 @@ impl SegmentError {
             Self::SliceOutsideBoundaries { .. } => "PROMPT_SLICE_OUTSIDE_BOUNDARIES",
             Self::Prompt { .. } => "PROMPT_INVALID",
             Self::NotStarted => "PROMPT_NOT_STARTED",
+            Self::DeadlinePassed { .. } => "JOB_TIMEOUT",
         }
     }
 }

@@ -112,7 +112,24 @@ pub struct Segmenter<'s, 'a> {
 
 impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn new(session: &'s VolumeSession<'a>, carry: Carry, choice: MaskChoice, reference: Option<&'s [u8]>) -> Self {
-        Self { session, carry, choice, reference, states: BTreeMap::new(), clicks: BTreeMap::new(), anchors: Default::default(), slice_prompts: None, origin: 0, origin_box: None, stops: Vec::new(), guard: None, guard_events: BTreeMap::new(), started: false, decode_seconds: 0.0, decoded_slices: 0 }
+        Self {
+            session,
+            carry,
+            choice,
+            reference,
+            states: BTreeMap::new(),
+            clicks: BTreeMap::new(),
+            anchors: Default::default(),
+            slice_prompts: None,
+            origin: 0,
+            origin_box: None,
+            stops: Vec::new(),
+            guard: None,
+            guard_events: BTreeMap::new(),
+            started: false,
+            decode_seconds: 0.0,
+            decoded_slices: 0,
+        }
     }
 
     /// Turns the propagation guards on (Some) or off (None, the default). They act on mask and box
@@ -283,7 +300,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Decodes `next` from the result of its neighbour `from` in the carry's form, plus the clicks
     /// stored on `next`; then the guards, when on, judge it.
     fn carry_to(&mut self, from: usize, next: usize, direction: i8) {
-        let mut prompt = SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
+        let mut prompt =
+            SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
         let low_res = match self.carry_prompt(from) {
             Some(CarriedPrompt::Mask(m)) => Some(m),
             Some(CarriedPrompt::Box(b)) => {
@@ -295,7 +313,11 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref());
         self.guard_events.remove(&next);
         let state = match self.guard {
-            Some(guard) if matches!(self.carry, Carry::Mask | Carry::Box) && self.choice != MaskChoice::BestReference => self.guarded(guard, from, next, direction, state, &logits),
+            Some(guard)
+                if matches!(self.carry, Carry::Mask | Carry::Box) && self.choice != MaskChoice::BestReference =>
+            {
+                self.guarded(guard, from, next, direction, state, &logits)
+            }
             _ => state,
         };
         self.states.insert(next, state);
@@ -303,7 +325,15 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     /// The guards' verdict on the carried slice `next` (guard.rs): the state kept, and the event
     /// recorded when one fired.
-    fn guarded(&mut self, guard: GuardSettings, from: usize, next: usize, direction: i8, state: SliceState, logits: &Tensor) -> SliceState {
+    fn guarded(
+        &mut self,
+        guard: GuardSettings,
+        from: usize,
+        next: usize,
+        direction: i8,
+        state: SliceState,
+        logits: &Tensor,
+    ) -> SliceState {
         let previous = pixels(&self.states[&from].mask);
         let (ca, ra) = self.session.volume.grid.plane_axes();
         let spacing = self.session.volume.spacing;
@@ -312,7 +342,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if !guard.suspicious(limit, chosen_pixels, state.iou[state.chosen as usize]) {
             return state;
         }
-        let planes: Vec<Vec<u8>> = (0..NUM_MASKS).map(|c| if c == state.chosen { state.mask.clone() } else { self.plane(logits, c) }).collect();
+        let planes: Vec<Vec<u8>> = (0..NUM_MASKS)
+            .map(|c| if c == state.chosen { state.mask.clone() } else { self.plane(logits, c) })
+            .collect();
         let areas: Vec<u64> = planes.iter().map(|p| pixels(p)).collect();
         let (verdict, reason) = guard.judge(limit, &areas, &state.iou, state.chosen);
         let Some(reason) = reason else { return state };
@@ -321,11 +353,33 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             Verdict::Switch(c) => Some(c),
             Verdict::Stop => None,
         };
-        self.guard_events.insert(next, GuardEvent { slice: next, direction, reason, rejected_mask: state.chosen, kept_mask: kept, previous_pixels: previous, rejected_pixels: chosen_pixels, rejected_iou: state.iou[state.chosen as usize] });
+        self.guard_events.insert(
+            next,
+            GuardEvent {
+                slice: next,
+                direction,
+                reason,
+                rejected_mask: state.chosen,
+                kept_mask: kept,
+                previous_pixels: previous,
+                rejected_pixels: chosen_pixels,
+                rejected_iou: state.iou[state.chosen as usize],
+            },
+        );
         match kept {
-            Some(c) => SliceState { low_res: logits.narrow(1, c, 1).gt(0.0).to_kind(Kind::Float), mask: planes[c as usize].clone(), iou: state.iou, chosen: c },
+            Some(c) => SliceState {
+                low_res: logits.narrow(1, c, 1).gt(0.0).to_kind(Kind::Float),
+                mask: planes[c as usize].clone(),
+                iou: state.iou,
+                chosen: c,
+            },
             // An empty slice: the propagation stops on it, as on any empty slice.
-            None => SliceState { low_res: state.low_res.zeros_like(), mask: vec![0; state.mask.len()], iou: state.iou, chosen: state.chosen },
+            None => SliceState {
+                low_res: state.low_res.zeros_like(),
+                mask: vec![0; state.mask.len()],
+                iou: state.iou,
+                chosen: state.chosen,
+            },
         }
     }
 
@@ -339,7 +393,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             Carry::Mask => (!is_empty(&state.mask)).then(|| CarriedPrompt::Mask(state.low_res.shallow_clone())),
             Carry::Box => bounding_box(&state.mask, w).map(CarriedPrompt::Box),
             // An empty slice hands on the prompted slice's box, as the reference code does.
-            Carry::ReferenceBox => bounding_box(&state.mask, w).map(|b| widen(b, w, h)).or(self.origin_box).map(CarriedPrompt::Box),
+            Carry::ReferenceBox => {
+                bounding_box(&state.mask, w).map(|b| widen(b, w, h)).or(self.origin_box).map(CarriedPrompt::Box)
+            }
         }
     }
 
@@ -352,11 +408,23 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Mask `channel` of (1, 4, M, M) low-resolution logits on the slice grid, 0/1.
     fn plane(&self, logits: &Tensor, channel: i64) -> Vec<u8> {
         let logits = logits.narrow(1, channel, 1);
-        Vec::try_from(logits_to_slice(&logits, &self.session.geometry).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu).flatten(0, -1)).expect("u8 mask")
+        Vec::try_from(
+            logits_to_slice(&logits, &self.session.geometry)
+                .gt(0.0)
+                .to_kind(Kind::Uint8)
+                .to_device(tch::Device::Cpu)
+                .flatten(0, -1),
+        )
+        .expect("u8 mask")
     }
 
     /// `decode`, with the decoder's four low-resolution logits maps.
-    fn decode_with_logits(&mut self, slice: usize, prompt: &SlicePrompt, low_res_mask: Option<&Tensor>) -> (SliceState, Tensor) {
+    fn decode_with_logits(
+        &mut self,
+        slice: usize,
+        prompt: &SlicePrompt,
+        low_res_mask: Option<&Tensor>,
+    ) -> (SliceState, Tensor) {
         let t0 = Instant::now();
         let sam = self.session.sam;
         let geo = &self.session.geometry;
@@ -370,7 +438,10 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let (chosen, mask) = match (self.choice, self.reference) {
             (MaskChoice::BestReference, Some(reference)) => {
                 let truth = self.session.volume.grid.extract(reference, slice);
-                (1..NUM_MASKS).map(|c| (c, plane(c))).max_by(|a, b| dice(&a.1, &truth).total_cmp(&dice(&b.1, &truth))).expect("three secondary masks")
+                (1..NUM_MASKS)
+                    .map(|c| (c, plane(c)))
+                    .max_by(|a, b| dice(&a.1, &truth).total_cmp(&dice(&b.1, &truth)))
+                    .expect("three secondary masks")
             }
             (choice, _) => {
                 let c = choose(&iou, choice);
@@ -421,7 +492,12 @@ enum CarriedPrompt {
 /// slice pixels), inside the slice.
 fn widen(b: crate::prompt::BoxPrompt, w: usize, h: usize) -> crate::prompt::BoxPrompt {
     let m = REFERENCE_MARGIN_256 * w.max(h) as f64 / 256.0;
-    crate::prompt::BoxPrompt { x0: (b.x0 - m).max(0.0), y0: (b.y0 - m).max(0.0), x1: (b.x1 + m).min((w - 1) as f64), y1: (b.y1 + m).min((h - 1) as f64) }
+    crate::prompt::BoxPrompt {
+        x0: (b.x0 - m).max(0.0),
+        y0: (b.y0 - m).max(0.0),
+        x1: (b.x1 + m).min((w - 1) as f64),
+        y1: (b.y1 + m).min((h - 1) as f64),
+    }
 }
 
 fn pixels(mask: &[u8]) -> u64 {

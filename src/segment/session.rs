@@ -25,7 +25,27 @@ impl<'a> VolumeSession<'a> {
     /// Encodes slices `a..=b` (either order) in batches of `batch`; `progress(done, total)` after
     /// each batch. On this project's 2-core CPU, batching gains nothing over one slice at a time
     /// (bench/results/model_bench.md), so [`default_batch`] is 1 there and 8 on a GPU.
-    pub fn new(sam: &'a Sam, volume: &'a Volume, (a, b): (usize, usize), batch: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<Self, SegmentError> {
+    pub fn new(
+        sam: &'a Sam,
+        volume: &'a Volume,
+        range: (usize, usize),
+        batch: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, SegmentError> {
+        Self::new_until(sam, volume, range, batch, None, progress)
+    }
+
+    /// As [`new`](Self::new), giving up with [`SegmentError::DeadlinePassed`] when `deadline`
+    /// has passed before a batch: encoding is the longest step of a job, and a job over its time
+    /// budget must free the model thread for the next one (the worker's JOB_TIMEOUT).
+    pub fn new_until(
+        sam: &'a Sam,
+        volume: &'a Volume,
+        (a, b): (usize, usize),
+        batch: usize,
+        deadline: Option<Instant>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, SegmentError> {
         let count = volume.num_slices();
         for slice in [a, b] {
             if slice >= count {
@@ -43,6 +63,11 @@ impl<'a> VolumeSession<'a> {
         let mut geometry = None;
         let mut done = 0;
         for chunk in slices.chunks(batch.max(1)) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SegmentError::DeadlinePassed {
+                    stage: format!("encoding ({done} of {} slices done)", slices.len()),
+                });
+            }
             let hu = volume.slices(chunk).to_device(device);
             let (input, geo) = slices_to_input(&hu, &sam.config);
             geometry = Some(geo);
@@ -51,7 +76,15 @@ impl<'a> VolumeSession<'a> {
             progress(done, slices.len());
         }
         let _ = embeddings.sum(Kind::Float).double_value(&[]); // wait for the device before timing
-        Ok(Self { sam, volume, lo, hi, geometry: geometry.expect("at least one slice"), embeddings, encode_seconds: t0.elapsed().as_secs_f64() })
+        Ok(Self {
+            sam,
+            volume,
+            lo,
+            hi,
+            geometry: geometry.expect("at least one slice"),
+            embeddings,
+            encode_seconds: t0.elapsed().as_secs_f64(),
+        })
     }
 
     /// The same embeddings, limited to slices `a..=b` (either order) inside this session: an
@@ -64,11 +97,23 @@ impl<'a> VolumeSession<'a> {
             }
         }
         let embeddings = self.embeddings.narrow(0, (lo - self.lo) as i64, (hi - lo + 1) as i64);
-        Ok(Self { sam: self.sam, volume: self.volume, lo, hi, geometry: self.geometry, embeddings, encode_seconds: 0.0 })
+        Ok(Self {
+            sam: self.sam,
+            volume: self.volume,
+            lo,
+            hi,
+            geometry: self.geometry,
+            embeddings,
+            encode_seconds: 0.0,
+        })
     }
 
     pub fn default_batch(device: tch::Device) -> usize {
-        if device.is_cuda() { 8 } else { 1 }
+        if device.is_cuda() {
+            8
+        } else {
+            1
+        }
     }
 
     pub fn contains(&self, slice: usize) -> bool {

@@ -58,14 +58,22 @@ pub(super) fn choose(iou: &[f32], choice: MaskChoice) -> i64 {
     match choice {
         MaskChoice::Primary => 0,
         MaskChoice::Index(i) => i,
-        MaskChoice::BestPredictedIou => (1..NUM_MASKS).max_by(|&a, &b| iou[a as usize].total_cmp(&iou[b as usize])).unwrap(),
+        MaskChoice::BestPredictedIou => {
+            (1..NUM_MASKS).max_by(|&a, &b| iou[a as usize].total_cmp(&iou[b as usize])).unwrap()
+        }
         // Needs the reference mask: chosen by the propagation engine, refused by predict_slices.
         MaskChoice::BestReference => 0,
     }
 }
 
 /// Runs the model on `slices` of `volume`, prompt `prompts[i]` on slice `slices[i]`.
-pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[SlicePrompt], choice: MaskChoice) -> Result<SlicePredictions, PredictError> {
+pub fn predict_slices(
+    sam: &Sam,
+    volume: &Volume,
+    slices: &[usize],
+    prompts: &[SlicePrompt],
+    choice: MaskChoice,
+) -> Result<SlicePredictions, PredictError> {
     if choice == MaskChoice::BestReference {
         return Err(PredictError::NeedsReference);
     }
@@ -101,15 +109,18 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
     for members in groups.values() {
         let idx = Tensor::from_slice(&members.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
         let group: Vec<&SlicePrompt> = members.iter().map(|&i| &prompts[i]).collect();
-        let MaskPrediction { low_res_logits, iou } = sam.decode(&embeddings.index_select(0, &idx), &prompt_batch(&group, &geo, sam.mask_size(), device));
+        let MaskPrediction { low_res_logits, iou } =
+            sam.decode(&embeddings.index_select(0, &idx), &prompt_batch(&group, &geo, sam.mask_size(), device));
         for (j, &i) in members.iter().enumerate() {
             per_slice_logits[i] = Some(low_res_logits.get(j as i64));
             per_slice_iou[i] = Some(iou.get(j as i64));
         }
     }
     let low_res_logits = Tensor::stack(&per_slice_logits.into_iter().map(Option::unwrap).collect::<Vec<_>>(), 0);
-    let iou = Tensor::stack(&per_slice_iou.into_iter().map(Option::unwrap).collect::<Vec<_>>(), 0).to_device(tch::Device::Cpu);
-    let masks = preprocess::logits_to_slice(&low_res_logits, &geo).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu);
+    let iou = Tensor::stack(&per_slice_iou.into_iter().map(Option::unwrap).collect::<Vec<_>>(), 0)
+        .to_device(tch::Device::Cpu);
+    let masks =
+        preprocess::logits_to_slice(&low_res_logits, &geo).gt(0.0).to_kind(Kind::Uint8).to_device(tch::Device::Cpu);
     let decode_seconds = t1.elapsed().as_secs_f64();
 
     let mut out = Vec::with_capacity(slices.len());
@@ -118,28 +129,45 @@ pub fn predict_slices(sam: &Sam, volume: &Volume, slices: &[usize], prompts: &[S
         let iou_arr: [f32; 4] = ious.clone().try_into().expect("4 masks");
         let chosen = choose(&ious, choice);
         let mask_t = masks.get(i as i64);
-        let pixels: Vec<i64> = Vec::try_from(mask_t.to_kind(Kind::Int64).sum_dim_intlist([1, 2].as_slice(), false, Kind::Int64)).unwrap();
+        let pixels: Vec<i64> =
+            Vec::try_from(mask_t.to_kind(Kind::Int64).sum_dim_intlist([1, 2].as_slice(), false, Kind::Int64)).unwrap();
         let mask: Vec<u8> = Vec::try_from(mask_t.get(chosen).flatten(0, -1)).unwrap();
-        out.push(SlicePrediction { slice, iou: iou_arr, chosen, mask, pixels: pixels.iter().map(|&p| p as u64).collect::<Vec<_>>().try_into().unwrap() });
+        out.push(SlicePrediction {
+            slice,
+            iou: iou_arr,
+            chosen,
+            mask,
+            pixels: pixels.iter().map(|&p| p as u64).collect::<Vec<_>>().try_into().unwrap(),
+        });
     }
     Ok(SlicePredictions { slices: out, low_res_logits, encode_seconds, decode_seconds })
 }
 
 /// Batches prompts of the same shape (same number of points, all or none with a box, all or
 /// none with a mask) into model-frame tensors.
-pub(super) fn prompt_batch(prompts: &[&SlicePrompt], geo: &preprocess::SliceGeometry, mask_size: i64, device: tch::Device) -> PromptBatch {
+pub(super) fn prompt_batch(
+    prompts: &[&SlicePrompt],
+    geo: &preprocess::SliceGeometry,
+    mask_size: i64,
+    device: tch::Device,
+) -> PromptBatch {
     let b = prompts.len() as i64;
     let n = prompts[0].points.len() as i64;
     let points = (n > 0).then(|| {
         let coords: Vec<f32> = prompts
             .iter()
-            .flat_map(|p| p.points.iter().flat_map(|pt| {
-                let (x, y) = geo.to_input(pt.x, pt.y);
-                [x as f32, y as f32]
-            }))
+            .flat_map(|p| {
+                p.points.iter().flat_map(|pt| {
+                    let (x, y) = geo.to_input(pt.x, pt.y);
+                    [x as f32, y as f32]
+                })
+            })
             .collect();
         let labels: Vec<i64> = prompts.iter().flat_map(|p| p.points.iter().map(|pt| pt.positive as i64)).collect();
-        (Tensor::from_slice(&coords).view([b, n, 2]).to_device(device), Tensor::from_slice(&labels).view([b, n]).to_device(device))
+        (
+            Tensor::from_slice(&coords).view([b, n, 2]).to_device(device),
+            Tensor::from_slice(&labels).view([b, n]).to_device(device),
+        )
     });
     let boxes = prompts[0].bbox.is_some().then(|| {
         let v: Vec<f32> = prompts
@@ -154,7 +182,8 @@ pub(super) fn prompt_batch(prompts: &[&SlicePrompt], geo: &preprocess::SliceGeom
         Tensor::from_slice(&v).view([b, 4]).to_device(device)
     });
     let masks = prompts[0].mask.is_some().then(|| {
-        let flat: Vec<u8> = prompts.iter().flat_map(|p| p.mask.as_ref().expect("same-shape group").iter().copied()).collect();
+        let flat: Vec<u8> =
+            prompts.iter().flat_map(|p| p.mask.as_ref().expect("same-shape group").iter().copied()).collect();
         let m = Tensor::from_slice(&flat).view([b, geo.h, geo.w]).to_device(device);
         preprocess::mask_to_prompt(&m, geo, mask_size)
     });

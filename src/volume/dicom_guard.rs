@@ -64,7 +64,8 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
         let is_delimiter = tag.group() == 0xFFFE;
         let (len, sequence) = if is_delimiter || !explicit {
             let len = c.u32()?;
-            let sq = !is_delimiter && matches!(StandardDataDictionary.by_tag(tag).map(|e| e.vr()), Some(VirtualVr::Exact(VR::SQ)));
+            let sq = !is_delimiter
+                && matches!(StandardDataDictionary.by_tag(tag).map(|e| e.vr()), Some(VirtualVr::Exact(VR::SQ)));
             (len, sq)
         } else {
             let vr = c.take(2)?.to_vec();
@@ -85,7 +86,11 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
                     break;
                 }
                 if flen as usize > c.remaining() {
-                    return Err(format!("pixel data fragment at byte {} declares {flen} bytes, {} remain in the file", c.pos, c.remaining()));
+                    return Err(format!(
+                        "pixel data fragment at byte {} declares {flen} bytes, {} remain in the file",
+                        c.pos,
+                        c.remaining()
+                    ));
                 }
                 c.take(flen as usize)?;
             }
@@ -96,7 +101,10 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
             continue;
         }
         if len as usize > c.remaining() {
-            return Err(format!("element {tag} at byte {start} declares {len} bytes, {} remain in the file", c.remaining()));
+            return Err(format!(
+                "element {tag} at byte {start} declares {len} bytes, {} remain in the file",
+                c.remaining()
+            ));
         }
         let value = c.take(len as usize)?;
         if tag == Tag(0x0002, 0x0010) {

@@ -49,21 +49,34 @@ impl Default for SegMeta {
 /// Writes `segments` (masks on `source`'s grid) as one binary DICOM SEG instance at `path`,
 /// referencing the DICOM series `source` was read from. The file appears at `path` complete or
 /// not at all.
-pub fn write_dicom_seg(path: &Path, source: &Volume, segments: &[SegmentMask], meta: &SegMeta) -> Result<(), VolumeError> {
+pub fn write_dicom_seg(
+    path: &Path,
+    source: &Volume,
+    segments: &[SegmentMask],
+    meta: &SegMeta,
+) -> Result<(), VolumeError> {
     let unwritable = |reason: String| VolumeError::Unwritable { path: path.to_path_buf(), reason };
     let Source::Dicom(series) = &source.source else {
         return Err(unwritable("a DICOM SEG references the DICOM series it segments, and this volume was not read from DICOM (write a NIfTI mask instead)".into()));
     };
     let [_, _, slices] = source.grid.dims;
     if series.sop_instance_uids.len() != slices || series.image_positions.len() != slices {
-        return Err(unwritable(format!("the volume has {slices} slices but its DICOM series {} instances", series.sop_instance_uids.len())));
+        return Err(unwritable(format!(
+            "the volume has {slices} slices but its DICOM series {} instances",
+            series.sop_instance_uids.len()
+        )));
     }
     if segments.is_empty() || segments.len() > u16::MAX as usize {
         return Err(unwritable(format!("{} segments given; a SEG holds 1 to {}", segments.len(), u16::MAX)));
     }
     for s in segments {
         if s.mask.len() != source.grid.len() {
-            return Err(unwritable(format!("mask `{}` has {} voxels, the volume {}", s.label, s.mask.len(), source.grid.len())));
+            return Err(unwritable(format!(
+                "mask `{}` has {} voxels, the volume {}",
+                s.label,
+                s.mask.len(),
+                source.grid.len()
+            )));
         }
         check_lo("segment label", &s.label).map_err(unwritable)?;
     }
@@ -72,7 +85,9 @@ pub fn write_dicom_seg(path: &Path, source: &Volume, segments: &[SegmentMask], m
     check_lo("series description", &meta.series_description).map_err(unwritable)?;
 
     let dataset = build_dataset(source, series, segments, meta);
-    let file = dataset.with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)).map_err(|e| unwritable(e.to_string()))?;
+    let file = dataset
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
+        .map_err(|e| unwritable(e.to_string()))?;
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| unwritable("no file name".into()))?;
     let tmp: PathBuf = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
     let result = file.write_to_file(&tmp).map_err(|e| unwritable(e.to_string()));
@@ -98,7 +113,9 @@ fn frames(segments: &[SegmentMask], plane: usize) -> Vec<(u16, usize)> {
     for (s, segment) in segments.iter().enumerate() {
         let number = s as u16 + 1;
         let before = frames.len();
-        frames.extend(segment.mask.chunks(plane).enumerate().filter(|(_, f)| f.iter().any(|&v| v != 0)).map(|(k, _)| (number, k)));
+        frames.extend(
+            segment.mask.chunks(plane).enumerate().filter(|(_, f)| f.iter().any(|&v| v != 0)).map(|(k, _)| (number, k)),
+        );
         if frames.len() == before {
             frames.push((number, 0));
         }
@@ -110,16 +127,27 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
     let [columns, rows, _] = source.grid.dims;
     let plane = rows * columns;
     let frames = frames(segments, plane);
-    let pixel_data = pack_bits(frames.iter().map(|&(number, k)| &segments[number as usize - 1].mask[k * plane..(k + 1) * plane]));
+    let pixel_data =
+        pack_bits(frames.iter().map(|&(number, k)| &segments[number as usize - 1].mask[k * plane..(k + 1) * plane]));
     let (date, time) = utc_now();
     // A source without a StudyInstanceUID (some anonymisers drop it) cannot be joined; the SEG
     // then opens a study of its own, still tied to the source by frame of reference and SOP UIDs.
     let study_uid = if series.study_instance_uid.is_empty() { new_uid() } else { series.study_instance_uid.clone() };
     let sop_instance_uid = new_uid();
 
-    let segment_items = segments.iter().enumerate().map(|(s, seg)| segment_item(s as u16 + 1, &seg.label, meta)).collect();
+    let segment_items =
+        segments.iter().enumerate().map(|(s, seg)| segment_item(s as u16 + 1, &seg.label, meta)).collect();
     let frame_items = frames.iter().map(|&(number, k)| frame_item(series, number, k)).collect();
-    let referenced_instances = series.sop_instance_uids.iter().map(|uid| obj([el(tags::REFERENCED_SOP_CLASS_UID, VR::UI, series.sop_class_uid.as_str()), el(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, uid.as_str())])).collect();
+    let referenced_instances = series
+        .sop_instance_uids
+        .iter()
+        .map(|uid| {
+            obj([
+                el(tags::REFERENCED_SOP_CLASS_UID, VR::UI, series.sop_class_uid.as_str()),
+                el(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, uid.as_str()),
+            ])
+        })
+        .collect();
     let dimension_organization = new_uid();
     let dimension = |pointer: Tag, group: Tag, label: &str| {
         obj([
@@ -130,7 +158,10 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
         ])
     };
     let shared = obj([
-        seq(tags::PLANE_ORIENTATION_SEQUENCE, vec![obj([decimals(tags::IMAGE_ORIENTATION_PATIENT, &series.image_orientation)])]),
+        seq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            vec![obj([decimals(tags::IMAGE_ORIENTATION_PATIENT, &series.image_orientation)])],
+        ),
         seq(
             tags::PIXEL_MEASURES_SEQUENCE,
             vec![obj([
@@ -185,7 +216,10 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
         seq(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![shared]),
         seq(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, frame_items),
         // Multi-frame Dimension: frames are indexed by segment, then by plane position.
-        seq(tags::DIMENSION_ORGANIZATION_SEQUENCE, vec![obj([el(tags::DIMENSION_ORGANIZATION_UID, VR::UI, dimension_organization.as_str())])]),
+        seq(
+            tags::DIMENSION_ORGANIZATION_SEQUENCE,
+            vec![obj([el(tags::DIMENSION_ORGANIZATION_UID, VR::UI, dimension_organization.as_str())])],
+        ),
         seq(
             tags::DIMENSION_INDEX_SEQUENCE,
             vec![
@@ -194,7 +228,13 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
             ],
         ),
         // Common Instance Reference: every instance of the source series.
-        seq(tags::REFERENCED_SERIES_SEQUENCE, vec![obj([el(tags::SERIES_INSTANCE_UID, VR::UI, series.series_instance_uid.as_str()), seq(tags::REFERENCED_INSTANCE_SEQUENCE, referenced_instances)])]),
+        seq(
+            tags::REFERENCED_SERIES_SEQUENCE,
+            vec![obj([
+                el(tags::SERIES_INSTANCE_UID, VR::UI, series.series_instance_uid.as_str()),
+                seq(tags::REFERENCED_INSTANCE_SEQUENCE, referenced_instances),
+            ])],
+        ),
         // Image Pixel: 1 bit per pixel.
         el(tags::SAMPLES_PER_PIXEL, VR::US, 1u16),
         el(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
@@ -247,16 +287,28 @@ fn frame_item(series: &DicomSeries, number: u16, k: usize) -> InMemDicomObject {
     let source_image = obj([
         el(tags::REFERENCED_SOP_CLASS_UID, VR::UI, series.sop_class_uid.as_str()),
         el(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, series.sop_instance_uids[k].as_str()),
-        seq(tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE, vec![code("121322", "DCM", "Source image for image processing operation")]),
+        seq(
+            tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
+            vec![code("121322", "DCM", "Source image for image processing operation")],
+        ),
         // Frame pixels coincide with source pixels; readers such as highdicom require this flag
         // before they index the SEG by source instance.
         el(tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES"),
     ]);
-    let derivation = obj([seq(tags::DERIVATION_CODE_SEQUENCE, vec![code("113076", "DCM", "Segmentation")]), seq(tags::SOURCE_IMAGE_SEQUENCE, vec![source_image])]);
+    let derivation = obj([
+        seq(tags::DERIVATION_CODE_SEQUENCE, vec![code("113076", "DCM", "Segmentation")]),
+        seq(tags::SOURCE_IMAGE_SEQUENCE, vec![source_image]),
+    ]);
     obj([
         seq(tags::DERIVATION_IMAGE_SEQUENCE, vec![derivation]),
-        seq(tags::FRAME_CONTENT_SEQUENCE, vec![obj([el(tags::DIMENSION_INDEX_VALUES, VR::UL, [number as u32, k as u32 + 1])])]),
-        seq(tags::PLANE_POSITION_SEQUENCE, vec![obj([decimals(tags::IMAGE_POSITION_PATIENT, &series.image_positions[k])])]),
+        seq(
+            tags::FRAME_CONTENT_SEQUENCE,
+            vec![obj([el(tags::DIMENSION_INDEX_VALUES, VR::UL, [number as u32, k as u32 + 1])])],
+        ),
+        seq(
+            tags::PLANE_POSITION_SEQUENCE,
+            vec![obj([decimals(tags::IMAGE_POSITION_PATIENT, &series.image_positions[k])])],
+        ),
         seq(tags::SEGMENT_IDENTIFICATION_SEQUENCE, vec![obj([el(tags::REFERENCED_SEGMENT_NUMBER, VR::US, number)])]),
     ])
 }
@@ -282,7 +334,11 @@ fn seq(tag: Tag, items: Vec<InMemDicomObject>) -> InMemElement {
 }
 
 fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
-    obj([el(tags::CODE_VALUE, VR::SH, value), el(tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme), el(tags::CODE_MEANING, VR::LO, meaning)])
+    obj([
+        el(tags::CODE_VALUE, VR::SH, value),
+        el(tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme),
+        el(tags::CODE_MEANING, VR::LO, meaning),
+    ])
 }
 
 /// A decimal string (DS) of at most 16 characters, as DICOM requires: the shortest exact form
@@ -296,7 +352,11 @@ fn ds(v: f64) -> String {
         .rev()
         .map(|decimals| {
             let s = format!("{v:.decimals$}");
-            if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s
+            }
         })
         .find(|s| s.len() <= 16)
         .unwrap_or_else(|| format!("{v:.9e}"))
@@ -366,7 +426,8 @@ mod tests {
     fn empty_segments_keep_one_frame() {
         let full = [0, 0, 1, 0, 0, 0, 1, 1];
         let empty = [0; 8];
-        let segments = [SegmentMask { label: "a".into(), mask: &full }, SegmentMask { label: "b".into(), mask: &empty }];
+        let segments =
+            [SegmentMask { label: "a".into(), mask: &full }, SegmentMask { label: "b".into(), mask: &empty }];
         assert_eq!(frames(&segments, 2), vec![(1, 1), (1, 3), (2, 0)]);
     }
 

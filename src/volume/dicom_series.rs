@@ -76,7 +76,12 @@ struct Header {
 }
 
 fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
-    obj.element_opt(tag).ok().flatten().and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string()).unwrap_or_default()
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn floats(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<Vec<f64>> {
@@ -105,11 +110,21 @@ fn read_file(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option
         return Ok(None);
     }
     if len > MAX_DICOM_FILE_BYTES {
-        return Err(VolumeError::TooManyBytes { path: file.to_path_buf(), what: "DICOM file (a fixed limit per file)", bytes: len, limit: MAX_DICOM_FILE_BYTES });
+        return Err(VolumeError::TooManyBytes {
+            path: file.to_path_buf(),
+            what: "DICOM file (a fixed limit per file)",
+            bytes: len,
+            limit: MAX_DICOM_FILE_BYTES,
+        });
     }
     *total += len;
     if *total > limits.max_bytes {
-        return Err(VolumeError::TooManyBytes { path: file.to_path_buf(), what: "DICOM files read so far (limit: RADSAM_MAX_VOLUME_BYTES)", bytes: *total, limit: limits.max_bytes });
+        return Err(VolumeError::TooManyBytes {
+            path: file.to_path_buf(),
+            what: "DICOM files read so far (limit: RADSAM_MAX_VOLUME_BYTES)",
+            bytes: *total,
+            limit: limits.max_bytes,
+        });
     }
     f.seek(SeekFrom::Start(0)).map_err(unreadable)?;
     let mut bytes = Vec::with_capacity(len as usize);
@@ -134,7 +149,10 @@ fn parse(bytes: &[u8], header_only: bool) -> Result<DefaultDicomObject, String> 
 /// a dropped slice at either end of a series would go unnoticed.
 fn read_header(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Header>, VolumeError> {
     let Some(bytes) = read_file(file, total, limits)? else { return Ok(None) };
-    let corrupt = |reason: String| VolumeError::Unreadable { path: file.to_path_buf(), reason: format!("corrupt DICOM file: {reason}") };
+    let corrupt = |reason: String| VolumeError::Unreadable {
+        path: file.to_path_buf(),
+        reason: format!("corrupt DICOM file: {reason}"),
+    };
     let obj = parse(&bytes, true).map_err(corrupt)?;
     let rows = uint(&obj, tags::ROWS).ok_or_else(|| corrupt("no Rows".into()))?;
     let columns = uint(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns".into()))?;
@@ -157,8 +175,10 @@ fn read_header(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Opti
 /// refused (it could lead anywhere, or loop); links to files are listed and, like every file,
 /// read only if they resolve to a regular file.
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), VolumeError> {
-    let unreadable = |path: &Path, e: std::io::Error| VolumeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()).map_err(|e| unreadable(dir, e))?;
+    let unreadable =
+        |path: &Path, e: std::io::Error| VolumeError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()).map_err(|e| unreadable(dir, e))?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
@@ -166,7 +186,10 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), VolumeError> {
         if kind.is_dir() {
             files_under(&p, out)?;
         } else if kind.is_symlink() && p.is_dir() {
-            return Err(VolumeError::Unreadable { path: p, reason: "a symbolic link to a folder: only real sub-folders of a series folder are read".into() });
+            return Err(VolumeError::Unreadable {
+                path: p,
+                reason: "a symbolic link to a folder: only real sub-folders of a series folder are read".into(),
+            });
         } else if p.file_name().is_some_and(|n| n != "DICOMDIR") {
             out.push(p);
         }
@@ -203,30 +226,64 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     for h in headers {
         by_series.entry(h.series_uid.clone()).or_default().push(h);
     }
-    let describe = |uid: &String, hs: &Vec<Header>| format!("{uid} ({}, {}, {} files)", hs[0].modality, if hs[0].series_description.is_empty() { "no description" } else { &hs[0].series_description }, hs.len());
+    let describe = |uid: &String, hs: &Vec<Header>| {
+        format!(
+            "{uid} ({}, {}, {} files)",
+            hs[0].modality,
+            if hs[0].series_description.is_empty() { "no description" } else { &hs[0].series_description },
+            hs.len()
+        )
+    };
     let listing: Vec<String> = by_series.iter().map(|(u, h)| describe(u, h)).collect();
     let mut series = match series_uid {
-        Some(uid) => by_series.remove(uid).ok_or_else(|| VolumeError::SeriesNotFound { path: path.clone(), uid: uid.to_string(), present: listing.clone() })?,
+        Some(uid) => by_series.remove(uid).ok_or_else(|| VolumeError::SeriesNotFound {
+            path: path.clone(),
+            uid: uid.to_string(),
+            present: listing.clone(),
+        })?,
         None if by_series.len() == 1 => by_series.into_values().next().unwrap(),
         None => return Err(VolumeError::MultipleSeries { path, series: listing }),
     };
 
     let first = &series[0];
     if first.modality != "CT" {
-        return Err(VolumeError::NotCt { path, modality: if first.modality.is_empty() { "missing".into() } else { first.modality.clone() } });
+        return Err(VolumeError::NotCt {
+            path,
+            modality: if first.modality.is_empty() { "missing".into() } else { first.modality.clone() },
+        });
     }
     let inconsistent = |reason: String| VolumeError::InconsistentSeries { path: path.clone(), reason };
     if let Some(h) = series.iter().find(|h| h.frames > 1) {
-        return Err(inconsistent(format!("{} is a multi-frame image ({} frames); only single-frame CT series are supported", h.file.display(), h.frames)));
+        return Err(inconsistent(format!(
+            "{} is a multi-frame image ({} frames); only single-frame CT series are supported",
+            h.file.display(),
+            h.frames
+        )));
     }
     let (rows, cols) = (first.rows, first.columns);
-    let orientation = first.orientation.clone().filter(|o| o.len() == 6).ok_or_else(|| inconsistent(format!("{}: no ImageOrientationPatient", first.file.display())))?;
-    let spacing_rc = first.pixel_spacing.clone().filter(|s| s.len() == 2).ok_or_else(|| inconsistent(format!("{}: no PixelSpacing", first.file.display())))?;
+    let orientation = first
+        .orientation
+        .clone()
+        .filter(|o| o.len() == 6)
+        .ok_or_else(|| inconsistent(format!("{}: no ImageOrientationPatient", first.file.display())))?;
+    let spacing_rc = first
+        .pixel_spacing
+        .clone()
+        .filter(|s| s.len() == 2)
+        .ok_or_else(|| inconsistent(format!("{}: no PixelSpacing", first.file.display())))?;
     for h in &series {
         if h.rows != rows || h.columns != cols {
-            return Err(inconsistent(format!("{} is {}x{}, {} is {rows}x{cols}", h.file.display(), h.columns, h.rows, first.file.display())));
+            return Err(inconsistent(format!(
+                "{} is {}x{}, {} is {rows}x{cols}",
+                h.file.display(),
+                h.columns,
+                h.rows,
+                first.file.display()
+            )));
         }
-        let same = |a: &Option<Vec<f64>>, b: &[f64]| a.as_ref().is_some_and(|a| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4));
+        let same = |a: &Option<Vec<f64>>, b: &[f64]| {
+            a.as_ref().is_some_and(|a| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4))
+        };
         if !same(&h.orientation, &orientation) {
             return Err(inconsistent(format!("{} has another ImageOrientationPatient", h.file.display())));
         }
@@ -247,9 +304,15 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
         return Err(bad_geometry(format!("ImageOrientationPatient {orientation:?} is not two independent directions")));
     }
     if let Some(h) = series.iter().find(|h| h.position.as_ref().unwrap().iter().any(|v| !v.is_finite())) {
-        return Err(bad_geometry(format!("{}: ImagePositionPatient {:?} is not finite", h.file.display(), h.position.as_ref().unwrap())));
+        return Err(bad_geometry(format!(
+            "{}: ImagePositionPatient {:?} is not finite",
+            h.file.display(),
+            h.position.as_ref().unwrap()
+        )));
     }
-    series.sort_by(|a, b| dot(normal, a.position.as_ref().unwrap()).total_cmp(&dot(normal, b.position.as_ref().unwrap())));
+    series.sort_by(|a, b| {
+        dot(normal, a.position.as_ref().unwrap()).total_cmp(&dot(normal, b.position.as_ref().unwrap()))
+    });
     let depth: Vec<f64> = series.iter().map(|h| dot(normal, h.position.as_ref().unwrap())).collect();
 
     let n = series.len();
@@ -258,7 +321,12 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
         return Err(VolumeError::TooLarge { path, voxels, limit: limits.max_voxels });
     }
     if rows as u64 * cols as u64 > MAX_DICOM_PLANE_PIXELS {
-        return Err(VolumeError::TooLargeSlice { path, rows: rows as u64, cols: cols as u64, limit: MAX_DICOM_PLANE_PIXELS });
+        return Err(VolumeError::TooLargeSlice {
+            path,
+            rows: rows as u64,
+            cols: cols as u64,
+            limit: MAX_DICOM_PLANE_PIXELS,
+        });
     }
     let slice_spacing = check_gaps(&depth, &path)?;
     // Spacing and the affine (below) are known from the headers: checked before any decoding.
@@ -296,13 +364,17 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     let mut info = DicomSeries::default();
     let mut total_bytes = 0u64;
     for (k, h) in series.iter().enumerate() {
-        let bytes = read_file(&h.file, &mut total_bytes, limits)?.ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
+        let bytes = read_file(&h.file, &mut total_bytes, limits)?
+            .ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
         let obj = parse(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
         drop(bytes);
         let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
         let unsupported = || {
             use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
-            let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(&ts).map(|t| t.name().to_string()).unwrap_or_else(|| "unknown".into());
+            let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+                .get(&ts)
+                .map(|t| t.name().to_string())
+                .unwrap_or_else(|| "unknown".into());
             VolumeError::UnsupportedTransferSyntax { path: h.file.clone(), uid: ts.clone(), name }
         };
         // dicom-rs 0.8 decoders can panic on corrupt compressed data (an index out of bounds in
@@ -317,10 +389,16 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
                 .map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })
         };
         let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
-            Err(VolumeError::Unreadable { path: h.file.clone(), reason: format!("the {ts} pixel decoder failed on corrupt pixel data") })
+            Err(VolumeError::Unreadable {
+                path: h.file.clone(),
+                reason: format!("the {ts} pixel decoder failed on corrupt pixel data"),
+            })
         })?;
         if stored.len() != (rows * cols) as usize {
-            return Err(VolumeError::Dimensions { path: h.file.clone(), reason: format!("{} pixels decoded, Rows x Columns = {}", stored.len(), rows * cols) });
+            return Err(VolumeError::Dimensions {
+                path: h.file.clone(),
+                reason: format!("{} pixels decoded, Rows x Columns = {}", stored.len(), rows * cols),
+            });
         }
         let slope = floats(&obj, tags::RESCALE_SLOPE).and_then(|v| v.first().copied()).unwrap_or(1.0);
         let intercept = floats(&obj, tags::RESCALE_INTERCEPT).and_then(|v| v.first().copied()).unwrap_or(0.0);
@@ -330,7 +408,9 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
                 study_instance_uid: text(&obj, tags::STUDY_INSTANCE_UID),
                 series_instance_uid: h.series_uid.clone(),
                 frame_of_reference_uid: text(&obj, tags::FRAME_OF_REFERENCE_UID),
-                sop_class_uid: Some(text(&obj, tags::SOP_CLASS_UID)).filter(|u| !u.is_empty()).unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
+                sop_class_uid: Some(text(&obj, tags::SOP_CLASS_UID))
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
                 patient_name: text(&obj, tags::PATIENT_NAME),
                 patient_id: text(&obj, tags::PATIENT_ID),
                 patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
@@ -350,7 +430,9 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
             };
         }
         // Anonymisers sometimes empty SOPInstanceUID but keep the file meta's copy.
-        let sop_uid = Some(text(&obj, tags::SOP_INSTANCE_UID)).filter(|u| !u.is_empty()).unwrap_or_else(|| obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string());
+        let sop_uid = Some(text(&obj, tags::SOP_INSTANCE_UID))
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string());
         info.sop_instance_uids.push(sop_uid);
         let p = h.position.as_ref().unwrap();
         info.image_positions.push([p[0], p[1], p[2]]);
@@ -384,9 +466,21 @@ fn check_gaps(depth: &[f64], path: &Path) -> Result<Option<f64>, VolumeError> {
         if (g - median).abs() > 0.1 * median {
             let ratio = g / median;
             return Err(if (ratio - ratio.round()).abs() < 0.1 && ratio.round() >= 2.0 {
-                bad(format!("{} slice(s) missing between positions {:.2} and {:.2} mm (spacing {:.3} mm)", ratio.round() as i64 - 1, depth[i], depth[i + 1], median))
+                bad(format!(
+                    "{} slice(s) missing between positions {:.2} and {:.2} mm (spacing {:.3} mm)",
+                    ratio.round() as i64 - 1,
+                    depth[i],
+                    depth[i + 1],
+                    median
+                ))
             } else {
-                bad(format!("spacing {:.3} mm between positions {:.2} and {:.2} mm, {:.3} mm elsewhere", g, depth[i], depth[i + 1], median))
+                bad(format!(
+                    "spacing {:.3} mm between positions {:.2} and {:.2} mm, {:.3} mm elsewhere",
+                    g,
+                    depth[i],
+                    depth[i + 1],
+                    median
+                ))
             });
         }
     }

@@ -20,7 +20,9 @@ pub enum VolumeError {
     TooManyBytes { path: PathBuf, what: &'static str, bytes: u64, limit: u64 },
     #[error("{path}: a slice of {rows} x {cols} pixels exceeds the limit of {limit} pixels per slice")]
     TooLargeSlice { path: PathBuf, rows: u64, cols: u64, limit: u64 },
-    #[error("{path}: a slice of {rows} x {cols} pixels is too small to segment (each side needs at least {min} pixels)")]
+    #[error(
+        "{path}: a slice of {rows} x {cols} pixels is too small to segment (each side needs at least {min} pixels)"
+    )]
     TooSmall { path: PathBuf, rows: usize, cols: usize, min: usize },
     #[error("{path}: bad geometry: {reason}")]
     BadGeometry { path: PathBuf, reason: String },
@@ -108,6 +110,9 @@ impl Default for ReadLimits {
             },
             _ => default,
         };
-        Self { max_voxels: var("RADSAM_MAX_VOXELS", DEFAULT_MAX_VOXELS), max_bytes: var("RADSAM_MAX_VOLUME_BYTES", DEFAULT_MAX_VOLUME_BYTES) }
+        Self {
+            max_voxels: var("RADSAM_MAX_VOXELS", DEFAULT_MAX_VOXELS),
+            max_bytes: var("RADSAM_MAX_VOLUME_BYTES", DEFAULT_MAX_VOLUME_BYTES),
+        }
     }
 }

@@ -26,7 +26,9 @@ fn unreadable(path: &Path, reason: impl Into<String>) -> VolumeError {
 /// Opens `path` for reading if it is a regular file (after following symlinks); anything else
 /// (folder, FIFO, device, socket) is `VOLUME_UNREADABLE` naming the file.
 pub fn open_regular(path: &Path) -> Result<File, VolumeError> {
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| match e.kind() {
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| match e
+        .kind()
+    {
         std::io::ErrorKind::NotFound => VolumeError::NotFound { path: path.to_path_buf() },
         _ => unreadable(path, e.to_string()),
     })?;
@@ -63,7 +65,9 @@ pub fn check_plane(grid: &Grid, path: &Path) -> Result<(), VolumeError> {
     if rows.max(cols) > MAX_PLANE_ASPECT * rows.min(cols) {
         return Err(VolumeError::BadGeometry {
             path: path.to_path_buf(),
-            reason: format!("a slice of {rows} x {cols} pixels: one side is more than {MAX_PLANE_ASPECT} times the other"),
+            reason: format!(
+                "a slice of {rows} x {cols} pixels: one side is more than {MAX_PLANE_ASPECT} times the other"
+            ),
         });
     }
     Ok(())
@@ -80,12 +84,15 @@ pub fn check_affine(affine: &[[f64; 4]; 4], path: &Path) -> Result<(), VolumeErr
     let col = |c: usize| [affine[0][c], affine[1][c], affine[2][c]];
     let norm = |v: [f64; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
     let (a, b, c) = (col(0), col(1), col(2));
-    let det = a[0] * (b[1] * c[2] - b[2] * c[1]) - b[0] * (a[1] * c[2] - a[2] * c[1]) + c[0] * (a[1] * b[2] - a[2] * b[1]);
+    let det =
+        a[0] * (b[1] * c[2] - b[2] * c[1]) - b[0] * (a[1] * c[2] - a[2] * c[1]) + c[0] * (a[1] * b[2] - a[2] * b[1]);
     let scale = norm(a) * norm(b) * norm(c);
     // |det| / product of the axis lengths is 1 for perpendicular axes and 0 for a flat grid;
     // 1e-3 allows any real obliquity or shear.
     if scale == 0.0 || (det / scale).abs() < 1e-3 {
-        return Err(bad(format!("the voxel-to-world affine is singular (axes of zero length or parallel): {affine:?}")));
+        return Err(bad(format!(
+            "the voxel-to-world affine is singular (axes of zero length or parallel): {affine:?}"
+        )));
     }
     Ok(())
 }

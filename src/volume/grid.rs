@@ -99,7 +99,11 @@ pub fn superior_inferior_axis(affine: &[[f64; 4]; 4]) -> usize {
     let si = |a: usize| {
         let col = [affine[0][a], affine[1][a], affine[2][a]];
         let norm = (col[0] * col[0] + col[1] * col[1] + col[2] * col[2]).sqrt();
-        if norm > 0.0 { col[2].abs() / norm } else { 0.0 }
+        if norm > 0.0 {
+            col[2].abs() / norm
+        } else {
+            0.0
+        }
     };
     (0..3).rev().max_by(|&a, &b| si(a).total_cmp(&si(b))).unwrap_or(2)
 }

@@ -2,8 +2,8 @@
 //! the input's own grid, its spacing and RAS affine), NIfTI masks written back on that grid,
 //! preprocessing to the model's input and back. See grid.rs for the slicing convention.
 
-mod dicom_seg;
 mod dicom_guard;
+mod dicom_seg;
 mod dicom_series;
 mod error;
 mod files;
@@ -51,7 +51,13 @@ impl Volume {
     /// A volume built in memory; the slice axis follows the affine.
     pub fn synthetic(data: Vec<f32>, dims: [usize; 3], spacing: [f64; 3], affine: [[f64; 4]; 4]) -> Self {
         assert_eq!(data.len(), dims.iter().product::<usize>(), "data length");
-        Self { data, grid: Grid::new(dims, superior_inferior_axis(&affine)), spacing, affine, source: Source::Synthetic }
+        Self {
+            data,
+            grid: Grid::new(dims, superior_inferior_axis(&affine)),
+            spacing,
+            affine,
+            source: Source::Synthetic,
+        }
     }
 
     /// Reads a NIfTI file (.nii, .nii.gz) or a folder of DICOM files (one CT series; with several

@@ -55,12 +55,19 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
     let mut magic = [0u8; 2];
     let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
     file.seek(SeekFrom::Start(0)).map_err(|e| io_error(path, e))?;
-    let mut reader: Box<dyn Read> = if gz { Box::new(MultiGzDecoder::new(std::io::BufReader::new(file))) } else { Box::new(std::io::BufReader::new(file)) };
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(MultiGzDecoder::new(std::io::BufReader::new(file)))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
     let unreadable = |reason: String| VolumeError::Unreadable { path: path.to_path_buf(), reason };
 
     let head = read_up_to(&mut reader, HEADER_BYTES, path)?;
     if head.len() < HEADER_BYTES {
-        return Err(VolumeError::Truncated { path: path.to_path_buf(), reason: format!("{} of the 348 header bytes", head.len()) });
+        return Err(VolumeError::Truncated {
+            path: path.to_path_buf(),
+            reason: format!("{} of the 348 header bytes", head.len()),
+        });
     }
     let header = NiftiHeader::from_reader(Cursor::new(&head)).map_err(|e| unreadable(e.to_string()))?;
     if &header.magic[..3] != b"n+1" {
@@ -79,10 +86,16 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
         return Err(VolumeError::BadSpacing { path: path.to_path_buf(), spacing: spacing.to_vec() });
     }
     let datatype = header.data_type().map_err(|e| unreadable(e.to_string()))?;
-    let bpv = bytes_per_voxel(datatype).ok_or_else(|| unreadable(format!("data type {datatype:?} is not a scalar image type")))?;
+    let bpv = bytes_per_voxel(datatype)
+        .ok_or_else(|| unreadable(format!("data type {datatype:?} is not a scalar image type")))?;
     let needed = voxels * bpv as u64;
     if needed > limits.max_bytes {
-        return Err(VolumeError::TooManyBytes { path: path.to_path_buf(), what: "voxel data (limit: RADSAM_MAX_VOLUME_BYTES)", bytes: needed, limit: limits.max_bytes });
+        return Err(VolumeError::TooManyBytes {
+            path: path.to_path_buf(),
+            what: "voxel data (limit: RADSAM_MAX_VOLUME_BYTES)",
+            bytes: needed,
+            limit: limits.max_bytes,
+        });
     }
     let affine = header_affine(&header);
     check_affine(&affine, path)?;
@@ -94,7 +107,10 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
     }
     let skipped = read_up_to(&mut reader, vox_offset - HEADER_BYTES, path)?;
     if skipped.len() < vox_offset - HEADER_BYTES {
-        return Err(VolumeError::Dimensions { path: path.to_path_buf(), reason: format!("the file ends at byte {} of the header's extensions", HEADER_BYTES + skipped.len()) });
+        return Err(VolumeError::Dimensions {
+            path: path.to_path_buf(),
+            reason: format!("the file ends at byte {} of the header's extensions", HEADER_BYTES + skipped.len()),
+        });
     }
     // The data, inflated a chunk at a time straight into the f32 voxels: never more than the
     // announced bytes are inflated, and no whole copy of the raw bytes is held beside the voxels.
@@ -108,7 +124,9 @@ pub fn read_nifti_with_limits(path: &Path, limits: &ReadLimits) -> Result<Volume
         if raw.is_empty() {
             return Err(VolumeError::Dimensions {
                 path: path.to_path_buf(),
-                reason: format!("the header announces {grid_dims:?} voxels of {datatype:?} ({needed} bytes), the file holds {read}"),
+                reason: format!(
+                    "the header announces {grid_dims:?} voxels of {datatype:?} ({needed} bytes), the file holds {read}"
+                ),
             });
         }
         read += raw.len() as u64;
@@ -228,12 +246,19 @@ fn grid_header(volume: &Volume) -> NiftiHeader {
 }
 
 /// Writes to a temporary name beside `path`, then renames: never a half-written file at `path`.
-fn write_atomically<T: nifti::DataElement + bytemuck::Pod>(path: &Path, header: &NiftiHeader, array: &ndarray::Array3<T>) -> Result<(), VolumeError> {
+fn write_atomically<T: nifti::DataElement + bytemuck::Pod>(
+    path: &Path,
+    header: &NiftiHeader,
+    array: &ndarray::Array3<T>,
+) -> Result<(), VolumeError> {
     let unwritable = |reason: String| VolumeError::Unwritable { path: path.to_path_buf(), reason };
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| unwritable("no file name".into()))?;
     // Same extension as the target (the writer picks compression from it), hidden name.
     let tmp: PathBuf = path.with_file_name(format!(".partial-{}-{name}", std::process::id()));
-    let result = nifti::writer::WriterOptions::new(&tmp).reference_header(header).write_nifti(array).map_err(|e| unwritable(e.to_string()));
+    let result = nifti::writer::WriterOptions::new(&tmp)
+        .reference_header(header)
+        .write_nifti(array)
+        .map_err(|e| unwritable(e.to_string()));
     let result = result.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| unwritable(e.to_string())));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -248,7 +273,10 @@ fn to_array<T: Clone>(values: Vec<T>, dims: [usize; 3]) -> ndarray::Array3<T> {
 /// Writes a uint8 mask (x-fastest, on `reference`'s grid) with the reference's grid and affine.
 pub fn write_mask_nifti(path: &Path, reference: &Volume, mask: &[u8]) -> Result<(), VolumeError> {
     if mask.len() != reference.grid.len() {
-        return Err(VolumeError::Unwritable { path: path.to_path_buf(), reason: format!("mask has {} voxels, the volume {}", mask.len(), reference.grid.len()) });
+        return Err(VolumeError::Unwritable {
+            path: path.to_path_buf(),
+            reason: format!("mask has {} voxels, the volume {}", mask.len(), reference.grid.len()),
+        });
     }
     let mut header = grid_header(reference);
     header.scl_slope = 1.0;
@@ -269,7 +297,11 @@ pub fn write_nifti(path: &Path, volume: &Volume) -> Result<(), VolumeError> {
     let stored = |v: f32| if scaled { (v as f64 - inter) / slope } else { v as f64 };
     macro_rules! write_as {
         ($t:ty) => {
-            write_atomically(path, &header, &to_array(volume.data.iter().map(|&v| stored(v).round() as $t).collect::<Vec<$t>>(), dims))
+            write_atomically(
+                path,
+                &header,
+                &to_array(volume.data.iter().map(|&v| stored(v).round() as $t).collect::<Vec<$t>>(), dims),
+            )
         };
     }
     match (&volume.source, header.data_type()) {
@@ -281,9 +313,11 @@ pub fn write_nifti(path: &Path, volume: &Volume) -> Result<(), VolumeError> {
         (Source::Nifti(_), Ok(NiftiType::Uint32)) => write_as!(u32),
         (Source::Nifti(_), Ok(NiftiType::Int64)) => write_as!(i64),
         (Source::Nifti(_), Ok(NiftiType::Uint64)) => write_as!(u64),
-        (Source::Nifti(_), Ok(NiftiType::Float64)) => {
-            write_atomically(path, &header, &to_array(volume.data.iter().map(|&v| stored(v)).collect::<Vec<f64>>(), dims))
-        }
+        (Source::Nifti(_), Ok(NiftiType::Float64)) => write_atomically(
+            path,
+            &header,
+            &to_array(volume.data.iter().map(|&v| stored(v)).collect::<Vec<f64>>(), dims),
+        ),
         _ => {
             let mut header = header;
             header.datatype = NiftiType::Float32 as i16;

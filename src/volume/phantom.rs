@@ -19,8 +19,14 @@ const KIDNEY_LEFT: u8 = 3;
 const KIDNEY_RIGHT: u8 = 4;
 const AORTA: u8 = 5;
 const VERTEBRA: u8 = 6;
-const CLASSES: [(u8, &str); 6] =
-    [(LIVER, "liver"), (SPLEEN, "spleen"), (KIDNEY_LEFT, "kidney_left"), (KIDNEY_RIGHT, "kidney_right"), (AORTA, "aorta"), (VERTEBRA, "vertebra")];
+const CLASSES: [(u8, &str); 6] = [
+    (LIVER, "liver"),
+    (SPLEEN, "spleen"),
+    (KIDNEY_LEFT, "kidney_left"),
+    (KIDNEY_RIGHT, "kidney_right"),
+    (AORTA, "aorta"),
+    (VERTEBRA, "vertebra"),
+];
 
 const AIR_HU: f64 = -1000.0;
 const GAS_HU: f64 = -900.0;
@@ -142,14 +148,28 @@ struct Nominal {
 const ORGANS: [Nominal; 6] = [
     Nominal {
         label: VERTEBRA,
-        blob: Blob { centre: [0.0, 45.0, 0.0], semi: [21.0, 17.0, 102.0], ends: TUBE, tilt: 0.0, drift: [0.0, 0.0], lobe: 0.03 },
+        blob: Blob {
+            centre: [0.0, 45.0, 0.0],
+            semi: [21.0, 17.0, 102.0],
+            ends: TUBE,
+            tilt: 0.0,
+            drift: [0.0, 0.0],
+            lobe: 0.03,
+        },
         hu: 250.0,
         rim: Some((3.0, 700.0)),
         halo_mm: 0.0,
     },
     Nominal {
         label: AORTA,
-        blob: Blob { centre: [10.0, 15.0, 0.0], semi: [11.0, 11.0, 95.0], ends: TUBE, tilt: 0.0, drift: [0.0, 0.0], lobe: 0.03 },
+        blob: Blob {
+            centre: [10.0, 15.0, 0.0],
+            semi: [11.0, 11.0, 95.0],
+            ends: TUBE,
+            tilt: 0.0,
+            drift: [0.0, 0.0],
+            lobe: 0.03,
+        },
         hu: 180.0,
         rim: None,
         halo_mm: 2.0,
@@ -157,28 +177,56 @@ const ORGANS: [Nominal; 6] = [
     // Kidneys: lower poles lateral, hila facing anteromedially, the right one lower.
     Nominal {
         label: KIDNEY_LEFT,
-        blob: Blob { centre: [68.0, 48.0, -10.0], semi: [26.0, 32.0, 55.0], ends: ELLIPSOID, tilt: -0.5, drift: [-0.2, 0.0], lobe: 0.12 },
+        blob: Blob {
+            centre: [68.0, 48.0, -10.0],
+            semi: [26.0, 32.0, 55.0],
+            ends: ELLIPSOID,
+            tilt: -0.5,
+            drift: [-0.2, 0.0],
+            lobe: 0.12,
+        },
         hu: 22.0,
         rim: Some((6.0, 42.0)),
         halo_mm: 7.0,
     },
     Nominal {
         label: KIDNEY_RIGHT,
-        blob: Blob { centre: [-68.0, 48.0, -25.0], semi: [26.0, 32.0, 55.0], ends: ELLIPSOID, tilt: 0.5, drift: [0.2, 0.0], lobe: 0.12 },
+        blob: Blob {
+            centre: [-68.0, 48.0, -25.0],
+            semi: [26.0, 32.0, 55.0],
+            ends: ELLIPSOID,
+            tilt: 0.5,
+            drift: [0.2, 0.0],
+            lobe: 0.12,
+        },
         hu: 22.0,
         rim: Some((6.0, 42.0)),
         halo_mm: 7.0,
     },
     Nominal {
         label: SPLEEN,
-        blob: Blob { centre: [78.0, 30.0, 35.0], semi: [30.0, 50.0, 48.0], ends: ELLIPSOID, tilt: -0.6, drift: [0.0, 0.0], lobe: 0.15 },
+        blob: Blob {
+            centre: [78.0, 30.0, 35.0],
+            semi: [30.0, 50.0, 48.0],
+            ends: ELLIPSOID,
+            tilt: -0.6,
+            drift: [0.0, 0.0],
+            lobe: 0.15,
+        },
         hu: 50.0,
         rim: None,
         halo_mm: 3.0,
     },
     Nominal {
         label: LIVER,
-        blob: Blob { centre: [-58.0, -5.0, 20.0], semi: [74.0, 72.0, 78.0], ends: ELLIPSOID, tilt: 0.2, drift: [0.0, 0.0], lobe: 0.2 },
+        blob: Blob {
+            centre: [-58.0, -5.0, 20.0],
+            semi: [74.0, 72.0, 78.0],
+            ends: ELLIPSOID,
+            tilt: 0.2,
+            drift: [0.0, 0.0],
+            lobe: 0.2,
+        },
         hu: 60.0,
         rim: None,
         halo_mm: 0.0,
@@ -216,7 +264,12 @@ impl Shape {
         let centre_z = (blob.centre[2] + rng.range(-8.0, 8.0)).clamp(semi_z - Z_LIMIT, Z_LIMIT - semi_z);
         let tilt = blob.tilt + rng.range(-0.15, 0.15);
         let lobes = (1..=3)
-            .map(|order| Lobe { order: order as f64, amp: rng.range(0.0, blob.lobe) / order as f64, phase: rng.range(0.0, TAU), twist: rng.range(-0.02, 0.02) })
+            .map(|order| Lobe {
+                order: order as f64,
+                amp: rng.range(0.0, blob.lobe) / order as f64,
+                phase: rng.range(0.0, TAU),
+                twist: rng.range(-0.02, 0.02),
+            })
             .collect();
         Shape {
             centre: [blob.centre[0] + rng.range(-6.0, 6.0), blob.centre[1] + rng.range(-6.0, 6.0), centre_z],
@@ -247,7 +300,8 @@ impl Shape {
             return f64::INFINITY;
         }
         let angle = y.atan2(x);
-        let outline = 1.0 + self.lobes.iter().map(|l| l.amp * (l.order * angle + l.phase + l.twist * dz).cos()).sum::<f64>();
+        let outline =
+            1.0 + self.lobes.iter().map(|l| l.amp * (l.order * angle + l.phase + l.twist * dz).cos()).sum::<f64>();
         du.hypot(dv) * (outline / rho - 1.0)
     }
 }
@@ -285,7 +339,14 @@ impl Anatomy {
             ends: ELLIPSOID,
             tilt: (1.0, 0.0),
             drift: [0.0, 0.0],
-            lobes: (2..=3).map(|order| Lobe { order: order as f64, amp: rng.range(0.0, 0.03), phase: rng.range(0.0, TAU), twist: rng.range(-0.01, 0.01) }).collect(),
+            lobes: (2..=3)
+                .map(|order| Lobe {
+                    order: order as f64,
+                    amp: rng.range(0.0, 0.03),
+                    phase: rng.range(0.0, TAU),
+                    twist: rng.range(-0.01, 0.01),
+                })
+                .collect(),
         };
         let fat_mm = rng.range(10.0, 22.0);
         let organs = ORGANS.iter().map(|nominal| Organ { nominal, shape: Shape::sample(rng, &nominal.blob) }).collect();
@@ -369,7 +430,11 @@ mod tests {
         let [nx, ny, _] = p.volume.dims();
         let is = |i: usize, di: isize, dj: isize| {
             let (x, y) = ((i % nx) as isize + di, (i / nx % ny) as isize + dj);
-            x >= 0 && y >= 0 && x < nx as isize && y < ny as isize && p.labels[(i as isize + di + dj * nx as isize) as usize] == label
+            x >= 0
+                && y >= 0
+                && x < nx as isize
+                && y < ny as isize
+                && p.labels[(i as isize + di + dj * nx as isize) as usize] == label
         };
         voxels(p, label).into_iter().filter(|&i| (-r..=r).all(|dj| (-r..=r).all(|di| is(i, di, dj)))).collect()
     }
@@ -396,13 +461,26 @@ mod tests {
             let ml = |label| voxels(&p, label).len() as f64 * p.volume.voxel_ml();
             // Adult ranges, a little wide; over seeds 0..40 the phantom gives liver 1080..1680 mL,
             // spleen 120..240, kidneys 100..220, aorta 55..80, vertebral column 180..260.
-            let plausible = [(LIVER, 900.0, 2200.0), (SPLEEN, 80.0, 350.0), (KIDNEY_LEFT, 70.0, 300.0), (KIDNEY_RIGHT, 70.0, 300.0), (AORTA, 35.0, 120.0), (VERTEBRA, 120.0, 350.0)];
+            let plausible = [
+                (LIVER, 900.0, 2200.0),
+                (SPLEEN, 80.0, 350.0),
+                (KIDNEY_LEFT, 70.0, 300.0),
+                (KIDNEY_RIGHT, 70.0, 300.0),
+                (AORTA, 35.0, 120.0),
+                (VERTEBRA, 120.0, 350.0),
+            ];
             for (label, lo, hi) in plausible {
-                assert!((lo..=hi).contains(&ml(label)), "seed {seed}: class {label} has {:.0} mL, expected {lo}..{hi}", ml(label));
+                assert!(
+                    (lo..=hi).contains(&ml(label)),
+                    "seed {seed}: class {label} has {:.0} mL, expected {lo}..{hi}",
+                    ml(label)
+                );
             }
             // Radiological convention: the patient's right (liver, right kidney) on the image's left.
             let nx = p.volume.dims()[0];
-            let mean_column = |label| voxels(&p, label).iter().map(|&i| (i % nx) as f64).sum::<f64>() / voxels(&p, label).len() as f64;
+            let mean_column = |label| {
+                voxels(&p, label).iter().map(|&i| (i % nx) as f64).sum::<f64>() / voxels(&p, label).len() as f64
+            };
             let middle = nx as f64 / 2.0;
             assert!(mean_column(LIVER) < middle && mean_column(KIDNEY_RIGHT) < middle);
             assert!(mean_column(SPLEEN) > middle && mean_column(KIDNEY_LEFT) > middle);
@@ -413,7 +491,9 @@ mod tests {
     fn organs_have_their_nominal_hu() {
         let p = phantom();
         // Kidneys: medulla 22 HU in a 42 HU cortex, about 30 on average.
-        for (label, nominal) in [(LIVER, 60.0), (SPLEEN, 50.0), (KIDNEY_LEFT, 30.0), (KIDNEY_RIGHT, 30.0), (AORTA, 180.0)] {
+        for (label, nominal) in
+            [(LIVER, 60.0), (SPLEEN, 50.0), (KIDNEY_LEFT, 30.0), (KIDNEY_RIGHT, 30.0), (AORTA, 180.0)]
+        {
             let mean = mean_hu(p, &voxels(p, label));
             assert!((mean - nominal).abs() <= 25.0, "class {label}: mean {mean:.1} HU, nominal {nominal}");
         }

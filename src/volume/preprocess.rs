@@ -50,7 +50,8 @@ pub fn slices_to_input(hu: &Tensor, config: &ModelConfig) -> (Tensor, SliceGeome
     let x = match normalization {
         InputNormalization::UnitRange => x.contiguous(),
         InputNormalization::SamPixel => {
-            let mean = Tensor::from_slice(&SAM_PIXEL_MEAN).to_kind(Kind::Float).to_device(hu.device()).view([1, 3, 1, 1]);
+            let mean =
+                Tensor::from_slice(&SAM_PIXEL_MEAN).to_kind(Kind::Float).to_device(hu.device()).view([1, 3, 1, 1]);
             let std = Tensor::from_slice(&SAM_PIXEL_STD).to_kind(Kind::Float).to_device(hu.device()).view([1, 3, 1, 1]);
             (x * 255.0 - mean) / std
         }

@@ -6,7 +6,8 @@ use super::{Grid, Volume};
 /// Inverse of an affine (3x3 linear part + translation). None when singular.
 pub fn invert_affine(a: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
     let m = |r: usize, c: usize| a[r][c];
-    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0)) + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0))
+        + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
     if det.abs() < 1e-12 || !det.is_finite() {
         return None;
     }
@@ -42,7 +43,14 @@ pub fn resample_nearest(source: &Volume, target: &Volume, outside: f32) -> Vec<f
     resample_data(&source.data, source.grid, &source.affine, target.grid, &target.affine, outside)
 }
 
-pub fn resample_data(data: &[f32], grid: Grid, affine: &[[f64; 4]; 4], target_grid: Grid, target_affine: &[[f64; 4]; 4], outside: f32) -> Vec<f32> {
+pub fn resample_data(
+    data: &[f32],
+    grid: Grid,
+    affine: &[[f64; 4]; 4],
+    target_grid: Grid,
+    target_affine: &[[f64; 4]; 4],
+    outside: f32,
+) -> Vec<f32> {
     let Some(inv) = invert_affine(affine) else { return vec![outside; target_grid.len()] };
     let m = compose(&inv, target_affine);
     let [tx, ty, tz] = target_grid.dims;
@@ -88,7 +96,8 @@ mod tests {
     #[test]
     fn flipped_rows_map_exactly() {
         // The same 4x3x2 block stored with j running the other way (as dcm2niix writes DICOM).
-        let src = vol([4, 3, 2], [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]);
+        let src =
+            vol([4, 3, 2], [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]);
         let dst = vol([4, 3, 2], ID);
         let out = resample_nearest(&src, &dst, -1.0);
         for k in 0..2 {
@@ -104,7 +113,8 @@ mod tests {
     fn coarser_target_and_outside_voxels() {
         let src = vol([4, 4, 1], ID);
         // Target voxels 2 mm apart starting at -2 mm: the first column falls outside.
-        let dst = vol([3, 2, 1], [[2.0, 0.0, 0.0, -2.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]);
+        let dst =
+            vol([3, 2, 1], [[2.0, 0.0, 0.0, -2.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]);
         let out = resample_nearest(&src, &dst, -1.0);
         assert_eq!(out, vec![-1.0, 0.0, 2.0, -1.0, 8.0, 10.0]);
     }

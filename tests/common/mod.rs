@@ -23,7 +23,11 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size(), "shapes differ");
     let d = (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double)).abs().max().double_value(&[]);
     // A NaN anywhere must never read as "equal".
-    if d.is_nan() { f64::INFINITY } else { d }
+    if d.is_nan() {
+        f64::INFINITY
+    } else {
+        d
+    }
 }
 
 pub fn get<'a>(f: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {

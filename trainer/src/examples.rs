@@ -4,8 +4,8 @@
 //! its embedding cached (in memory as f16, and on disk so a resumed run does not encode again).
 
 use crate::augment::{random_view, Augmentation};
-use radsam::dataset::LabeledVolume;
 use indicatif::{ProgressBar, ProgressStyle};
+use radsam::dataset::LabeledVolume;
 use radsam::model::Sam;
 use radsam::rng::SplitMix64;
 use radsam::volume::preprocess::{slices_to_input, SliceGeometry};
@@ -73,7 +73,12 @@ fn objects(labels: &[u16], min_pixels: usize, allowed: &dyn Fn(u16) -> bool) -> 
 }
 
 /// Calls `keep_view` with every view of every slice that holds an object, and the view's HU.
-fn make_views(cases: &[LabeledVolume], settings: &ExampleSettings, input_size: i64, mut keep_view: impl FnMut(SliceView, Tensor)) -> usize {
+fn make_views(
+    cases: &[LabeledVolume],
+    settings: &ExampleSettings,
+    input_size: i64,
+    mut keep_view: impl FnMut(SliceView, Tensor),
+) -> usize {
     let mut count = 0;
     for (ci, case) in cases.iter().enumerate() {
         let grid = &case.volume.grid;
@@ -93,11 +98,16 @@ fn make_views(cases: &[LabeledVolume], settings: &ExampleSettings, input_size: i
                 } else {
                     // A view's randomness depends on (seed, case, slice, view) only.
                     let mut rng = SplitMix64(settings.seed ^ ((ci as u64) << 40) ^ ((s as u64) << 16) ^ v as u64);
-                    let to_t = |l: &Vec<u16>| Tensor::from_slice(&l.iter().map(|&x| x as i32).collect::<Vec<_>>()).view([rows as i64, cols as i64]);
+                    let to_t = |l: &Vec<u16>| {
+                        Tensor::from_slice(&l.iter().map(|&x| x as i32).collect::<Vec<_>>())
+                            .view([rows as i64, cols as i64])
+                    };
                     let mut planes = vec![to_t(&labels)];
                     planes.extend(neighbours.iter().flatten().map(to_t));
                     let (hu_v, moved) = random_view(&hu, &planes, &settings.augmentation, &mut rng);
-                    let back = |t: &Tensor| -> Vec<u16> { Vec::<i32>::try_from(t.flatten(0, -1)).expect("ids").into_iter().map(|x| x as u16).collect() };
+                    let back = |t: &Tensor| -> Vec<u16> {
+                        Vec::<i32>::try_from(t.flatten(0, -1)).expect("ids").into_iter().map(|x| x as u16).collect()
+                    };
                     let mut it = moved.iter().map(back);
                     let labels_v = it.next().expect("labels");
                     let below = neighbours[0].as_ref().and_then(|_| it.next());
@@ -109,7 +119,10 @@ fn make_views(cases: &[LabeledVolume], settings: &ExampleSettings, input_size: i
                     continue;
                 }
                 let geometry = SliceGeometry::new(rows as i64, cols as i64, input_size);
-                keep_view(SliceView { case: ci, slice: s, view: v, geometry, labels: labels_v, neighbours: neighbours_v }, hu_v);
+                keep_view(
+                    SliceView { case: ci, slice: s, view: v, geometry, labels: labels_v, neighbours: neighbours_v },
+                    hu_v,
+                );
                 count += 1;
             }
         }
@@ -121,7 +134,8 @@ fn make_views(cases: &[LabeledVolume], settings: &ExampleSettings, input_size: i
 /// and the view settings.
 fn cache_key(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings) -> String {
     let mut h = Sha256::new();
-    let mut encoder: Vec<(String, Tensor)> = sam.var_store().variables().into_iter().filter(|(n, _)| n.starts_with("image_encoder.")).collect();
+    let mut encoder: Vec<(String, Tensor)> =
+        sam.var_store().variables().into_iter().filter(|(n, _)| n.starts_with("image_encoder.")).collect();
     encoder.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in encoder {
         h.update(name.as_bytes());
@@ -134,7 +148,15 @@ fn cache_key(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings) -> 
         h.update(c.name.as_bytes());
         h.update(bytemuck_u16(&c.labels));
         h.update(c.volume.data.len().to_le_bytes());
-        h.update(c.volume.data.iter().step_by(997).map(|v| v.to_bits()).fold(0u64, |a, b| a.rotate_left(5) ^ b as u64).to_le_bytes());
+        h.update(
+            c.volume
+                .data
+                .iter()
+                .step_by(997)
+                .map(|v| v.to_bits())
+                .fold(0u64, |a, b| a.rotate_left(5) ^ b as u64)
+                .to_le_bytes(),
+        );
     }
     h.update(serde_json::to_string(settings).expect("settings").as_bytes());
     h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -146,7 +168,14 @@ fn bytemuck_u16(v: &[u16]) -> Vec<u8> {
 
 /// Builds the example set. `frozen`: embeddings cached (under `cache_dir` when given); otherwise the
 /// views' preprocessed inputs are kept for the encoder to run on at every step.
-pub fn build(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings, frozen: bool, cache_dir: Option<&Path>, batch: usize) -> anyhow::Result<ExampleSet> {
+pub fn build(
+    sam: &Sam,
+    cases: &[LabeledVolume],
+    settings: &ExampleSettings,
+    frozen: bool,
+    cache_dir: Option<&Path>,
+    batch: usize,
+) -> anyhow::Result<ExampleSet> {
     let device = sam.device();
     let size = sam.config.image_size;
     let mut views = Vec::new();
@@ -156,10 +185,18 @@ pub fn build(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings, fro
         views.push(view);
         pending.push(input.to_kind(Kind::Half));
     });
-    let cache: Option<PathBuf> = cache_dir.map(|d| d.join(format!("embeddings-{}.safetensors", cache_key(sam, cases, settings))));
+    let cache: Option<PathBuf> =
+        cache_dir.map(|d| d.join(format!("embeddings-{}.safetensors", cache_key(sam, cases, settings))));
     let inputs = if !frozen {
         ViewInputs::Images(Tensor::cat(&pending, 0))
-    } else if let Some(t) = cache.as_ref().filter(|p| p.exists()).and_then(|p| Tensor::read_safetensors(p).ok()).and_then(|v| v.into_iter().find(|(n, _)| n == "embeddings")).map(|(_, t)| t).filter(|t| t.size()[0] == views.len() as i64) {
+    } else if let Some(t) = cache
+        .as_ref()
+        .filter(|p| p.exists())
+        .and_then(|p| Tensor::read_safetensors(p).ok())
+        .and_then(|v| v.into_iter().find(|(n, _)| n == "embeddings"))
+        .map(|(_, t)| t)
+        .filter(|t| t.size()[0] == views.len() as i64)
+    {
         eprintln!("embeddings: {} views from the cache {}", views.len(), cache.as_ref().unwrap().display());
         ViewInputs::Embeddings(t)
     } else {
@@ -197,7 +234,13 @@ pub fn build(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings, fro
         let allowed = |id: u16| settings.classes.is_empty() || settings.classes.contains(&case.class_name(id));
         samples.extend(objects(&v.labels, settings.min_pixels, &allowed).into_iter().map(|id| (i, id)));
     }
-    Ok(ExampleSet { views, samples, inputs, cases: cases.iter().map(|c| c.name.clone()).collect(), case_classes: cases.iter().map(|c| c.names.clone()).collect() })
+    Ok(ExampleSet {
+        views,
+        samples,
+        inputs,
+        cases: cases.iter().map(|c| c.name.clone()).collect(),
+        case_classes: cases.iter().map(|c| c.names.clone()).collect(),
+    })
 }
 
 impl ExampleSet {
@@ -217,7 +260,9 @@ impl ExampleSet {
         let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
         match &self.inputs {
             ViewInputs::Embeddings(t) => t.index_select(0, &index).to_device(sam.device()).to_kind(Kind::Float),
-            ViewInputs::Images(t) => sam.encode_train(&t.index_select(0, &index).to_device(sam.device()).to_kind(Kind::Float)),
+            ViewInputs::Images(t) => {
+                sam.encode_train(&t.index_select(0, &index).to_device(sam.device()).to_kind(Kind::Float))
+            }
         }
     }
 }

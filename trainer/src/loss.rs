@@ -9,9 +9,14 @@ pub fn dice_bce(logits: &Tensor, target: &Tensor) -> Tensor {
     let t = target.expand_as(logits);
     let p = logits.sigmoid();
     let inter = (&p * &t).sum_dim_intlist([2, 3].as_slice(), false, Kind::Float);
-    let denom = p.sum_dim_intlist([2, 3].as_slice(), false, Kind::Float) + t.sum_dim_intlist([2, 3].as_slice(), false, Kind::Float);
+    let denom = p.sum_dim_intlist([2, 3].as_slice(), false, Kind::Float)
+        + t.sum_dim_intlist([2, 3].as_slice(), false, Kind::Float);
     let dice = -((inter * 2.0 + 1.0) / (denom + 1.0)) + 1.0;
-    let bce = logits.binary_cross_entropy_with_logits::<Tensor>(&t, None, None, Reduction::None).mean_dim([2, 3].as_slice(), false, Kind::Float);
+    let bce = logits.binary_cross_entropy_with_logits::<Tensor>(&t, None, None, Reduction::None).mean_dim(
+        [2, 3].as_slice(),
+        false,
+        Kind::Float,
+    );
     dice + bce
 }
 
@@ -49,7 +54,10 @@ pub fn radsam_loss(logits: &Tensor, iou_pred: &Tensor, target: &Tensor) -> StepL
         let m = logits.select(1, 0).gt(0.0).to_kind(Kind::Float);
         let t = target.select(1, 0);
         let inter = (&m * &t).sum_dim_intlist([1, 2].as_slice(), false, Kind::Float);
-        let d = inter * 2.0 / (m.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float) + t.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float)).clamp_min(1.0);
+        let d = inter * 2.0
+            / (m.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float)
+                + t.sum_dim_intlist([1, 2].as_slice(), false, Kind::Float))
+            .clamp_min(1.0);
         d.mean(Kind::Float).double_value(&[]) * 100.0
     };
     StepLoss {

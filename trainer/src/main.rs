@@ -5,11 +5,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod serve;
+use radsam::dataset::{self, LabeledVolume};
 use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
 use radsam::volume::phantom::PhantomConfig;
 use radsam::volume::ReadLimits;
 use radsam_trainer::augment::Augmentation;
-use radsam::dataset::{self, LabeledVolume};
 use radsam_trainer::examples::{self, ExampleSettings};
 use radsam_trainer::prompts::PromptMix;
 use radsam_trainer::recipe::{TrainSettings, Trainer};
@@ -169,8 +169,10 @@ fn train(args: TrainArgs) -> Result<()> {
         Some(p) => dataset::read_label_names(p).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
         None => BTreeMap::new(),
     };
-    let train_pairs = dataset::gather(&args.data, &args.pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    let val_pairs = dataset::gather(&args.val_data, &args.val_pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let train_pairs =
+        dataset::gather(&args.data, &args.pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let val_pairs =
+        dataset::gather(&args.val_data, &args.val_pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     if train_pairs.is_empty() && args.phantoms == 0 {
         bail!("no training data: give --data, --pair or --phantoms");
     }
@@ -192,22 +194,30 @@ fn train(args: TrainArgs) -> Result<()> {
         "auto" => tch::Device::cuda_if_available(),
         d => bail!("--device {d}: expected cpu, cuda or auto"),
     };
-    let config = ModelConfig::by_name(&args.model).with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
+    let config = ModelConfig::by_name(&args.model)
+        .with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
     let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
     let (mut sam, _) = Sam::load(config, &weights, device).with_context(|| format!("loading {}", weights.display()))?;
     // Starting from a fine-tuned file (a second stage): the trained tensors are written on top of
     // that file's own base, so the result needs only the base to load.
-    let (base_model, base_weights) = match radsam::model::finetuned::read_metadata(&weights)?.get(radsam::model::finetuned::META_BASE_MODEL) {
-        Some(base) => (base.clone(), radsam::assets::weights_path(base)),
-        None => (args.model.clone(), weights.clone()),
-    };
+    let (base_model, base_weights) =
+        match radsam::model::finetuned::read_metadata(&weights)?.get(radsam::model::finetuned::META_BASE_MODEL) {
+            Some(base) => (base.clone(), radsam::assets::weights_path(base)),
+            None => (args.model.clone(), weights.clone()),
+        };
     if let Some(w) = &args.window {
         sam.config.window = radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--window {e}"))?;
     }
     eprintln!("{}: input window [{}] HU", args.model, sam.config.window);
     let params = sam.set_trainable(args.train_encoder);
     let n_params: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();
-    eprintln!("{}: {} tensors, {:.2} M parameters learn (encoder {})", args.model, params.len(), n_params as f64 / 1e6, if args.train_encoder { "trained" } else { "frozen" });
+    eprintln!(
+        "{}: {} tensors, {:.2} M parameters learn (encoder {})",
+        args.model,
+        params.len(),
+        n_params as f64 / 1e6,
+        if args.train_encoder { "trained" } else { "frozen" }
+    );
 
     if !(0.0..1.0).contains(&args.max_zoom_out) || !(0.0..1.0).contains(&args.ema_decay) {
         bail!("--max-zoom-out and --ema-decay must lie in [0, 1)");
@@ -216,19 +226,43 @@ fn train(args: TrainArgs) -> Result<()> {
         bail!("--class-balance and --centre-clicks must lie in [0, 1]");
     }
     let aug = Augmentation { max_zoom_out: args.max_zoom_out, window: sam.config.window, ..Augmentation::default() };
-    let settings = |views| ExampleSettings { views, min_pixels: args.min_pixels, augmentation: aug, seed: args.seed, classes: args.classes.clone() };
+    let settings = |views| ExampleSettings {
+        views,
+        min_pixels: args.min_pixels,
+        augmentation: aug,
+        seed: args.seed,
+        classes: args.classes.clone(),
+    };
     let cache = args.cache_dir.clone().unwrap_or_else(|| args.run_dir.join("cache"));
     let batch = radsam::segment::VolumeSession::default_batch(device);
     let frozen = !args.train_encoder;
     let mut set = examples::build(&sam, &train_cases, &settings(args.views), frozen, Some(&cache), batch)?;
     if !phantoms.is_empty() {
-        let extra = examples::build(&sam, &phantoms, &ExampleSettings { classes: vec![], ..settings(args.phantom_views) }, frozen, Some(&cache), batch)?;
+        let extra = examples::build(
+            &sam,
+            &phantoms,
+            &ExampleSettings { classes: vec![], ..settings(args.phantom_views) },
+            frozen,
+            Some(&cache),
+            batch,
+        )?;
         set = examples::merge(set, extra, real_cases);
     }
-    eprintln!("training examples: {} views, {} (slice, object) samples from {} volumes + {} phantoms; validation volumes: {}", set.views.len(), set.samples.len(), real_cases, phantoms.len(), val_cases.len());
+    eprintln!(
+        "training examples: {} views, {} (slice, object) samples from {} volumes + {} phantoms; validation volumes: {}",
+        set.views.len(),
+        set.samples.len(),
+        real_cases,
+        phantoms.len(),
+        val_cases.len()
+    );
 
     let sam_ref: &Sam = &sam;
-    let mut validation = if val_cases.is_empty() { None } else { Some(ValidationSet::new(sam_ref, &val_cases, args.val_min_voxels, &args.val_classes)?) };
+    let mut validation = if val_cases.is_empty() {
+        None
+    } else {
+        Some(ValidationSet::new(sam_ref, &val_cases, args.val_min_voxels, &args.val_classes)?)
+    };
     if let Some(v) = &validation {
         eprintln!("validation objects: {}", v.objects.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "));
     }

@@ -90,7 +90,11 @@ impl AdamW {
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
         for (i, (name, _)) in self.params.iter().enumerate() {
-            for (key, dst) in [(format!("param/{name}"), &self.params[i].1), (format!("adam_m/{name}"), &self.m[i]), (format!("adam_v/{name}"), &self.v[i])] {
+            for (key, dst) in [
+                (format!("param/{name}"), &self.params[i].1),
+                (format!("adam_m/{name}"), &self.m[i]),
+                (format!("adam_v/{name}"), &self.v[i]),
+            ] {
                 restore(state, &key, dst)?;
             }
         }
@@ -147,7 +151,8 @@ impl WeightAverage {
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
         for (name, dst) in &self.shadow {
-            restore(state, &format!("ema/{name}"), dst).map_err(|e| format!("{e} (a checkpoint of a run without --ema-decay?)"))?;
+            restore(state, &format!("ema/{name}"), dst)
+                .map_err(|e| format!("{e} (a checkpoint of a run without --ema-decay?)"))?;
         }
         Ok(())
     }

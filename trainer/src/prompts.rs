@@ -96,7 +96,14 @@ impl Batch {
     }
 
     /// The first prompt: one `kind` for the whole batch.
-    pub fn first_prompt(&self, set: &ExampleSet, picks: &[(usize, u16)], kind: PromptKind, mask_size: i64, rng: &mut SplitMix64) -> PromptBatch {
+    pub fn first_prompt(
+        &self,
+        set: &ExampleSet,
+        picks: &[(usize, u16)],
+        kind: PromptKind,
+        mask_size: i64,
+        rng: &mut SplitMix64,
+    ) -> PromptBatch {
         let device = self.targets.device();
         let b = picks.len() as i64;
         match kind {
@@ -104,26 +111,39 @@ impl Batch {
                 let mut coords = Vec::new();
                 for &(v, id) in picks {
                     let view = &set.views[v];
-                    let p = random_point(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
+                    let p =
+                        random_point(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
                     let (x, y) = view.geometry.to_input(p.x, p.y);
                     coords.extend([x as f32, y as f32]);
                 }
                 let labels = Tensor::ones([b, 1], (Kind::Int64, device));
-                PromptBatch { points: Some((Tensor::from_slice(&coords).view([b, 1, 2]).to_device(device), labels)), ..Default::default() }
+                PromptBatch {
+                    points: Some((Tensor::from_slice(&coords).view([b, 1, 2]).to_device(device), labels)),
+                    ..Default::default()
+                }
             }
             PromptKind::Box => {
                 let mut v4 = Vec::new();
                 for &(v, id) in picks {
                     let view = &set.views[v];
-                    let bx = jittered_box(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
+                    let bx =
+                        jittered_box(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
                     let (x0, y0) = view.geometry.to_input(bx.x0, bx.y0);
                     let (x1, y1) = view.geometry.to_input(bx.x1, bx.y1);
                     v4.extend([x0 as f32, y0 as f32, x1 as f32, y1 as f32]);
                 }
-                PromptBatch { boxes: Some(Tensor::from_slice(&v4).view([b, 4]).to_device(device)), ..Default::default() }
+                PromptBatch {
+                    boxes: Some(Tensor::from_slice(&v4).view([b, 4]).to_device(device)),
+                    ..Default::default()
+                }
             }
             PromptKind::Mask => {
-                let masks: Vec<Tensor> = picks.iter().map(|&(v, id)| low_res(&noisy_prompt_mask(&set.views[v], id, rng), &set.views[v].geometry, mask_size)).collect();
+                let masks: Vec<Tensor> = picks
+                    .iter()
+                    .map(|&(v, id)| {
+                        low_res(&noisy_prompt_mask(&set.views[v], id, rng), &set.views[v].geometry, mask_size)
+                    })
+                    .collect();
                 PromptBatch { masks: Some(Tensor::cat(&masks, 0).to_device(device)), ..Default::default() }
             }
         }
@@ -166,7 +186,10 @@ impl Batch {
         let labels: Vec<i64> = self.clicks.iter().flat_map(|c| c.iter().map(|&(_, _, l)| l)).collect();
         let device = self.targets.device();
         PromptBatch {
-            points: Some((Tensor::from_slice(&coords).view([b, n, 2]).to_device(device), Tensor::from_slice(&labels).view([b, n]).to_device(device))),
+            points: Some((
+                Tensor::from_slice(&coords).view([b, n, 2]).to_device(device),
+                Tensor::from_slice(&labels).view([b, n]).to_device(device),
+            )),
             boxes: None,
             masks: Some(pred),
         }
@@ -191,8 +214,18 @@ fn largest_error_centre(error: &[u8], target: &[u8], m: usize) -> usize {
 pub fn noisy_prompt_mask(view: &SliceView, id: u16, rng: &mut SplitMix64) -> Vec<u8> {
     let w = view.geometry.w as usize;
     let own = view.mask_of(id);
-    let neighbours: Vec<Vec<u8>> = view.neighbours.iter().flatten().map(|l| l.iter().map(|&v| (v == id) as u8).collect::<Vec<u8>>()).filter(|m| m.iter().any(|&v| v != 0)).collect();
-    let base = if !neighbours.is_empty() && rng.uniform() < 0.5 { neighbours[rng.below(neighbours.len())].clone() } else { own };
+    let neighbours: Vec<Vec<u8>> = view
+        .neighbours
+        .iter()
+        .flatten()
+        .map(|l| l.iter().map(|&v| (v == id) as u8).collect::<Vec<u8>>())
+        .filter(|m| m.iter().any(|&v| v != 0))
+        .collect();
+    let base = if !neighbours.is_empty() && rng.uniform() < 0.5 {
+        neighbours[rng.below(neighbours.len())].clone()
+    } else {
+        own
+    };
     noisy_mask(&base, w, &MaskNoise::default(), rng)
 }
 
@@ -208,7 +241,10 @@ mod tests {
         for _ in 0..4000 {
             counts[mix.draw(&mut rng) as usize] += 1;
         }
-        assert!((800..1200).contains(&counts[0]) && (800..1200).contains(&counts[1]) && (1800..2200).contains(&counts[2]), "{counts:?}");
+        assert!(
+            (800..1200).contains(&counts[0]) && (800..1200).contains(&counts[1]) && (1800..2200).contains(&counts[2]),
+            "{counts:?}"
+        );
     }
 }
 
@@ -229,7 +265,13 @@ mod click_tests {
         }
         let geometry = SliceGeometry::new(h as i64, w as i64, 256);
         let view = SliceView { case: 0, slice: 0, view: 0, geometry, labels, neighbours: [None, None] };
-        ExampleSet { views: vec![view], samples: vec![(0, 2)], inputs: ViewInputs::Embeddings(Tensor::zeros([1], (Kind::Float, Device::Cpu))), cases: vec!["t".into()], case_classes: vec![] }
+        ExampleSet {
+            views: vec![view],
+            samples: vec![(0, 2)],
+            inputs: ViewInputs::Embeddings(Tensor::zeros([1], (Kind::Float, Device::Cpu))),
+            cases: vec!["t".into()],
+            case_classes: vec![],
+        }
     }
 
     #[test]
@@ -240,7 +282,14 @@ mod click_tests {
         let target = batch.targets.shallow_clone();
         // Sample 0 predicts nothing (only misses), sample 1 everything (only false pixels), sample 2
         // exactly the target (no error: a padding click).
-        let prev = Tensor::cat(&[-target.get(0).unsqueeze(0).ones_like(), target.get(1).unsqueeze(0).ones_like(), &target.get(2).unsqueeze(0) * 2.0 - 1.0], 0);
+        let prev = Tensor::cat(
+            &[
+                -target.get(0).unsqueeze(0).ones_like(),
+                target.get(1).unsqueeze(0).ones_like(),
+                &target.get(2).unsqueeze(0) * 2.0 - 1.0,
+            ],
+            0,
+        );
         let mut rng = SplitMix64(11);
         for step in 1..=3 {
             let p = batch.click_prompt(&prev, 0.0, &mut rng);
@@ -254,7 +303,10 @@ mod click_tests {
             let (x, y) = (coords.double_value(&[1, step - 1, 0]), coords.double_value(&[1, step - 1, 1]));
             assert!(!((40.0..120.0).contains(&x) && (80.0..160.0).contains(&y)), "negative click off the object");
             // The mask prompt is the previous binary mask.
-            assert_eq!(p.masks.as_ref().unwrap().sum(Kind::Float).double_value(&[]), prev.gt(0.0).sum(Kind::Float).double_value(&[]));
+            assert_eq!(
+                p.masks.as_ref().unwrap().sum(Kind::Float).double_value(&[]),
+                prev.gt(0.0).sum(Kind::Float).double_value(&[])
+            );
         }
     }
 
@@ -268,9 +320,12 @@ mod click_tests {
         // 80..160), its centre (80, 120) give or take a pixel. Sample 1 predicts the object plus a
         // 100 x 100 false square at low-res 140..240 (both axes): the false region is larger, so
         // the click is negative, at its centre (190, 190).
-        let mut false_square = Tensor::zeros([1, 1, 256, 256], (Kind::Float, Device::Cpu));
+        let false_square = Tensor::zeros([1, 1, 256, 256], (Kind::Float, Device::Cpu));
         let _ = false_square.narrow(2, 140, 100).narrow(3, 140, 100).fill_(1.0);
-        let prev = Tensor::cat(&[-target.get(0).unsqueeze(0).ones_like(), (&target.get(1).unsqueeze(0) + &false_square) * 2.0 - 1.0], 0);
+        let prev = Tensor::cat(
+            &[-target.get(0).unsqueeze(0).ones_like(), (&target.get(1).unsqueeze(0) + &false_square) * 2.0 - 1.0],
+            0,
+        );
         let mut rng = SplitMix64(3);
         let p = batch.click_prompt(&prev, 1.0, &mut rng);
         let (coords, labels) = p.points.as_ref().unwrap();

@@ -110,11 +110,18 @@ pub struct Trainer<'a> {
 impl<'a> Trainer<'a> {
     /// `params`: the variables that learn (`Sam::set_trainable`). Resumes from the run directory's
     /// checkpoint when there is one (and refuses a run directory made with other settings).
-    pub fn new(sam: &'a Sam, params: Vec<(String, Tensor)>, settings: TrainSettings, run_dir: &Path, base_weights: &Path) -> Result<Self> {
+    pub fn new(
+        sam: &'a Sam,
+        params: Vec<(String, Tensor)>,
+        settings: TrainSettings,
+        run_dir: &Path,
+        base_weights: &Path,
+    ) -> Result<Self> {
         std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
         let config_path = run_dir.join("config.json");
         if config_path.exists() {
-            let old: TrainSettings = serde_json::from_str(&std::fs::read_to_string(&config_path)?).with_context(|| format!("{}: unreadable", config_path.display()))?;
+            let old: TrainSettings = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
+                .with_context(|| format!("{}: unreadable", config_path.display()))?;
             if old != settings {
                 bail!("{}: this run directory was started with other settings; use a new --run-dir (or the same settings to resume)", config_path.display());
             }
@@ -127,7 +134,10 @@ impl<'a> Trainer<'a> {
         let mut start_step = 0;
         let ckpt = run_dir.join(CHECKPOINT);
         if ckpt.exists() {
-            let state: HashMap<String, Tensor> = Tensor::read_safetensors(&ckpt).with_context(|| format!("{}: unreadable checkpoint", ckpt.display()))?.into_iter().collect();
+            let state: HashMap<String, Tensor> = Tensor::read_safetensors(&ckpt)
+                .with_context(|| format!("{}: unreadable checkpoint", ckpt.display()))?
+                .into_iter()
+                .collect();
             opt.load_state(&state).map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.display()))?;
             if let Some(ema) = ema.as_mut() {
                 ema.load_state(&state).map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.display()))?;
@@ -140,12 +150,28 @@ impl<'a> Trainer<'a> {
         if log.exists() {
             let kept: Vec<String> = std::fs::read_to_string(&log)?
                 .lines()
-                .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v.get("step").and_then(|s| s.as_u64())).is_some_and(|s| (s as usize) < start_step || (s as usize == start_step && l.contains("\"validation\""))))
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                        .is_some_and(|s| {
+                            (s as usize) < start_step || (s as usize == start_step && l.contains("\"validation\""))
+                        })
+                })
                 .map(String::from)
                 .collect();
             write_atomic(&log, (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes())?;
         }
-        Ok(Self { sam, settings, run_dir: run_dir.to_path_buf(), base_weights: base_weights.to_path_buf(), opt, ema, scale, start_step })
+        Ok(Self {
+            sam,
+            settings,
+            run_dir: run_dir.to_path_buf(),
+            base_weights: base_weights.to_path_buf(),
+            opt,
+            ema,
+            scale,
+            start_step,
+        })
     }
 
     pub fn total_steps(&self) -> usize {
@@ -176,7 +202,8 @@ impl<'a> Trainer<'a> {
         let m = self.sam.mask_size();
         let amp = self.settings.mixed_precision && self.sam.device().is_cuda();
         let mut recent: Vec<f64> = Vec::new();
-        let chains = if self.settings.carry_steps > 0 { carry_chains(set, self.settings.carry_steps) } else { Vec::new() };
+        let chains =
+            if self.settings.carry_steps > 0 { carry_chains(set, self.settings.carry_steps) } else { Vec::new() };
         let sampler = SampleDraw::new(set, self.settings.class_balance);
         if self.start_step == 0 {
             if let Some(v) = validation.as_mut() {
@@ -184,7 +211,11 @@ impl<'a> Trainer<'a> {
                 let result = bar.suspend(|| v.run(self.sam, false))?;
                 let summary: Vec<String> = result.mean.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
                 bar.suspend(|| eprintln!("base model validation Dice: {}", summary.join(", ")));
-                writeln!(log, "{}", serde_json::to_string(&ValidationLine { epoch: 0, step: 0, validation: &result })?)?;
+                writeln!(
+                    log,
+                    "{}",
+                    serde_json::to_string(&ValidationLine { epoch: 0, step: 0, validation: &result })?
+                )?;
             }
         }
         for step in self.start_step..total {
@@ -200,7 +231,8 @@ impl<'a> Trainer<'a> {
             };
             let (picks, chain_picks) = if carry_len > 0 {
                 let eligible: Vec<&CarryChain> = chains.iter().filter(|c| c.next.len() >= carry_len).collect();
-                let drawn: Vec<&CarryChain> = (0..self.settings.batch_size).map(|_| eligible[rng.below(eligible.len())]).collect();
+                let drawn: Vec<&CarryChain> =
+                    (0..self.settings.batch_size).map(|_| eligible[rng.below(eligible.len())]).collect();
                 (drawn.iter().map(|c| (c.start, c.id)).collect::<Vec<_>>(), drawn)
             } else {
                 ((0..self.settings.batch_size).map(|_| set.samples[sampler.draw(&mut rng)]).collect(), Vec::new())
@@ -248,7 +280,13 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
-            let lr = learning_rate(step, total, self.settings.warmup_steps, self.settings.learning_rate, self.settings.final_lr_fraction);
+            let lr = learning_rate(
+                step,
+                total,
+                self.settings.warmup_steps,
+                self.settings.learning_rate,
+                self.settings.final_lr_fraction,
+            );
             let ok = self.scale.unscale_and_check(&mut self.opt, amp);
             if ok {
                 self.opt.apply(lr);
@@ -259,13 +297,32 @@ impl<'a> Trainer<'a> {
                 // A skipped step still counts, so that the step numbering (and resume) stays simple.
                 self.opt.step += 1;
             }
-            let line = StepLine { step, epoch, loss: loss_sum, primary: parts[0], best_secondary: parts[1], iou_mse: parts[2], train_dice, lr, edit_steps, carry_steps: carry_len, skipped: !ok, seconds: t0.elapsed().as_secs_f64() };
+            let line = StepLine {
+                step,
+                epoch,
+                loss: loss_sum,
+                primary: parts[0],
+                best_secondary: parts[1],
+                iou_mse: parts[2],
+                train_dice,
+                lr,
+                edit_steps,
+                carry_steps: carry_len,
+                skipped: !ok,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
             writeln!(log, "{}", serde_json::to_string(&line)?)?;
             recent.push(loss_sum);
             if recent.len() > 20 {
                 recent.remove(0);
             }
-            let message = format!("epoch {} loss {:.3} (mean of 20: {:.3}) lr {:.1e}", epoch + 1, loss_sum, recent.iter().sum::<f64>() / recent.len() as f64, lr);
+            let message = format!(
+                "epoch {} loss {:.3} (mean of 20: {:.3}) lr {:.1e}",
+                epoch + 1,
+                loss_sum,
+                recent.iter().sum::<f64>() / recent.len() as f64,
+                lr
+            );
             if bar.is_hidden() && (step + 1) % 10 == 0 {
                 // No terminal (a service, a log file): a plain progress line instead of the bar.
                 eprintln!("step {}/{total}: {message}", step + 1);
@@ -282,12 +339,18 @@ impl<'a> Trainer<'a> {
                     bar.suspend(|| eprintln!("epoch {}: validating", epoch + 1));
                     // The weights that will be exported: the average, when there is one.
                     let result = match &self.ema {
-                        Some(ema) => ema.with_averaged(self.opt.params(), || v.run(self.sam, self.settings.train_encoder))?,
+                        Some(ema) => {
+                            ema.with_averaged(self.opt.params(), || v.run(self.sam, self.settings.train_encoder))?
+                        }
                         None => v.run(self.sam, self.settings.train_encoder)?,
                     };
                     let summary: Vec<String> = result.mean.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
                     bar.suspend(|| eprintln!("epoch {} validation Dice: {}", epoch + 1, summary.join(", ")));
-                    writeln!(log, "{}", serde_json::to_string(&ValidationLine { epoch: epoch + 1, step: done, validation: &result })?)?;
+                    writeln!(
+                        log,
+                        "{}",
+                        serde_json::to_string(&ValidationLine { epoch: epoch + 1, step: done, validation: &result })?
+                    )?;
                 }
             }
         }
@@ -359,7 +422,8 @@ impl SampleDraw {
 }
 
 fn carry_chains(set: &ExampleSet, max_len: usize) -> Vec<CarryChain> {
-    let original: HashMap<(usize, usize), usize> = set.views.iter().enumerate().filter(|(_, v)| v.view == 0).map(|(i, v)| ((v.case, v.slice), i)).collect();
+    let original: HashMap<(usize, usize), usize> =
+        set.views.iter().enumerate().filter(|(_, v)| v.view == 0).map(|(i, v)| ((v.case, v.slice), i)).collect();
     let samples: std::collections::HashSet<(usize, u16)> = set.samples.iter().copied().collect();
     let mut chains = Vec::new();
     for &(start, id) in &set.samples {
@@ -396,7 +460,14 @@ mod tests {
     use radsam::volume::preprocess::SliceGeometry;
 
     fn view(case: usize, slice: usize, view: usize) -> SliceView {
-        SliceView { case, slice, view, geometry: SliceGeometry::new(8, 8, 256), labels: vec![0; 64], neighbours: [None, None] }
+        SliceView {
+            case,
+            slice,
+            view,
+            geometry: SliceGeometry::new(8, 8, 256),
+            labels: vec![0; 64],
+            neighbours: [None, None],
+        }
     }
 
     #[test]
@@ -406,7 +477,13 @@ mod tests {
         let mut samples: Vec<(usize, u16)> = (0..9).map(|v| (v, 2)).collect();
         samples.push((4, 3));
         let names = BTreeMap::from([(2, "liver".to_string()), (3, "adrenal".to_string())]);
-        let set = ExampleSet { views, samples, inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))), cases: vec!["a".into()], case_classes: vec![names] };
+        let set = ExampleSet {
+            views,
+            samples,
+            inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))),
+            cases: vec!["a".into()],
+            case_classes: vec![names],
+        };
         let share_of_small = |power: f64| {
             let draw = SampleDraw::new(&set, power);
             let mut rng = SplitMix64(5);
@@ -428,13 +505,26 @@ mod tests {
         let views = vec![view(0, 0, 0), view(0, 1, 0), view(0, 1, 1), view(0, 2, 0), view(0, 3, 0), view(1, 4, 0)];
         // Object 2 on slices 0..=3 of case 0 and on case 1's slice 4; object 3 on slices 0 and 2 only.
         let samples = vec![(0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (0, 3), (3, 3)];
-        let set = ExampleSet { views, samples, inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))), cases: vec!["a".into(), "b".into()], case_classes: vec![] };
+        let set = ExampleSet {
+            views,
+            samples,
+            inputs: ViewInputs::Embeddings(Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu))),
+            cases: vec!["a".into(), "b".into()],
+            case_classes: vec![],
+        };
         let chains = carry_chains(&set, 2);
         let mut got: Vec<(usize, u16, Vec<usize>)> = chains.iter().map(|c| (c.start, c.id, c.next.clone())).collect();
         got.sort();
         // Upwards and downwards, at most 2 slices, never through an augmented view, another case or
         // a slice without the object.
-        let want = vec![(0, 2, vec![1, 3]), (1, 2, vec![0]), (1, 2, vec![3, 4]), (3, 2, vec![1, 0]), (3, 2, vec![4]), (4, 2, vec![3, 1])];
+        let want = vec![
+            (0, 2, vec![1, 3]),
+            (1, 2, vec![0]),
+            (1, 2, vec![3, 4]),
+            (3, 2, vec![1, 0]),
+            (3, 2, vec![4]),
+            (4, 2, vec![3, 1]),
+        ];
         assert_eq!(got, want);
     }
 }

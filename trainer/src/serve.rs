@@ -69,7 +69,8 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,aws=warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,aws=warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
@@ -117,12 +118,14 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     let (parent_version, model, parent_weights) = match &promoted {
         Some(v) => {
             let uri = v.weights_uri.clone().context("the promoted version has no weights URI")?;
-            let path = storage.fetch(&uri, &dir.join("parent")).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            let path =
+                storage.fetch(&uri, &dir.join("parent")).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
             (v.version.clone(), v.model.clone(), path)
         }
         None => {
             let path = radsam::assets::weights_path(&args.base_model);
-            let (version, sha) = radsam::assets::weights_version(&args.base_model, &path).with_context(|| format!("base weights {}", path.display()))?;
+            let (version, sha) = radsam::assets::weights_version(&args.base_model, &path)
+                .with_context(|| format!("base weights {}", path.display()))?;
             db.register_model_version(&version, &args.base_model, Some(&sha)).await.map_err(code)?;
             (version, args.base_model.clone(), path)
         }
@@ -132,8 +135,14 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     let mut pairs = Vec::new();
     for a in &annotations {
         let case = dir.join("data").join(a.id.to_string());
-        let volume = storage.fetch(&a.volume_uri, &case.join("volume")).await.map_err(|e| anyhow::anyhow!("annotation {}: [{}] {e}", a.id, e.code()))?;
-        let mask = storage.fetch(&a.mask_uri, &case.join("mask")).await.map_err(|e| anyhow::anyhow!("annotation {}: [{}] {e}", a.id, e.code()))?;
+        let volume = storage
+            .fetch(&a.volume_uri, &case.join("volume"))
+            .await
+            .map_err(|e| anyhow::anyhow!("annotation {}: [{}] {e}", a.id, e.code()))?;
+        let mask = storage
+            .fetch(&a.mask_uri, &case.join("mask"))
+            .await
+            .map_err(|e| anyhow::anyhow!("annotation {}: [{}] {e}", a.id, e.code()))?;
         pairs.push(format!("{}={}", volume.display(), mask.display()));
     }
 
@@ -141,9 +150,18 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     let run_dir = dir.join("run");
     let settings = json!({"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size, "views": args.views,
         "lr": args.lr, "max_clicks": args.max_clicks, "seed": ids[0], "val_pairs": args.val_pairs, "val_classes": args.val_classes, "parent": parent_version});
-    let status = train_command(args, &model, &parent_weights, &pairs, &run_dir, &candidate, ids[0] as u64).status().await.context("starting radsam-trainer train")?;
+    let status = train_command(args, &model, &parent_weights, &pairs, &run_dir, &candidate, ids[0] as u64)
+        .status()
+        .await
+        .context("starting radsam-trainer train")?;
     if !status.success() {
-        db.record_round(ids.len(), "training_failed", &format!("radsam-trainer train exited with {status}; see {}", run_dir.display())).await.map_err(code)?;
+        db.record_round(
+            ids.len(),
+            "training_failed",
+            &format!("radsam-trainer train exited with {status}; see {}", run_dir.display()),
+        )
+        .await
+        .map_err(code)?;
         bail!("training failed ({status}); its run folder {} is kept and resumed next round", run_dir.display());
     }
 
@@ -152,7 +170,11 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     let score = |v: &Value| v["mean"][DECISION_MEASURE].as_f64().unwrap_or(f64::NAN);
     let (parent_score, candidate_score) = (score(&before), score(&after));
     let promote = candidate_score.is_finite() && candidate_score >= parent_score - args.margin;
-    let decision = format!("{} ({DECISION_MEASURE}: candidate {candidate_score:.2} vs promoted {parent_score:.2}, margin {})", if promote { "promoted" } else { "not promoted" }, args.margin);
+    let decision = format!(
+        "{} ({DECISION_MEASURE}: candidate {candidate_score:.2} vs promoted {parent_score:.2}, margin {})",
+        if promote { "promoted" } else { "not promoted" },
+        args.margin
+    );
 
     let (version, sha256) = radsam::assets::weights_version(&model, &candidate)?;
     let weights_uri = join_uri(&args.models_uri, &format!("{version}.safetensors"));
@@ -178,7 +200,15 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     Ok(format!("{version}: {decision}"))
 }
 
-fn train_command(args: &ServeArgs, model: &str, weights: &Path, pairs: &[String], run_dir: &Path, out: &Path, seed: u64) -> tokio::process::Command {
+fn train_command(
+    args: &ServeArgs,
+    model: &str,
+    weights: &Path,
+    pairs: &[String],
+    run_dir: &Path,
+    out: &Path,
+    seed: u64,
+) -> tokio::process::Command {
     let exe = std::env::current_exe().expect("the trainer's own path");
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("train").arg("--model").arg(model).arg("--weights").arg(weights);
@@ -191,14 +221,30 @@ fn train_command(args: &ServeArgs, model: &str, weights: &Path, pairs: &[String]
     if !args.val_classes.is_empty() {
         cmd.arg("--val-classes").arg(args.val_classes.join(","));
     }
-    cmd.args(["--epochs", &args.epochs.to_string(), "--steps-per-epoch", &args.steps_per_epoch.to_string(), "--batch-size", &args.batch_size.to_string()])
-        .args(["--views", &args.views.to_string(), "--lr", &args.lr.to_string(), "--max-clicks", &args.max_clicks.to_string(), "--seed", &seed.to_string()])
-        .args(["--device", &args.device, "--checkpoint-every", "10"])
-        .arg("--run-dir")
-        .arg(run_dir)
-        .arg("--out")
-        .arg(out)
-        .kill_on_drop(true);
+    cmd.args([
+        "--epochs",
+        &args.epochs.to_string(),
+        "--steps-per-epoch",
+        &args.steps_per_epoch.to_string(),
+        "--batch-size",
+        &args.batch_size.to_string(),
+    ])
+    .args([
+        "--views",
+        &args.views.to_string(),
+        "--lr",
+        &args.lr.to_string(),
+        "--max-clicks",
+        &args.max_clicks.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])
+    .args(["--device", &args.device, "--checkpoint-every", "10"])
+    .arg("--run-dir")
+    .arg(run_dir)
+    .arg("--out")
+    .arg(out)
+    .kill_on_drop(true);
     // The run must not outlive a killed trainer: a restarted one resumes the same run folder.
     unsafe {
         cmd.pre_exec(|| {
@@ -215,7 +261,11 @@ fn train_command(args: &ServeArgs, model: &str, weights: &Path, pairs: &[String]
 /// The first and last validation of a training log.
 fn evaluations(log: &Path) -> Result<(Value, Value)> {
     let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
-    let vals: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter_map(|v| v.get("validation").cloned()).collect();
+    let vals: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("validation").cloned())
+        .collect();
     match (vals.first(), vals.last()) {
         (Some(a), Some(b)) if vals.len() >= 2 => Ok((a.clone(), b.clone())),
         _ => bail!("{}: fewer than two validations (before and after training)", log.display()),

@@ -35,7 +35,8 @@ pub struct ValidationResult {
     pub per_object: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
-pub const MEASURES: [&str; 5] = ["volume box/mask carry", "volume box/box carry", "slice box", "slice point", "volume box/mask carry + 5 clicks"];
+pub const MEASURES: [&str; 5] =
+    ["volume box/mask carry", "volume box/box carry", "slice box", "slice point", "volume box/mask carry + 5 clicks"];
 
 /// Correction clicks of the editing measure (simulated as in the benchmark, seeded per object).
 const VALIDATION_CLICKS: usize = 5;
@@ -43,7 +44,12 @@ const VALIDATION_CLICKS: usize = 5;
 impl<'a> ValidationSet<'a> {
     /// Objects: classes with at least `min_voxels` voxels over at least 2 slices, optionally limited
     /// to `classes` by name. Encodes every volume once (progress on stderr).
-    pub fn new(sam: &'a Sam, cases: &'a [LabeledVolume], min_voxels: usize, classes: &[String]) -> anyhow::Result<Self> {
+    pub fn new(
+        sam: &'a Sam,
+        cases: &'a [LabeledVolume],
+        min_voxels: usize,
+        classes: &[String],
+    ) -> anyhow::Result<Self> {
         let mut objects = Vec::new();
         let mut sessions = Vec::new();
         for (ci, case) in cases.iter().enumerate() {
@@ -64,7 +70,13 @@ impl<'a> ValidationSet<'a> {
             }
             let n = case.volume.num_slices();
             eprintln!("validation: encoding {} ({n} slices)", case.name);
-            sessions.push(VolumeSession::new(sam, &case.volume, (0, n - 1), VolumeSession::default_batch(sam.device()), &mut |_, _| {})?);
+            sessions.push(VolumeSession::new(
+                sam,
+                &case.volume,
+                (0, n - 1),
+                VolumeSession::default_batch(sam.device()),
+                &mut |_, _| {},
+            )?);
         }
         Ok(Self { cases, objects, sessions })
     }
@@ -75,7 +87,13 @@ impl<'a> ValidationSet<'a> {
         if reencode {
             for (s, case) in self.sessions.iter_mut().zip(self.cases) {
                 let n = case.volume.num_slices();
-                *s = VolumeSession::new(sam, &case.volume, (0, n - 1), VolumeSession::default_batch(sam.device()), &mut |_, _| {})?;
+                *s = VolumeSession::new(
+                    sam,
+                    &case.volume,
+                    (0, n - 1),
+                    VolumeSession::default_batch(sam.device()),
+                    &mut |_, _| {},
+                )?;
             }
         }
         let mut result = ValidationResult::default();
@@ -109,7 +127,10 @@ impl<'a> ValidationSet<'a> {
                         let p = if point {
                             SlicePrompt { points: interior_point(&m, cols).into_iter().collect(), ..Default::default() }
                         } else {
-                            SlicePrompt { bbox: bounding_box(&m, cols).filter(|b| b.x0 < b.x1 && b.y0 < b.y1), ..Default::default() }
+                            SlicePrompt {
+                                bbox: bounding_box(&m, cols).filter(|b| b.x0 < b.x1 && b.y0 < b.y1),
+                                ..Default::default()
+                            }
                         };
                         (p.bbox.is_some() || !p.points.is_empty()).then_some((s, p))
                     })

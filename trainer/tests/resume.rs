@@ -19,14 +19,40 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn train_cmd(pair: &str, run: &Path, batch: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_radsam-trainer"));
-    c.args(["train", "--device", "cpu", "--threads", "1", "--pair", pair, "--views", "2", "--epochs", "2", "--steps-per-epoch", "4", "--batch-size", batch, "--max-clicks", "1", "--warmup-steps", "2", "--checkpoint-every", "2", "--lr", "1e-3"]);
+    c.args([
+        "train",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--pair",
+        pair,
+        "--views",
+        "2",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "4",
+        "--batch-size",
+        batch,
+        "--max-clicks",
+        "1",
+        "--warmup-steps",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--lr",
+        "1e-3",
+    ]);
     c.args(extra);
     c.arg("--run-dir").arg(run);
     c
 }
 
 fn step_lines(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("log.jsonl")).map(|s| s.lines().filter(|l| l.contains("\"loss\"")).count()).unwrap_or(0)
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .map(|s| s.lines().filter(|l| l.contains("\"loss\"")).count())
+        .unwrap_or(0)
 }
 
 fn read_weights(run: &Path) -> std::collections::HashMap<String, Tensor> {
@@ -35,7 +61,9 @@ fn read_weights(run: &Path) -> std::collections::HashMap<String, Tensor> {
 
 fn max_diff(a: &std::collections::HashMap<String, Tensor>, b: &std::collections::HashMap<String, Tensor>) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().map(|(name, t)| (t.to_kind(Kind::Float) - b[name].to_kind(Kind::Float)).abs().max().double_value(&[])).fold(0.0, f64::max)
+    a.iter()
+        .map(|(name, t)| (t.to_kind(Kind::Float) - b[name].to_kind(Kind::Float)).abs().max().double_value(&[]))
+        .fold(0.0, f64::max)
 }
 
 /// A phantom CT and its labels as NIfTI in `dir`: the `--pair` argument.
@@ -99,7 +127,9 @@ fn killed_run_resumes_to_the_same_weights() {
 
     // The weights load on top of LiteMedSAM: decoder changed, encoder identical.
     let (base, _) = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &weights, Device::Cpu).unwrap();
-    let (tuned, _) = Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &straight.join("weights.safetensors"), Device::Cpu).unwrap();
+    let (tuned, _) =
+        Sam::load(ModelConfig::by_name("lite_medsam").unwrap(), &straight.join("weights.safetensors"), Device::Cpu)
+            .unwrap();
     let (bv, tv) = (base.var_store().variables(), tuned.var_store().variables());
     let diff = |n: &str| (&bv[n] - &tv[n]).abs().max().double_value(&[]);
     assert!(diff("mask_decoder.iou_token.weight") > 0.0);
@@ -116,7 +146,10 @@ fn a_run_with_a_weight_average_resumes_to_the_same_average_and_exports_it() {
     let plain = dir.join("plain");
     let out = train_cmd(&pair, &plain, "2", &[]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(max_diff(&read_weights(&averaged), &read_weights(&plain)) > 0.0, "the export is the average, not the last step");
+    assert!(
+        max_diff(&read_weights(&averaged), &read_weights(&plain)) > 0.0,
+        "the export is the average, not the last step"
+    );
     let config = std::fs::read_to_string(averaged.join("config.json")).unwrap();
     assert!(config.contains("\"ema_decay\": 0.5"), "{config}");
 }

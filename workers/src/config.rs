@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "radsam-worker", version, about = "RadSAM queue worker: segmentation jobs from RabbitMQ, masks to S3, results to PostgreSQL")]
+#[command(
+    name = "radsam-worker",
+    version,
+    about = "RadSAM queue worker: segmentation jobs from RabbitMQ, masks to S3, results to PostgreSQL"
+)]
 pub struct Config {
     /// RabbitMQ and PostgreSQL (shared with the CLI's service commands).
     #[command(flatten)]
@@ -42,6 +46,12 @@ pub struct Config {
     /// After SIGTERM, how long the job in hand may run before it is returned to the queue.
     #[arg(long, env = "RADSAM_SHUTDOWN_GRACE_SECONDS", default_value_t = 300)]
     pub shutdown_grace_seconds: u64,
+    /// A job's time budget in seconds, from its delivery to its masks on the model thread
+    /// (fetching, reading, encoding, propagating, clicks): past it the job is failed with
+    /// JOB_TIMEOUT and the worker takes the next one. 0: no budget. The default leaves a CPU
+    /// worker time for a whole 1024-slice CT (about 25 minutes of encoding on 2 cores).
+    #[arg(long, env = "RADSAM_JOB_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub job_timeout_seconds: u64,
     /// Also upload PNG overlays of the prompted and clicked slices.
     #[arg(long, env = "RADSAM_OVERLAYS")]
     pub overlays: bool,

@@ -90,13 +90,35 @@ impl Worker {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let schedule = ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(10)).with_max_times(self.config.retries);
+        let schedule = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(self.config.retries);
         step.retry(schedule).when(|f: &Failure| f.transient).notify(|f: &Failure, wait: Duration| warn!(code = %f.code, "{what} failed ({}); retrying in {:.1} s", f.message, wait.as_secs_f64())).await
     }
 
-    /// Publishes a result event (routing key = outcome), retried like any transient step.
-    async fn publish_event(&self, events: &Channel, outcome: &str, job_id: &str, correlation_id: Option<&str>, event: &Value) -> Result<(), Failure> {
-        self.retry("publishing the result event", || async { Ok::<_, Failure>(radsam::queue::publish_result(events, &self.topology, outcome, job_id, correlation_id, event).await?) }).await
+    /// Publishes a result event (routing key = outcome), retried like any transient step while
+    /// its channel is open. A channel closed under it (the broker restarted, the connection
+    /// dropped) never reopens: that ends the retries at once, since the delivery in hand cannot
+    /// be settled on it either; its redelivery finds the job final and republishes the stored
+    /// event. (Retrying on the dead channel held a worker ~45 s after each broker restart.)
+    async fn publish_event(
+        &self,
+        events: &Channel,
+        outcome: &str,
+        job_id: &str,
+        correlation_id: Option<&str>,
+        event: &Value,
+    ) -> Result<(), Failure> {
+        self.retry("publishing the result event", || async {
+            if !events.status().connected() {
+                return Err(Failure::permanent("BROKER_LOST", "the event channel is closed (broker connection lost)"));
+            }
+            Ok::<_, Failure>(
+                radsam::queue::publish_result(events, &self.topology, outcome, job_id, correlation_id, event).await?,
+            )
+        })
+        .await
     }
 
     /// Handles one delivery and settles it (ack, reject to the dead-letter queue, or requeue).
@@ -128,16 +150,40 @@ impl Worker {
     /// A message that is not a valid job: recorded in rejected_messages with the ids it seems to
     /// carry (never over the row of a job with that id: that belongs to the job's valid claim), a
     /// failure event published, and dead-lettered.
-    async fn reject_invalid(&self, delivery: &Delivery, events: &Channel, body: &str, code: &str, message: &str) -> Outcome {
+    async fn reject_invalid(
+        &self,
+        delivery: &Delivery,
+        events: &Channel,
+        body: &str,
+        code: &str,
+        message: &str,
+    ) -> Outcome {
         let value: Option<Value> = serde_json::from_str(body).ok();
-        let field = |k: &str| value.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+        let field = |k: &str| {
+            value.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from)
+        };
         let (job_id, correlation_id) = (field("job_id"), field("correlation_id"));
         let message_id = delivery.properties.message_id().as_ref().map(|m| m.to_string());
         // The error may quote the body (serde names an unknown field): bounded and escaped, it
         // is the same one line in the log, the row and the event.
         let message = printable(message, 4096);
         warn!(job_id = %printable(job_id.as_deref().unwrap_or("-"), 128), code, "rejected message: {message}");
-        let recorded = self.retry("recording the rejection", || async { Ok::<_, Failure>(self.db.reject(job_id.as_deref(), correlation_id.as_deref(), message_id.as_deref(), body, code, &message).await?) }).await;
+        let recorded = self
+            .retry("recording the rejection", || async {
+                Ok::<_, Failure>(
+                    self.db
+                        .reject(
+                            job_id.as_deref(),
+                            correlation_id.as_deref(),
+                            message_id.as_deref(),
+                            body,
+                            code,
+                            &message,
+                        )
+                        .await?,
+                )
+            })
+            .await;
         match recorded {
             Ok(()) => {}
             Err(f) if f.transient => {
@@ -146,12 +192,22 @@ impl Worker {
                 return self.requeue(delivery).await;
             }
             // Cannot happen with escaped, bounded text; if it does, the dead-letter queue keeps it.
-            Err(f) => warn!(code = %f.code, "cannot record the rejection ({}); dead-lettering it unrecorded", printable(&f.message, 4096)),
+            Err(f) => {
+                warn!(code = %f.code, "cannot record the rejection ({}); dead-lettering it unrecorded", printable(&f.message, 4096))
+            }
         }
         // Ids too long for anyone to match on are left out of the event.
         let short = |s: &Option<String>| s.clone().filter(|s| s.len() <= 255);
         let event = json!({"job_id": short(&job_id), "correlation_id": short(&correlation_id), "status": "failed", "error": {"code": code, "message": message}});
-        let _ = self.publish_event(events, "failed", short(&job_id).as_deref().unwrap_or(""), short(&correlation_id).as_deref(), &event).await;
+        let _ = self
+            .publish_event(
+                events,
+                "failed",
+                short(&job_id).as_deref().unwrap_or(""),
+                short(&correlation_id).as_deref(),
+                &event,
+            )
+            .await;
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         Outcome::Rejected
     }
@@ -163,16 +219,29 @@ impl Worker {
         Outcome::Requeued
     }
 
-    async fn run_job(&self, delivery: &Delivery, events: &Channel, job: &Job, body: &str, lag: Option<f64>, started: Instant) -> Outcome {
+    async fn run_job(
+        &self,
+        delivery: &Delivery,
+        events: &Channel,
+        job: &Job,
+        body: &str,
+        lag: Option<f64>,
+        started: Instant,
+    ) -> Outcome {
         let payload: Value = serde_json::from_str(body).expect("validated JSON");
-        let claim = self.retry("claiming the job", || async { Ok::<_, Failure>(self.db.claim(&job.job_id, &payload, &self.name, lag).await?) }).await;
+        let claim = self
+            .retry("claiming the job", || async {
+                Ok::<_, Failure>(self.db.claim(&job.job_id, &payload, &self.name, lag).await?)
+            })
+            .await;
         let (attempt, crashed) = match claim {
             Ok(Claim::Run { attempt, crashed }) => (attempt, crashed),
             Ok(Claim::Finished { status, event }) => {
                 info!("already {status}: acknowledging the redelivered message");
                 // The earlier run may have died between commit and publishing its event.
                 if let Some(event) = event {
-                    let _ = self.publish_event(events, &status, &job.job_id, job.correlation_id.as_deref(), &event).await;
+                    let _ =
+                        self.publish_event(events, &status, &job.job_id, job.correlation_id.as_deref(), &event).await;
                 }
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 return Outcome::Duplicate;
@@ -183,21 +252,39 @@ impl Worker {
             }
             // PostgreSQL refuses this job's row for good (a value it cannot store): no row can say
             // so, the rejected messages can.
-            Err(f) => return self.reject_invalid(delivery, events, body, &f.code, &format!("cannot record the job: {}", f.message)).await,
+            Err(f) => {
+                return self
+                    .reject_invalid(delivery, events, body, &f.code, &format!("cannot record the job: {}", f.message))
+                    .await
+            }
         };
         // Only attempts that ended with no outcome (the worker died) count: a job requeued because
         // the store was down is not poison.
         if crashed >= self.config.max_attempts {
-            let f = Failure::permanent("JOB_POISON", format!("{crashed} earlier attempts of this job stopped their worker (limit {})", self.config.max_attempts));
+            let f = Failure::permanent(
+                "JOB_POISON",
+                format!(
+                    "{crashed} earlier attempts of this job stopped their worker (limit {})",
+                    self.config.max_attempts
+                ),
+            );
             return self.fail(delivery, events, job, attempt, f).await;
         }
         info!(attempt, "processing");
         match self.process(job, attempt, started).await {
             Ok((event, times)) => {
-                for (stage, secs) in [("fetch", times.fetch), ("decode", times.decode), ("encode", times.encode), ("propagate", times.propagate), ("upload", times.upload), ("commit", times.commit)] {
+                for (stage, secs) in [
+                    ("fetch", times.fetch),
+                    ("decode", times.decode),
+                    ("encode", times.encode),
+                    ("propagate", times.propagate),
+                    ("upload", times.upload),
+                    ("commit", times.commit),
+                ] {
                     self.metrics.stage_seconds.with_label_values(&[stage]).observe(secs);
                 }
-                let published = self.publish_event(events, "succeeded", &job.job_id, job.correlation_id.as_deref(), &event).await;
+                let published =
+                    self.publish_event(events, "succeeded", &job.job_id, job.correlation_id.as_deref(), &event).await;
                 if let Err(f) = published {
                     // The result is committed; a redelivery acks it and republishes the stored event.
                     warn!(code = %f.code, "result committed but its event not published: {}", f.message);
@@ -211,7 +298,10 @@ impl Worker {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 Outcome::Duplicate
             }
-            Err(f) if f.transient && radsam::queue::is_last_delivery(&delivery.properties, self.topology.delivery_limit) => {
+            Err(f)
+                if f.transient
+                    && radsam::queue::is_last_delivery(&delivery.properties, self.topology.delivery_limit) =>
+            {
                 // Requeued now, the broker would dead-letter the job with its row still queued:
                 // record the failure instead, so the row, the event and the dead-letter queue agree.
                 let deliveries = radsam::queue::delivery_count(&delivery.properties) + 1;
@@ -231,14 +321,22 @@ impl Worker {
     async fn fail(&self, delivery: &Delivery, events: &Channel, job: &Job, attempt: i32, f: Failure) -> Outcome {
         warn!(code = %f.code, "failed: {}", f.message);
         let event = json!({"job_id": job.job_id, "correlation_id": job.correlation_id, "status": "failed", "error": {"code": f.code, "message": f.message}});
-        let recorded = self.retry("recording the failure", || async { Ok::<_, Failure>(self.db.fail(&job.job_id, attempt, &f.code, &f.message, &event).await?) }).await;
+        let recorded = self
+            .retry("recording the failure", || async {
+                Ok::<_, Failure>(self.db.fail(&job.job_id, attempt, &f.code, &f.message, &event).await?)
+            })
+            .await;
         match recorded {
             Err(e) if e.transient => return self.requeue(delivery).await,
             Err(e) => {
                 // The row refuses this failure for good: the record goes with the rejected messages.
                 warn!(code = %e.code, "cannot record the failure: {}", e.message);
                 let body = serde_json::to_string(job).unwrap_or_default();
-                if let Err(e) = self.db.reject(Some(&job.job_id), job.correlation_id.as_deref(), None, &body, &f.code, &f.message).await {
+                if let Err(e) = self
+                    .db
+                    .reject(Some(&job.job_id), job.correlation_id.as_deref(), None, &body, &f.code, &f.message)
+                    .await
+                {
                     warn!(code = e.code(), "nor as a rejected message: {e}");
                 }
             }
@@ -262,15 +360,40 @@ impl Worker {
 
     /// The work: fetch, segment, upload, commit. Returns the result event and the stage times.
     async fn process(&self, job: &Job, attempt: i32, started: Instant) -> Result<(Value, StageTimes), Failure> {
-        let scratch = radsam::scratch::scratch_dir(radsam::scratch::JOB_SCRATCH_PREFIX).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        let scratch = radsam::scratch::scratch_dir(radsam::scratch::JOB_SCRATCH_PREFIX)
+            .map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        // The job's time budget (JOB_TIMEOUT): the fetch is cut at its end, the model work checks
+        // it between batches, targets and clicks. Uploading and committing finished masks are not
+        // cut: they are bounded by the retries.
+        let budget =
+            (self.config.job_timeout_seconds > 0).then(|| Duration::from_secs(self.config.job_timeout_seconds));
+        let deadline = budget.map(|b| started + b);
         let t = Instant::now();
-        let local_job = self.retry("fetching the inputs", || localize(self, job, scratch.path())).await?;
+        let fetching = self.retry("fetching the inputs", || localize(self, job, scratch.path()));
+        let local_job = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), fetching).await.map_err(|_| {
+                Failure::permanent(
+                    "JOB_TIMEOUT",
+                    format!(
+                        "the job's time budget ({} s, RADSAM_JOB_TIMEOUT_SECONDS) ran out while fetching its inputs",
+                        self.config.job_timeout_seconds
+                    ),
+                )
+            })??,
+            None => fetching.await?,
+        };
         let fetch = t.elapsed().as_secs_f64();
 
         let model = self.model_for(job.model_version.as_deref()).await?;
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-        let opts = ProcessOptions { overlays: self.config.overlays, job_limits: self.config.job_limits, guards: self.config.guards.then(radsam::segment::GuardSettings::default), ..Default::default() };
+        let opts = ProcessOptions {
+            overlays: self.config.overlays,
+            job_limits: self.config.job_limits,
+            guards: self.config.guards.then(radsam::segment::GuardSettings::default),
+            deadline,
+            ..Default::default()
+        };
         let (thread, version, out_dir) = (model.thread.clone(), model.version.clone(), out.clone());
         let inject_panic = self.config.fault_panic_job.as_deref() == Some(job.job_id.as_str());
         let result: JobResult = tokio::task::spawn_blocking(move || {
@@ -285,9 +408,13 @@ impl Worker {
         .map_err(|e| Failure::transient("MODEL_THREAD", e))?
         .map_err(|e| self.model_stopped(e))?
         .map_err(|e| match e.code() {
-                "OUTPUT_UNWRITABLE" => Failure::transient(e.code(), &e),
-                code => Failure::permanent(code, &e),
-            })?;
+            "OUTPUT_UNWRITABLE" => Failure::transient(e.code(), &e),
+            "JOB_TIMEOUT" => Failure::permanent(
+                "JOB_TIMEOUT",
+                format!("{e} (the budget is {} s, RADSAM_JOB_TIMEOUT_SECONDS)", self.config.job_timeout_seconds),
+            ),
+            code => Failure::permanent(code, &e),
+        })?;
         // result.json names the job's own URIs, not the scratch copies.
         restore_uris(&out.join("result.json"), job).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
 
@@ -324,7 +451,8 @@ impl Worker {
             fetch,
             decode: result.read_seconds,
             encode: result.encode_seconds,
-            propagate: (result.total_seconds - result.read_seconds - result.encode_seconds - result.write_seconds).max(0.0),
+            propagate: (result.total_seconds - result.read_seconds - result.encode_seconds - result.write_seconds)
+                .max(0.0),
             upload,
             commit: 0.0,
             total: started.elapsed().as_secs_f64(),
@@ -335,7 +463,11 @@ impl Worker {
             "targets": rows.iter().map(|r| json!({"label": r.label, "mask_uri": r.mask_uri, "voxels": r.voxels, "volume_ml": r.volume_ml, "dice": r.dice})).collect::<Vec<_>>(),
         });
         let t = Instant::now();
-        let committed = self.retry("committing the results", || async { Ok::<_, Failure>(self.db.commit(&job.job_id, attempt, &model.version, &rows, &times, &event).await?) }).await?;
+        let committed = self
+            .retry("committing the results", || async {
+                Ok::<_, Failure>(self.db.commit(&job.job_id, attempt, &model.version, &rows, &times, &event).await?)
+            })
+            .await?;
         if !committed {
             return Err(Failure::permanent("LOST_CLAIM", "another delivery of this job took it over"));
         }
@@ -356,8 +488,16 @@ impl Worker {
         self.health.set_model_stopped(&printable(&e.to_string(), 2000));
         let code = e.code();
         match e {
-            ModelThreadStopped::Panicked(message) => Failure::permanent(code, format!("the model panicked on this job (the worker stops and restarts): {}", printable(&message, 2000))),
-            ModelThreadStopped::Stopped => Failure::transient(code, "the model thread had stopped before this job (the worker restarts)"),
+            ModelThreadStopped::Panicked(message) => Failure::permanent(
+                code,
+                format!(
+                    "the model panicked on this job (the worker stops and restarts): {}",
+                    printable(&message, 2000)
+                ),
+            ),
+            ModelThreadStopped::Stopped => {
+                Failure::transient(code, "the model thread had stopped before this job (the worker restarts)")
+            }
         }
     }
 
@@ -368,10 +508,18 @@ impl Worker {
         let wanted = match requested {
             Some(name) if models::is_known(name) => Err(name.to_string()),
             Some(version) => {
-                let found = self.retry("reading the model registry", || async { Ok::<_, Failure>(self.db.model_version(version).await?) }).await?.filter(|v| v.weights_uri.is_some());
+                let found = self
+                    .retry("reading the model registry", || async {
+                        Ok::<_, Failure>(self.db.model_version(version).await?)
+                    })
+                    .await?
+                    .filter(|v| v.weights_uri.is_some());
                 Ok(found.ok_or_else(|| Failure::permanent("JOB_UNKNOWN_MODEL", format!("model_version {version:?} is neither a model name ({}) nor a registered version with weights", radsam::model::MODEL_NAMES.join(", "))))?)
             }
-            None => match self.retry("reading the promoted version", || async { Ok::<_, Failure>(self.db.promoted_version().await?) }).await? {
+            None => match self
+                .retry("reading the promoted version", || async { Ok::<_, Failure>(self.db.promoted_version().await?) })
+                .await?
+            {
                 Some(v) => Ok(v),
                 None => Err(self.config.model.clone()),
             },
@@ -389,23 +537,41 @@ impl Worker {
         let loaded = match wanted {
             Err(name) => {
                 let weights = (name == self.config.model).then(|| self.config.weights.clone()).flatten();
-                tokio::task::spawn_blocking(move || models::load(&name, weights, &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?
+                tokio::task::spawn_blocking(move || models::load(&name, weights, &device, threads))
+                    .await
+                    .map_err(|e| Failure::transient("MODEL_LOAD", e))?
+                    .map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?
             }
             Ok(v) => {
                 let uri = v.weights_uri.clone().expect("registry versions with weights only");
                 // A folder of this process's own: workers sharing a host never read each other's half-written copy.
-                let dir = radsam::scratch::scratch_dir(radsam::scratch::WEIGHTS_SCRATCH_PREFIX).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-                let path = self.retry("fetching the model's weights", || async { Ok::<_, Failure>(self.storage.fetch(&uri, dir.path()).await?) }).await?;
+                let dir = radsam::scratch::scratch_dir(radsam::scratch::WEIGHTS_SCRATCH_PREFIX)
+                    .map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+                let path = self
+                    .retry("fetching the model's weights", || async {
+                        Ok::<_, Failure>(self.storage.fetch(&uri, dir.path()).await?)
+                    })
+                    .await?;
                 let model = v.model.clone();
-                let mut loaded = tokio::task::spawn_blocking(move || models::load(&model, Some(path), &device, threads)).await.map_err(|e| Failure::transient("MODEL_LOAD", e))?.map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;
+                let mut loaded =
+                    tokio::task::spawn_blocking(move || models::load(&model, Some(path), &device, threads))
+                        .await
+                        .map_err(|e| Failure::transient("MODEL_LOAD", e))?
+                        .map_err(|e| Failure::permanent("MODEL_LOAD", format!("{e:#}")))?;
                 if loaded.version != v.version {
-                    return Err(Failure::permanent("MODEL_LOAD", format!("the weights at {uri} hash to {}, not to the registered {}", loaded.version, v.version)));
+                    return Err(Failure::permanent(
+                        "MODEL_LOAD",
+                        format!("the weights at {uri} hash to {}, not to the registered {}", loaded.version, v.version),
+                    ));
                 }
                 loaded.source = v.version.clone();
                 loaded
             }
         };
-        self.retry("registering the model version", || async { Ok::<_, Failure>(self.db.register_model_version(&loaded.version, &loaded.name, Some(&loaded.sha256)).await?) }).await?;
+        self.retry("registering the model version", || async {
+            Ok::<_, Failure>(self.db.register_model_version(&loaded.version, &loaded.name, Some(&loaded.sha256)).await?)
+        })
+        .await?;
         self.health.set_model(Some(loaded.version.clone()));
         *slot = Arc::new(loaded);
         Ok(slot.clone())

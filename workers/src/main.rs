@@ -33,9 +33,13 @@ pub struct Worker {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lapin=warn,aws=warn,sqlx=warn,jpeg2k=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,lapin=warn,aws=warn,sqlx=warn,jpeg2k=warn".into());
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if format == "json" {
         builder.json().with_current_span(true).init();
     } else {
@@ -67,7 +71,11 @@ fn main() -> Result<()> {
 async fn run(config: Config) -> Result<()> {
     // A job whose worker keeps dying must meet JOB_POISON before the broker dead-letters it unrecorded.
     let limit = config.connection.delivery_limit;
-    anyhow::ensure!(config.max_attempts >= 1 && config.max_attempts as i64 <= limit as i64, "[CONFIG_INVALID] RADSAM_MAX_ATTEMPTS ({}) must be between 1 and RADSAM_DELIVERY_LIMIT ({limit})", config.max_attempts);
+    anyhow::ensure!(
+        config.max_attempts >= 1 && config.max_attempts as i64 <= limit as i64,
+        "[CONFIG_INVALID] RADSAM_MAX_ATTEMPTS ({}) must be between 1 and RADSAM_DELIVERY_LIMIT ({limit})",
+        config.max_attempts
+    );
     // Scratch folders of workers that were killed (SIGKILL, OOM) are named by their PID: remove
     // those whose process is gone, so a crash loop cannot fill the temp dir.
     for prefix in [radsam::scratch::JOB_SCRATCH_PREFIX, radsam::scratch::WEIGHTS_SCRATCH_PREFIX] {
@@ -76,11 +84,14 @@ async fn run(config: Config) -> Result<()> {
             info!(removed, prefix, "removed scratch folders of dead workers");
         }
     }
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "worker".into());
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "worker".into());
     let name = format!("{host}:{}", std::process::id());
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    let bound = telemetry::serve(config.http_addr, metrics.clone(), health.clone()).await.with_context(|| format!("listening on {}", config.http_addr))?;
+    let bound = telemetry::serve(config.http_addr, metrics.clone(), health.clone())
+        .await
+        .with_context(|| format!("listening on {}", config.http_addr))?;
     info!(worker = %name, "health and metrics on http://{bound}/healthz, /metrics");
 
     let db = Db::connect_lazy(&config.connection.database_url).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
@@ -104,16 +115,28 @@ async fn run(config: Config) -> Result<()> {
     if let Err(e) = storage.ensure_bucket(&config.results_uri).await {
         tracing::warn!("cannot make sure {} exists yet: [{}] {e}", config.results_uri, e.code());
     }
-    let (model_name, weights, device, threads) = (config.model.clone(), config.weights.clone(), config.device.clone(), config.threads);
+    let (model_name, weights, device, threads) =
+        (config.model.clone(), config.weights.clone(), config.device.clone(), config.threads);
     let model = tokio::task::spawn_blocking(move || models::load(&model_name, weights, &device, threads)).await??;
-    db.register_model_version(&model.version, &model.name, Some(&model.sha256)).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    db.register_model_version(&model.version, &model.name, Some(&model.sha256))
+        .await
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     info!(model = %model.version, device = %config.device, "model loaded");
     health.set_model(Some(model.version.clone()));
 
     let topology = Topology::new(&config.connection.queue_prefix, config.connection.delivery_limit);
     let (tx, rx) = tokio::sync::watch::channel(false);
     service::on_signals(tx);
-    let worker = Worker { config, name, db, storage, topology, metrics, health, model: tokio::sync::Mutex::new(Arc::new(model)) };
+    let worker = Worker {
+        config,
+        name,
+        db,
+        storage,
+        topology,
+        metrics,
+        health,
+        model: tokio::sync::Mutex::new(Arc::new(model)),
+    };
     // A version promoted by the trainer service replaces the configured model before the first job.
     match worker.model_for(None).await {
         Ok(m) => info!(model = %m.version, "serving"),

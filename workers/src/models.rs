@@ -24,7 +24,8 @@ pub fn is_known(name: &str) -> bool {
 
 /// Loads `name` (blocking: call from spawn_blocking).
 pub fn load(name: &str, weights: Option<PathBuf>, device_name: &str, threads: Option<i32>) -> Result<LoadedModel> {
-    let config = ModelConfig::by_name(name).with_context(|| format!("unknown model `{name}`; known: {}", MODEL_NAMES.join(", ")))?;
+    let config = ModelConfig::by_name(name)
+        .with_context(|| format!("unknown model `{name}`; known: {}", MODEL_NAMES.join(", ")))?;
     let weights = weights.unwrap_or_else(|| radsam::assets::weights_path(name));
     if !weights.exists() {
         bail!("weights {} not found (run `make setup`, or set RADSAM_WEIGHTS)", weights.display());

@@ -29,7 +29,8 @@ pub async fn requested(shutdown: &mut watch::Receiver<bool>) {
 /// Sets the flag on SIGTERM or SIGINT.
 pub fn on_signals(tx: watch::Sender<bool>) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: finishing the job in hand, then stopping"),
             _ = tokio::signal::ctrl_c() => info!("SIGINT: finishing the job in hand, then stopping"),
@@ -67,7 +68,9 @@ impl Worker {
         self.topology.declare(&channel).await?;
         channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;
         let events = radsam::queue::confirm_channel(&connection).await?;
-        let mut consumer = channel.basic_consume(&self.topology.jobs_queue, &self.name, BasicConsumeOptions::default(), FieldTable::default()).await?;
+        let mut consumer = channel
+            .basic_consume(&self.topology.jobs_queue, &self.name, BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
         self.metrics.broker_connections.inc();
         self.health.broker_connected.store(true, Ordering::Relaxed);
         info!(queue = %self.topology.jobs_queue, prefetch = self.config.prefetch, "connected; waiting for jobs");

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,13 +31,35 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let buckets = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
-        let jobs = IntCounterVec::new(Opts::new("radsam_jobs_total", "Jobs handled, by outcome"), &["outcome"]).unwrap();
-        let stage_seconds = HistogramVec::new(HistogramOpts::new("radsam_stage_seconds", "Seconds per job stage").buckets(buckets.clone()), &["stage"]).unwrap();
-        let job_seconds = Histogram::with_opts(HistogramOpts::new("radsam_job_seconds", "Seconds per job, delivery to ack").buckets(buckets.clone())).unwrap();
-        let queue_lag_seconds = Histogram::with_opts(HistogramOpts::new("radsam_queue_lag_seconds", "Seconds from publish to processing").buckets(buckets)).unwrap();
-        let broker_connections = IntCounter::new("radsam_broker_connections_total", "Connections opened to the broker (more than one: reconnections)").unwrap();
+        let jobs =
+            IntCounterVec::new(Opts::new("radsam_jobs_total", "Jobs handled, by outcome"), &["outcome"]).unwrap();
+        let stage_seconds = HistogramVec::new(
+            HistogramOpts::new("radsam_stage_seconds", "Seconds per job stage").buckets(buckets.clone()),
+            &["stage"],
+        )
+        .unwrap();
+        let job_seconds = Histogram::with_opts(
+            HistogramOpts::new("radsam_job_seconds", "Seconds per job, delivery to ack").buckets(buckets.clone()),
+        )
+        .unwrap();
+        let queue_lag_seconds = Histogram::with_opts(
+            HistogramOpts::new("radsam_queue_lag_seconds", "Seconds from publish to processing").buckets(buckets),
+        )
+        .unwrap();
+        let broker_connections = IntCounter::new(
+            "radsam_broker_connections_total",
+            "Connections opened to the broker (more than one: reconnections)",
+        )
+        .unwrap();
         let in_flight = IntGauge::new("radsam_jobs_in_flight", "Jobs being processed").unwrap();
-        for c in [Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>, Box::new(stage_seconds.clone()), Box::new(job_seconds.clone()), Box::new(queue_lag_seconds.clone()), Box::new(broker_connections.clone()), Box::new(in_flight.clone())] {
+        for c in [
+            Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stage_seconds.clone()),
+            Box::new(job_seconds.clone()),
+            Box::new(queue_lag_seconds.clone()),
+            Box::new(broker_connections.clone()),
+            Box::new(in_flight.clone()),
+        ] {
             registry.register(c).unwrap();
         }
         Self { registry, jobs, stage_seconds, job_seconds, queue_lag_seconds, broker_connections, in_flight }
@@ -101,7 +125,10 @@ async fn render_metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 /// Serves /healthz and /metrics on `addr` until the process ends; returns the bound address.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<SocketAddr> {
-    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics)).with_state(AppState { metrics, health });
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .with_state(AppState { metrics, health });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

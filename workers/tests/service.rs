@@ -3,323 +3,13 @@
 //! own ports so it can stop it. Each test has its own queue prefix, database and buckets, and runs
 //! real worker processes on the real validation CT (a DICOM series) with the project's RadSAM.
 
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use radsam::queue::Topology;
-use radsam::storage::{Storage, StorageConfig};
+mod common;
+
+use common::*;
 use serde_json::{json, Value};
-use sqlx::Row;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn cache() -> PathBuf {
-    radsam::assets::cache_dir()
-}
-
-fn free_port_base() -> u16 {
-    // Seven consecutive ports and the same +10000 (weed's gRPC ports), all free.
-    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let seed = (std::process::id() as u16 % 300) * 20;
-    (0..500u16).map(|i| 21000 + (seed + i * 20) % 9000).find(|&b| (0..8).all(|k| free(b + k) && free(b + 10000 + k))).expect("free ports for the S3 store")
-}
-
-/// A weed S3 store on its own ports and folder.
-struct S3Store {
-    dir: PathBuf,
-    base: u16,
-    child: Option<Child>,
-}
-
-impl S3Store {
-    fn start(dir: &Path) -> Self {
-        let mut store = Self { dir: dir.to_path_buf(), base: free_port_base(), child: None };
-        store.restart();
-        store
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.base + 3)
-    }
-
-    fn restart(&mut self) {
-        let b = self.base;
-        let log = std::fs::File::create(self.dir.join("weed.log")).unwrap();
-        let child = Command::new(cache().join("venv/bin/weed"))
-            .args(["mini", &format!("-dir={}", self.dir.display()), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
-            .args([format!("-master.port={b}"), format!("-volume.port={}", b + 1), format!("-filer.port={}", b + 2), format!("-s3.port={}", b + 3), format!("-admin.port={}", b + 4), format!("-webdav.port={}", b + 5), format!("-debug.port={}", b + 6), format!("-s3.debug.port={}", b + 7)])
-            .env("AWS_ACCESS_KEY_ID", "radsam")
-            .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("weed from the venv (make setup)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", b + 3)).is_err() {
-            assert!(Instant::now() < deadline, "the S3 store did not start: {}", self.dir.join("weed.log").display());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for S3Store {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// One test's world: queue prefix, database, S3 store with the sample CT in it.
-struct World {
-    name: String,
-    topology: Topology,
-    database_url: String,
-    s3: S3Store,
-    storage: Storage,
-    _dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-}
-
-impl World {
-    fn new(test: &str) -> Self {
-        let name = format!("t{}_{test}", std::process::id());
-        let dir = tempfile::tempdir().unwrap();
-        let s3 = S3Store::start(dir.path());
-        let storage = Storage::new(&StorageConfig { s3_endpoint: Some(s3.endpoint()), region: "us-east-1".into(), access_key: "radsam".into(), secret_key: "radsam-secret".into(), file_roots: vec![] });
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let database_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        rt.block_on(async {
-            let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/services.sh)");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-            let data = radsam::assets::sample_data_dir();
-            storage.ensure_bucket("s3://scans/").await.unwrap();
-            storage.put_dir("s3://scans/ct/", &data.join("example_ct_dicom")).await.unwrap();
-            storage.put("s3://scans/labels.nii.gz", std::fs::read(data.join("example_seg_dicom.nii.gz")).unwrap()).await.unwrap();
-        });
-        let topology = Topology::new(&name, 5);
-        Self { name, topology, database_url, s3, storage, _dir: dir, rt }
-    }
-
-    fn worker(&self, extra: &[(&str, &str)]) -> Worker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log_path = self._dir.path().join(format!("worker-{port}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_radsam-worker"));
-        cmd.env("RADSAM_AMQP_URL", AMQP)
-            .env("RADSAM_QUEUE_PREFIX", &self.name)
-            .env("DATABASE_URL", &self.database_url)
-            .env("RADSAM_RESULTS_URI", "s3://results")
-            .env("RADSAM_S3_ENDPOINT", self.s3.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "radsam")
-            .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
-            .env("RADSAM_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("RADSAM_DEVICE", "cpu")
-            .env("RADSAM_RETRIES", "6")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let worker = Worker { child, port, log: log_path };
-        worker.wait_healthy();
-        worker
-    }
-
-    fn submit(&self, body: &str) {
-        let v: Value = serde_json::from_str(body).unwrap_or(json!({}));
-        let id = v.get("job_id").and_then(Value::as_str).unwrap_or("not-a-job").to_string();
-        self.submit_bytes(&id, body.as_bytes());
-    }
-
-    /// Publishes any body, as a router with a bug could, under message id `id`.
-    fn submit_bytes(&self, id: &str, body: &[u8]) {
-        self.rt.block_on(async {
-            let conn = radsam::queue::connect(AMQP, "test-submit").await.unwrap();
-            let ch = radsam::queue::confirm_channel(&conn).await.unwrap();
-            self.topology.declare(&ch).await.unwrap();
-            radsam::queue::publish_job(&ch, &self.topology, id, None, 0, body).await.unwrap();
-            conn.close(200, "").await.unwrap();
-        });
-    }
-
-    /// Waits until `sql` (with $1 = `key`) returns at least `n` rows; returns the first column.
-    fn wait_rows(&self, sql: &str, key: &str, n: usize, seconds: f64, worker: &mut Worker) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-        loop {
-            let rows: Vec<String> = self.query(sql, key);
-            if rows.len() >= n {
-                return rows;
-            }
-            if let Ok(Some(code)) = worker.child.try_wait() {
-                panic!("the worker exited ({code}): {}", worker.log_tail());
-            }
-            assert!(Instant::now() < deadline, "{sql} [{key}]: {} rows after {seconds} s, expected {n}; {}", rows.len(), worker.log_tail());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn query<T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(&self, sql: &str, job_id: &str) -> Vec<T> {
-        self.rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-            let rows = sqlx::query(sql).bind(job_id).fetch_all(&pool).await.unwrap();
-            rows.iter().map(|r| r.get::<T, _>(0)).collect()
-        })
-    }
-
-    fn status(&self, job_id: &str) -> Option<String> {
-        self.rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.ok()?;
-            let exists: bool = sqlx::query("SELECT to_regclass('jobs') IS NOT NULL").fetch_one(&pool).await.ok()?.get(0);
-            if !exists {
-                return None;
-            }
-            sqlx::query("SELECT status FROM jobs WHERE job_id = $1").bind(job_id).fetch_optional(&pool).await.ok()?.map(|r| r.get(0))
-        })
-    }
-
-    fn wait_status(&self, job_id: &str, want: &[&str], seconds: u64, workers: &mut [&mut Worker]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
-            if let Some(s) = self.status(job_id) {
-                if want.contains(&s.as_str()) {
-                    return s;
-                }
-            }
-            for w in workers.iter_mut() {
-                if let Ok(Some(code)) = w.child.try_wait() {
-                    panic!("the worker exited ({code}): {}", w.log_tail());
-                }
-            }
-            assert!(Instant::now() < deadline, "job {job_id} did not reach {want:?} in {seconds} s (now {:?}); worker logs: {}", self.status(job_id), workers.iter().map(|w| w.log_tail()).collect::<Vec<_>>().join("\n---\n"));
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// Takes every message waiting in `queue`.
-    fn drain(&self, queue: &str) -> Vec<Value> {
-        self.rt.block_on(async {
-            let conn = radsam::queue::connect(AMQP, "test-drain").await.unwrap();
-            let ch = conn.create_channel().await.unwrap();
-            let mut out = Vec::new();
-            while let Some(m) = ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
-                out.push(serde_json::from_slice(&m.delivery.data).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&m.delivery.data)})));
-            }
-            conn.close(200, "").await.unwrap();
-            out
-        })
-    }
-
-    /// A queue bound to the results exchange, to read the events of this test.
-    fn bind_events(&self) -> String {
-        let queue = format!("{}.events", self.name);
-        self.rt.block_on(async {
-            let conn = radsam::queue::connect(AMQP, "test-events").await.unwrap();
-            let ch = conn.create_channel().await.unwrap();
-            self.topology.declare(&ch).await.unwrap();
-            ch.queue_declare(&queue, QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default()).await.unwrap();
-            ch.queue_bind(&queue, &self.topology.results_exchange, "#", QueueBindOptions::default(), FieldTable::default()).await.unwrap();
-            conn.close(200, "").await.unwrap();
-        });
-        queue
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let (name, topology) = (self.name.clone(), self.topology.clone());
-        self.rt.block_on(async {
-            if let Ok(conn) = radsam::queue::connect(AMQP, "test-cleanup").await {
-                if let Ok(ch) = conn.create_channel().await {
-                    for q in [&topology.jobs_queue, &topology.dead_queue, &format!("{name}.events")] {
-                        let _ = ch.queue_delete(q, Default::default()).await;
-                    }
-                    for x in [&topology.jobs_exchange, &topology.dead_exchange, &topology.results_exchange] {
-                        let _ = ch.exchange_delete(x, Default::default()).await;
-                    }
-                }
-                let _ = conn.close(200, "").await;
-            }
-            if let Ok(admin) = sqlx::PgPool::connect(PG_ADMIN).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
-            }
-        });
-    }
-}
-
-struct Worker {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Worker {
-    fn http(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
-    }
-
-    fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while self.http("/healthz").map(|(s, _)| s) != Some(200) {
-            assert!(Instant::now() < deadline, "worker not healthy: {}", self.log_tail());
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let (_, body) = self.http("/metrics").expect("metrics");
-        body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The spleen of the validation scan from one box, over `slices` slices (fewer: a quicker job).
-fn spleen_job(job_id: &str, top: usize, bottom: usize) -> String {
-    json!({
-        "schema_version": 1, "job_id": job_id, "correlation_id": "study-1",
-        "volume_uri": "s3://scans/ct/",
-        "targets": [{
-            "label": "spleen", "initial_prompt": {"slice": 12, "box": [291, 245, 392, 377]},
-            "boundaries": {"top": top, "bottom": bottom},
-            "reference_mask_uri": "s3://scans/labels.nii.gz", "reference_label": 1
-        }]
-    })
-    .to_string()
-}
 
 #[test]
 fn a_job_goes_through_queue_worker_s3_and_postgres() {
@@ -337,7 +27,10 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert!(dice[0] > 0.9, "spleen Dice {}", dice[0]);
     let ml: Vec<f64> = world.query("SELECT volume_ml FROM organ_volumes WHERE job_id = $1", "job-flow");
     assert!(ml[0] > 20.0 && ml[0] < 400.0, "spleen volume {} mL", ml[0]);
-    let stages: Vec<f64> = world.query("SELECT fetch_s + decode_s + encode_s + propagate_s + upload_s + commit_s FROM jobs WHERE job_id = $1", "job-flow");
+    let stages: Vec<f64> = world.query(
+        "SELECT fetch_s + decode_s + encode_s + propagate_s + upload_s + commit_s FROM jobs WHERE job_id = $1",
+        "job-flow",
+    );
     let total: Vec<f64> = world.query("SELECT total_s FROM jobs WHERE job_id = $1", "job-flow");
     assert!(stages[0] > 0.0 && stages[0] <= total[0] + 1e-6, "stages {} vs total {}", stages[0], total[0]);
     let version: Vec<String> = world.query("SELECT model_version FROM results WHERE job_id = $1", "job-flow");
@@ -347,7 +40,12 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     let mask_uri: Vec<String> = world.query("SELECT mask_uri FROM results WHERE job_id = $1", "job-flow");
     assert_eq!(mask_uri[0], "s3://results/job-flow/spleen.nii.gz");
     let scratch = tempfile::tempdir().unwrap();
-    let (mask, seg) = world.rt.block_on(async { (world.storage.fetch(&mask_uri[0], scratch.path()).await.unwrap(), world.storage.fetch("s3://results/job-flow/seg.dcm", scratch.path()).await.unwrap()) });
+    let (mask, seg) = world.rt.block_on(async {
+        (
+            world.storage.fetch(&mask_uri[0], scratch.path()).await.unwrap(),
+            world.storage.fetch("s3://results/job-flow/seg.dcm", scratch.path()).await.unwrap(),
+        )
+    });
     let mask = radsam::volume::Volume::open(&mask, None, &Default::default()).unwrap();
     assert_eq!(mask.dims(), [512, 512, 20]);
     assert!(std::fs::metadata(seg).unwrap().len() > 1000);
@@ -397,7 +95,10 @@ fn bad_messages_are_recorded_and_dead_lettered_and_the_worker_carries_on() {
     // What three workers that died on a job leave behind: a running row, 3 attempts, no requeue.
     world.rt.block_on(async {
         let pool = sqlx::PgPool::connect(&world.database_url).await.unwrap();
-        sqlx::query("INSERT INTO jobs (job_id, status, attempts) VALUES ('job-poison', 'running', 3)").execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO jobs (job_id, status, attempts) VALUES ('job-poison', 'running', 3)")
+            .execute(&pool)
+            .await
+            .unwrap();
     });
     world.submit(&spleen_job("job-poison", 13, 11));
     world.submit(&spleen_job("job-good", 13, 11));
@@ -435,11 +136,22 @@ fn a_worker_killed_mid_job_leaves_it_to_be_finished_exactly_once() {
     world.wait_status("job-kill", &["running"], 120, &mut [&mut first]);
     // Mid-job: the worker has claimed it and is fetching or encoding.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(world.status("job-kill").as_deref(), Some("running"), "the job finished before the kill; {}", first.log_tail());
+    assert_eq!(
+        world.status("job-kill").as_deref(),
+        Some("running"),
+        "the job finished before the kill; {}",
+        first.log_tail()
+    );
     let killed_pid = first.child.id();
     unsafe { libc::kill(killed_pid as i32, libc::SIGKILL) };
     first.child.wait().unwrap();
-    let scratch_of_killed = || std::fs::read_dir(&tmp).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&format!("radsam-job-{killed_pid}-"))).count();
+    let scratch_of_killed = || {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("radsam-job-{killed_pid}-")))
+            .count()
+    };
     assert_eq!(scratch_of_killed(), 1, "the killed worker left its job's scratch folder");
 
     let mut second = world.worker(&tmp_env);
@@ -465,7 +177,10 @@ fn s3_down_for_a_while_then_back_the_job_completes() {
     world.s3.restart();
     world.wait_status("job-s3", &["succeeded", "failed"], 300, &mut [&mut worker]);
     assert_eq!(world.status("job-s3").as_deref(), Some("succeeded"), "{}", worker.log_tail());
-    assert!(worker.log_tail().contains("retrying") || std::fs::read_to_string(&worker.log).unwrap().contains("STORAGE_UNAVAILABLE"));
+    assert!(
+        worker.log_tail().contains("retrying")
+            || std::fs::read_to_string(&worker.log).unwrap().contains("STORAGE_UNAVAILABLE")
+    );
 }
 
 #[test]
@@ -479,8 +194,12 @@ fn a_job_that_meets_a_dead_store_on_every_delivery_is_failed_on_the_last_one_not
     assert_eq!(status, "failed", "{}", worker.log_tail());
     let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-exhausted");
     assert_eq!(codes, vec![Some("JOB_RETRIES_EXHAUSTED".to_string())]);
-    let messages: Vec<Option<String>> = world.query("SELECT error_message FROM jobs WHERE job_id = $1", "job-exhausted");
-    assert!(messages[0].as_deref().unwrap_or("").contains("STORAGE_UNAVAILABLE"), "the last transient cause is named: {messages:?}");
+    let messages: Vec<Option<String>> =
+        world.query("SELECT error_message FROM jobs WHERE job_id = $1", "job-exhausted");
+    assert!(
+        messages[0].as_deref().unwrap_or("").contains("STORAGE_UNAVAILABLE"),
+        "the last transient cause is named: {messages:?}"
+    );
     // The broker's limit (5 returns) allows 6 deliveries: 5 requeued, the 6th failed and dead-lettered.
     let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-exhausted");
     assert_eq!(attempts, vec![6]);
@@ -516,7 +235,10 @@ fn a_failed_job_leaves_no_objects_behind_and_removal_stays_within_the_job() {
         assert_eq!(world.storage.delete_prefix("s3://results/job-a").await.unwrap(), 2, "job-ab is another job");
         assert_eq!(world.storage.delete_prefix("s3://results/job-a/").await.unwrap(), 0);
         let scratch = tempfile::tempdir().unwrap();
-        assert_eq!(world.storage.fetch("s3://results/job-a/", scratch.path()).await.unwrap_err().code(), "STORAGE_NOT_FOUND");
+        assert_eq!(
+            world.storage.fetch("s3://results/job-a/", scratch.path()).await.unwrap_err().code(),
+            "STORAGE_NOT_FOUND"
+        );
         assert!(world.storage.fetch("s3://results/job-ab/spleen.nii.gz", scratch.path()).await.is_ok());
         assert_eq!(world.storage.delete_prefix("s3://results").await.unwrap_err().code(), "STORAGE_BAD_URI");
     });
@@ -524,7 +246,11 @@ fn a_failed_job_leaves_no_objects_behind_and_removal_stays_within_the_job() {
 
 #[test]
 fn a_worker_refuses_more_attempts_than_the_queue_delivers() {
-    let out = Command::new(env!("CARGO_BIN_EXE_radsam-worker")).env("RADSAM_MAX_ATTEMPTS", "9").env("RADSAM_DELIVERY_LIMIT", "5").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_radsam-worker"))
+        .env("RADSAM_MAX_ATTEMPTS", "9")
+        .env("RADSAM_DELIVERY_LIMIT", "5")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CONFIG_INVALID") && stderr.contains("RADSAM_MAX_ATTEMPTS"), "{stderr}");
@@ -535,7 +261,12 @@ fn after_a_broker_restart_the_worker_reconnects_and_takes_jobs() {
     let world = World::new("broker");
     let mut worker = world.worker(&[]);
     assert_eq!(worker.metric("radsam_broker_connections_total"), 1.0);
-    let ctl = |args: &[&str]| assert!(Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().unwrap().success(), "rabbitmqctl {args:?}");
+    let ctl = |args: &[&str]| {
+        assert!(
+            Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().unwrap().success(),
+            "rabbitmqctl {args:?}"
+        )
+    };
     ctl(&["stop_app"]);
     std::thread::sleep(Duration::from_secs(2));
     ctl(&["start_app"]);
@@ -567,10 +298,32 @@ fn trainer_round(world: &World, work: &Path, extra: &[&str]) -> Child {
     let exe = Path::new(env!("CARGO_BIN_EXE_radsam-worker")).with_file_name("radsam-trainer");
     assert!(exe.exists(), "{} not built (cargo test --workspace builds it)", exe.display());
     let data = radsam::assets::sample_data_dir();
-    let val = format!("{}={}", data.join("example_ct_dicom").display(), data.join("example_seg_dicom.nii.gz").display());
+    let val =
+        format!("{}={}", data.join("example_ct_dicom").display(), data.join("example_seg_dicom.nii.gz").display());
     let log = std::fs::OpenOptions::new().create(true).append(true).open(work.join("trainer.log")).unwrap();
     Command::new(exe)
-        .args(["serve", "--once", "--min-annotations", "1", "--val-pair", &val, "--val-classes", "label 1", "--epochs", "1", "--steps-per-epoch", "6", "--batch-size", "2", "--views", "1", "--device", "cpu", "--models-uri", "s3://models"])
+        .args([
+            "serve",
+            "--once",
+            "--min-annotations",
+            "1",
+            "--val-pair",
+            &val,
+            "--val-classes",
+            "label 1",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "6",
+            "--batch-size",
+            "2",
+            "--views",
+            "1",
+            "--device",
+            "cpu",
+            "--models-uri",
+            "s3://models",
+        ])
         .arg("--work-dir")
         .arg(work)
         .args(extra)
@@ -593,7 +346,8 @@ fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_
     world.submit(&spleen_job("job-annotated", 19, 0));
     world.wait_status("job-annotated", &["succeeded"], 300, &mut [&mut worker]);
     let db = || radsam::db::Db::connect_lazy(&world.database_url).unwrap();
-    let accept = |by: &str| world.rt.block_on(async { db().accept("job-annotated", "spleen", by, None, None).await.unwrap() });
+    let accept =
+        |by: &str| world.rt.block_on(async { db().accept("job-annotated", "spleen", by, None, None).await.unwrap() });
     let versions = || world.rt.block_on(async { db().model_versions().await.unwrap() });
     let unused = || world.rt.block_on(async { db().unused_annotations().await.unwrap().len() });
 
@@ -612,12 +366,22 @@ fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_
     let promoted: Vec<_> = versions().into_iter().filter(|v| v.promoted).collect();
     assert_eq!(promoted.len(), 1, "{}", trainer_log());
     let first = promoted[0].clone();
-    assert!(first.version.starts_with("radsam@sha256:") && first.weights_uri.as_deref() == Some(&format!("s3://models/{}.safetensors", first.version)[..]));
+    assert!(
+        first.version.starts_with("radsam@sha256:")
+            && first.weights_uri.as_deref() == Some(&format!("s3://models/{}.safetensors", first.version)[..])
+    );
     assert!(first.parent_version.as_deref().unwrap().starts_with("radsam@sha256:"));
     let eval = first.evaluation.clone().unwrap();
-    assert!(eval["promoted"]["mean"]["volume box/mask carry"].as_f64().unwrap() > 50.0 && eval["candidate"]["mean"]["volume box/mask carry"].is_number(), "{eval}");
+    assert!(
+        eval["promoted"]["mean"]["volume box/mask carry"].as_f64().unwrap() > 50.0
+            && eval["candidate"]["mean"]["volume box/mask carry"].is_number(),
+        "{eval}"
+    );
     for measure in ["volume box/box carry", "slice box", "slice point", "volume box/mask carry + 5 clicks"] {
-        assert!(eval["candidate"]["mean"][measure].is_number() && eval["promoted"]["mean"][measure].is_number(), "{measure}: {eval}");
+        assert!(
+            eval["candidate"]["mean"][measure].is_number() && eval["promoted"]["mean"][measure].is_number(),
+            "{measure}: {eval}"
+        );
     }
     assert_eq!(unused(), 0, "the round's annotations are marked used");
 
@@ -629,12 +393,22 @@ fn accepted_annotations_train_a_version_that_workers_pick_up_and_a_worse_one_is_
 
     // Round 2, made worse on purpose (a learning rate that wrecks the decoder): registered, not promoted.
     accept("dr-b");
-    assert!(trainer_round(&world, work.path(), &["--lr", "3", "--margin", "1"]).wait().unwrap().success(), "{}", trainer_log());
+    assert!(
+        trainer_round(&world, work.path(), &["--lr", "3", "--margin", "1"]).wait().unwrap().success(),
+        "{}",
+        trainer_log()
+    );
     let all = versions();
-    let second = all.iter().find(|v| v.parent_version.as_deref() == Some(&first.version[..])).expect("round 2 registered its candidate");
+    let second = all
+        .iter()
+        .find(|v| v.parent_version.as_deref() == Some(&first.version[..]))
+        .expect("round 2 registered its candidate");
     assert!(!second.promoted, "a worse candidate must not be promoted: {:?}", second.decision);
     assert!(second.decision.as_deref().unwrap().starts_with("not promoted"));
-    assert_eq!(all.iter().filter(|v| v.promoted).map(|v| v.version.clone()).collect::<Vec<_>>(), vec![first.version.clone()]);
+    assert_eq!(
+        all.iter().filter(|v| v.promoted).map(|v| v.version.clone()).collect::<Vec<_>>(),
+        vec![first.version.clone()]
+    );
     assert_eq!(unused(), 0, "used by the rejected candidate too");
 
     // Round 3, killed mid-training: nothing registered, nothing marked; a restart carries on.
@@ -718,7 +492,9 @@ fn an_invalid_message_never_touches_the_job_of_its_id() {
     assert_eq!(world.wait_rows(rejected, "job-dup", 1, 30.0, &mut a), vec!["JOB_MALFORMED".to_string()]);
     assert_eq!(world.status("job-dup"), None);
     // What `radsam results` reads: the id's fate, as the rejected message.
-    let seen = world.rt.block_on(async { radsam::db::Db::connect_lazy(&world.database_url).unwrap().job_status("job-dup").await.unwrap() });
+    let seen = world.rt.block_on(async {
+        radsam::db::Db::connect_lazy(&world.database_url).unwrap().job_status("job-dup").await.unwrap()
+    });
     assert_eq!(seen, Some(("rejected".to_string(), 0, Some("JOB_MALFORMED".to_string()))));
     // ...so the valid job with that id still runs.
     world.submit(&valid);
@@ -726,7 +502,12 @@ fn an_invalid_message_never_touches_the_job_of_its_id() {
     // The same invalid message while the job runs: the idle worker takes it and rejects it.
     world.submit(&invalid);
     world.wait_rows(rejected, "job-dup", 2, 30.0, &mut b);
-    assert_eq!(world.status("job-dup").as_deref(), Some("running"), "the job finished before the duplicate came: nothing tested; {}", a.log_tail());
+    assert_eq!(
+        world.status("job-dup").as_deref(),
+        Some("running"),
+        "the job finished before the duplicate came: nothing tested; {}",
+        a.log_tail()
+    );
 
     world.wait_status("job-dup", &["succeeded", "failed"], 300, &mut [&mut a, &mut b]);
     assert_eq!(world.status("job-dup").as_deref(), Some("succeeded"), "{}\n---\n{}", a.log_tail(), b.log_tail());
@@ -759,13 +540,32 @@ fn every_bad_message_is_recorded_with_its_code_within_seconds() {
     with("bad-newline", &|v| v["correlation_id"] = json!("study\nFORGED-LINE level=INFO"), "JOB_BAD_TEXT");
     with("bad-uri", &|v| v["volume_uri"] = json!("s3://scans/ct/\u{1b}[2J"), "JOB_BAD_TEXT");
     // 2 MiB, most of it an id that would not fit the correlation index (and once filled the log).
-    with("bad-huge", &|v| v["correlation_id"] = json!((0..300_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")), "JOB_LIMIT_MESSAGE");
-    with("bad-clicks", &|v| v["targets"][0]["correction_clicks"] = json!(vec![json!({"slice": 12, "x": 300, "y": 300, "positive": true}); 101]), "JOB_LIMIT_CLICKS");
+    with(
+        "bad-huge",
+        &|v| v["correlation_id"] = json!((0..300_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")),
+        "JOB_LIMIT_MESSAGE",
+    );
+    with(
+        "bad-clicks",
+        &|v| {
+            v["targets"][0]["correction_clicks"] =
+                json!(vec![json!({"slice": 12, "x": 300, "y": 300, "positive": true}); 101])
+        },
+        "JOB_LIMIT_CLICKS",
+    );
     with(
         "bad-targets",
         &|v| {
             let one = v["targets"][0].clone();
-            v["targets"] = Value::Array((0..65).map(|i| { let mut t = one.clone(); t["label"] = json!(format!("t{i}")); t }).collect());
+            v["targets"] = Value::Array(
+                (0..65)
+                    .map(|i| {
+                        let mut t = one.clone();
+                        t["label"] = json!(format!("t{i}"));
+                        t
+                    })
+                    .collect(),
+            );
         },
         "JOB_LIMIT_TARGETS",
     );
@@ -776,12 +576,16 @@ fn every_bad_message_is_recorded_with_its_code_within_seconds() {
     for (id, body, code) in &cases {
         world.submit_bytes(id, body);
         let t = Instant::now();
-        let got = world.wait_rows("SELECT error_code FROM rejected_messages WHERE message_id = $1", id, 1, 5.0, &mut worker);
+        let got =
+            world.wait_rows("SELECT error_code FROM rejected_messages WHERE message_id = $1", id, 1, 5.0, &mut worker);
         assert_eq!(&got, &vec![code.to_string()], "{id}");
         println!("{id}: {code} recorded in {:.2} s", t.elapsed().as_secs_f64());
     }
     let bodies: Vec<String> = world.query("SELECT body FROM rejected_messages WHERE message_id = $1", "bad-binary");
-    assert!(bodies[0].contains("not a job") && bodies[0].contains("\\u0000"), "the body is kept, NUL escaped: {bodies:?}");
+    assert!(
+        bodies[0].contains("not a job") && bodies[0].contains("\\u0000"),
+        "the body is kept, NUL escaped: {bodies:?}"
+    );
     let ids: Vec<Option<String>> = world.query("SELECT job_id FROM rejected_messages WHERE message_id = $1", "bad-nul");
     assert_eq!(ids, vec![Some("bad-nul".to_string())], "the job id is kept beside it");
 
@@ -822,7 +626,92 @@ fn permanent_database_errors_are_not_retried() {
         let down = radsam::db::Db::connect_lazy("postgres://postgres@127.0.0.1:1/none").unwrap();
         assert!(down.job_status("x").await.unwrap_err().is_transient());
     });
-    for (code, transient) in [("08006", true), ("40001", true), ("53100", true), ("57P01", true), ("22021", false), ("22P05", false), ("23505", false), ("42703", false), ("54000", false)] {
+    for (code, transient) in [
+        ("08006", true),
+        ("40001", true),
+        ("53100", true),
+        ("57P01", true),
+        ("22021", false),
+        ("22P05", false),
+        ("23505", false),
+        ("42703", false),
+        ("54000", false),
+    ] {
         assert_eq!(radsam::db::is_transient_sqlstate(code), transient, "{code}");
     }
+}
+
+#[test]
+fn a_job_past_its_time_budget_is_failed_and_the_model_thread_is_free_for_the_next() {
+    let world = World::new("timeout");
+    // 4 s: the volume is read in about a second; the 20 slices take 15-30 s to encode on a CPU.
+    let mut worker = world.worker(&[("RADSAM_JOB_TIMEOUT_SECONDS", "4")]);
+    let t = Instant::now();
+    world.submit(&spleen_job("job-slow", 19, 0));
+    world.wait_status("job-slow", &["failed", "succeeded"], 120, &mut [&mut worker]);
+    let took = t.elapsed().as_secs_f64();
+    let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-slow");
+    assert_eq!(codes, vec![Some("JOB_TIMEOUT".to_string())], "{}", worker.log_tail());
+    let messages: Vec<Option<String>> = world.query("SELECT error_message FROM jobs WHERE job_id = $1", "job-slow");
+    let message = messages[0].as_deref().unwrap();
+    assert!(message.contains("encoding") && message.contains("RADSAM_JOB_TIMEOUT_SECONDS"), "{message}");
+    // Cut at the next batch, not at the end of the encoding.
+    assert!(took < 15.0, "failed after {took:.1} s");
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-slow");
+    assert_eq!(attempts, vec![1], "a job over its budget is not retried");
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(
+        world.rt.block_on(world.storage.fetch("s3://results/job-slow/", scratch.path())).unwrap_err().code(),
+        "STORAGE_NOT_FOUND",
+        "no masks of it"
+    );
+    // The model thread is free: the next job reaches it at once (its prompt is refused after the
+    // volume is read there, before any encoding) and the worker is healthy.
+    let t = Instant::now();
+    let mut bad_prompt: Value = serde_json::from_str(&spleen_job("job-next", 13, 11)).unwrap();
+    bad_prompt["targets"][0]["initial_prompt"]["slice"] = json!(3);
+    world.submit(&bad_prompt.to_string());
+    world.wait_status("job-next", &["failed", "succeeded"], 60, &mut [&mut worker]);
+    let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-next");
+    assert_eq!(codes, vec![Some("PROMPT_SLICE_OUTSIDE_BOUNDARIES".to_string())]);
+    assert!(t.elapsed().as_secs_f64() < 10.0, "the next job waited {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(worker.http("/healthz").map(|(code, _)| code), Some(200));
+}
+
+#[test]
+fn a_broker_restart_mid_job_costs_a_reconnection_not_a_minute_of_retries() {
+    let world = World::new("brokermid");
+    let events = world.bind_events();
+    let mut worker = world.worker(&[]);
+    world.submit(&spleen_job("job-mid", 19, 0));
+    world.wait_status("job-mid", &["running"], 60, &mut [&mut worker]);
+    let ctl = |args: &[&str]| {
+        assert!(
+            Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().unwrap().success(),
+            "rabbitmqctl {args:?}"
+        )
+    };
+    ctl(&["stop_app"]);
+    std::thread::sleep(Duration::from_secs(2));
+    ctl(&["start_app"]);
+    ctl(&["await_startup"]);
+    // The job finishes on the model thread; its event cannot go out on the dead channel, nor can
+    // its delivery be acknowledged: the redelivery after the reconnection finds it final.
+    world.wait_status("job-mid", &["succeeded"], 300, &mut [&mut worker]);
+    let t = Instant::now();
+    world.submit(&spleen_job("job-after", 13, 11));
+    world.wait_status("job-after", &["succeeded"], 120, &mut [&mut worker]);
+    // Three slices take a few seconds; 45 s of retries on the dead channel used to come first.
+    let took = t.elapsed().as_secs_f64();
+    assert!(took < 30.0, "the next job took {took:.1} s: {}", worker.log_tail());
+    let log = std::fs::read_to_string(&worker.log).unwrap();
+    let retries = log.lines().filter(|l| l.contains("publishing the result event failed")).count();
+    assert!(retries <= 1, "{retries} retries of the event on a closed channel: {}", worker.log_tail());
+    let rows: Vec<String> = world.query("SELECT label FROM results WHERE job_id = $1", "job-mid");
+    assert_eq!(rows.len(), 1, "one result row");
+    let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-mid");
+    assert_eq!(attempts, vec![1]);
+    // The event reached the results exchange after all (republished from the stored event).
+    let got = world.drain(&events);
+    assert!(got.iter().any(|e| e["job_id"] == "job-mid" && e["status"] == "succeeded"), "{got:?}");
 }

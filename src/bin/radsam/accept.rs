@@ -35,17 +35,37 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
             Some(m) if !m.contains("://") => {
                 let path = PathBuf::from(m);
                 // Read it as a volume first: a broken file is refused before anything is stored.
-                radsam::volume::Volume::open(&path, None, &Default::default()).map_err(|e| anyhow::anyhow!("--edited-mask {m}: [{}] {e}", e.code()))?;
-                let safe_by: String = args.by.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
-                let uri = radsam::storage::join_uri(&args.results_uri, &format!("{}/edited/{}.{}.nii.gz", args.job_id, args.label, safe_by));
+                radsam::volume::Volume::open(&path, None, &Default::default())
+                    .map_err(|e| anyhow::anyhow!("--edited-mask {m}: [{}] {e}", e.code()))?;
+                let safe_by: String = args
+                    .by
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+                    .collect();
+                let uri = radsam::storage::join_uri(
+                    &args.results_uri,
+                    &format!("{}/edited/{}.{}.nii.gz", args.job_id, args.label, safe_by),
+                );
                 let storage = radsam::storage::Storage::new(&radsam::storage::StorageConfig::from_env());
-                storage.put(&uri, std::fs::read(&path).with_context(|| format!("reading {m}"))?).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+                storage
+                    .put(&uri, std::fs::read(&path).with_context(|| format!("reading {m}"))?)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
                 Some(uri)
             }
             other => other.clone(),
         };
-        let id = db.accept(&args.job_id, &args.label, &args.by, edited.as_deref(), args.note.as_deref()).await.map_err(db_err)?;
-        println!("annotation {id}: {} / {} {} by {}", args.job_id, args.label, if edited.is_some() { "edited" } else { "accepted" }, args.by);
+        let id = db
+            .accept(&args.job_id, &args.label, &args.by, edited.as_deref(), args.note.as_deref())
+            .await
+            .map_err(db_err)?;
+        println!(
+            "annotation {id}: {} / {} {} by {}",
+            args.job_id,
+            args.label,
+            if edited.is_some() { "edited" } else { "accepted" },
+            args.by
+        );
         Ok(())
     })
 }

@@ -15,7 +15,11 @@ pub struct BenchPropagationArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Objects to evaluate as name=label value in the sample CT's label map.
-    #[arg(long, value_delimiter = ',', default_value = "liver=5,spleen=1,kidney_right=2,kidney_left=3,stomach=6,pancreas=7,aorta=52")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "liver=5,spleen=1,kidney_right=2,kidney_left=3,stomach=6,pancreas=7,aorta=52"
+    )]
     objects: Vec<String>,
     /// Mask choice: primary, best-iou, best-reference (the paper's oracle), or 0..3.
     #[arg(long, default_value = "primary")]
@@ -80,7 +84,8 @@ pub fn bench_model(args: BenchArgs) -> Result<()> {
     let (input, geo) = preprocess::slices_to_input(&hu, &sam.config);
     let sync = |t: &Tensor| t.sum(Kind::Float).double_value(&[]);
     let n = ks.len() as i64;
-    let bar = indicatif::ProgressBar::new(((args.repeats + 1) * 4) as u64).with_message(format!("bench {}", sam.config.name));
+    let bar =
+        indicatif::ProgressBar::new(((args.repeats + 1) * 4) as u64).with_message(format!("bench {}", sam.config.name));
     bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
 
     let time = |f: &dyn Fn() -> Tensor| -> Vec<f64> {
@@ -98,17 +103,30 @@ pub fn bench_model(args: BenchArgs) -> Result<()> {
     let per_slice = time(&|| Tensor::cat(&(0..n).map(|i| sam.encode(&input.narrow(0, i, 1))).collect::<Vec<_>>(), 0));
     let batched = time(&|| sam.encode(&input));
     let embedding = sam.encode(&input);
-    let box_t = Tensor::from_slice(&[geo.scaled_w as f32 * 0.3, geo.scaled_h as f32 * 0.3, geo.scaled_w as f32 * 0.7, geo.scaled_h as f32 * 0.7])
-        .view([1, 4])
-        .repeat([n, 1])
-        .to_device(sam.device());
+    let box_t = Tensor::from_slice(&[
+        geo.scaled_w as f32 * 0.3,
+        geo.scaled_h as f32 * 0.3,
+        geo.scaled_w as f32 * 0.7,
+        geo.scaled_h as f32 * 0.7,
+    ])
+    .view([1, 4])
+    .repeat([n, 1])
+    .to_device(sam.device());
     let dec_per_slice = time(&|| {
         let outs: Vec<Tensor> = (0..n)
-            .map(|i| sam.decode(&embedding.narrow(0, i, 1), &PromptBatch { boxes: Some(box_t.narrow(0, i, 1)), ..Default::default() }).low_res_logits)
+            .map(|i| {
+                sam.decode(
+                    &embedding.narrow(0, i, 1),
+                    &PromptBatch { boxes: Some(box_t.narrow(0, i, 1)), ..Default::default() },
+                )
+                .low_res_logits
+            })
             .collect();
         Tensor::cat(&outs, 0)
     });
-    let dec_batched = time(&|| sam.decode(&embedding, &PromptBatch { boxes: Some(box_t.shallow_clone()), ..Default::default() }).low_res_logits);
+    let dec_batched = time(&|| {
+        sam.decode(&embedding, &PromptBatch { boxes: Some(box_t.shallow_clone()), ..Default::default() }).low_res_logits
+    });
     bar.finish();
 
     let pred = sam.decode(&embedding, &PromptBatch { boxes: Some(box_t.shallow_clone()), ..Default::default() });
@@ -166,7 +184,8 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
         let (name, value) = spec.split_once('=').with_context(|| format!("--objects {spec}: expected name=value"))?;
         bar.set_message(name.to_string());
         let truth = truth_of(value.parse().with_context(|| format!("--objects {spec}"))?);
-        if let Some(e) = radsam::evaluate::evaluate_object(&sam, &volume, name, &truth, choice, click_carry, args.seed)? {
+        if let Some(e) = radsam::evaluate::evaluate_object(&sam, &volume, name, &truth, choice, click_carry, args.seed)?
+        {
             evaluations.push(e);
         }
         bar.inc(1);
@@ -184,16 +203,25 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
     }
     // The timing: a box-carry propagation over a 100-slice object, as the reference does it.
     bar.set_message("timing");
-    let timing: Vec<usize> = args.timing.iter().map(|v| v.parse()).collect::<Result<_, _>>().context("--timing takes value,first,last or none")?;
+    let timing: Vec<usize> = args
+        .timing
+        .iter()
+        .map(|v| v.parse())
+        .collect::<Result<_, _>>()
+        .context("--timing takes value,first,last or none")?;
     let [value, lo, hi] = timing.as_slice() else { bail!("--timing takes value,first,last or none") };
     let truth = truth_of(*value as f32);
     let (rows, cols) = volume.grid.plane_shape();
     let per_slice = |s: usize| volume.grid.extract(&truth, s).iter().filter(|&&v| v != 0).count();
     let start = (*lo..=*hi).max_by_key(|&s| (per_slice(s), std::cmp::Reverse(s))).unwrap();
-    let session = VolumeSession::new(&sam, &volume, (*lo, *hi), VolumeSession::default_batch(sam.device()), &mut |_, _| {})?;
+    let session =
+        VolumeSession::new(&sam, &volume, (*lo, *hi), VolumeSession::default_batch(sam.device()), &mut |_, _| {})?;
     let mut seg = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
     let t = Instant::now();
-    seg.start(start, &SlicePrompt { bbox: bounding_box(&volume.grid.extract(&truth, start), cols), ..Default::default() })?;
+    seg.start(
+        start,
+        &SlicePrompt { bbox: bounding_box(&volume.grid.extract(&truth, start), cols), ..Default::default() },
+    )?;
     let propagate_seconds = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let ours = seg.mask();
@@ -203,7 +231,10 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
             // (slices, rows, cols) in slice order: the same layout as our x-fastest data for axial slicing.
             let mask = tch::Tensor::read_npy(&paths[1])?;
             let theirs: Vec<u8> = Vec::try_from(mask.to_kind(tch::Kind::Uint8).flatten(0, -1))?;
-            anyhow::ensure!(theirs.len() == ours.len() && rows * cols * volume.num_slices() == ours.len(), "reference mask shape differs");
+            anyhow::ensure!(
+                theirs.len() == ours.len() && rows * cols * volume.num_slices() == ours.len(),
+                "reference mask shape differs"
+            );
             json!({"run": run, "dice_rust_vs_reference": radsam::metrics::dice(&ours, &theirs)})
         }
         None => json!(null),

@@ -155,7 +155,11 @@ fn code_err(e: dataset::DatasetError) -> anyhow::Error {
 }
 
 pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
-    let known: Vec<String> = if args.known_classes == ["amos"] { AMOS_CLASSES.iter().map(|s| s.to_string()).collect() } else { args.known_classes.clone() };
+    let known: Vec<String> = if args.known_classes == ["amos"] {
+        AMOS_CLASSES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.known_classes.clone()
+    };
     let settings = RunSettings {
         protocol: ProtocolSettings {
             prompts: match args.prompts.as_str() {
@@ -163,7 +167,8 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
                 "tight" => PromptStyle::Tight,
                 p => bail!("--prompts {p}: expected simulated or tight"),
             },
-            click_mode: ClickMode::by_name(&args.click_mode).with_context(|| format!("--click-mode {}: expected uniform or cvpr25", args.click_mode))?,
+            click_mode: ClickMode::by_name(&args.click_mode)
+                .with_context(|| format!("--click-mode {}: expected uniform or cvpr25", args.click_mode))?,
             max_clicks: args.max_clicks,
             oracle: !args.no_oracle,
             seed: args.seed,
@@ -180,8 +185,10 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
     if args.report_only {
         // The report of the run in the folder, with that run's settings.
         let path = args.out.join("run.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: no benchmark run here", path.display()))?;
-        let saved: RunSettings = serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark run", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}: no benchmark run here", path.display()))?;
+        let saved: RunSettings =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark run", path.display()))?;
         return write_report(&args.out, &saved);
     }
     prepare_out(&args.out, &settings, args.fresh)?;
@@ -193,13 +200,19 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
 fn prepare_out(out: &Path, settings: &RunSettings, fresh: bool) -> Result<()> {
     let path = out.join("run.json");
     if fresh && out.join("units").exists() {
-        std::fs::remove_dir_all(out.join("units")).with_context(|| format!("removing {}", out.join("units").display()))?;
+        std::fs::remove_dir_all(out.join("units"))
+            .with_context(|| format!("removing {}", out.join("units").display()))?;
     }
     let same_run = !fresh && path.exists();
     if same_run {
-        let previous: RunSettings = serde_json::from_str(&std::fs::read_to_string(&path)?).with_context(|| format!("{}: not a benchmark run", path.display()))?;
+        let previous: RunSettings = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{}: not a benchmark run", path.display()))?;
         if &previous != settings {
-            bail!("{} holds a run with other settings ({}); use another --out, or --fresh to start over", out.display(), serde_json::to_string(&previous)?);
+            bail!(
+                "{} holds a run with other settings ({}); use another --out, or --fresh to start over",
+                out.display(),
+                serde_json::to_string(&previous)?
+            );
         }
     }
     // Also for a run resumed from a folder that holds its settings but not its units (a committed
@@ -218,7 +231,8 @@ fn sources(args: &BenchmarkArgs) -> Result<Vec<CaseSource>> {
     };
     let mut out = Vec::new();
     for folder in &args.data {
-        let dataset = folder.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| folder.display().to_string());
+        let dataset =
+            folder.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| folder.display().to_string());
         for pair in dataset::gather(std::slice::from_ref(folder), &[], &names).map_err(code_err)? {
             out.push(CaseSource::Pair { dataset: dataset.clone(), pair });
         }
@@ -235,12 +249,15 @@ fn sources(args: &BenchmarkArgs) -> Result<Vec<CaseSource>> {
 
 fn load_case(source: &CaseSource, args: &BenchmarkArgs) -> Result<(String, LabeledVolume)> {
     match source {
-        CaseSource::Pair { dataset, pair } => Ok((dataset.clone(), dataset::load(pair, &ReadLimits::default()).map_err(code_err)?)),
+        CaseSource::Pair { dataset, pair } => {
+            Ok((dataset.clone(), dataset::load(pair, &ReadLimits::default()).map_err(code_err)?))
+        }
         CaseSource::Phantom { index } => {
             let [i, j, k] = args.phantom_dims[..] else { bail!("--phantom-dims takes i,j,k") };
             // The same field of view as the default phantom, on the chosen grid.
             let default = PhantomConfig::default();
-            let spacing = std::array::from_fn(|a| default.dims[a] as f64 * default.spacing[a] / [i, j, k][a].max(1) as f64);
+            let spacing =
+                std::array::from_fn(|a| default.dims[a] as f64 * default.spacing[a] / [i, j, k][a].max(1) as f64);
             let config = PhantomConfig { dims: [i, j, k], spacing, ..default };
             Ok(("phantoms".into(), dataset::phantom_case(*index, &config, args.phantom_seed)))
         }
@@ -260,7 +277,9 @@ fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(format!("{model}\n{source_key}").as_bytes());
     let tail: String = source_key.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>()
+    };
     let hex = format!("{hash:x}");
     dir.join(format!("{}__{}__{}.json", clean(model), clean(&tail), &hex[..12]))
 }
@@ -282,7 +301,9 @@ fn parse_model(spec: &str, args: &BenchmarkArgs) -> ModelArgs {
 /// The model's label in the report: its name (with its window), with the weights' file stem when given.
 fn model_label(spec: &str) -> String {
     match spec.split_once('=') {
-        Some((n, w)) => format!("{n}:{}", Path::new(w).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()),
+        Some((n, w)) => {
+            format!("{n}:{}", Path::new(w).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default())
+        }
         None => spec.to_string(),
     }
 }
@@ -303,15 +324,35 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
         }
     }
     let sources = sources(args)?;
-    let todo: Vec<(&String, Vec<&CaseSource>)> =
-        args.models.iter().map(|m| (m, sources.iter().filter(|s| !unit_path(units_dir, &model_label(m), &case_key(s, args)).exists()).collect())).collect();
+    let todo: Vec<(&String, Vec<&CaseSource>)> = args
+        .models
+        .iter()
+        .map(|m| {
+            (
+                m,
+                sources
+                    .iter()
+                    .filter(|s| !unit_path(units_dir, &model_label(m), &case_key(s, args)).exists())
+                    .collect(),
+            )
+        })
+        .collect();
     let total: usize = todo.iter().map(|(_, s)| s.len()).sum();
     let done = args.models.len() * sources.len() - total;
     if done > 0 {
-        eprintln!("resuming: {done} of {} (model, volume) units already done in {}", args.models.len() * sources.len(), args.out.display());
+        eprintln!(
+            "resuming: {done} of {} (model, volume) units already done in {}",
+            args.models.len() * sources.len(),
+            args.out.display()
+        );
     }
     let bar = indicatif::ProgressBar::new(total as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} volumes {elapsed} (eta {eta}) {msg}").unwrap());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>14} [{bar:30}] {pos}/{len} volumes {elapsed} (eta {eta}) {msg}",
+        )
+        .unwrap(),
+    );
     // A volume that cannot be read is reported and skipped (retried by the next run), not fatal.
     let mut skipped: Vec<String> = Vec::new();
     for (spec, cases) in todo {
@@ -349,7 +390,14 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
 /// The objects of a case the benchmark measures: every class present (or the chosen ones) with
 /// enough voxels, as (id, mask, first slice, last slice).
 fn objects_of(case: &LabeledVolume, settings: &RunSettings) -> Vec<(u16, Vec<u8>, usize, usize)> {
-    let mut ids: Vec<u16> = case.labels.iter().copied().filter(|&v| v != 0).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let mut ids: Vec<u16> = case
+        .labels
+        .iter()
+        .copied()
+        .filter(|&v| v != 0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     ids.retain(|&id| settings.classes.is_empty() || settings.classes.contains(&case.class_name(id)));
     let mut objects = Vec::new();
     for id in ids {
@@ -398,16 +446,33 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
             if objects.is_empty() {
                 continue;
             }
-            let (lo, hi) = (objects.iter().map(|o| o.2).min().expect("objects"), objects.iter().map(|o| o.3).max().expect("objects"));
+            let (lo, hi) = (
+                objects.iter().map(|o| o.2).min().expect("objects"),
+                objects.iter().map(|o| o.3).max().expect("objects"),
+            );
             eprintln!("{label}: {}: encoding slices {lo}..={hi}", case.name);
-            let session = VolumeSession::new(&sam, &case.volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |_, _| {}).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            let session = VolumeSession::new(
+                &sam,
+                &case.volume,
+                (lo, hi),
+                VolumeSession::default_batch(sam.device()),
+                &mut |_, _| {},
+            )
+            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
             let bar = indicatif::ProgressBar::new(objects.len() as u64).with_prefix(label.clone());
-            bar.set_style(indicatif::ProgressStyle::with_template("{prefix} clicks [{bar:30}] {pos}/{len} objects {elapsed} {msg}").unwrap());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} clicks [{bar:30}] {pos}/{len} objects {elapsed} {msg}",
+                )
+                .unwrap(),
+            );
             for (id, truth, _, _) in &objects {
                 let class = case.class_name(*id);
                 bar.set_message(class.clone());
                 let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
-                for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed, args.diagnose_slices).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? {
+                for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed, args.diagnose_slices)
+                    .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?
+                {
                     all.push((label.clone(), case.name.clone(), class.clone(), effect));
                 }
                 bar.inc(1);
@@ -444,14 +509,27 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
         settings.protocol.seed
     );
     md.push_str("| model | carry | click | placement | clicks | slice Dice before | after | change | better | worse | volume Dice change | change on the prompted slice's neighbours (<= 2) | change farther |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let mut keys: Vec<(String, Carry, bool, Placement)> = all.iter().map(|(m, _, _, e)| (m.clone(), e.carry, e.positive, e.placement)).collect();
+    let mut keys: Vec<(String, Carry, bool, Placement)> =
+        all.iter().map(|(m, _, _, e)| (m.clone(), e.carry, e.positive, e.placement)).collect();
     keys.dedup();
     keys.sort_by(|a, b| (&a.0, a.1 as u8, !a.2, a.3).cmp(&(&b.0, b.1 as u8, !b.2, b.3)));
     keys.dedup();
     for (model, carry, positive, placement) in keys {
-        let e: Vec<&ClickEffect> = all.iter().filter(|(m, _, _, e)| *m == model && e.carry == carry && e.positive == positive && e.placement == placement).map(|r| &r.3).collect();
+        let e: Vec<&ClickEffect> = all
+            .iter()
+            .filter(|(m, _, _, e)| {
+                *m == model && e.carry == carry && e.positive == positive && e.placement == placement
+            })
+            .map(|r| &r.3)
+            .collect();
         let n = e.len() as f64;
-        let mean = |f: &dyn Fn(&ClickEffect) -> f64, set: &[&ClickEffect]| if set.is_empty() { f64::NAN } else { 100.0 * set.iter().map(|x| f(x)).sum::<f64>() / set.len() as f64 };
+        let mean = |f: &dyn Fn(&ClickEffect) -> f64, set: &[&ClickEffect]| {
+            if set.is_empty() {
+                f64::NAN
+            } else {
+                100.0 * set.iter().map(|x| f(x)).sum::<f64>() / set.len() as f64
+            }
+        };
         let change = |x: &ClickEffect| x.slice_dice_after - x.slice_dice_before;
         let near: Vec<&ClickEffect> = e.iter().copied().filter(|x| x.distance <= 2).collect();
         let far: Vec<&ClickEffect> = e.iter().copied().filter(|x| x.distance > 2).collect();
@@ -476,7 +554,14 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
     Ok(())
 }
 
-fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &LabeledVolume, settings: &RunSettings, bar: &indicatif::ProgressBar) -> Result<Unit> {
+fn run_unit(
+    sam: &radsam::model::Sam,
+    label: &str,
+    dataset: &str,
+    case: &LabeledVolume,
+    settings: &RunSettings,
+    bar: &indicatif::ProgressBar,
+) -> Result<Unit> {
     let volume = &case.volume;
     let objects = objects_of(case, settings);
     let t0 = Instant::now();
@@ -501,7 +586,10 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
         let lo = objects.iter().map(|o| o.2).min().expect("objects");
         let hi = objects.iter().map(|o| o.3).max().expect("objects");
         let n = hi - lo + 1;
-        let session = VolumeSession::new(sam, volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |done, _| bar.set_message(format!("{}: encoding {done}/{n} slices", case.name)))
+        let session =
+            VolumeSession::new(sam, volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |done, _| {
+                bar.set_message(format!("{}: encoding {done}/{n} slices", case.name))
+            })
             .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
         speed.encoded_slices = n;
         speed.encode_seconds = session.encode_seconds;
@@ -509,10 +597,22 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
             let class = case.class_name(*id);
             bar.set_message(format!("{}: {class} ({}/{})", case.name, k + 1, objects.len()));
             let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
-            let Some(run) = run_object(&session, truth, &settings.protocol, seed).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))? else { continue };
+            let Some(run) = run_object(&session, truth, &settings.protocol, seed)
+                .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?
+            else {
+                continue;
+            };
             speed.decoded_slices += run.decoded_slices;
             speed.decode_seconds += run.decode_seconds;
-            drift.extend(run.drift.iter().map(|d| radsam::benchmark::DriftRow { model: label.into(), dataset: dataset.into(), case: case.name.clone(), class: class.clone(), carry: d.carry, offset: d.offset, dice: d.dice }));
+            drift.extend(run.drift.iter().map(|d| radsam::benchmark::DriftRow {
+                model: label.into(),
+                dataset: dataset.into(),
+                case: case.name.clone(),
+                class: class.clone(),
+                carry: d.carry,
+                offset: d.offset,
+                dice: d.dice,
+            }));
             let (lo, hi, _) = extent(volume, truth).expect("objects are not empty");
             let known = match settings.known_classes.is_empty() {
                 true => String::new(),
@@ -531,7 +631,11 @@ fn run_unit(sam: &radsam::model::Sam, label: &str, dataset: &str, case: &Labeled
                     prompt: m.prompt,
                     carry: m.carry,
                     oracle: m.oracle,
-                    click_mode: if m.level == Level::Cvpr25 { ClickMode::LargestErrorCentre } else { settings.protocol.click_mode },
+                    click_mode: if m.level == Level::Cvpr25 {
+                        ClickMode::LargestErrorCentre
+                    } else {
+                        settings.protocol.click_mode
+                    },
                     clicks: m.clicks,
                     dice: m.dice,
                     slices: hi - lo + 1,
@@ -563,12 +667,19 @@ fn reset_peak_rss() {
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// GPU memory this process holds, from nvidia-smi; None when it cannot tell.
 fn gpu_memory_mib() -> Option<f64> {
-    let out = std::process::Command::new("nvidia-smi").args(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]).output().ok()?;
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
+        .output()
+        .ok()?;
     let pid = std::process::id().to_string();
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         let (p, m) = l.split_once(',')?;
@@ -580,10 +691,15 @@ fn gpu_memory_mib() -> Option<f64> {
 fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
     let mut units = Vec::new();
     let dir = out.join("units");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     paths.sort();
     for p in paths {
-        let unit: Unit = serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("{}: not a benchmark unit", p.display()))?;
+        let unit: Unit = serde_json::from_str(&std::fs::read_to_string(&p)?)
+            .with_context(|| format!("{}: not a benchmark unit", p.display()))?;
         units.push(unit);
     }
     if units.is_empty() {
@@ -591,7 +707,19 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
     }
     // Rows in a stable order: model order of first unit, then dataset, case, class, protocol.
     let mut rows: Vec<CaseRow> = units.iter().flat_map(|u| u.rows.iter().cloned()).collect();
-    rows.sort_by(|a, b| (&a.model, &a.dataset, &a.case, a.class_id, a.level, a.prompt, a.carry as u8, a.oracle, a.clicks).cmp(&(&b.model, &b.dataset, &b.case, b.class_id, b.level, b.prompt, b.carry as u8, b.oracle, b.clicks)));
+    rows.sort_by(|a, b| {
+        (&a.model, &a.dataset, &a.case, a.class_id, a.level, a.prompt, a.carry as u8, a.oracle, a.clicks).cmp(&(
+            &b.model,
+            &b.dataset,
+            &b.case,
+            b.class_id,
+            b.level,
+            b.prompt,
+            b.carry as u8,
+            b.oracle,
+            b.clicks,
+        ))
+    });
     let drift: Vec<radsam::benchmark::DriftRow> = units.iter().flat_map(|u| u.drift.iter().cloned()).collect();
     let speed: Vec<SpeedRow> = units.into_iter().map(|u| u.speed).collect();
     let mut w = csv::Writer::from_path(out.join("drift.csv"))?;
@@ -630,24 +758,38 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
         if settings.classes.is_empty() { String::new() } else { format!(", classes {}", settings.classes.join(", ")) },
         if settings.known_classes.is_empty() { String::new() } else { format!("; known classes: {}", settings.known_classes.join(", ")) },
     );
-    let skipped: Vec<String> = std::fs::read_to_string(out.join("skipped.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let skipped: Vec<String> = std::fs::read_to_string(out.join("skipped.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     let header = match skipped.is_empty() {
         true => header,
-        false => format!("{header}\n**Skipped volumes** (unreadable in the last run; not in the tables):\n\n{}\n", skipped.iter().map(|s| format!("- {s}\n")).collect::<String>()),
+        false => format!(
+            "{header}\n**Skipped volumes** (unreadable in the last run; not in the tables):\n\n{}\n",
+            skipped.iter().map(|s| format!("- {s}\n")).collect::<String>()
+        ),
     };
     std::fs::write(out.join("report.md"), report.markdown(&header))?;
     report.plots(out).context("drawing the plots")?;
-    eprintln!("report: {} ({} measurements); plots: clicks.png, classes.png, drift.png", out.join("report.md").display(), rows.len());
+    eprintln!(
+        "report: {} ({} measurements); plots: clicks.png, classes.png, drift.png",
+        out.join("report.md").display(),
+        rows.len()
+    );
     Ok(())
 }
 
 /// CPU model and core count (from /proc/cpuinfo), and the GPU when CUDA is available.
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string())).unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let gpu = tch::Cuda::is_available().then(|| {
-        let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output().ok();
+        let out =
+            std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output().ok();
         out.map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string()).unwrap_or_default()
     });
     match gpu {

@@ -37,7 +37,9 @@ pub fn load_model(args: &ModelArgs) -> Result<Sam> {
     if let Some(n) = args.threads {
         tch::set_num_threads(n);
     }
-    let config = ModelConfig::by_name(&args.model).with_context(|| format!("[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
+    let config = ModelConfig::by_name(&args.model).with_context(|| {
+        format!("[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", "))
+    })?;
     let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
     if !weights.exists() {
         bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());

@@ -39,15 +39,30 @@ pub fn models(args: ModelsArgs) -> Result<()> {
         return Ok(());
     }
     let measure = |v: &radsam::registry::ModelVersion, which: &str| {
-        v.evaluation.as_ref().and_then(|e| e[which]["mean"]["volume box/mask carry"].as_f64()).map(|d| format!("{d:.1}")).unwrap_or_else(|| "-".into())
+        v.evaluation
+            .as_ref()
+            .and_then(|e| e[which]["mean"]["volume box/mask carry"].as_f64())
+            .map(|d| format!("{d:.1}"))
+            .unwrap_or_else(|| "-".into())
     };
     let width = versions.iter().map(|v| v.version.len()).max().unwrap_or(7).max(7);
-    println!("  {:<width$}  {:<19}  {:>5}  {:>9}  {:>9}  parent / decision", "version", "created", "notes", "Dice", "vs parent");
+    println!(
+        "  {:<width$}  {:<19}  {:>5}  {:>9}  {:>9}  parent / decision",
+        "version", "created", "notes", "Dice", "vs parent"
+    );
     for v in &versions {
         let mark = if v.promoted { "*" } else { " " };
         let parent = v.parent_version.as_deref().unwrap_or("-");
-        let decision = v.decision.as_deref().unwrap_or(if v.weights_uri.is_none() { "built-in weights of a worker" } else { "" });
-        println!("{mark} {:<width$}  {:<19}  {:>5}  {:>9}  {:>9}  {parent} / {decision}", v.version, v.created, v.annotations_used, measure(v, "candidate"), measure(v, "promoted"));
+        let decision =
+            v.decision.as_deref().unwrap_or(if v.weights_uri.is_none() { "built-in weights of a worker" } else { "" });
+        println!(
+            "{mark} {:<width$}  {:<19}  {:>5}  {:>9}  {:>9}  {parent} / {decision}",
+            v.version,
+            v.created,
+            v.annotations_used,
+            measure(v, "candidate"),
+            measure(v, "promoted")
+        );
     }
     eprintln!("* promoted (workers load it between jobs); Dice: validation, volume-level mask carry, mean %");
     Ok(())

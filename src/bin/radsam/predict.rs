@@ -76,7 +76,10 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             if r.grid == volume.grid && r.affine == volume.affine {
                 Some(r)
             } else {
-                eprintln!("reference {} is on another grid: resampled onto the volume's grid (nearest neighbour)", p.display());
+                eprintln!(
+                    "reference {} is on another grid: resampled onto the volume's grid (nearest neighbour)",
+                    p.display()
+                );
                 Some(Volume { data: resample_nearest(&r, &volume, 0.0), ..volume.clone() })
             }
         }
@@ -102,8 +105,16 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         if let (Some(from), Some(r), Some(label)) = (args.prompt_from_reference, &reference, args.label) {
             let m = reference_slice(r, label, k);
             match from {
-                FromReference::Box => prompt.bbox = Some(bounding_box(&m, nx).with_context(|| format!("label {label} is absent from slice {k}: no box"))?),
-                FromReference::Point => prompt.points.push(interior_point(&m, nx).with_context(|| format!("label {label} is absent from slice {k}: no point"))?),
+                FromReference::Box => {
+                    prompt.bbox = Some(
+                        bounding_box(&m, nx)
+                            .with_context(|| format!("label {label} is absent from slice {k}: no box"))?,
+                    )
+                }
+                FromReference::Point => prompt.points.push(
+                    interior_point(&m, nx)
+                        .with_context(|| format!("label {label} is absent from slice {k}: no point"))?,
+                ),
                 FromReference::Mask => prompt.mask = Some(m),
             }
         } else if args.prompt_from_reference.is_some() {
@@ -145,15 +156,18 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     };
     // Everything is written to a staging folder beside OUT and moved into OUT at the end, so a
     // failure half-way leaves no partial output behind.
-    let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
+    let staging =
+        Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
     let out = staging.dir.clone();
     write_mask_nifti(&out.join("mask.nii.gz"), &volume, &mask)?;
     preds.low_res_logits.to_device(Device::Cpu).write_npy(out.join("low_res_logits.npy"))?;
     let mut outputs = vec!["mask.nii.gz", "predictions.json", "low_res_logits.npy"];
     if matches!(volume.source, radsam::volume::Source::Dicom(_)) {
-        let meta = radsam::volume::SegMeta { algorithm_name: format!("RadSAM {}", sam.config.name), ..Default::default() };
+        let meta =
+            radsam::volume::SegMeta { algorithm_name: format!("RadSAM {}", sam.config.name), ..Default::default() };
         let segment = radsam::volume::SegmentMask { label: args.target_name.clone(), mask: &mask };
-        radsam::volume::write_dicom_seg(&out.join("seg.dcm"), &volume, &[segment], &meta).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        radsam::volume::write_dicom_seg(&out.join("seg.dcm"), &volume, &[segment], &meta)
+            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
         outputs.push("seg.dcm");
     }
     if args.overlays {
@@ -169,7 +183,13 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 masks.push(radsam::overlay::OverlayMask { plane, color: [0, 220, 0] });
             }
             let shown = SlicePrompt { mask: None, ..prompt.clone() };
-            radsam::overlay::render_slice(&volume, p.slice, &masks, Some(&shown), &dir.join(format!("slice_{:04}.png", p.slice)))?;
+            radsam::overlay::render_slice(
+                &volume,
+                p.slice,
+                &masks,
+                Some(&shown),
+                &dir.join(format!("slice_{:04}.png", p.slice)),
+            )?;
         }
         outputs.push("overlays/");
     }
@@ -191,7 +211,10 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     std::fs::write(out.join("predictions.json"), serde_json::to_string_pretty(&report)?)?;
     staging.publish()?;
     for s in report["slices"].as_array().unwrap() {
-        eprintln!("slice {:>4}: IoU predictions {}  chosen mask {}  Dice {}", s["slice"], s["iou_predictions"], s["chosen_mask"], s["dice_vs_reference"]);
+        eprintln!(
+            "slice {:>4}: IoU predictions {}  chosen mask {}  Dice {}",
+            s["slice"], s["iou_predictions"], s["chosen_mask"], s["dice_vs_reference"]
+        );
     }
     eprintln!("wrote {}/{{{}}}", args.out.display(), outputs.join(", "));
     Ok(())

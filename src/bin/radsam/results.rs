@@ -46,11 +46,17 @@ pub fn results(args: ResultsArgs) -> Result<()> {
                     // `rejected`: no valid job with this id arrived, only a message that failed validation.
                     Some((s, _, code)) if s == "succeeded" || s == "failed" || s == "rejected" => {
                         if s != "succeeded" {
-                            failed.push(format!("{id}: {}{}", code.unwrap_or_default(), if s == "rejected" { " (rejected message)" } else { "" }));
+                            failed.push(format!(
+                                "{id}: {}{}",
+                                code.unwrap_or_default(),
+                                if s == "rejected" { " (rejected message)" } else { "" }
+                            ));
                         }
                         break;
                     }
-                    _ if Instant::now() >= deadline => bail!("job {id} has not finished (status {:?}); is a worker running?", status.map(|s| s.0)),
+                    _ if Instant::now() >= deadline => {
+                        bail!("job {id} has not finished (status {:?}); is a worker running?", status.map(|s| s.0))
+                    }
                     _ => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
             }
@@ -61,12 +67,20 @@ pub fn results(args: ResultsArgs) -> Result<()> {
                 println!("{}", serde_json::to_string(r)?);
             }
         } else {
-            let w = |f: &dyn Fn(&radsam::db::OrganVolume) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
+            let w = |f: &dyn Fn(&radsam::db::OrganVolume) -> usize, min: usize| {
+                rows.iter().map(f).max().unwrap_or(0).max(min)
+            };
             let (ws, wj, wo) = (w(&|r| r.study.len(), 5), w(&|r| r.job_id.len(), 3), w(&|r| r.organ.len(), 5));
-            println!("{:<ws$}  {:<wj$}  {:<wo$}  {:>9}  {:>6}  {}", "study", "job", "organ", "volume mL", "Dice", "model, mask");
+            println!(
+                "{:<ws$}  {:<wj$}  {:<wo$}  {:>9}  {:>6}  {}",
+                "study", "job", "organ", "volume mL", "Dice", "model, mask"
+            );
             for r in &rows {
                 let dice = r.dice.map(|d| format!("{d:.3}")).unwrap_or_else(|| "-".into());
-                println!("{:<ws$}  {:<wj$}  {:<wo$}  {:>9.1}  {:>6}  {}, {}", r.study, r.job_id, r.organ, r.volume_ml, dice, r.model_version, r.mask_uri);
+                println!(
+                    "{:<ws$}  {:<wj$}  {:<wo$}  {:>9.1}  {:>6}  {}, {}",
+                    r.study, r.job_id, r.organ, r.volume_ml, dice, r.model_version, r.mask_uri
+                );
             }
         }
         if !failed.is_empty() {

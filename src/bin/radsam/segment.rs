@@ -87,9 +87,15 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
         .clicks
         .iter()
         .map(|c| {
-            let (slice, rest) = c.split_once(',').with_context(|| format!("--click {c}: expected slice,x,y,pos|neg"))?;
+            let (slice, rest) =
+                c.split_once(',').with_context(|| format!("--click {c}: expected slice,x,y,pos|neg"))?;
             let p = parse_point(rest)?;
-            Ok(radsam::prompt::Click { slice: slice.trim().parse().with_context(|| format!("--click {c}: slice"))?, x: p.x, y: p.y, positive: p.positive })
+            Ok(radsam::prompt::Click {
+                slice: slice.trim().parse().with_context(|| format!("--click {c}: slice"))?,
+                x: p.x,
+                y: p.y,
+                positive: p.positive,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let carry = match args.carry.as_str() {
@@ -108,7 +114,11 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
         priority: 0,
         targets: vec![Target {
             label: args.target_name.clone(),
-            initial_prompt: InitialPrompt { slice, points: args.points.iter().map(|p| parse_point(p)).collect::<Result<_>>()?, bbox },
+            initial_prompt: InitialPrompt {
+                slice,
+                points: args.points.iter().map(|p| parse_point(p)).collect::<Result<_>>()?,
+                bbox,
+            },
             boundaries: Boundaries { top: *top, bottom: *bottom },
             correction_clicks: clicks,
             reference_mask_uri: args.reference.as_ref().map(|p| p.display().to_string()),
@@ -128,15 +138,27 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         radsam::scratch::remove_stale(parent, &format!(".{name}.partial-"));
     }
     let job = match &args.job {
-        Some(path) => radsam::job::read_job(path, &args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
+        Some(path) => {
+            radsam::job::read_job(path, &args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?
+        }
         None => job_from_flags(&args)?,
     };
-    let mut model_args = ModelArgs { model: args.model.model.clone(), weights: args.model.weights.clone(), device: args.model.device.clone(), threads: args.model.threads, window: args.model.window.clone() };
+    let mut model_args = ModelArgs {
+        model: args.model.model.clone(),
+        weights: args.model.weights.clone(),
+        device: args.model.device.clone(),
+        threads: args.model.threads,
+        window: args.model.window.clone(),
+    };
     if let Some(m) = &job.model_version {
         model_args.model = m.clone();
     }
     if radsam::model::ModelConfig::by_name(&model_args.model).is_none() {
-        bail!("[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}", model_args.model, radsam::model::MODEL_NAMES.join(", "));
+        bail!(
+            "[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}",
+            model_args.model,
+            radsam::model::MODEL_NAMES.join(", ")
+        );
     }
     let weights = model_args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&model_args.model));
     if !weights.exists() {
@@ -145,8 +167,18 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     let (version, _) = radsam::assets::weights_version(&model_args.model, &weights)?;
     // The model lives on its own thread; this thread keeps the progress bar going.
     let model = ModelThread::spawn(move || load_model(&model_args))?;
-    let opts = radsam::job::ProcessOptions { limits: ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() }, job_limits: args.job_limits, batch: args.batch, choice: parse_choice(&args.mask_choice)?, overlays: args.overlays, guards: args.guards.then(radsam::segment::GuardSettings::default) };
-    let staging = Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
+    let opts = radsam::job::ProcessOptions {
+        limits: ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() },
+        job_limits: args.job_limits,
+        batch: args.batch,
+        choice: parse_choice(&args.mask_choice)?,
+        overlays: args.overlays,
+        guards: args.guards.then(radsam::segment::GuardSettings::default),
+        // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
+        deadline: None,
+    };
+    let staging =
+        Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
     let (staged, progress_bar) = (staging.dir.clone(), bar.clone());
@@ -163,10 +195,28 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
     staging.publish().with_context(|| format!("moving outputs into {}", args.out.display()))?;
     for t in &result.targets {
         let dice = t.dice.map(|d| format!(", Dice {d:.3} vs reference")).unwrap_or_default();
-        let stops = if t.stops.is_empty() { String::new() } else { format!(", stopped early at empty slice(s) {:?}", t.stops.iter().map(|s| s.empty_slice).collect::<Vec<_>>()) };
-        let guards = if t.guards.is_empty() { String::new() } else { format!(", guards fired on slice(s) {:?}", t.guards.iter().map(|g| g.slice).collect::<Vec<_>>()) };
-        eprintln!("{}: {} voxels, {:.1} mL, slices {}..={}{dice}{stops}{guards}", t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1);
+        let stops = if t.stops.is_empty() {
+            String::new()
+        } else {
+            format!(", stopped early at empty slice(s) {:?}", t.stops.iter().map(|s| s.empty_slice).collect::<Vec<_>>())
+        };
+        let guards = if t.guards.is_empty() {
+            String::new()
+        } else {
+            format!(", guards fired on slice(s) {:?}", t.guards.iter().map(|g| g.slice).collect::<Vec<_>>())
+        };
+        eprintln!(
+            "{}: {} voxels, {:.1} mL, slices {}..={}{dice}{stops}{guards}",
+            t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1
+        );
     }
-    eprintln!("{} slices encoded in {:.1} s; total {:.1} s; wrote {}/{{{}}}", result.encoded_slices, result.encode_seconds, result.total_seconds, args.out.display(), result.outputs.join(", "));
+    eprintln!(
+        "{} slices encoded in {:.1} s; total {:.1} s; wrote {}/{{{}}}",
+        result.encoded_slices,
+        result.encode_seconds,
+        result.total_seconds,
+        args.out.display(),
+        result.outputs.join(", ")
+    );
     Ok(())
 }

@@ -39,7 +39,10 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
         texts.push(("stdin".to_string(), s));
     }
     for f in args.files.iter().filter(|f| f.as_os_str() != "-") {
-        texts.push((f.display().to_string(), std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?));
+        texts.push((
+            f.display().to_string(),
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        ));
     }
     // Validate everything before sending anything: a bad file stops the batch, not half of it.
     let mut jobs = Vec::new();
@@ -57,11 +60,22 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
     }
     let topology = radsam::queue::Topology::new(&args.services.queue_prefix, args.services.delivery_limit);
     crate::services::runtime()?.block_on(async {
-        let connection = radsam::queue::connect(&args.services.amqp_url, "radsam-submit").await.with_context(|| format!("connecting to {}", args.services.amqp_url))?;
+        let connection = radsam::queue::connect(&args.services.amqp_url, "radsam-submit")
+            .await
+            .with_context(|| format!("connecting to {}", args.services.amqp_url))?;
         let channel = radsam::queue::confirm_channel(&connection).await?;
         topology.declare(&channel).await?;
         for (job, body) in &jobs {
-            radsam::queue::publish_job(&channel, &topology, &job.job_id, job.correlation_id.as_deref(), job.priority, body.as_bytes()).await.with_context(|| format!("publishing job {}", job.job_id))?;
+            radsam::queue::publish_job(
+                &channel,
+                &topology,
+                &job.job_id,
+                job.correlation_id.as_deref(),
+                job.priority,
+                body.as_bytes(),
+            )
+            .await
+            .with_context(|| format!("publishing job {}", job.job_id))?;
             println!("{}", job.job_id);
         }
         let _ = connection.close(200, "done").await;

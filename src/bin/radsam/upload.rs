@@ -21,7 +21,13 @@ pub fn upload(args: UploadArgs) -> Result<()> {
         let count = if args.source.is_dir() {
             storage.put_dir(&args.uri, &args.source).await.map_err(code)?.len()
         } else {
-            storage.put(&args.uri, std::fs::read(&args.source).with_context(|| format!("reading {}", args.source.display()))?).await.map_err(code)?;
+            storage
+                .put(
+                    &args.uri,
+                    std::fs::read(&args.source).with_context(|| format!("reading {}", args.source.display()))?,
+                )
+                .await
+                .map_err(code)?;
             1
         };
         eprintln!("uploaded {count} file(s) to {}", args.uri);
