@@ -40,9 +40,9 @@ pub enum DatasetError {
     Volume(#[from] VolumeError),
 }
 
-impl DatasetError {
+impl crate::error::Coded for DatasetError {
     /// Stable codes for logs and tests.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Self::NoPairs { .. } => "DATA_NO_PAIRS",
             Self::MissingLabel { .. } => "DATA_MISSING_LABEL",

@@ -20,8 +20,8 @@ pub enum DbError {
     Invalid(String),
 }
 
-impl DbError {
-    pub fn code(&self) -> &'static str {
+impl crate::error::Coded for DbError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Unavailable(_) => "DB_UNAVAILABLE",
             Self::Migrate(_) => "DB_MIGRATE",
@@ -29,7 +29,7 @@ impl DbError {
         }
     }
 
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod connection;
 pub mod dataset;
 pub mod db;
+pub mod error;
 pub mod evaluate;
 pub mod job;
 pub mod metrics;

@@ -55,8 +55,8 @@ pub enum StorageError {
     TooLarge { uri: String, limit: u64 },
 }
 
-impl StorageError {
-    pub fn code(&self) -> &'static str {
+impl crate::error::Coded for StorageError {
+    fn code(&self) -> &'static str {
         match self {
             Self::BadUri { .. } => "STORAGE_BAD_URI",
             Self::Forbidden { .. } => "STORAGE_FORBIDDEN",
@@ -69,7 +69,7 @@ impl StorageError {
     }
 
     /// True when trying again later may succeed (the store is down, a local disk hiccup).
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Io { .. })
     }
 }
@@ -553,6 +553,7 @@ fn s3_error<E: std::fmt::Debug, R: std::fmt::Debug>(uri: &str, e: aws_sdk_s3::er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Coded;
 
     #[test]
     fn uris_parse_and_bad_ones_get_codes() {

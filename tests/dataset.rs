@@ -2,6 +2,7 @@
 //! dataset discovery and loader (`radsam::dataset`).
 
 use radsam::dataset::{discover, load, parse_pair, LabelSource};
+use radsam::error::Coded;
 use radsam::volume::{write_nifti, ReadLimits, Volume};
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! DICOM SEG output on the real sample series, read back by independent readers (highdicom and
 //! pydicom, scripts/check_dicom_seg.py), and refused, with nothing written, when it cannot be right.
 
+use radsam::error::Coded;
 mod common;
 
 use common::{run_python_check, temp_dir};

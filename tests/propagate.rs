@@ -1,5 +1,6 @@
 //! Volume-level prompting, 3D editing and `radsam segment` on the real sample CT.
 
+use radsam::error::Coded;
 mod common;
 
 use common::{temp_dir, weights};

@@ -2,6 +2,7 @@
 //! are streamed to disk under a size cap (issue #18, finding 4), and object keys are checked
 //! before they become paths (finding 6).
 
+use radsam::error::Coded;
 use radsam::storage::{Storage, StorageConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

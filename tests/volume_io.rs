@@ -1,6 +1,7 @@
 //! Volumes in and out on the real sample data, checked against independent readers (pydicom,
 //! nibabel), and every kind of bad input refused with its stable code and nothing written.
 
+use radsam::error::Coded;
 mod common;
 
 use common::{reference, run_python_check, temp_dir};

@@ -8,6 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use radsam::error::Coded;
 use radsam::job::text::{printable, storable};
 use radsam::job::{Job, JobLimits};
 

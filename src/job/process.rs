@@ -59,8 +59,8 @@ pub enum ProcessError {
     Output(String),
 }
 
-impl ProcessError {
-    pub fn code(&self) -> &'static str {
+impl crate::error::Coded for ProcessError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Job(e) => e.code(),
             Self::Volume(e) => e.code(),

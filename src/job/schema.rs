@@ -146,8 +146,8 @@ pub enum JobError {
     TooManySlices { lo: usize, hi: usize, found: usize, max: usize },
 }
 
-impl JobError {
-    pub fn code(&self) -> &'static str {
+impl crate::error::Coded for JobError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "JOB_MALFORMED",
             Self::SchemaVersion { .. } => "JOB_SCHEMA_VERSION",
@@ -312,6 +312,7 @@ pub fn read_job(path: &Path, limits: &JobLimits) -> Result<Job, JobError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Coded;
 
     const EXAMPLE: &str = r#"{
         "schema_version": 1, "job_id": "job-1", "correlation_id": "study-42",

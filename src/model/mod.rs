@@ -115,10 +115,6 @@ impl Sam {
         &self.vs
     }
 
-    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
-
     pub fn device(&self) -> Device {
         self.vs.device()
     }

@@ -30,9 +30,9 @@ pub enum ModelThreadStopped {
     Stopped,
 }
 
-impl ModelThreadStopped {
+impl crate::error::Coded for ModelThreadStopped {
     /// A stable code: MODEL_PANIC for the task that panicked, MODEL_STOPPED for later calls.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Self::Panicked(_) => "MODEL_PANIC",
             Self::Stopped => "MODEL_STOPPED",
@@ -122,6 +122,7 @@ impl Drop for ModelThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Coded;
     use crate::model::ModelConfig;
 
     fn tiny() -> Sam {

@@ -33,8 +33,8 @@ pub enum SegmentError {
     DeadlinePassed { stage: String },
 }
 
-impl SegmentError {
-    pub fn code(&self) -> &'static str {
+impl crate::error::Coded for SegmentError {
+    fn code(&self) -> &'static str {
         match self {
             Self::BoundaryOutside { .. } => "PROMPT_BOUNDARY_OUTSIDE",
             Self::SliceOutsideBoundaries { .. } => "PROMPT_SLICE_OUTSIDE_BOUNDARIES",

@@ -490,6 +490,7 @@ fn check_gaps(depth: &[f64], path: &Path) -> Result<Option<f64>, VolumeError> {
 #[cfg(test)]
 mod tests {
     use super::check_gaps;
+    use crate::error::Coded;
     use std::path::Path;
 
     #[test]

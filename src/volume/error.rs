@@ -48,9 +48,9 @@ pub enum VolumeError {
     Unwritable { path: PathBuf, reason: String },
 }
 
-impl VolumeError {
+impl crate::error::Coded for VolumeError {
     /// A stable, machine-readable code for this kind of error.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "VOLUME_NOT_FOUND",
             Self::Truncated { .. } => "VOLUME_TRUNCATED",

@@ -100,6 +100,7 @@ pub fn check_affine(affine: &[[f64; 4]; 4], path: &Path) -> Result<(), VolumeErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Coded;
 
     #[test]
     fn special_files_are_refused_and_regular_ones_read() {

@@ -155,7 +155,7 @@ fn load_all(pairs: &[dataset::Pair]) -> Result<Vec<LabeledVolume>> {
         .iter()
         .map(|p| {
             eprintln!("reading {}", p.image.display());
-            dataset::load(p, &ReadLimits::default()).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+            dataset::load(p, &ReadLimits::default()).map_err(radsam::error::with_code)
         })
         .collect()
 }
@@ -166,13 +166,11 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     radsam::allocator::keep_freed_memory();
     let names = match &args.label_names {
-        Some(p) => dataset::read_label_names(p).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?,
+        Some(p) => dataset::read_label_names(p).map_err(radsam::error::with_code)?,
         None => BTreeMap::new(),
     };
-    let train_pairs =
-        dataset::gather(&args.data, &args.pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    let val_pairs =
-        dataset::gather(&args.val_data, &args.val_pair, &names).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let train_pairs = dataset::gather(&args.data, &args.pair, &names).map_err(radsam::error::with_code)?;
+    let val_pairs = dataset::gather(&args.val_data, &args.val_pair, &names).map_err(radsam::error::with_code)?;
     if train_pairs.is_empty() && args.phantoms == 0 {
         bail!("no training data: give --data, --pair or --phantoms");
     }

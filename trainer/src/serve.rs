@@ -10,6 +10,7 @@
 
 use anyhow::{bail, Context, Result};
 use radsam::db::Db;
+use radsam::error::Coded;
 use radsam::registry::Candidate;
 use radsam::storage::{join_uri, Storage, StorageConfig};
 use serde_json::{json, Value};
@@ -74,8 +75,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let db = Db::connect_lazy(&args.database_url).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-        db.migrate().await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        let db = Db::connect_lazy(&args.database_url).map_err(radsam::error::with_code)?;
+        db.migrate().await.map_err(radsam::error::with_code)?;
         let storage = Storage::new(&StorageConfig::from_env());
         loop {
             match round(&args, &db, &storage).await {
@@ -98,11 +99,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 const DECISION_MEASURE: &str = "volume box/mask carry";
 
 async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
-    let code = |e: radsam::db::DbError| anyhow::anyhow!("[{}] {e}", e.code());
-    let Some(_lock) = db.try_trainer_lock().await.map_err(code)? else {
+    let Some(_lock) = db.try_trainer_lock().await.map_err(radsam::error::with_code)? else {
         return Ok("another trainer holds the lock; nothing done".into());
     };
-    let annotations = db.unused_annotations().await.map_err(code)?;
+    let annotations = db.unused_annotations().await.map_err(radsam::error::with_code)?;
     if annotations.len() < args.min_annotations {
         return Ok(format!("{} unused annotation(s), {} needed; waiting", annotations.len(), args.min_annotations));
     }
@@ -114,19 +114,20 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     info!(annotations = ids.len(), dir = %dir.display(), "training round");
 
     // The parent: the promoted version's weights from the store, else the base model's own.
-    let promoted = db.promoted_version().await.map_err(code)?;
+    let promoted = db.promoted_version().await.map_err(radsam::error::with_code)?;
     let (parent_version, model, parent_weights) = match &promoted {
         Some(v) => {
             let uri = v.weights_uri.clone().context("the promoted version has no weights URI")?;
-            let path =
-                storage.fetch(&uri, &dir.join("parent")).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            let path = storage.fetch(&uri, &dir.join("parent")).await.map_err(radsam::error::with_code)?;
             (v.version.clone(), v.model.clone(), path)
         }
         None => {
             let path = radsam::assets::weights_path(&args.base_model);
             let (version, sha) = radsam::assets::weights_version(&args.base_model, &path)
                 .with_context(|| format!("base weights {}", path.display()))?;
-            db.register_model_version(&version, &args.base_model, Some(&sha)).await.map_err(code)?;
+            db.register_model_version(&version, &args.base_model, Some(&sha))
+                .await
+                .map_err(radsam::error::with_code)?;
             (version, args.base_model.clone(), path)
         }
     };
@@ -161,7 +162,7 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
             &format!("radsam-trainer train exited with {status}; see {}", run_dir.display()),
         )
         .await
-        .map_err(code)?;
+        .map_err(radsam::error::with_code)?;
         bail!("training failed ({status}); its run folder {} is kept and resumed next round", run_dir.display());
     }
 
@@ -178,8 +179,8 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
 
     let (version, sha256) = radsam::assets::weights_version(&model, &candidate)?;
     let weights_uri = join_uri(&args.models_uri, &format!("{version}.safetensors"));
-    storage.ensure_bucket(&weights_uri).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    storage.put(&weights_uri, std::fs::read(&candidate)?).await.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    storage.ensure_bucket(&weights_uri).await.map_err(radsam::error::with_code)?;
+    storage.put(&weights_uri, std::fs::read(&candidate)?).await.map_err(radsam::error::with_code)?;
     let evaluation = json!({"promoted": before, "candidate": after, "measure": DECISION_MEASURE});
     db.register_candidate(&Candidate {
         version: &version,
@@ -194,7 +195,7 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
         annotation_ids: &ids,
     })
     .await
-    .map_err(code)?;
+    .map_err(radsam::error::with_code)?;
     // Registered: the round's folder has served its purpose.
     let _ = std::fs::remove_dir_all(&dir);
     Ok(format!("{version}: {decision}"))

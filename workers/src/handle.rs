@@ -15,6 +15,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::Channel;
 use radsam::db::{Claim, StageTimes, TargetRow};
+use radsam::error::Coded;
 use radsam::job::text::printable;
 use radsam::job::{Job, JobResult, ProcessOptions};
 use radsam::model::ModelThreadStopped;

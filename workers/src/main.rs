@@ -2,6 +2,7 @@
 //! jobs from RabbitMQ, masks to S3, results to PostgreSQL, /healthz and /metrics for operators.
 //! Run more processes to scale (one GPU each): the queue spreads the jobs.
 
+use radsam::error::Coded;
 mod config;
 mod handle;
 mod models;
@@ -94,7 +95,7 @@ async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("listening on {}", config.http_addr))?;
     info!(worker = %name, "health and metrics on http://{bound}/healthz, /metrics");
 
-    let db = Db::connect_lazy(&config.connection.database_url).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let db = Db::connect_lazy(&config.connection.database_url).map_err(radsam::error::with_code)?;
     // The schema must exist before the first job; wait for PostgreSQL rather than crash.
     let mut wait = std::time::Duration::from_millis(500);
     loop {
@@ -105,7 +106,7 @@ async fn run(config: Config) -> Result<()> {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(10));
             }
-            Err(e) => anyhow::bail!("[{}] {e}", e.code()),
+            Err(e) => return Err(radsam::error::with_code(e)),
         }
     }
     health.database_ok.store(true, Ordering::Relaxed);
@@ -120,7 +121,7 @@ async fn run(config: Config) -> Result<()> {
     let model = tokio::task::spawn_blocking(move || models::load(&model_name, weights, &device, threads)).await??;
     db.register_model_version(&model.version, &model.name, Some(&model.sha256))
         .await
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        .map_err(radsam::error::with_code)?;
     info!(model = %model.version, device = %config.device, "model loaded");
     health.set_model(Some(model.version.clone()));
 

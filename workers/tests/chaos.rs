@@ -10,6 +10,7 @@
 //! CHAOS_S3_OUTAGE_SECONDS (30), CHAOS_SEED (1); writes the record bench/results/chaos.md.
 //! Both restart the machine's RabbitMQ and PostgreSQL: run alone (`--test-threads=1`, as make does).
 
+use radsam::error::Coded;
 mod common;
 
 use common::*;

@@ -3,6 +3,7 @@
 //! own ports so it can stop it. Each test has its own queue prefix, database and buckets, and runs
 //! real worker processes on the real validation CT (a DICOM series) with the project's RadSAM.
 
+use radsam::error::Coded;
 mod common;
 
 use common::*;

@@ -1,8 +1,9 @@
 //! `radsam accept`: records that a clinician accepted a result as is, or with an edited mask
 //! (uploaded first when it is a local file); the trainer learns from these annotations.
 
-use crate::services::{db_err, ServiceArgs};
+use crate::services::ServiceArgs;
 use anyhow::{Context, Result};
+use radsam::error::Coded;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -50,7 +51,7 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
                 storage
                     .put(&uri, std::fs::read(&path).with_context(|| format!("reading {m}"))?)
                     .await
-                    .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+                    .map_err(radsam::error::with_code)?;
                 Some(uri)
             }
             other => other.clone(),
@@ -58,7 +59,7 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
         let id = db
             .accept(&args.job_id, &args.label, &args.by, edited.as_deref(), args.note.as_deref())
             .await
-            .map_err(db_err)?;
+            .map_err(radsam::error::with_code)?;
         println!(
             "annotation {id}: {} / {} {} by {}",
             args.job_id,

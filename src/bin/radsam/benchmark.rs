@@ -150,10 +150,6 @@ enum CaseSource {
     Phantom { index: usize },
 }
 
-fn code_err(e: dataset::DatasetError) -> anyhow::Error {
-    anyhow::anyhow!("[{}] {e}", e.code())
-}
-
 pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
     let known: Vec<String> = if args.known_classes == ["amos"] {
         AMOS_CLASSES.iter().map(|s| s.to_string()).collect()
@@ -226,18 +222,18 @@ fn prepare_out(out: &Path, settings: &RunSettings, fresh: bool) -> Result<()> {
 
 fn sources(args: &BenchmarkArgs) -> Result<Vec<CaseSource>> {
     let names = match &args.label_names {
-        Some(p) => dataset::read_label_names(p).map_err(code_err)?,
+        Some(p) => dataset::read_label_names(p).map_err(radsam::error::with_code)?,
         None => BTreeMap::new(),
     };
     let mut out = Vec::new();
     for folder in &args.data {
         let dataset =
             folder.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| folder.display().to_string());
-        for pair in dataset::gather(std::slice::from_ref(folder), &[], &names).map_err(code_err)? {
+        for pair in dataset::gather(std::slice::from_ref(folder), &[], &names).map_err(radsam::error::with_code)? {
             out.push(CaseSource::Pair { dataset: dataset.clone(), pair });
         }
     }
-    for pair in dataset::gather(&[], &args.pairs, &names).map_err(code_err)? {
+    for pair in dataset::gather(&[], &args.pairs, &names).map_err(radsam::error::with_code)? {
         out.push(CaseSource::Pair { dataset: "pairs".into(), pair });
     }
     out.extend((0..args.phantoms).map(|index| CaseSource::Phantom { index }));
@@ -250,7 +246,7 @@ fn sources(args: &BenchmarkArgs) -> Result<Vec<CaseSource>> {
 fn load_case(source: &CaseSource, args: &BenchmarkArgs) -> Result<(String, LabeledVolume)> {
     match source {
         CaseSource::Pair { dataset, pair } => {
-            Ok((dataset.clone(), dataset::load(pair, &ReadLimits::default()).map_err(code_err)?))
+            Ok((dataset.clone(), dataset::load(pair, &ReadLimits::default()).map_err(radsam::error::with_code)?))
         }
         CaseSource::Phantom { index } => {
             let [i, j, k] = args.phantom_dims[..] else { bail!("--phantom-dims takes i,j,k") };
@@ -458,7 +454,7 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
                 VolumeSession::default_batch(sam.device()),
                 &mut |_, _| {},
             )
-            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            .map_err(radsam::error::with_code)?;
             let bar = indicatif::ProgressBar::new(objects.len() as u64).with_prefix(label.clone());
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -471,7 +467,7 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
                 bar.set_message(class.clone());
                 let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
                 for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed, args.diagnose_slices)
-                    .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?
+                    .map_err(radsam::error::with_code)?
                 {
                     all.push((label.clone(), case.name.clone(), class.clone(), effect));
                 }
@@ -590,15 +586,14 @@ fn run_unit(
             VolumeSession::new(sam, volume, (lo, hi), VolumeSession::default_batch(sam.device()), &mut |done, _| {
                 bar.set_message(format!("{}: encoding {done}/{n} slices", case.name))
             })
-            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            .map_err(radsam::error::with_code)?;
         speed.encoded_slices = n;
         speed.encode_seconds = session.encode_seconds;
         for (k, (id, truth, _, _)) in objects.iter().enumerate() {
             let class = case.class_name(*id);
             bar.set_message(format!("{}: {class} ({}/{})", case.name, k + 1, objects.len()));
             let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
-            let Some(run) = run_object(&session, truth, &settings.protocol, seed)
-                .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?
+            let Some(run) = run_object(&session, truth, &settings.protocol, seed).map_err(radsam::error::with_code)?
             else {
                 continue;
             };

@@ -79,7 +79,7 @@ pub fn reference_slice(reference: &Volume, label: u32, k: usize) -> Vec<u8> {
 }
 
 pub fn open_volume(path: &Path, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume> {
-    Volume::open(path, series_uid, limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+    Volume::open(path, series_uid, limits).map_err(radsam::error::with_code)
 }
 
 pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

@@ -2,7 +2,7 @@
 //! makes a version the one workers load (between jobs); `radsam rollback` returns to the version
 //! promoted before.
 
-use crate::services::{db_err, ServiceArgs};
+use crate::services::ServiceArgs;
 use anyhow::Result;
 
 #[derive(clap::Args)]
@@ -31,7 +31,7 @@ pub struct RollbackArgs {
 pub fn models(args: ModelsArgs) -> Result<()> {
     let rt = crate::services::runtime()?;
     let db = crate::services::db(&args.services, &rt)?;
-    let versions = rt.block_on(db.model_versions()).map_err(db_err)?;
+    let versions = rt.block_on(db.model_versions()).map_err(radsam::error::with_code)?;
     if args.json {
         for v in &versions {
             println!("{}", serde_json::to_string(v)?);
@@ -71,7 +71,7 @@ pub fn models(args: ModelsArgs) -> Result<()> {
 pub fn promote(args: PromoteArgs) -> Result<()> {
     let rt = crate::services::runtime()?;
     let db = crate::services::db(&args.services, &rt)?;
-    rt.block_on(db.promote(&args.version)).map_err(db_err)?;
+    rt.block_on(db.promote(&args.version)).map_err(radsam::error::with_code)?;
     println!("promoted {}", args.version);
     Ok(())
 }
@@ -79,7 +79,7 @@ pub fn promote(args: PromoteArgs) -> Result<()> {
 pub fn rollback(args: RollbackArgs) -> Result<()> {
     let rt = crate::services::runtime()?;
     let db = crate::services::db(&args.services, &rt)?;
-    match rt.block_on(db.rollback()).map_err(db_err)? {
+    match rt.block_on(db.rollback()).map_err(radsam::error::with_code)? {
         Some(v) => println!("promoted {v} again"),
         None => println!("no version is promoted now: workers use their configured model"),
     }

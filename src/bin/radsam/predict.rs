@@ -167,7 +167,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             radsam::volume::SegMeta { algorithm_name: format!("RadSAM {}", sam.config.name), ..Default::default() };
         let segment = radsam::volume::SegmentMask { label: args.target_name.clone(), mask: &mask };
         radsam::volume::write_dicom_seg(&out.join("seg.dcm"), &volume, &[segment], &meta)
-            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            .map_err(radsam::error::with_code)?;
         outputs.push("seg.dcm");
     }
     if args.overlays {

@@ -1,7 +1,7 @@
 //! `radsam results` prints per-organ results read back from PostgreSQL (waiting for jobs to
 //! finish when asked); `radsam migrate` applies the schema.
 
-use crate::services::{db_err, ServiceArgs};
+use crate::services::ServiceArgs;
 use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub struct MigrateArgs {
 pub fn migrate(args: MigrateArgs) -> Result<()> {
     let rt = crate::services::runtime()?;
     let db = crate::services::db(&args.services, &rt)?;
-    rt.block_on(db.migrate()).map_err(db_err)?;
+    rt.block_on(db.migrate()).map_err(radsam::error::with_code)?;
     eprintln!("schema up to date");
     Ok(())
 }
@@ -41,7 +41,7 @@ pub fn results(args: ResultsArgs) -> Result<()> {
         let mut failed = Vec::new();
         for id in &args.job_ids {
             loop {
-                let status = db.job_status(id).await.map_err(db_err)?;
+                let status = db.job_status(id).await.map_err(radsam::error::with_code)?;
                 match status {
                     // `rejected`: no valid job with this id arrived, only a message that failed validation.
                     Some((s, _, code)) if s == "succeeded" || s == "failed" || s == "rejected" => {
@@ -61,7 +61,7 @@ pub fn results(args: ResultsArgs) -> Result<()> {
                 }
             }
         }
-        let rows = db.organ_volumes(&args.job_ids).await.map_err(db_err)?;
+        let rows = db.organ_volumes(&args.job_ids).await.map_err(radsam::error::with_code)?;
         if args.json {
             for r in &rows {
                 println!("{}", serde_json::to_string(r)?);

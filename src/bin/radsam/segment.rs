@@ -126,7 +126,7 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
             carry: Some(carry),
         }],
     };
-    job.validate_with(&args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    job.validate_with(&args.job_limits).map_err(radsam::error::with_code)?;
     Ok(job)
 }
 
@@ -138,9 +138,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         radsam::scratch::remove_stale(parent, &format!(".{name}.partial-"));
     }
     let job = match &args.job {
-        Some(path) => {
-            radsam::job::read_job(path, &args.job_limits).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?
-        }
+        Some(path) => radsam::job::read_job(path, &args.job_limits).map_err(radsam::error::with_code)?,
         None => job_from_flags(&args)?,
     };
     let mut model_args = ModelArgs {
@@ -189,9 +187,9 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
             progress_bar.set_position(done as u64);
         })
     });
-    let result = result.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let result = result.map_err(radsam::error::with_code)?;
     bar.finish_and_clear();
-    let result = result.map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let result = result.map_err(radsam::error::with_code)?;
     staging.publish().with_context(|| format!("moving outputs into {}", args.out.display()))?;
     for t in &result.targets {
         let dice = t.dice.map(|d| format!(", Dice {d:.3} vs reference")).unwrap_or_default();

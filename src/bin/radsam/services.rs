@@ -13,9 +13,5 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The database pool (it lives on `rt`).
 pub fn db(args: &ServiceArgs, rt: &tokio::runtime::Runtime) -> Result<radsam::db::Db> {
     let _context = rt.enter();
-    radsam::db::Db::connect_lazy(&args.database_url).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
-}
-
-pub fn db_err(e: radsam::db::DbError) -> anyhow::Error {
-    anyhow::anyhow!("[{}] {e}", e.code())
+    radsam::db::Db::connect_lazy(&args.database_url).map_err(radsam::error::with_code)
 }

@@ -3,6 +3,7 @@
 
 use crate::services::ServiceArgs;
 use anyhow::{bail, Context, Result};
+use radsam::error::Coded;
 use radsam::job::Job;
 use std::io::Read;
 use std::path::PathBuf;

@@ -16,10 +16,9 @@ pub struct UploadArgs {
 pub fn upload(args: UploadArgs) -> Result<()> {
     let storage = Storage::new(&StorageConfig::from_env());
     crate::services::runtime()?.block_on(async {
-        let code = |e: radsam::storage::StorageError| anyhow::anyhow!("[{}] {e}", e.code());
-        storage.ensure_bucket(&args.uri).await.map_err(code)?;
+        storage.ensure_bucket(&args.uri).await.map_err(radsam::error::with_code)?;
         let count = if args.source.is_dir() {
-            storage.put_dir(&args.uri, &args.source).await.map_err(code)?.len()
+            storage.put_dir(&args.uri, &args.source).await.map_err(radsam::error::with_code)?.len()
         } else {
             storage
                 .put(
@@ -27,7 +26,7 @@ pub fn upload(args: UploadArgs) -> Result<()> {
                     std::fs::read(&args.source).with_context(|| format!("reading {}", args.source.display()))?,
                 )
                 .await
-                .map_err(code)?;
+                .map_err(radsam::error::with_code)?;
             1
         };
         eprintln!("uploaded {count} file(s) to {}", args.uri);
