@@ -128,13 +128,6 @@ fn ctl(program: &str, args: &[&str]) {
     assert!(ok, "{program} {args:?} failed");
 }
 
-fn restart_broker() {
-    ctl("rabbitmqctl", &["stop_app"]);
-    std::thread::sleep(Duration::from_secs(2));
-    ctl("rabbitmqctl", &["start_app"]);
-    ctl("rabbitmqctl", &["await_startup"]);
-}
-
 fn restart_database() {
     let version = std::fs::read_dir("/etc/postgresql")
         .expect("PostgreSQL's clusters")

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -262,16 +262,7 @@ fn after_a_broker_restart_the_worker_reconnects_and_takes_jobs() {
     let world = World::new("broker");
     let mut worker = world.worker(&[]);
     assert_eq!(worker.metric("radsam_broker_connections_total"), 1.0);
-    let ctl = |args: &[&str]| {
-        assert!(
-            Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().unwrap().success(),
-            "rabbitmqctl {args:?}"
-        )
-    };
-    ctl(&["stop_app"]);
-    std::thread::sleep(Duration::from_secs(2));
-    ctl(&["start_app"]);
-    ctl(&["await_startup"]);
+    restart_broker();
     let deadline = Instant::now() + Duration::from_secs(90);
     while worker.metric("radsam_broker_connections_total") < 2.0 {
         assert!(Instant::now() < deadline, "no reconnection: {}", worker.log_tail());
@@ -686,16 +677,7 @@ fn a_broker_restart_mid_job_costs_a_reconnection_not_a_minute_of_retries() {
     let mut worker = world.worker(&[]);
     world.submit(&spleen_job("job-mid", 19, 0));
     world.wait_status("job-mid", &["running"], 60, &mut [&mut worker]);
-    let ctl = |args: &[&str]| {
-        assert!(
-            Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().unwrap().success(),
-            "rabbitmqctl {args:?}"
-        )
-    };
-    ctl(&["stop_app"]);
-    std::thread::sleep(Duration::from_secs(2));
-    ctl(&["start_app"]);
-    ctl(&["await_startup"]);
+    restart_broker();
     // The job finishes on the model thread; its event cannot go out on the dead channel, nor can
     // its delivery be acknowledged: the redelivery after the reconnection finds it final.
     world.wait_status("job-mid", &["succeeded"], 300, &mut [&mut worker]);

@@ -387,3 +387,13 @@ pub fn spleen_job(job_id: &str, top: usize, bottom: usize) -> String {
     })
     .to_string()
 }
+
+/// Restarts the machine's RabbitMQ as an operator would (`rabbitmqctl stop_app`, 2 s, `start_app`)
+/// and waits until it takes connections again.
+pub fn restart_broker() {
+    for (args, pause) in [(&["stop_app"][..], 2), (&["start_app"][..], 0), (&["await_startup"][..], 0)] {
+        let ok = Command::new("rabbitmqctl").args(args).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+        assert!(ok, "rabbitmqctl {args:?} failed");
+        std::thread::sleep(Duration::from_secs(pause));
+    }
+}
