@@ -101,6 +101,20 @@ pub struct StageTimes {
     pub total: f64,
 }
 
+impl StageTimes {
+    /// The stages a job passes through, in order, with their seconds (radsam_stage_seconds).
+    pub fn stages(&self) -> [(&'static str, f64); 6] {
+        [
+            ("fetch", self.fetch),
+            ("decode", self.decode),
+            ("encode", self.encode),
+            ("propagate", self.propagate),
+            ("upload", self.upload),
+            ("commit", self.commit),
+        ]
+    }
+}
+
 /// One target's row.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetRow {
@@ -168,30 +182,31 @@ impl Db {
 
     /// Takes the job for this worker: creates its row or, when it exists and is not finished
     /// (a redelivery after a crash), counts one more attempt. A finished job is left alone.
+    /// `message` is the job as it arrived (kept as the row's payload, the record of what was
+    /// asked); the columns come from the parsed `job`.
     pub async fn claim(
         &self,
-        job_id: &str,
-        job: &Value,
+        job: &crate::job::Job,
+        message: &str,
         worker: &str,
         queue_lag: Option<f64>,
     ) -> Result<Claim, DbError> {
-        let field = |k: &str| job.get(k).and_then(Value::as_str).map(String::from);
-        let priority = job.get("priority").and_then(Value::as_i64).unwrap_or(0).clamp(0, 9) as i16;
+        let job_id = job.job_id.as_str();
         let row = sqlx::query(
             "INSERT INTO jobs (job_id, correlation_id, volume_uri, requested_model, priority, status, attempts, worker, payload, started_at, queue_lag_s)
-             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7, now(), $8)
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7::jsonb, now(), $8)
              ON CONFLICT (job_id) DO UPDATE SET status = 'running', attempts = jobs.attempts + 1, worker = EXCLUDED.worker,
                  started_at = now(), error_code = NULL, error_message = NULL
              WHERE jobs.status NOT IN ('succeeded', 'failed')
              RETURNING attempts, requeues",
         )
         .bind(job_id)
-        .bind(field("correlation_id"))
-        .bind(field("volume_uri"))
-        .bind(field("model_version"))
-        .bind(priority)
+        .bind(job.correlation_id.as_deref())
+        .bind(&job.volume_uri)
+        .bind(job.model_version.as_deref())
+        .bind(job.priority.min(9) as i16)
         .bind(worker)
-        .bind(job)
+        .bind(message)
         .bind(queue_lag)
         .fetch_optional(&self.pool)
         .await?;

@@ -166,7 +166,7 @@ fn the_generators_good_inputs_segment() {
 /// a 2000 x 1 slice resized to 256 rounded to 0 columns and libtorch panicked).
 #[test]
 fn a_thin_slice_resizes_to_at_least_one_pixel() {
-    use radsam::volume::preprocess::SliceGeometry;
+    use radsam::model::preprocess::SliceGeometry;
     for (h, w, target) in [(2000, 1, 256), (1, 2000, 256), (5000, 1, 1024), (1, 1, 256)] {
         let g = SliceGeometry::new(h, w, target);
         assert!(g.scaled_h >= 1 && g.scaled_w >= 1, "{h}x{w} -> {}x{}", g.scaled_h, g.scaled_w);

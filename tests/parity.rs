@@ -8,8 +8,9 @@
 mod common;
 
 use common::{fixture, get, max_abs_diff, weights};
+use radsam::model::preprocess;
 use radsam::model::{EncoderConfig, InputNormalization, ModelConfig, PromptBatch, Sam, VitConfig};
-use radsam::volume::{preprocess, read_nifti};
+use radsam::volume::read_nifti;
 use tch::{Device, Kind, Tensor};
 
 const TOL: f64 = 1e-3;

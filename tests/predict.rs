@@ -3,7 +3,7 @@
 mod common;
 
 use common::weights;
-use radsam::metrics::dice;
+use radsam::mask_stats::dice;
 use radsam::model::{ModelConfig, Sam};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Point, SlicePrompt};
 use radsam::segment::{predict_slices, MaskChoice, PredictError};

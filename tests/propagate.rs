@@ -4,7 +4,7 @@ use radsam::error::Coded;
 mod common;
 
 use common::{temp_dir, weights};
-use radsam::metrics::dice;
+use radsam::mask_stats::dice;
 use radsam::model::{ModelConfig, Sam};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Click, SlicePrompt};
 use radsam::segment::{Carry, GuardReason, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
@@ -250,6 +250,7 @@ fn prompt_errors_of_a_job_arrive_before_any_slice_is_encoded() {
     });
     let run = |job: &serde_json::Value, name: &str| {
         let job: radsam::job::Job = serde_json::from_value(job.clone()).unwrap();
+        job.validate().unwrap();
         let out = dir.join(name);
         std::fs::create_dir_all(&out).unwrap();
         let mut encoded = 0;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{python, temp_dir, weights};
-use radsam::metrics::dice;
+use radsam::mask_stats::dice;
 use radsam::model::{ModelConfig, Sam};
 use radsam::prompt::{bounding_box, SlicePrompt};
 use radsam::segment::{Carry, MaskChoice, Segmenter, VolumeSession};

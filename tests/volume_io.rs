@@ -5,7 +5,7 @@ use radsam::error::Coded;
 mod common;
 
 use common::{reference, run_python_check, temp_dir};
-use radsam::metrics::voxel_count;
+use radsam::mask_stats::voxel_count;
 use radsam::volume::{
     read_dicom_series, read_nifti, read_nifti_with_limits, resample_nearest, write_nifti, ReadLimits, Source, Volume,
     VolumeError,

@@ -10,9 +10,8 @@
 //! keep the cost of a run in minutes, at most `slices_per_object` slices of an object are clicked,
 //! evenly spaced over its extent (its end slices included).
 
-use super::protocol::object_seed_prompt;
-use crate::evaluate::extent;
-use crate::metrics::dice;
+use crate::evaluate::{extent, object_seed_prompt};
+use crate::mask_stats::dice;
 use crate::prompt::Click;
 use crate::rng::SplitMix64;
 use crate::segment::{Carry, MaskChoice, SegmentError, Segmenter, VolumeSession};

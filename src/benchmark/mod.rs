@@ -1,8 +1,6 @@
-//! The paper's benchmark for single-prompt 3D segmentation and editing (`radsam bench`):
-//! - protocol.rs: volume-level and slice-level prompting with clicks, on one object;
+//! The paper's benchmark for single-prompt 3D segmentation and editing (`radsam bench`), over
+//! the project's one evaluation (crate::evaluate: the protocol on one object, click simulation):
 //! - click_diagnosis.rs: the effect of single clicks on one slice's error (why clicks help or not);
-//! - clicks.rs: click simulation (the paper's uniform clicks, the CVPR 2025 challenge's centre of
-//!   the largest error);
 //! - stats.rs: means with 95% confidence intervals;
 //! - report.rs: the Markdown report (tables shaped like the paper's Tables 2, 3, 5, 6, per-class
 //!   results, speed and memory) and its plots (plot.rs).
@@ -12,15 +10,13 @@
 //! reports the same as one uninterrupted run.
 
 pub mod click_diagnosis;
-pub mod clicks;
 pub mod plot;
-pub mod protocol;
 pub mod report;
 pub mod stats;
 
-pub use clicks::ClickMode;
-pub use protocol::{
-    object_seed, run_object, DriftPoint, Level, Measurement, ObjectRun, PromptKind, PromptStyle, ProtocolSettings,
+pub use crate::evaluate::{
+    object_seed, run_object, ClickMode, DriftPoint, Level, Measurement, ObjectRun, PromptKind, PromptStyle,
+    ProtocolSettings,
 };
 
 use crate::segment::Carry;

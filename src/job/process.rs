@@ -1,8 +1,8 @@
 //! The processing function: one job in, masks and results out. It knows nothing of queues: the
 //! CLI (`radsam segment`) and the worker call it with their own transports.
 
-use super::schema::{local_path, Job, JobError, JobLimits, Target};
-use crate::metrics::{dice, volume_ml, voxel_count};
+use super::schema::{local_path, Job, JobError, Target};
+use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{Carry, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
@@ -16,9 +16,6 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ProcessOptions {
     pub limits: ReadLimits,
-    /// Targets, clicks and slices a job may ask for (checked again here: the CLI's jobs come from
-    /// files and flags, not through the worker's parse).
-    pub job_limits: JobLimits,
     /// Slices encoded per batch; None: VolumeSession::default_batch for the model's device.
     pub batch: Option<usize>,
     pub choice: MaskChoice,
@@ -29,18 +26,21 @@ pub struct ProcessOptions {
     /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
     /// target and each correction click, so the model thread is free soon after; None: no bound.
     pub deadline: Option<Instant>,
+    /// The volume URI result.json records, when the job reads a copy of it (the worker reads a
+    /// scratch copy of an s3:// volume); None: the job's own `volume_uri`.
+    pub recorded_volume_uri: Option<String>,
 }
 
 impl Default for ProcessOptions {
     fn default() -> Self {
         Self {
             limits: ReadLimits::default(),
-            job_limits: JobLimits::default(),
             batch: None,
             choice: MaskChoice::Primary,
             overlays: false,
             guards: None,
             deadline: None,
+            recorded_volume_uri: None,
         }
     }
 }
@@ -176,7 +176,9 @@ fn check_prompts(job: &Job, volume: &Volume) -> Result<(), ProcessError> {
 }
 
 /// Runs `job` with `sam`, writing its outputs into `out` (an existing, empty folder: the caller
-/// stages and publishes). `progress(stage, done, total)` reports long steps.
+/// stages and publishes). `progress(stage, done, total)` reports long steps. The job must have
+/// been validated (`Job::parse`, `read_job` or `validate_with`: each caller validates once, where
+/// the job enters); its prompts are checked here against the volume.
 pub fn process(
     job: &Job,
     sam: &Sam,
@@ -186,7 +188,6 @@ pub fn process(
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<JobResult, ProcessError> {
     let t0 = Instant::now();
-    job.validate_with(&opts.job_limits)?;
     let volume = open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?;
     // Every prompt against the volume before the references are read and any slice is encoded:
     // a bad prompt is the caller's to fix and must not cost minutes of encoding first.
@@ -312,7 +313,7 @@ pub fn process(
         correlation_id: job.correlation_id.clone(),
         model: sam.config.name.clone(),
         model_version: model_version.to_string(),
-        volume_uri: job.volume_uri.clone(),
+        volume_uri: opts.recorded_volume_uri.clone().unwrap_or_else(|| job.volume_uri.clone()),
         dims: volume.dims(),
         spacing: volume.spacing,
         slice_axis: volume.grid.slice_axis,

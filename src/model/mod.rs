@@ -9,7 +9,9 @@ mod config;
 pub mod finetuned;
 mod layers;
 mod mask_decoder;
+pub mod preprocess;
 mod prompt_encoder;
+mod spec;
 mod thread;
 mod tiny_vit;
 mod transformer;
@@ -20,7 +22,9 @@ pub use config::{
     EncoderConfig, HuWindow, InputNormalization, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN, SAM_PIXEL_STD,
 };
 pub use mask_decoder::{MaskPrediction, NUM_MASKS};
+pub use preprocess::SliceGeometry;
 pub use prompt_encoder::PromptBatch;
+pub use spec::{ModelSpec, ModelSpecError, ResolvedModel};
 pub use thread::{panic_message, ModelThread, ModelThreadStopped};
 pub use tiny_vit::TinyVitConfig;
 pub use vit::VitConfig;

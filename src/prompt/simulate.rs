@@ -130,7 +130,7 @@ pub fn noisy_mask(mask: &[u8], w: usize, noise: &MaskNoise, rng: &mut SplitMix64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::dice;
+    use crate::mask_stats::dice;
 
     fn disc(w: usize, h: usize, cx: f64, cy: f64, r: f64) -> Vec<u8> {
         (0..w * h)

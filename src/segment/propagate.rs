@@ -31,10 +31,10 @@ use super::guard::{GuardEvent, GuardSettings, Verdict};
 use super::session::VolumeSession;
 use super::slice_level::{choose, prompt_batch, MaskChoice};
 use super::SegmentError;
-use crate::metrics::dice;
+use crate::mask_stats::dice;
+use crate::model::preprocess::logits_to_slice;
 use crate::model::NUM_MASKS;
 use crate::prompt::{bounding_box, Click, Point, SlicePrompt};
-use crate::volume::preprocess::logits_to_slice;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -51,6 +51,17 @@ pub enum Carry {
     /// must beat: the box of the previous slice's mask widened by 3 pixels of the 256-pixel model
     /// grid; after an empty slice, the prompted slice's box again (the propagation never stops).
     ReferenceBox,
+}
+
+impl Carry {
+    /// The name jobs, flags and result rows use (as serde spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mask => "mask",
+            Self::Box => "box",
+            Self::ReferenceBox => "reference_box",
+        }
+    }
 }
 
 /// The reference pipeline's box margin, in pixels of its 256-pixel grid.
@@ -108,6 +119,9 @@ pub struct Segmenter<'s, 'a> {
     started: bool,
     pub decode_seconds: f64,
     pub decoded_slices: usize,
+    /// The slices decoded, in order (what the unit tests check propagation's order against).
+    #[cfg(test)]
+    decode_order: Vec<usize>,
 }
 
 impl<'s, 'a> Segmenter<'s, 'a> {
@@ -129,6 +143,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             started: false,
             decode_seconds: 0.0,
             decoded_slices: 0,
+            #[cfg(test)]
+            decode_order: Vec::new(),
         }
     }
 
@@ -451,6 +467,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let low_res = pred.low_res_logits.narrow(1, chosen, 1).gt(0.0).to_kind(Kind::Float);
         self.decode_seconds += t0.elapsed().as_secs_f64();
         self.decoded_slices += 1;
+        #[cfg(test)]
+        self.decode_order.push(slice);
         (SliceState { low_res, mask, iou: iou.try_into().expect("4 masks"), chosen }, pred.low_res_logits)
     }
 
@@ -506,4 +524,141 @@ fn pixels(mask: &[u8]) -> u64 {
 
 fn is_empty(mask: &[u8]) -> bool {
     mask.iter().all(|&v| v == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Propagation's order, anchors and stops on a stub model: LiteMedSAM's architecture with
+    //! random weights whose decoder answers every prompt on every slice with the same mask, the
+    //! whole slice (`FULL`) or nothing (`EMPTY`). What is decoded, in which order, then depends on
+    //! the carry logic alone. (Two tests, one encoded session each: encoding is the slow part.)
+    use super::*;
+    use crate::model::{ModelConfig, Sam};
+    use crate::prompt::BoxPrompt;
+    use crate::volume::Volume;
+
+    const FULL: f64 = 1.0;
+    const EMPTY: f64 = -1.0;
+    /// Slices 0..10 of a 24 x 24 volume; the object spans slices 2..=8.
+    const SLICES: usize = 10;
+    const LO: usize = 2;
+    const HI: usize = 8;
+
+    /// The stub: the decoder's upscaled embedding is gelu(1) everywhere and each mask's
+    /// hypernetwork output is `sign`, so every logit has the sign of `sign`. The weights are
+    /// changed in place, so a session encoded once serves both answers.
+    fn set_answer(sam: &Sam, sign: f64) {
+        tch::no_grad(|| {
+            for (name, mut t) in sam.var_store().variables() {
+                let hyper_out = name.contains("output_hypernetworks_mlps") && name.contains("layers.2.");
+                let upscale_out = name.contains("output_upscaling.3.");
+                match (hyper_out || upscale_out, name.ends_with("weight")) {
+                    (true, true) => drop(t.zero_()),
+                    (true, false) => drop(t.fill_(if upscale_out { 1.0 } else { sign })),
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    fn stub_model() -> Sam {
+        tch::manual_seed(0);
+        Sam::new(ModelConfig::by_name("lite_medsam").unwrap(), tch::Device::Cpu)
+    }
+
+    fn volume() -> Volume {
+        let identity = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
+        Volume::synthetic(vec![40.0; 24 * 24 * SLICES], [24, 24, SLICES], [1.0; 3], identity)
+    }
+
+    fn session<'a>(sam: &'a Sam, volume: &'a Volume) -> VolumeSession<'a> {
+        VolumeSession::new(sam, volume, (LO, HI), 8, &mut |_, _| {}).unwrap()
+    }
+
+    fn boxed() -> SlicePrompt {
+        SlicePrompt { bbox: Some(BoxPrompt { x0: 6.0, y0: 6.0, x1: 16.0, y1: 16.0 }), ..Default::default() }
+    }
+
+    fn click(slice: usize) -> Click {
+        Click { slice, x: 12.0, y: 12.0, positive: true }
+    }
+
+    #[test]
+    fn prompts_propagate_outward_and_clicks_re_propagate_away_from_the_prompt_up_to_the_next_anchor() {
+        let (sam, volume) = (stub_model(), volume());
+        set_answer(&sam, FULL);
+        let session = session(&sam, &volume);
+
+        // Refused before any decoding: a click before the prompt, a prompt outside the session.
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        assert!(matches!(seg.add_click(click(5)), Err(SegmentError::NotStarted)));
+        assert!(matches!(seg.start(9, &boxed()), Err(SegmentError::SliceOutsideBoundaries { slice: 9, lo: 2, hi: 8 })));
+        assert!(seg.decode_order.is_empty());
+
+        // The prompt: its slice, then up to the upper boundary, then down to the lower one.
+        for carry in [Carry::Mask, Carry::Box, Carry::ReferenceBox] {
+            let mut seg = Segmenter::new(&session, carry, MaskChoice::Primary, None);
+            seg.start(5, &boxed()).unwrap();
+            assert_eq!(seg.decode_order, vec![5, 6, 7, 8, 4, 3, 2], "{carry:?}");
+            assert_eq!(seg.states().keys().copied().collect::<Vec<_>>(), (LO..=HI).collect::<Vec<_>>());
+            assert_eq!(super::pixels(&seg.states()[&5].mask), 24 * 24, "the stub answers with the whole slice");
+            assert!(seg.stops().is_empty());
+            // Outside the object's boundaries nothing is decoded or written.
+            let mask = seg.mask();
+            for s in [0, 1, 9] {
+                assert!(volume.grid.extract(&mask, s).iter().all(|&v| v == 0), "slice {s}");
+            }
+        }
+
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        seg.start(4, &boxed()).unwrap();
+        let mut after_click = |slice| {
+            seg.decode_order.clear();
+            seg.add_click(click(slice)).unwrap();
+            seg.decode_order.clone()
+        };
+        // Above the prompt: the clicked slice, then onward to the boundary; towards the prompt
+        // nothing (those slices hold masks; only empty ones are filled).
+        assert_eq!(after_click(6), vec![6, 7, 8]);
+        // Between the prompt and the first click: onward only up to that click, an anchor.
+        assert_eq!(after_click(5), vec![5]);
+        // Below the prompt: onward to the lower boundary.
+        assert_eq!(after_click(3), vec![3, 2]);
+        // A second click on an anchored slice: it and what lies beyond, never another anchor.
+        assert_eq!(after_click(6), vec![6, 7, 8]);
+        // Outside the session: refused, nothing decoded.
+        seg.decode_order.clear();
+        assert!(matches!(seg.add_click(click(1)), Err(SegmentError::SliceOutsideBoundaries { .. })));
+        assert!(seg.decode_order.is_empty());
+        assert_eq!(seg.clicks(), 4);
+    }
+
+    #[test]
+    fn an_empty_answer_stops_the_carry_but_the_reference_box_never_stops() {
+        let (sam, volume) = (stub_model(), volume());
+        set_answer(&sam, EMPTY);
+        let session = session(&sam, &volume);
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        seg.start(5, &boxed()).unwrap();
+        assert_eq!(super::pixels(&seg.states()[&5].mask), 0, "the stub answers with nothing");
+        assert_eq!(seg.decode_order, vec![5], "nothing to carry from an empty slice");
+        let stops: Vec<(i8, usize)> = seg.stops().iter().map(|s| (s.direction, s.empty_slice)).collect();
+        assert_eq!(stops, vec![(1, 5), (-1, 5)]);
+        // A click on the empty prompted slice is still empty: the stops stay.
+        seg.add_click(click(5)).unwrap();
+        assert_eq!(seg.stops().len(), 2);
+        // Once the model answers again, a click beyond the stop: its slice, onward to the
+        // boundary, then back over the empty slices towards the prompt, up to that anchor.
+        set_answer(&sam, FULL);
+        seg.decode_order.clear();
+        seg.add_click(click(7)).unwrap();
+        assert_eq!(seg.decode_order, vec![7, 8, 6]);
+        // LiteMedSAM's reference pipeline falls back on the prompted slice's box: it reaches both
+        // boundaries whatever the answers.
+        set_answer(&sam, EMPTY);
+        let mut reference = Segmenter::new(&session, Carry::ReferenceBox, MaskChoice::Primary, None);
+        reference.start(5, &boxed()).unwrap();
+        assert_eq!(reference.decode_order, vec![5, 6, 7, 8, 4, 3, 2]);
+        assert!(reference.stops().is_empty());
+    }
 }

@@ -3,8 +3,8 @@
 //! Embeddings stay on the model's device: f32 on CPU, half precision on GPU to halve memory.
 
 use super::SegmentError;
+use crate::model::preprocess::{slices_to_input, SliceGeometry};
 use crate::model::Sam;
-use crate::volume::preprocess::{slices_to_input, SliceGeometry};
 use crate::volume::Volume;
 use std::time::Instant;
 use tch::{Kind, Tensor};

@@ -1,9 +1,10 @@
 //! Slice-level prediction: one prompt per slice, every slice answered on its own (slices encoded
 //! in one batch). Also the prompt batching shared with the propagation engine.
 
+use crate::model::preprocess;
 use crate::model::{MaskPrediction, PromptBatch, Sam, NUM_MASKS};
 use crate::prompt::{PromptError, SlicePrompt};
-use crate::volume::{preprocess, Volume};
+use crate::volume::Volume;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 

@@ -1,6 +1,7 @@
 //! Volumes in, masks out: NIfTI-1 and DICOM CT series read into one [`Volume`] type (HU voxels on
-//! the input's own grid, its spacing and RAS affine), NIfTI masks written back on that grid,
-//! preprocessing to the model's input and back. See grid.rs for the slicing convention.
+//! the input's own grid, its spacing and RAS affine), NIfTI masks and DICOM SEG written back on
+//! that grid. (The model's input transform is the model's: crate::model::preprocess.) See grid.rs
+//! for the slicing convention.
 
 mod dicom_guard;
 mod dicom_seg;
@@ -10,7 +11,6 @@ mod files;
 mod grid;
 mod nifti_io;
 pub mod phantom;
-pub mod preprocess;
 mod resample;
 
 pub use dicom_seg::{write_dicom_seg, SegMeta, SegmentMask};

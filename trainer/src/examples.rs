@@ -6,9 +6,9 @@
 use crate::augment::{random_view, Augmentation};
 use indicatif::{ProgressBar, ProgressStyle};
 use radsam::dataset::LabeledVolume;
+use radsam::model::preprocess::{slices_to_input, SliceGeometry};
 use radsam::model::Sam;
 use radsam::rng::SplitMix64;
-use radsam::volume::preprocess::{slices_to_input, SliceGeometry};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};

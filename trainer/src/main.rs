@@ -1,12 +1,13 @@
 //! `radsam-trainer train`: the RadSAM training recipe on labelled CT folders, explicit pairs and
 //! synthetic phantoms. See trainer/README.md.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 mod serve;
 use radsam::dataset::{self, LabeledVolume};
-use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
+use radsam::error::Coded;
+use radsam::model::Sam;
 use radsam::volume::phantom::PhantomConfig;
 use radsam::volume::ReadLimits;
 use radsam_trainer::augment::Augmentation;
@@ -186,16 +187,16 @@ fn train(args: TrainArgs) -> Result<()> {
     let real_cases = train_cases.len();
     let phantoms = dataset::phantom_cases(args.phantoms, &PhantomConfig::default(), args.seed);
 
-    let device = match args.device.as_str() {
-        "cpu" => tch::Device::Cpu,
-        "cuda" => tch::Device::Cuda(0),
-        "auto" => tch::Device::cuda_if_available(),
-        d => bail!("--device {d}: expected cpu, cuda or auto"),
+    let spec = radsam::model::ModelSpec {
+        name: args.model.clone(),
+        weights: args.weights.clone(),
+        device: args.device.clone(),
+        threads: None,
+        window: args.window.clone(),
     };
-    let config = ModelConfig::by_name(&args.model)
-        .with_context(|| format!("unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", ")))?;
-    let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
-    let (mut sam, _) = Sam::load(config, &weights, device).with_context(|| format!("loading {}", weights.display()))?;
+    let model = spec.resolve().map_err(radsam::error::with_code)?;
+    let (device, weights) = (model.device, model.weights.clone());
+    let mut sam = model.load().map_err(|e| anyhow::anyhow!("loading {}: [{}] {e}", weights.display(), e.code()))?;
     // Starting from a fine-tuned file (a second stage): the trained tensors are written on top of
     // that file's own base, so the result needs only the base to load.
     let (base_model, base_weights) =
@@ -203,9 +204,6 @@ fn train(args: TrainArgs) -> Result<()> {
             Some(base) => (base.clone(), radsam::assets::weights_path(base)),
             None => (args.model.clone(), weights.clone()),
         };
-    if let Some(w) = &args.window {
-        sam.config.window = radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--window {e}"))?;
-    }
     eprintln!("{}: input window [{}] HU", args.model, sam.config.window);
     let params = sam.set_trainable(args.train_encoder);
     let n_params: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();

@@ -15,10 +15,10 @@
 
 use crate::examples::{ExampleSet, SliceView};
 use radsam::benchmark::click_diagnosis::largest_component_centre;
+use radsam::model::preprocess::{mask_to_prompt, SliceGeometry};
 use radsam::model::PromptBatch;
 use radsam::prompt::simulate::{jittered_box, noisy_mask, random_point, MaskNoise};
 use radsam::rng::SplitMix64;
-use radsam::volume::preprocess::{mask_to_prompt, SliceGeometry};
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -457,7 +457,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::examples::{SliceView, ViewInputs};
-    use radsam::volume::preprocess::SliceGeometry;
+    use radsam::model::preprocess::SliceGeometry;
 
     fn view(case: usize, slice: usize, view: usize) -> SliceView {
         SliceView {

@@ -10,7 +10,9 @@
 
 use anyhow::{bail, Context, Result};
 use radsam::db::Db;
+
 use radsam::error::Coded;
+use radsam::evaluate::{ValidationMeasure, ValidationResult};
 use radsam::registry::Candidate;
 use radsam::storage::{join_uri, Storage, StorageConfig};
 use serde_json::{json, Value};
@@ -96,7 +98,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 }
 
 /// What the decision compares: mean Dice of volume-level prompting with mask carry.
-const DECISION_MEASURE: &str = "volume box/mask carry";
+const DECISION_MEASURE: ValidationMeasure = ValidationMeasure::VolumeBoxMaskCarry;
 
 async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
     let Some(_lock) = db.try_trainer_lock().await.map_err(radsam::error::with_code)? else {
@@ -168,7 +170,7 @@ async fn round(args: &ServeArgs, db: &Db, storage: &Storage) -> Result<String> {
 
     // Both evaluations come from the same run: step 0 is the parent, the last is the candidate.
     let (before, after) = evaluations(&run_dir.join("log.jsonl"))?;
-    let score = |v: &Value| v["mean"][DECISION_MEASURE].as_f64().unwrap_or(f64::NAN);
+    let score = |v: &ValidationResult| v.mean.get(&DECISION_MEASURE).copied().unwrap_or(f64::NAN);
     let (parent_score, candidate_score) = (score(&before), score(&after));
     let promote = candidate_score.is_finite() && candidate_score >= parent_score - args.margin;
     let decision = format!(
@@ -260,13 +262,15 @@ fn train_command(
 }
 
 /// The first and last validation of a training log.
-fn evaluations(log: &Path) -> Result<(Value, Value)> {
+fn evaluations(log: &Path) -> Result<(ValidationResult, ValidationResult)> {
     let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
-    let vals: Vec<Value> = text
+    let vals: Vec<ValidationResult> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v.get("validation").cloned())
-        .collect();
+        .filter_map(|mut v| v.get_mut("validation").map(Value::take))
+        .map(serde_json::from_value)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{}: a validation line of another shape", log.display()))?;
     match (vals.first(), vals.last()) {
         (Some(a), Some(b)) if vals.len() >= 2 => Ok((a.clone(), b.clone())),
         _ => bail!("{}: fewer than two validations (before and after training)", log.display()),

@@ -1,17 +1,15 @@
-//! Validation during training, on whole volumes of the validation split (never trained on): for
-//! each object, a box on its largest slice propagated between its true boundaries with mask carry
-//! (RadSAM's use) and with box carry (the baseline), and slice-level Dice from a box and from a
-//! point on every slice. Prompts are the deterministic ones of the benchmark (tight box, deepest
-//! point), so epochs compare like for like.
+//! Validation during training, on whole volumes of the validation split (never trained on): the
+//! project's evaluation protocol (radsam::evaluate::validation_scores) on each object: a box on
+//! its largest slice propagated between its true boundaries with mask carry (RadSAM's use, then 5
+//! clicks) and with box carry (the baseline), and slice-level Dice from a box and from a point on
+//! every slice. Prompts are the deterministic ones (tight box, deepest point), so epochs compare
+//! like for like.
 
 use radsam::dataset::LabeledVolume;
-use radsam::evaluate::extent;
-use radsam::metrics::dice;
+pub use radsam::evaluate::ValidationResult;
+use radsam::evaluate::{extent, validation_scores, ValidationMeasure};
 use radsam::model::Sam;
-use radsam::prompt::{bounding_box, interior_point, simulate_click, SlicePrompt};
-use radsam::rng::SplitMix64;
-use radsam::segment::{Carry, MaskChoice, Segmenter, VolumeSession};
-use std::collections::BTreeMap;
+use radsam::segment::VolumeSession;
 
 /// An object of a validation volume.
 pub struct ValObject {
@@ -27,19 +25,6 @@ pub struct ValidationSet<'a> {
     pub objects: Vec<ValObject>,
     sessions: Vec<VolumeSession<'a>>,
 }
-
-/// Mean Dice (%) over the validation objects, by measure; per object too.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
-pub struct ValidationResult {
-    pub mean: BTreeMap<String, f64>,
-    pub per_object: BTreeMap<String, BTreeMap<String, f64>>,
-}
-
-pub const MEASURES: [&str; 5] =
-    ["volume box/mask carry", "volume box/box carry", "slice box", "slice point", "volume box/mask carry + 5 clicks"];
-
-/// Correction clicks of the editing measure (simulated as in the benchmark, seeded per object).
-const VALIDATION_CLICKS: usize = 5;
 
 impl<'a> ValidationSet<'a> {
     /// Objects: classes with at least `min_voxels` voxels over at least 2 slices, optionally limited
@@ -98,52 +83,13 @@ impl<'a> ValidationSet<'a> {
         }
         let mut result = ValidationResult::default();
         for obj in &self.objects {
-            let volume = &self.cases[obj.case].volume;
-            let (lo, hi, largest) = extent(volume, &obj.truth).expect("objects are not empty");
-            let session = self.sessions[obj.case].restrict((lo, hi))?;
-            let cols = volume.grid.plane_shape().1;
-            let plane = |s: usize| volume.grid.extract(&obj.truth, s);
-            let mut scores = BTreeMap::new();
-            let start = SlicePrompt { bbox: bounding_box(&plane(largest), cols), ..Default::default() };
-            for (measure, carry) in [(MEASURES[0], Carry::Mask), (MEASURES[1], Carry::Box)] {
-                let mut seg = Segmenter::new(&session, carry, MaskChoice::Primary, None);
-                seg.start(largest, &start)?;
-                scores.insert(measure.to_string(), 100.0 * dice(&seg.mask(), &obj.truth));
-                if carry == Carry::Mask {
-                    // Editing: clicks in the largest error region, as the benchmark simulates them.
-                    let mut rng = SplitMix64(0x5eed ^ obj.id as u64);
-                    for _ in 0..VALIDATION_CLICKS {
-                        if let Some(click) = simulate_click(&seg.mask(), &obj.truth, &volume.grid, (lo, hi), &mut rng) {
-                            seg.add_click(click)?;
-                        }
-                    }
-                    scores.insert(MEASURES[4].to_string(), 100.0 * dice(&seg.mask(), &obj.truth));
-                }
-            }
-            for (measure, point) in [(MEASURES[2], false), (MEASURES[3], true)] {
-                let prompts: BTreeMap<usize, SlicePrompt> = (lo..=hi)
-                    .filter_map(|s| {
-                        let m = plane(s);
-                        let p = if point {
-                            SlicePrompt { points: interior_point(&m, cols).into_iter().collect(), ..Default::default() }
-                        } else {
-                            SlicePrompt {
-                                bbox: bounding_box(&m, cols).filter(|b| b.x0 < b.x1 && b.y0 < b.y1),
-                                ..Default::default()
-                            }
-                        };
-                        (p.bbox.is_some() || !p.points.is_empty()).then_some((s, p))
-                    })
-                    .collect();
-                let mut seg = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
-                seg.slice_level(&prompts)?;
-                scores.insert(measure.to_string(), 100.0 * dice(&seg.mask(), &obj.truth));
-            }
+            // Clicks are seeded per object, the same in every epoch.
+            let scores = validation_scores(&self.sessions[obj.case], &obj.truth, 0x5eed ^ obj.id as u64)?;
             result.per_object.insert(obj.name.clone(), scores);
         }
-        for m in MEASURES {
-            let v: Vec<f64> = result.per_object.values().map(|s| s[m]).collect();
-            result.mean.insert(m.to_string(), v.iter().sum::<f64>() / v.len().max(1) as f64);
+        for m in ValidationMeasure::ALL {
+            let v: Vec<f64> = result.per_object.values().filter_map(|s| s.get(&m).copied()).collect();
+            result.mean.insert(m, v.iter().sum::<f64>() / v.len().max(1) as f64);
         }
         Ok(result)
     }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub struct Config {
     /// RabbitMQ and PostgreSQL (shared with the CLI's service commands).
     #[command(flatten)]
-    pub connection: radsam::connection::Connection,
+    pub endpoints: radsam::endpoints::ServiceEndpoints,
     /// Attempts that ended with their worker dead (no outcome recorded) after which the job is
     /// failed with JOB_POISON and dead-lettered; requeues on purpose (a store down) do not count.
     #[arg(long, env = "RADSAM_MAX_ATTEMPTS", default_value_t = 3)]

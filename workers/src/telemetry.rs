@@ -1,5 +1,5 @@
-//! What operators watch: Prometheus metrics, the health state behind /healthz, and the small
-//! HTTP server that serves both. Log lines come from tracing (set up in main).
+//! What operators watch: Prometheus metrics, the health state behind /healthz, the small HTTP
+//! server that serves both, and the log (tracing, one line per event and per panic).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -156,4 +156,32 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a loaded model whose thread died is no model");
         assert_eq!(body["model_stopped"], "the model panicked: resize to 0");
     }
+}
+
+/// Log lines on stderr: text (coloured on a terminal) or JSON; RUST_LOG filters.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,lapin=warn,aws=warn,sqlx=warn,jpeg2k=warn".into());
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if format == "json" {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// One log line per panic, never a backtrace (even with RUST_BACKTRACE set): the panics a worker
+/// meets are caught and become a job's error (a decoder on a corrupt DICOM, libtorch on the model
+/// thread), their message says what happened, and a multi-line dump per bad input would bury the
+/// log and forge lines in it.
+pub fn log_panics_as_lines() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = radsam::job::text::printable(&radsam::model::panic_message(info.payload()), 4000);
+        tracing::error!(thread = std::thread::current().name().unwrap_or("-"), location, "panic: {message}");
+    }));
 }

@@ -607,7 +607,15 @@ fn permanent_database_errors_are_not_retried() {
         // (SQLSTATE 54000) and a NUL in a jsonb string (22P05). Waiting cannot help either.
         let huge = (0..300_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
         for (id, correlation) in [("job-huge", huge.as_str()), ("job-nul", "a\u{0}b")] {
-            let err = db.claim(id, &json!({"correlation_id": correlation}), "test", None).await.unwrap_err();
+            // Built without validation, which would refuse both.
+            let job: radsam::job::Job = serde_json::from_value(json!({
+                "schema_version": 1, "job_id": id, "correlation_id": correlation, "volume_uri": "file:///x.nii.gz",
+                "targets": [{"label": "liver", "initial_prompt": {"slice": 1, "box": [1, 1, 5, 5]},
+                             "boundaries": {"top": 0, "bottom": 2}}]
+            }))
+            .unwrap();
+            let message = serde_json::to_string(&job).unwrap();
+            let err = db.claim(&job, &message, "test", None).await.unwrap_err();
             assert!(!err.is_transient(), "{id}: {err}");
             assert_eq!(err.code(), "DB_INVALID", "{id}: {err}");
         }

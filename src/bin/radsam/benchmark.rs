@@ -307,17 +307,7 @@ fn model_label(spec: &str) -> String {
 fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result<()> {
     // Every model must be loadable before hours of work start on the first.
     for spec in &args.models {
-        let m = parse_model(spec, args);
-        let weights = m.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&m.model));
-        if let Some(w) = &m.window {
-            radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--model {spec}: window {e}"))?;
-        }
-        if radsam::model::ModelConfig::by_name(&m.model).is_none() {
-            bail!("--model {spec}: unknown model `{}`; known: {}", m.model, radsam::model::MODEL_NAMES.join(", "));
-        }
-        if !weights.exists() {
-            bail!("--model {spec}: weights {} not found (run `make setup`, or give NAME=WEIGHTS)", weights.display());
-        }
+        parse_model(spec, args).spec().resolve().map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
     }
     let sources = sources(args)?;
     let todo: Vec<(&String, Vec<&CaseSource>)> = args
@@ -398,7 +388,7 @@ fn objects_of(case: &LabeledVolume, settings: &RunSettings) -> Vec<(u16, Vec<u8>
     let mut objects = Vec::new();
     for id in ids {
         let truth: Vec<u8> = case.labels.iter().map(|&v| (v == id) as u8).collect();
-        if radsam::metrics::voxel_count(&truth) < settings.min_voxels as u64 {
+        if radsam::mask_stats::voxel_count(&truth) < settings.min_voxels as u64 {
             continue;
         }
         if let Some((lo, hi, _)) = extent(&case.volume, &truth) {
@@ -634,7 +624,7 @@ fn run_unit(
                     clicks: m.clicks,
                     dice: m.dice,
                     slices: hi - lo + 1,
-                    voxels: radsam::metrics::voxel_count(truth),
+                    voxels: radsam::mask_stats::voxel_count(truth),
                 });
             }
         }

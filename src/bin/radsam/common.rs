@@ -1,12 +1,11 @@
 //! What the commands share: model loading, argument parsing helpers, volume opening.
 
 use anyhow::{bail, Context, Result};
-use radsam::model::{ModelConfig, Sam, MODEL_NAMES};
+use radsam::model::{ModelSpec, Sam};
 use radsam::prompt::Point;
 use radsam::segment::MaskChoice;
 use radsam::volume::{ReadLimits, Volume};
 use std::path::{Path, PathBuf};
-use tch::Device;
 
 #[derive(clap::Args)]
 pub struct ModelArgs {
@@ -29,26 +28,21 @@ pub struct ModelArgs {
     pub window: Option<String>,
 }
 
-pub fn device(name: &str) -> Result<Device> {
-    radsam::model::device_by_name(name).map_err(|e| anyhow::anyhow!("--device {e}"))
+impl ModelArgs {
+    /// The model as the loader takes it (radsam::model::ModelSpec: one resolution for every binary).
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            name: self.model.clone(),
+            weights: self.weights.clone(),
+            device: self.device.clone(),
+            threads: self.threads,
+            window: self.window.clone(),
+        }
+    }
 }
 
 pub fn load_model(args: &ModelArgs) -> Result<Sam> {
-    if let Some(n) = args.threads {
-        tch::set_num_threads(n);
-    }
-    let config = ModelConfig::by_name(&args.model).with_context(|| {
-        format!("[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}", args.model, MODEL_NAMES.join(", "))
-    })?;
-    let weights = args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&args.model));
-    if !weights.exists() {
-        bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
-    }
-    let (mut sam, _) = Sam::load(config, &weights, device(&args.device)?)?;
-    if let Some(w) = &args.window {
-        sam.config.window = radsam::model::HuWindow::parse(w).map_err(|e| anyhow::anyhow!("--window {e}"))?;
-    }
-    Ok(sam)
+    args.spec().load().map_err(radsam::error::with_code)
 }
 
 pub fn parse_point(s: &str) -> Result<Point> {

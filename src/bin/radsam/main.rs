@@ -10,11 +10,11 @@
 //!   radsam models / promote / rollback   the model registry the trainer service fills
 
 mod accept;
-mod bench;
+mod bench_model;
 mod benchmark;
 mod common;
-mod models;
 mod predict;
+mod registry;
 mod results;
 mod segment;
 mod services;
@@ -43,10 +43,10 @@ enum Command {
     /// 95% intervals, known vs unknown classes; CSV, Markdown tables, PNG plots. Resumable.
     Bench(benchmark::BenchmarkArgs),
     /// Time the image encoder (per slice and batched) and the decoder on sample CT slices.
-    BenchModel(bench::BenchArgs),
+    BenchModel(bench_model::BenchArgs),
     /// The paper's protocol on the sample CT's organs (Dice: volume-level mask vs box carry,
     /// slice-level, after clicks) and the timing of a 100-slice box-carry propagation.
-    BenchPropagation(bench::BenchPropagationArgs),
+    BenchPropagation(bench_model::BenchPropagationArgs),
     /// Enqueue segmentation jobs (files, or stdin: a job, an array, or JSON lines) on RabbitMQ.
     Submit(submit::SubmitArgs),
     /// Per-organ results of jobs from PostgreSQL, optionally waiting for them to finish.
@@ -58,11 +58,11 @@ enum Command {
     /// Upload a local file or folder to S3 (or a file:// root).
     Upload(upload::UploadArgs),
     /// List the model registry: versions, parents, evaluations, which one is promoted.
-    Models(models::ModelsArgs),
+    Models(registry::ModelsArgs),
     /// Make a registered version the one workers load (between jobs).
-    Promote(models::PromoteArgs),
+    Promote(registry::PromoteArgs),
     /// Return to the version promoted before the current one.
-    Rollback(models::RollbackArgs),
+    Rollback(registry::RollbackArgs),
 }
 
 /// One line per panic on stderr, never a backtrace (even with RUST_BACKTRACE set): the panics the
@@ -84,16 +84,16 @@ fn main() {
         Command::Predict(a) => predict::predict(a),
         Command::Segment(a) => segment::segment(a),
         Command::Bench(a) => benchmark::benchmark(a),
-        Command::BenchModel(a) => bench::bench_model(a),
-        Command::BenchPropagation(a) => bench::bench_propagation(a),
+        Command::BenchModel(a) => bench_model::bench_model(a),
+        Command::BenchPropagation(a) => bench_model::bench_propagation(a),
         Command::Submit(a) => submit::submit(a),
         Command::Results(a) => results::results(a),
         Command::Accept(a) => accept::accept(a),
         Command::Migrate(a) => results::migrate(a),
         Command::Upload(a) => upload::upload(a),
-        Command::Models(a) => models::models(a),
-        Command::Promote(a) => models::promote(a),
-        Command::Rollback(a) => models::rollback(a),
+        Command::Models(a) => registry::models(a),
+        Command::Promote(a) => registry::promote(a),
+        Command::Rollback(a) => registry::rollback(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -130,7 +130,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     for (p, prompt) in preds.slices.iter().zip(&prompts) {
         volume.grid.insert(&mut mask, p.slice, &p.mask);
         let dice = match (&reference, args.label) {
-            (Some(r), Some(label)) => Some(radsam::metrics::dice(&p.mask, &reference_slice(r, label, p.slice))),
+            (Some(r), Some(label)) => Some(radsam::mask_stats::dice(&p.mask, &reference_slice(r, label, p.slice))),
             _ => None,
         };
         per_slice.push(json!({
@@ -150,7 +150,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 ours.extend_from_slice(&p.mask);
                 theirs.extend(reference_slice(r, label, p.slice));
             }
-            Some(radsam::metrics::dice(&ours, &theirs))
+            Some(radsam::mask_stats::dice(&ours, &theirs))
         }
         _ => None,
     };
@@ -201,8 +201,8 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         "dims": volume.dims(),
         "slice_axis": volume.grid.slice_axis,
         "slices": per_slice,
-        "voxels": radsam::metrics::voxel_count(&mask),
-        "volume_ml": radsam::metrics::volume_ml(&mask, volume.spacing),
+        "voxels": radsam::mask_stats::voxel_count(&mask),
+        "volume_ml": radsam::mask_stats::volume_ml(&mask, volume.spacing),
         "dice_3d_on_predicted_slices": dice_3d,
         "encode_seconds": preds.encode_seconds,
         "decode_seconds": preds.decode_seconds,

@@ -1,7 +1,7 @@
 //! `radsam segment`: whole 3D objects from one prompt plus boundaries (RadSAM propagation) and
 //! correction clicks, from flags or a job file; the processing function does the work.
 
-use crate::common::{load_model, parse_choice, parse_point, ModelArgs};
+use crate::common::{parse_choice, parse_point, ModelArgs};
 use anyhow::{bail, Context, Result};
 use radsam::job::{Job, Staging};
 use radsam::model::ModelThread;
@@ -141,39 +141,23 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         Some(path) => radsam::job::read_job(path, &args.job_limits).map_err(radsam::error::with_code)?,
         None => job_from_flags(&args)?,
     };
-    let mut model_args = ModelArgs {
-        model: args.model.model.clone(),
-        weights: args.model.weights.clone(),
-        device: args.model.device.clone(),
-        threads: args.model.threads,
-        window: args.model.window.clone(),
-    };
+    let mut spec = args.model.spec();
     if let Some(m) = &job.model_version {
-        model_args.model = m.clone();
+        spec.name = m.clone();
     }
-    if radsam::model::ModelConfig::by_name(&model_args.model).is_none() {
-        bail!(
-            "[JOB_UNKNOWN_MODEL] unknown model `{}`; known: {}",
-            model_args.model,
-            radsam::model::MODEL_NAMES.join(", ")
-        );
-    }
-    let weights = model_args.weights.clone().unwrap_or_else(|| radsam::assets::weights_path(&model_args.model));
-    if !weights.exists() {
-        bail!("weights {} not found: run `make setup`, or pass --weights", weights.display());
-    }
-    let (version, _) = radsam::assets::weights_version(&model_args.model, &weights)?;
+    let model = spec.resolve().map_err(radsam::error::with_code)?;
+    let (version, _) = model.version().map_err(radsam::error::with_code)?;
     // The model lives on its own thread; this thread keeps the progress bar going.
-    let model = ModelThread::spawn(move || load_model(&model_args))?;
+    let model = ModelThread::spawn(move || model.load().map_err(radsam::error::with_code))?;
     let opts = radsam::job::ProcessOptions {
         limits: ReadLimits { max_voxels: args.max_voxels, ..ReadLimits::default() },
-        job_limits: args.job_limits,
         batch: args.batch,
         choice: parse_choice(&args.mask_choice)?,
         overlays: args.overlays,
         guards: args.guards.then(radsam::segment::GuardSettings::default),
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
+        recorded_volume_uri: None,
     };
     let staging =
         Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 /// The broker and database flags, shared with the worker.
-pub use radsam::connection::Connection as ServiceArgs;
+pub use radsam::endpoints::ServiceEndpoints as ServiceArgs;
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)

@@ -3,7 +3,7 @@
 //! never disagree.
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Connection {
+pub struct ServiceEndpoints {
     /// RabbitMQ URL.
     #[arg(long, env = "RADSAM_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub amqp_url: String,

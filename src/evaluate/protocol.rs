@@ -1,4 +1,5 @@
-//! The paper's protocol on one object of one volume, for one model:
+//! The paper's protocol on one object of one volume, for one model; an evaluation chooses which
+//! of its runs to make (`RunSpec`: the benchmark makes them all, `ProtocolSettings::benchmark_runs`):
 //! - volume-level prompting: one box or one point on the object's largest slice plus its true top
 //!   and bottom slices, the result carried slice to slice with mask carry and with box carry;
 //! - slice-level prompting: one box or one point on every slice of the object, each slice alone;
@@ -17,8 +18,8 @@
 //! prompts; `PromptStyle::Tight` uses the exact box and the deepest point instead.
 
 use super::clicks::{next_click, ClickMode};
-use crate::evaluate::extent;
-use crate::metrics::dice;
+use super::extent;
+use crate::mask_stats::dice;
 use crate::prompt::simulate::{jittered_box, random_point};
 use crate::prompt::{bounding_box, interior_point, SlicePrompt};
 use crate::rng::SplitMix64;
@@ -102,6 +103,57 @@ pub struct ObjectRun {
     pub decode_seconds: f64,
     /// Seconds of the whole protocol for this object (decoding, prompts, clicks, Dice).
     pub seconds: f64,
+    /// Seconds of each run's initial prompting (before any click), in the order of the runs made.
+    pub prompt_seconds: Vec<(RunSpec, f64)>,
+}
+
+/// One run of the protocol: a level, a prompt, a carry, a mask choice, and the correction clicks
+/// that follow (Dice is recorded after each, 0..=clicks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSpec {
+    pub level: Level,
+    pub prompt: PromptKind,
+    pub carry: Carry,
+    /// BestReference is the paper's oracle (the secondary mask closest to the truth).
+    pub choice: MaskChoice,
+    pub clicks: usize,
+    pub click_mode: ClickMode,
+}
+
+impl ProtocolSettings {
+    /// Every run of the benchmark, in its order: volume- then slice-level, box then point, mask
+    /// then box carry, each with `max_clicks` clicks and (with `oracle`) an oracle run without
+    /// clicks (slice-level: one, the carry does not matter without clicks); then the CVPR 2025
+    /// runs (mask, box carry) and LiteMedSAM's reference pipeline (volume-level box, no clicks).
+    pub fn benchmark_runs(&self) -> Vec<RunSpec> {
+        let mut runs = Vec::new();
+        let run = |level, prompt, carry, choice, clicks, click_mode| RunSpec {
+            level,
+            prompt,
+            carry,
+            choice,
+            clicks,
+            click_mode,
+        };
+        for level in [Level::Volume, Level::Slice] {
+            for kind in [PromptKind::Box, PromptKind::Point] {
+                for carry in [Carry::Mask, Carry::Box] {
+                    runs.push(run(level, kind, carry, MaskChoice::Primary, self.max_clicks, self.click_mode));
+                    if self.oracle && !(level == Level::Slice && carry == Carry::Box) {
+                        runs.push(run(level, kind, carry, MaskChoice::BestReference, 0, self.click_mode));
+                    }
+                }
+            }
+        }
+        if self.cvpr25_clicks > 0 {
+            for carry in [Carry::Mask, Carry::Box] {
+                let centre = ClickMode::LargestErrorCentre;
+                runs.push(run(Level::Cvpr25, PromptKind::Box, carry, MaskChoice::Primary, self.cvpr25_clicks, centre));
+            }
+        }
+        runs.push(run(Level::Volume, PromptKind::Box, Carry::ReferenceBox, MaskChoice::Primary, 0, self.click_mode));
+        runs
+    }
 }
 
 /// A seed for one object, from the run's seed and the object's identity (same for every model).
@@ -145,12 +197,26 @@ pub fn object_seed_prompt(plane: &[u8], cols: usize, seed: u64) -> Option<SliceP
     prompt_on(plane, cols, PromptKind::Box, PromptStyle::Simulated, &mut SplitMix64(seed))
 }
 
-/// Runs the protocol on one object. `session` covers at least the object's slices; `truth` is the
-/// object's mask on the volume grid.
+/// Runs the benchmark's protocol on one object (every run of `settings.benchmark_runs()`).
 pub fn run_object(
     session: &VolumeSession,
     truth: &[u8],
     settings: &ProtocolSettings,
+    seed: u64,
+) -> Result<Option<ObjectRun>, SegmentError> {
+    run_object_with(session, truth, settings, &settings.benchmark_runs(), seed)
+}
+
+/// Makes `runs` on one object. `session` covers at least the object's slices; `truth` is the
+/// object's mask on the volume grid. Prompts come from `settings.prompts`, drawn once per object in
+/// a fixed order from `seed` (so every evaluation and every model gets the same ones); clicks from
+/// one stream per run, the same for every model (the n-th click depends on the model's own errors).
+/// A run whose prompt the object cannot give (a box of no area) is left out.
+pub fn run_object_with(
+    session: &VolumeSession,
+    truth: &[u8],
+    settings: &ProtocolSettings,
+    runs: &[RunSpec],
     seed: u64,
 ) -> Result<Option<ObjectRun>, SegmentError> {
     let t0 = Instant::now();
@@ -161,6 +227,7 @@ pub fn run_object(
     let plane = |s: usize| volume.grid.extract(truth, s);
     let mut measurements = Vec::new();
     let mut drift = Vec::new();
+    let mut prompt_seconds = Vec::new();
     let guards = settings.guards.then(GuardSettings::default);
     let (mut decoded_slices, mut decode_seconds) = (0, 0.0);
     // The drift curve of a volume-level box run: every slice's Dice against the truth.
@@ -193,68 +260,9 @@ pub fn run_object(
                 .collect(),
         );
     }
-
-    let mut record = |level, prompt, carry, oracle, clicks, dice| {
-        measurements.push(Measurement { level, prompt, carry, oracle, clicks, dice })
-    };
-    for level in [Level::Volume, Level::Slice] {
-        for kind in [PromptKind::Box, PromptKind::Point] {
-            if level == Level::Volume && initial[&kind].is_none()
-                || level == Level::Slice && per_slice[&kind].is_empty()
-            {
-                continue;
-            }
-            for carry in [Carry::Mask, Carry::Box] {
-                for oracle in [false, true] {
-                    // Slice-level without clicks does not depend on the carry: one oracle run (mask).
-                    if oracle && (!settings.oracle || level == Level::Slice && carry == Carry::Box) {
-                        continue;
-                    }
-                    let choice = if oracle { MaskChoice::BestReference } else { MaskChoice::Primary };
-                    let mut seg = Segmenter::new(&session, carry, choice, Some(truth)).with_guards(guards);
-                    match level {
-                        Level::Volume | Level::Cvpr25 => {
-                            seg.start(largest, initial[&kind].as_ref().expect("checked above"))?
-                        }
-                        Level::Slice => seg.slice_level(&per_slice[&kind])?,
-                    }
-                    if level == Level::Volume && kind == PromptKind::Box && !oracle {
-                        drift.extend(drift_of(&seg, carry));
-                    }
-                    // The 3D mask is built once per step: scored, then the next click reads it.
-                    let mut mask = seg.mask();
-                    record(level, kind, carry, oracle, 0, dice(&mask, truth));
-                    if !oracle {
-                        // Clicks: the same stream for every model; the n-th click depends on the
-                        // model's own errors.
-                        let mut click_rng = SplitMix64(seed ^ 0xc1c4);
-                        for n in 1..=settings.max_clicks {
-                            if let Some(click) = next_click(
-                                settings.click_mode,
-                                &mask,
-                                truth,
-                                &volume.grid,
-                                volume.spacing,
-                                (lo, hi),
-                                &mut click_rng,
-                            ) {
-                                seg.add_click(click)?;
-                                mask = seg.mask();
-                                record(level, kind, carry, oracle, n, dice(&mask, truth));
-                            } else {
-                                record(level, kind, carry, oracle, n, 1.0);
-                            }
-                        }
-                    }
-                    decoded_slices += seg.decoded_slices;
-                    decode_seconds += seg.decode_seconds;
-                }
-            }
-        }
-    }
-    // The CVPR 2025 protocol: its own box (drawn from its own stream, so that the other prompts
-    // stay those of runs without it) on the middle slice, or the nearest slice holding the object.
-    if settings.cvpr25_clicks > 0 {
+    // The CVPR 2025 protocol's box: on the middle slice, or the nearest slice holding the object,
+    // drawn from its own stream, so that the other prompts stay those of runs without it.
+    let cvpr25 = runs.iter().any(|r| r.level == Level::Cvpr25).then(|| {
         let middle = (lo + hi) / 2;
         let on_object = |s: &usize| plane(*s).iter().any(|&v| v != 0);
         let start = (0..=hi - lo)
@@ -262,64 +270,62 @@ pub fn run_object(
             .flatten()
             .find(|s| (lo..=hi).contains(s) && on_object(s));
         let mut rng = SplitMix64(seed ^ 0xc7a2_5000);
-        if let Some((start, prompt)) =
-            start.and_then(|s| prompt_on(&plane(s), cols, PromptKind::Box, settings.prompts, &mut rng).map(|p| (s, p)))
-        {
-            for carry in [Carry::Mask, Carry::Box] {
-                let mut seg = Segmenter::new(&session, carry, MaskChoice::Primary, None).with_guards(guards);
-                seg.start(start, &prompt)?;
-                let mut mask = seg.mask();
-                let mut record = |clicks, dice| {
-                    measurements.push(Measurement {
-                        level: Level::Cvpr25,
-                        prompt: PromptKind::Box,
-                        carry,
-                        oracle: false,
-                        clicks,
-                        dice,
-                    })
-                };
-                record(0, dice(&mask, truth));
-                let mut click_rng = SplitMix64(seed ^ 0xc1c4);
-                for n in 1..=settings.cvpr25_clicks {
-                    match next_click(
-                        ClickMode::LargestErrorCentre,
-                        &mask,
-                        truth,
-                        &volume.grid,
-                        volume.spacing,
-                        (lo, hi),
-                        &mut click_rng,
-                    ) {
-                        Some(click) => {
-                            seg.add_click(click)?;
-                            mask = seg.mask();
-                            record(n, dice(&mask, truth));
-                        }
-                        None => record(n, 1.0),
-                    }
+        start.and_then(|s| prompt_on(&plane(s), cols, PromptKind::Box, settings.prompts, &mut rng).map(|p| (s, p)))
+    });
+
+    for &run in runs {
+        let oracle = run.choice == MaskChoice::BestReference;
+        let mut seg = Segmenter::new(&session, run.carry, run.choice, Some(truth)).with_guards(guards);
+        let t = Instant::now();
+        match run.level {
+            Level::Volume => match &initial[&run.prompt] {
+                Some(p) => seg.start(largest, p)?,
+                None => continue,
+            },
+            Level::Slice if per_slice[&run.prompt].is_empty() => continue,
+            Level::Slice => seg.slice_level(&per_slice[&run.prompt])?,
+            Level::Cvpr25 => match cvpr25.as_ref().and_then(Option::as_ref) {
+                Some((start, p)) => seg.start(*start, p)?,
+                None => continue,
+            },
+        }
+        prompt_seconds.push((run, t.elapsed().as_secs_f64()));
+        if run.level == Level::Volume && run.prompt == PromptKind::Box && !oracle {
+            drift.extend(drift_of(&seg, run.carry));
+        }
+        let mut record = |clicks, dice| {
+            measurements.push(Measurement {
+                level: run.level,
+                prompt: run.prompt,
+                carry: run.carry,
+                oracle,
+                clicks,
+                dice,
+            })
+        };
+        // The 3D mask is built once per step: scored, then the next click reads it.
+        let mut mask = seg.mask();
+        record(0, dice(&mask, truth));
+        let mut click_rng = SplitMix64(seed ^ 0xc1c4);
+        for n in 1..=run.clicks {
+            match next_click(run.click_mode, &mask, truth, &volume.grid, volume.spacing, (lo, hi), &mut click_rng) {
+                Some(click) => {
+                    seg.add_click(click)?;
+                    mask = seg.mask();
+                    record(n, dice(&mask, truth));
                 }
-                decoded_slices += seg.decoded_slices;
-                decode_seconds += seg.decode_seconds;
+                None => record(n, 1.0),
             }
         }
-    }
-    // The reference pipeline (LiteMedSAM's own 3D inference) from the same volume-level box,
-    // without clicks: the baseline every model is compared with.
-    if let Some(prompt) = initial[&PromptKind::Box].as_ref() {
-        let mut seg = Segmenter::new(&session, Carry::ReferenceBox, MaskChoice::Primary, None);
-        seg.start(largest, prompt)?;
-        measurements.push(Measurement {
-            level: Level::Volume,
-            prompt: PromptKind::Box,
-            carry: Carry::ReferenceBox,
-            oracle: false,
-            clicks: 0,
-            dice: dice(&seg.mask(), truth),
-        });
-        drift.extend(drift_of(&seg, Carry::ReferenceBox));
         decoded_slices += seg.decoded_slices;
         decode_seconds += seg.decode_seconds;
     }
-    Ok(Some(ObjectRun { measurements, drift, decoded_slices, decode_seconds, seconds: t0.elapsed().as_secs_f64() }))
+    Ok(Some(ObjectRun {
+        measurements,
+        drift,
+        decoded_slices,
+        decode_seconds,
+        seconds: t0.elapsed().as_secs_f64(),
+        prompt_seconds,
+    }))
 }

@@ -70,8 +70,8 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn bench_model(args: BenchArgs) -> Result<()> {
+    use radsam::model::preprocess;
     use radsam::model::PromptBatch;
-    use radsam::volume::preprocess;
     use tch::{Kind, Tensor};
     let sam = load_model(&args.model)?;
     let volume = read_nifti(&radsam::assets::sample_data_dir().join("example_ct.nii.gz"))?;
@@ -235,7 +235,7 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
                 theirs.len() == ours.len() && rows * cols * volume.num_slices() == ours.len(),
                 "reference mask shape differs"
             );
-            json!({"run": run, "dice_rust_vs_reference": radsam::metrics::dice(&ours, &theirs)})
+            json!({"run": run, "dice_rust_vs_reference": radsam::mask_stats::dice(&ours, &theirs)})
         }
         None => json!(null),
     };

@@ -1,4 +1,4 @@
-//! Segmentation metrics.
+//! What is measured of binary masks: Dice overlap, voxel counts, volumes in millilitres.
 
 /// Dice coefficient of two binary masks of equal length. Both empty: 1 (perfect agreement on
 /// absence).

@@ -4,6 +4,7 @@
 
 use crate::services::ServiceArgs;
 use anyhow::Result;
+use radsam::evaluate::{ValidationMeasure, ValidationResult};
 
 #[derive(clap::Args)]
 pub struct ModelsArgs {
@@ -38,10 +39,13 @@ pub fn models(args: ModelsArgs) -> Result<()> {
         }
         return Ok(());
     }
+    // The trainer service's evaluation of a candidate: the promoted model's and the candidate's
+    // validation (radsam::evaluate::ValidationResult), compared on mask-carry Dice.
     let measure = |v: &radsam::registry::ModelVersion, which: &str| {
         v.evaluation
             .as_ref()
-            .and_then(|e| e[which]["mean"]["volume box/mask carry"].as_f64())
+            .and_then(|e| serde_json::from_value::<ValidationResult>(e[which].clone()).ok())
+            .and_then(|r| r.mean.get(&ValidationMeasure::VolumeBoxMaskCarry).copied())
             .map(|d| format!("{d:.1}"))
             .unwrap_or_else(|| "-".into())
     };

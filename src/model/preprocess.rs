@@ -1,4 +1,6 @@
-//! Slices to model input and model masks back to slices.
+//! The model's input transform (as segment-anything's `Sam.preprocess`): slices to model input,
+//! and model masks back to slices. It belongs to the model: its window, size and normalisation
+//! are part of the model's definition (`ModelConfig`).
 //!
 //! Forward: HU clipped to the model's window (`ModelConfig::window`, by default the RadSAM window
 //! [-500, 1000]) and scaled to [0, 1]; longest side
@@ -8,7 +10,7 @@
 //! Every step is one ATen op, so the PyTorch reference (scripts/parity_reference.py) reproduces
 //! it exactly.
 
-use crate::model::{InputNormalization, ModelConfig, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
+use super::{InputNormalization, ModelConfig, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
 use tch::{Kind, Tensor};
 
 /// The geometry of one resize: slice (h, w) to valid region (scaled_h, scaled_w) inside a square

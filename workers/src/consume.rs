@@ -2,10 +2,10 @@
 //! deliveries one at a time, and after a broker restart or a dropped connection start over.
 //! Shutdown (SIGTERM/SIGINT) stops taking deliveries, lets the job in hand finish within the
 //! grace period, and otherwise returns it to the queue. A worker whose model thread stopped (a
-//! task panicked) exits with EXIT_MODEL_STOPPED once that delivery is settled: it could only fail
-//! the jobs that follow, so its supervisor must start a fresh process.
+//! task panicked) stops once that delivery is settled: it could only fail the jobs that follow,
+//! so the binary exits with EXIT_MODEL_STOPPED and its supervisor starts a fresh process.
 
-use crate::Worker;
+use crate::worker::Worker;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -16,6 +16,28 @@ use tracing::{error, info, warn};
 
 /// The exit status of a worker whose model thread stopped (EX_SOFTWARE of sysexits.h).
 pub const EXIT_MODEL_STOPPED: i32 = 70;
+
+/// Why a worker stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stopped {
+    /// Shutdown was requested and nothing is in hand.
+    Shutdown,
+    /// The grace period ended with the model still busy on a job (returned to the queue): the
+    /// model thread cannot be interrupted, so the process must end without waiting for it.
+    ModelBusy,
+    /// The model thread stopped (a task panicked): exit with EXIT_MODEL_STOPPED.
+    ModelStopped,
+}
+
+impl Stopped {
+    /// The process's exit status.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Shutdown | Self::ModelBusy => 0,
+            Self::ModelStopped => EXIT_MODEL_STOPPED,
+        }
+    }
+}
 
 /// Resolves once shutdown was requested.
 pub async fn requested(shutdown: &mut watch::Receiver<bool>) {
@@ -40,12 +62,16 @@ pub fn on_signals(tx: watch::Sender<bool>) {
 }
 
 impl Worker {
-    /// Runs until shutdown.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+    /// Takes deliveries until shutdown or until the model thread stopped.
+    pub(crate) async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> Stopped {
         let mut wait = Duration::from_millis(500);
+        let mut stopped = Stopped::Shutdown;
         while !*shutdown.borrow() {
             match self.session(&mut shutdown).await {
-                Ok(()) => break,
+                Ok(why) => {
+                    stopped = why;
+                    break;
+                }
                 Err(e) => {
                     self.health.broker_connected.store(false, Ordering::Relaxed);
                     warn!("broker connection lost or refused ({e}); reconnecting in {:.1} s", wait.as_secs_f64());
@@ -59,11 +85,12 @@ impl Worker {
         }
         self.health.broker_connected.store(false, Ordering::Relaxed);
         info!("stopped");
+        stopped
     }
 
-    /// One connection's life. Ok(()) means shutdown was requested; Err means reconnect.
-    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), lapin::Error> {
-        let connection = radsam::queue::connect(&self.config.connection.amqp_url, &self.name).await?;
+    /// One connection's life. Ok means the worker stops (why); Err means reconnect.
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Stopped, lapin::Error> {
+        let connection = radsam::queue::connect(&self.config.endpoints.amqp_url, &self.name).await?;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
         channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;
@@ -80,7 +107,7 @@ impl Worker {
                 _ = requested(shutdown) => {
                     // Unacknowledged prefetched messages return to the queue when the channel closes.
                     let _ = connection.close(200, "worker shutting down").await;
-                    return Ok(());
+                    return Ok(Stopped::Shutdown);
                 }
             };
             let delivery = match delivery {
@@ -103,9 +130,9 @@ impl Worker {
                     if let Some(why) = self.health.model_stopped() {
                         // The delivery is settled (the job that panicked failed and dead-lettered,
                         // or requeued); nothing else is in hand.
-                        error!("exiting: {why}");
+                        error!("stopping: {why}");
                         let _ = connection.close(200, "worker model stopped").await;
-                        std::process::exit(EXIT_MODEL_STOPPED);
+                        return Ok(Stopped::ModelStopped);
                     }
                 }
                 None => {
@@ -113,9 +140,9 @@ impl Worker {
                     self.metrics.jobs.with_label_values(&["requeued"]).inc();
                     let _ = delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await;
                     let _ = connection.close(200, "worker shutting down").await;
-                    // The model thread cannot be interrupted; the process ends here without it.
-                    error!("exiting with the model still busy");
-                    std::process::exit(0);
+                    // The model thread cannot be interrupted; the process ends without it.
+                    error!("stopping with the model still busy");
+                    return Ok(Stopped::ModelBusy);
                 }
             }
         }

@@ -1,0 +1,305 @@
+//! One delivery, start to finish: parse (once, into `Job`) -> claim the job row -> fetch the
+//! inputs -> segment on the model thread -> upload masks to deterministic keys -> commit results
+//! in one transaction -> settle (settle.rs). Transient failures are retried with backoff here;
+//! what then becomes of the delivery is settle.rs's decision. Nothing here panics on bad input;
+//! a panic on the model thread fails the job that caused it (MODEL_PANIC) and marks this worker
+//! unhealthy, so the consume loop stops it. Every message ends in `jobs` (a valid job, owned by
+//! its first claim) or `rejected_messages`.
+
+use crate::event::ResultEvent;
+use crate::models::LoadedModel;
+use crate::settle::{model_stopped_failure, poison, settlement, Deliveries, Failure, Outcome, Settlement};
+use crate::worker::Worker;
+use lapin::message::Delivery;
+use lapin::options::BasicAckOptions;
+use lapin::Channel;
+use radsam::db::{Claim, StageTimes, TargetRow};
+use radsam::error::Coded;
+use radsam::job::text::printable;
+use radsam::job::{Job, JobResult, ProcessError, ProcessOptions, TargetResult};
+use radsam::storage::join_uri;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn, Instrument};
+
+/// What a processed job produced: where its masks are, its rows, its event and its stage times.
+struct JobOutputs {
+    event: ResultEvent,
+    times: StageTimes,
+}
+
+impl Worker {
+    /// Handles one delivery and settles it (ack, reject to the dead-letter queue, or requeue).
+    pub(crate) async fn handle(&self, delivery: &Delivery, events: &Channel) -> Outcome {
+        let started = Instant::now();
+        let lag = radsam::queue::queue_lag_seconds(&delivery.properties);
+        if let Some(l) = lag {
+            self.metrics.queue_lag_seconds.observe(l);
+        }
+        // The size first: an oversized body is neither decoded nor parsed, only its head kept.
+        let limit = self.config.job_limits.max_message_bytes;
+        if delivery.data.len() > limit {
+            let head = String::from_utf8_lossy(&delivery.data[..limit.min(64 << 10)]).into_owned();
+            let e = radsam::job::JobError::MessageTooLarge { bytes: delivery.data.len(), max: limit };
+            return self.reject_invalid(delivery, events, &head, e.code(), &e.to_string()).await;
+        }
+        let body = String::from_utf8_lossy(&delivery.data).into_owned();
+        let job = match Job::parse(&body, &self.config.job_limits) {
+            Ok(job) => job,
+            Err(e) => return self.reject_invalid(delivery, events, &body, e.code(), &e.to_string()).await,
+        };
+        // Valid ids hold no control characters; escaping still costs nothing and keeps it so.
+        let span = tracing::info_span!("job", job_id = %printable(&job.job_id, 128), correlation_id = %printable(job.correlation_id.as_deref().unwrap_or("-"), 255));
+        let outcome = self.run_job(delivery, events, &job, &body, lag, started).instrument(span).await;
+        self.metrics.job_seconds.observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn run_job(
+        &self,
+        delivery: &Delivery,
+        events: &Channel,
+        job: &Job,
+        body: &str,
+        lag: Option<f64>,
+        started: Instant,
+    ) -> Outcome {
+        let claim = self
+            .retry("claiming the job", || async { Ok::<_, Failure>(self.db.claim(job, body, &self.name, lag).await?) })
+            .await;
+        let (attempt, crashed) = match claim {
+            Ok(Claim::Run { attempt, crashed }) => (attempt, crashed),
+            Ok(Claim::Finished { status, event }) => {
+                info!("already {status}: acknowledging the redelivered message");
+                // The earlier run may have died between commit and publishing its event.
+                if let Some(event) = event {
+                    let _ = self
+                        .publish_stored_event(events, &status, &job.job_id, job.correlation_id.as_deref(), &event)
+                        .await;
+                }
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                return Outcome::Duplicate;
+            }
+            Err(f) if f.is_transient() => {
+                warn!(code = f.code(), "cannot claim the job: {}", f.message());
+                return self.requeue(delivery).await;
+            }
+            // PostgreSQL refuses this job's row for good (a value it cannot store): no row can say
+            // so, the rejected messages can.
+            Err(f) => {
+                let message = format!("cannot record the job: {}", f.message());
+                return self.reject_invalid(delivery, events, body, f.code(), &message).await;
+            }
+        };
+        if let Some(f) = poison(crashed, self.config.max_attempts) {
+            return self.fail(delivery, events, job, attempt, f).await;
+        }
+        info!(attempt, "processing");
+        let processed = self.process(job, attempt, started).await;
+        let deliveries = Deliveries {
+            earlier: radsam::queue::delivery_count(&delivery.properties),
+            limit: self.topology.delivery_limit,
+        };
+        let (outputs, processed) = match processed {
+            Ok(outputs) => (Some(outputs), Ok(())),
+            Err(f) => (None, Err(f)),
+        };
+        match settlement(processed, deliveries) {
+            Settlement::Succeeded => {
+                let JobOutputs { event, times } = outputs.expect("succeeded: outputs");
+                for (stage, secs) in times.stages() {
+                    self.metrics.stage_seconds.with_label_values(&[stage]).observe(secs);
+                }
+                if let Err(f) = self.publish_event(events, &event).await {
+                    // The result is committed; a redelivery acks it and republishes the stored event.
+                    warn!(code = f.code(), "result committed but its event not published: {}", f.message());
+                }
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                info!(seconds = format!("{:.1}", times.total), "succeeded");
+                Outcome::Succeeded
+            }
+            Settlement::Duplicate => {
+                info!("another delivery of this job took it over; acknowledging this one");
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                Outcome::Duplicate
+            }
+            Settlement::Requeue(f) => {
+                warn!(
+                    code = f.code(),
+                    "transient failure after retries, returning the job to the queue: {}",
+                    f.message()
+                );
+                let _ = self.db.release(&job.job_id, attempt, f.code(), f.message()).await;
+                self.requeue(delivery).await
+            }
+            Settlement::Fail(f) => self.fail(delivery, events, job, attempt, f).await,
+        }
+    }
+
+    /// The work: fetch, segment, upload, commit.
+    async fn process(&self, job: &Job, attempt: i32, started: Instant) -> Result<JobOutputs, Failure> {
+        let scratch = radsam::scratch::scratch_dir(radsam::scratch::JOB_SCRATCH_PREFIX)
+            .map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        // The job's time budget (JOB_TIMEOUT): the fetch is cut at its end, the model work checks
+        // it between batches, targets and clicks. Uploading and committing finished masks are not
+        // cut: they are bounded by the retries.
+        let budget =
+            (self.config.job_timeout_seconds > 0).then(|| Duration::from_secs(self.config.job_timeout_seconds));
+        let deadline = budget.map(|b| started + b);
+        let t = Instant::now();
+        let fetching = self.retry("fetching the inputs", || localize(self, job, scratch.path()));
+        let local_job = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), fetching).await.map_err(|_| {
+                Failure::permanent(
+                    "JOB_TIMEOUT",
+                    format!(
+                        "the job's time budget ({} s, RADSAM_JOB_TIMEOUT_SECONDS) ran out while fetching its inputs",
+                        self.config.job_timeout_seconds
+                    ),
+                )
+            })??,
+            None => fetching.await?,
+        };
+        let fetch = t.elapsed().as_secs_f64();
+
+        let model = self.model_for(job.model_version.as_deref()).await?;
+        let out = scratch.path().join("out");
+        std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri).await?;
+
+        let t = Instant::now();
+        let base = join_uri(&self.config.results_uri, &job.job_id);
+        self.retry("uploading the masks", || async {
+            self.storage.ensure_bucket(&base).await?;
+            Ok::<_, Failure>(self.storage.put_dir(&base, &out).await?)
+        })
+        .await?;
+        let upload = t.elapsed().as_secs_f64() + result.write_seconds;
+
+        let has_seg = result.outputs.iter().any(|o| o == "seg.dcm");
+        let rows: Vec<TargetRow> = result.targets.iter().map(|t| target_row(&base, t, has_seg)).collect();
+        let mut times = stage_times(&result, fetch, upload);
+        times.total = started.elapsed().as_secs_f64();
+        let event = ResultEvent::succeeded(&job.job_id, job.correlation_id.as_deref(), &model.version, &base, &rows);
+        let event_json = event.to_json();
+        let t = Instant::now();
+        let committed = self
+            .retry("committing the results", || async {
+                Ok::<_, Failure>(
+                    self.db.commit(&job.job_id, attempt, &model.version, &rows, &times, &event_json).await?,
+                )
+            })
+            .await?;
+        if !committed {
+            return Err(Failure::LostClaim);
+        }
+        times.commit = t.elapsed().as_secs_f64();
+        times.total = started.elapsed().as_secs_f64();
+        // The commit cannot time itself: its duration and the final total follow, best effort.
+        if let Err(e) = self.db.record_commit_time(&job.job_id, times.commit, times.total).await {
+            warn!("recording the commit time: {e}");
+        }
+        Ok(JobOutputs { event, times })
+    }
+
+    /// Runs the (localized) job on the model thread, its outputs into `out`; result.json names
+    /// `volume_uri`, the job's own URI, not the scratch copy.
+    async fn segment(
+        &self,
+        local_job: Job,
+        model: &Arc<LoadedModel>,
+        out: &Path,
+        deadline: Option<Instant>,
+        volume_uri: &str,
+    ) -> Result<JobResult, Failure> {
+        let opts = ProcessOptions {
+            overlays: self.config.overlays,
+            guards: self.config.guards.then(radsam::segment::GuardSettings::default),
+            deadline,
+            recorded_volume_uri: Some(volume_uri.to_string()),
+            ..Default::default()
+        };
+        let (thread, version, out_dir) = (model.thread.clone(), model.version.clone(), out.to_path_buf());
+        let inject_panic = self.config.fault_panic_job.as_deref() == Some(local_job.job_id.as_str());
+        let ran = tokio::task::spawn_blocking(move || {
+            thread.run(move |sam| {
+                if inject_panic {
+                    panic!("RADSAM_FAULT_PANIC_JOB: a panic injected on the model thread");
+                }
+                radsam::job::process(&local_job, sam, &version, &out_dir, &opts, &mut |_, _, _| {})
+            })
+        })
+        .await
+        .map_err(|e| Failure::transient("MODEL_THREAD", e))?;
+        let processed = ran.map_err(|e| {
+            // This worker is unhealthy from now on: the consume loop stops it after this delivery.
+            self.health.set_model_stopped(&printable(&e.to_string(), 2000));
+            model_stopped_failure(&e)
+        })?;
+        processed.map_err(|e| self.processing_failure(e))
+    }
+
+    fn processing_failure(&self, e: ProcessError) -> Failure {
+        match e.code() {
+            "OUTPUT_UNWRITABLE" => Failure::transient(e.code(), &e),
+            "JOB_TIMEOUT" => Failure::permanent(
+                "JOB_TIMEOUT",
+                format!("{e} (the budget is {} s, RADSAM_JOB_TIMEOUT_SECONDS)", self.config.job_timeout_seconds),
+            ),
+            code => Failure::permanent(code, &e),
+        }
+    }
+}
+
+/// A target's row in PostgreSQL, from its result and the job's results folder.
+fn target_row(base: &str, t: &TargetResult, has_seg: bool) -> TargetRow {
+    TargetRow {
+        label: t.label.clone(),
+        mask_uri: join_uri(base, &t.mask_file),
+        labels_uri: join_uri(base, "labels.nii.gz"),
+        seg_uri: has_seg.then(|| join_uri(base, "seg.dcm")),
+        voxels: t.voxels as i64,
+        volume_ml: t.volume_ml,
+        reference_ml: t.reference_ml,
+        dice: t.dice,
+        carry: t.carry.name().to_string(),
+        initial_slice: t.initial_slice as i32,
+        first_slice: t.boundaries.0 as i32,
+        last_slice: t.boundaries.1 as i32,
+        clicks_applied: t.clicks_applied as i32,
+    }
+}
+
+/// The stage times of a job before its commit (committing is timed after it).
+fn stage_times(result: &JobResult, fetch: f64, upload: f64) -> StageTimes {
+    StageTimes {
+        queue_lag: None,
+        fetch,
+        decode: result.read_seconds,
+        encode: result.encode_seconds,
+        propagate: (result.total_seconds - result.read_seconds - result.encode_seconds - result.write_seconds).max(0.0),
+        upload,
+        commit: 0.0,
+        total: 0.0,
+    }
+}
+
+/// The job with its volume and reference masks made local (downloaded from S3 into `scratch`, or
+/// file:// paths checked against the allowed roots).
+async fn localize(worker: &Worker, job: &Job, scratch: &Path) -> Result<Job, Failure> {
+    let mut local = job.clone();
+    let volume = worker.storage.fetch(&job.volume_uri, &scratch.join("volume")).await?;
+    local.volume_uri = volume.display().to_string();
+    // Targets usually share one reference label map: fetch each URI once.
+    let mut fetched: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (i, target) in local.targets.iter_mut().enumerate() {
+        let Some(uri) = target.reference_mask_uri.clone() else { continue };
+        if !fetched.contains_key(&uri) {
+            let path = worker.storage.fetch(&uri, &scratch.join(format!("reference-{i}"))).await?;
+            fetched.insert(uri.clone(), path.display().to_string());
+        }
+        target.reference_mask_uri = Some(fetched[&uri].clone());
+    }
+    Ok(local)
+}
