@@ -5,63 +5,9 @@
 use radsam::error::Coded;
 use radsam::storage::{Storage, StorageConfig};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Weed(Child);
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A weed S3 store on eight free ports (and their +10000 gRPC twins); returns it and its endpoint.
-fn start_weed(dir: &Path) -> (Weed, String) {
-    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let seed = (std::process::id() as u16 % 300) * 20 + 7;
-    let b = (0..500u16)
-        .map(|i| 21000 + (seed + i * 20) % 9000)
-        .find(|&b| (0..8).all(|k| free(b + k) && free(b + 10000 + k)))
-        .expect("free ports");
-    let log = std::fs::File::create(dir.join("weed.log")).unwrap();
-    let child = Command::new(radsam::assets::cache_dir().join("venv/bin/weed"))
-        .args([
-            "mini",
-            &format!("-dir={}", dir.display()),
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            "-admin.ui=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-        ])
-        .args([
-            format!("-master.port={b}"),
-            format!("-volume.port={}", b + 1),
-            format!("-filer.port={}", b + 2),
-            format!("-s3.port={}", b + 3),
-            format!("-admin.port={}", b + 4),
-            format!("-webdav.port={}", b + 5),
-            format!("-debug.port={}", b + 6),
-            format!("-s3.debug.port={}", b + 7),
-        ])
-        .env("AWS_ACCESS_KEY_ID", "radsam")
-        .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("weed from the venv (make setup)");
-    let weed = Weed(child);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while std::net::TcpStream::connect(("127.0.0.1", b + 3)).is_err() {
-        assert!(Instant::now() < deadline, "the S3 store did not start: {}", dir.join("weed.log").display());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (weed, format!("http://127.0.0.1:{}", b + 3))
-}
+mod s3_store;
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -78,7 +24,8 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn downloads_are_capped_streamed_and_keys_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let (_weed, endpoint) = start_weed(dir.path());
+    let store = s3_store::S3Store::start(dir.path());
+    let endpoint = store.endpoint();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = StorageConfig {
         s3_endpoint: Some(endpoint),

@@ -111,6 +111,8 @@ pub struct JobResult {
     pub total_seconds: f64,
     pub targets: Vec<TargetResult>,
     pub outputs: Vec<String>,
+    /// The DICOM SEG of all targets (written when the volume was a DICOM series).
+    pub seg_file: Option<String>,
 }
 
 fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
@@ -220,12 +222,15 @@ pub fn process(
         let (t_lo, t_hi) =
             (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
         let carry = target.carry.unwrap_or(Carry::Mask);
-        let mut segmenter = Segmenter::new(&session, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
+        // The target's own slices of the shared session: its propagation, stops and clicks never
+        // leave its boundaries (another target's range is not its business).
+        let own = session.restrict((t_lo, t_hi)).map_err(seg_err)?;
+        let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
         let prompt = slice_prompt(target);
         let slice = target.initial_prompt.slice;
         check_deadline(&target.label, "propagating the initial prompt".into())?;
         // check_prompts kept slices and clicks inside the target's own boundaries; the segmenter
-        // validates again against the session.
+        // validates again against its session.
         segmenter.start(slice, &prompt).map_err(seg_err)?;
         for (n, click) in target.correction_clicks.iter().enumerate() {
             check_deadline(
@@ -235,11 +240,7 @@ pub fn process(
             segmenter.add_click(*click).map_err(seg_err)?;
             progress(&format!("{}: correction clicks", target.label), n + 1, target.correction_clicks.len());
         }
-        // The session spans every target; keep only this target's range.
-        let mut mask = segmenter.mask();
-        for s in (lo..=hi).filter(|s| !(t_lo..=t_hi).contains(s)) {
-            volume.grid.insert(&mut mask, s, &vec![0u8; volume.grid.plane_shape().0 * volume.grid.plane_shape().1]);
-        }
+        let mask = segmenter.mask();
         let mask_file = format!("{}.nii.gz", target.label);
         let t_write = Instant::now();
         write_mask_nifti(&out.join(&mask_file), &volume, &mask)?;
@@ -272,6 +273,7 @@ pub fn process(
     }
     write_mask_nifti(&out.join("labels.nii.gz"), &volume, &labels)?;
     outputs.push("labels.nii.gz".into());
+    let mut seg_file = None;
     if matches!(volume.source, Source::Dicom(_)) {
         let segments: Vec<SegmentMask> =
             job.targets.iter().zip(&masks).map(|(t, m)| SegmentMask { label: t.label.clone(), mask: m }).collect();
@@ -282,6 +284,7 @@ pub fn process(
         };
         write_dicom_seg(&out.join("seg.dcm"), &volume, &segments, &meta)?;
         outputs.push("seg.dcm".into());
+        seg_file = Some("seg.dcm".to_string());
     }
     if opts.overlays {
         let dir = out.join("overlays");
@@ -324,6 +327,7 @@ pub fn process(
         total_seconds: t0.elapsed().as_secs_f64(),
         targets: results,
         outputs,
+        seg_file,
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;
     std::fs::write(out.join("result.json"), json).map_err(|e| ProcessError::Output(e.to_string()))?;

@@ -177,8 +177,8 @@ impl Worker {
         .await?;
         let upload = t.elapsed().as_secs_f64() + result.write_seconds;
 
-        let has_seg = result.outputs.iter().any(|o| o == "seg.dcm");
-        let rows: Vec<TargetRow> = result.targets.iter().map(|t| target_row(&base, t, has_seg)).collect();
+        let seg_uri = result.seg_file.as_ref().map(|f| join_uri(&base, f));
+        let rows: Vec<TargetRow> = result.targets.iter().map(|t| target_row(&base, t, seg_uri.as_deref())).collect();
         let mut times = stage_times(&result, fetch, upload);
         times.total = started.elapsed().as_secs_f64();
         let event = ResultEvent::succeeded(&job.job_id, job.correlation_id.as_deref(), &model.version, &base, &rows);
@@ -252,13 +252,13 @@ impl Worker {
     }
 }
 
-/// A target's row in PostgreSQL, from its result and the job's results folder.
-fn target_row(base: &str, t: &TargetResult, has_seg: bool) -> TargetRow {
+/// A target's row in PostgreSQL, from its result, the job's results folder and its DICOM SEG.
+fn target_row(base: &str, t: &TargetResult, seg_uri: Option<&str>) -> TargetRow {
     TargetRow {
         label: t.label.clone(),
         mask_uri: join_uri(base, &t.mask_file),
         labels_uri: join_uri(base, "labels.nii.gz"),
-        seg_uri: has_seg.then(|| join_uri(base, "seg.dcm")),
+        seg_uri: seg_uri.map(String::from),
         voxels: t.voxels as i64,
         volume_ml: t.volume_ml,
         reference_ml: t.reference_ml,
