@@ -85,10 +85,71 @@ impl ResultEvent {
     }
 }
 
+/// How far a job is on the model thread: published on the results exchange with routing key
+/// `progress` (at most one a second per stage, and the last of each stage), so a dashboard can
+/// show a bar. Consumers of results alone bind `succeeded` and `failed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressEvent {
+    pub job_id: String,
+    pub correlation_id: Option<String>,
+    /// Always "running".
+    pub status: &'static str,
+    /// "encoding slices", or "LABEL: correction clicks".
+    pub stage: String,
+    pub done: usize,
+    pub total: usize,
+}
+
+impl ProgressEvent {
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("an event is plain data")
+    }
+}
+
+/// Decides which progress reports become events: the first and the last of each stage, and
+/// otherwise at most one per `interval`.
+pub struct ProgressThrottle {
+    interval: std::time::Duration,
+    last: Option<(String, std::time::Instant)>,
+}
+
+impl ProgressThrottle {
+    pub fn new(interval: std::time::Duration) -> Self {
+        Self { interval, last: None }
+    }
+
+    /// True when the report (`stage`, `done` of `total`) is to be published now.
+    pub fn due(&mut self, stage: &str, done: usize, total: usize, now: std::time::Instant) -> bool {
+        let due = match &self.last {
+            Some((s, t)) => s != stage || done >= total || now.duration_since(*t) >= self.interval,
+            None => true,
+        };
+        if due {
+            self.last = Some((stage.to_string(), now));
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn progress_is_throttled_but_keeps_each_stage_s_first_and_last_report() {
+        use std::time::{Duration, Instant};
+        let mut throttle = ProgressThrottle::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(throttle.due("encoding slices", 1, 40, at(0)), "the first");
+        assert!(!throttle.due("encoding slices", 2, 40, at(300)));
+        assert!(!throttle.due("encoding slices", 3, 40, at(900)));
+        assert!(throttle.due("encoding slices", 4, 40, at(1000)), "a second later");
+        assert!(!throttle.due("encoding slices", 5, 40, at(1500)));
+        assert!(throttle.due("encoding slices", 40, 40, at(1600)), "the last");
+        assert!(throttle.due("liver: correction clicks", 1, 3, at(1700)), "a new stage");
+    }
 
     #[test]
     fn a_failure_event_has_the_shape_dashboards_read() {

@@ -6,7 +6,7 @@
 //! unhealthy, so the consume loop stops it. Every message ends in `jobs` (a valid job, owned by
 //! its first claim) or `rejected_messages`.
 
-use crate::event::ResultEvent;
+use crate::event::{ProgressEvent, ProgressThrottle, ResultEvent};
 use crate::models::LoadedModel;
 use crate::settle::{model_stopped_failure, poison, settlement, Deliveries, Failure, Outcome, Settlement};
 use crate::worker::Worker;
@@ -96,7 +96,7 @@ impl Worker {
             return self.fail(delivery, events, job, attempt, f).await;
         }
         info!(attempt, "processing");
-        let processed = self.process(job, attempt, started).await;
+        let processed = self.process(job, attempt, started, events).await;
         let deliveries = Deliveries {
             earlier: radsam::queue::delivery_count(&delivery.properties),
             limit: self.topology.delivery_limit,
@@ -138,7 +138,13 @@ impl Worker {
     }
 
     /// The work: fetch, segment, upload, commit.
-    async fn process(&self, job: &Job, attempt: i32, started: Instant) -> Result<JobOutputs, Failure> {
+    async fn process(
+        &self,
+        job: &Job,
+        attempt: i32,
+        started: Instant,
+        events: &Channel,
+    ) -> Result<JobOutputs, Failure> {
         let scratch = radsam::scratch::scratch_dir(radsam::scratch::JOB_SCRATCH_PREFIX)
             .map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
         // The job's time budget (JOB_TIMEOUT): the fetch is cut at its end, the model work checks
@@ -166,7 +172,7 @@ impl Worker {
         let model = self.model_for(job.model_version.as_deref()).await?;
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri).await?;
+        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri, events).await?;
 
         let t = Instant::now();
         let base = join_uri(&self.config.results_uri, &job.job_id);
@@ -204,7 +210,8 @@ impl Worker {
     }
 
     /// Runs the (localized) job on the model thread, its outputs into `out`; result.json names
-    /// `volume_uri`, the job's own URI, not the scratch copy.
+    /// `volume_uri`, the job's own URI, not the scratch copy. Progress goes to the results
+    /// exchange (routing key `progress`) as it happens, best effort.
     async fn segment(
         &self,
         local_job: Job,
@@ -212,6 +219,7 @@ impl Worker {
         out: &Path,
         deadline: Option<Instant>,
         volume_uri: &str,
+        events: &Channel,
     ) -> Result<JobResult, Failure> {
         let opts = ProcessOptions {
             overlays: self.config.overlays,
@@ -220,6 +228,8 @@ impl Worker {
             recorded_volume_uri: Some(volume_uri.to_string()),
             ..Default::default()
         };
+        let (progress_tx, progress_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
+        let publisher = tokio::spawn(publish_progress(events.clone(), self.topology.clone(), progress_rx));
         let (thread, version, out_dir) = (model.thread.clone(), model.version.clone(), out.to_path_buf());
         let inject_panic = self.config.fault_panic_job.as_deref() == Some(local_job.job_id.as_str());
         let ran = tokio::task::spawn_blocking(move || {
@@ -227,11 +237,29 @@ impl Worker {
                 if inject_panic {
                     panic!("RADSAM_FAULT_PANIC_JOB: a panic injected on the model thread");
                 }
-                radsam::job::process(&local_job, sam, &version, &out_dir, &opts, &mut |_, _, _| {})
+                let mut throttle = ProgressThrottle::new(PROGRESS_INTERVAL);
+                let mut report = |stage: &str, done: usize, total: usize| {
+                    if throttle.due(stage, done, total, Instant::now()) {
+                        let _ = progress_tx.send(ProgressEvent {
+                            job_id: local_job.job_id.clone(),
+                            correlation_id: local_job.correlation_id.clone(),
+                            status: "running",
+                            stage: stage.to_string(),
+                            done,
+                            total,
+                        });
+                    }
+                };
+                radsam::job::process(&local_job, sam, &version, &out_dir, &opts, &mut report)
             })
         })
         .await
         .map_err(|e| Failure::transient("MODEL_THREAD", e))?;
+        // The sender went with the model's task: the publisher ends after the last report (a
+        // broker that does not answer must not hold the job).
+        if tokio::time::timeout(Duration::from_secs(5), publisher).await.is_err() {
+            warn!("progress events still unpublished after 5 s; dropped");
+        }
         let processed = ran.map_err(|e| {
             // This worker is unhealthy from now on: the consume loop stops it after this delivery.
             self.health.set_model_stopped(&printable(&e.to_string(), 2000));
@@ -249,6 +277,32 @@ impl Worker {
             ),
             code => Failure::permanent(code, &e),
         }
+    }
+}
+
+/// At most one progress event a second per stage (and each stage's first and last).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Publishes the progress reports of one job until its model task ends (best effort: a report
+/// that cannot be published is dropped, the job goes on).
+async fn publish_progress(
+    events: Channel,
+    topology: radsam::queue::Topology,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>,
+) {
+    while let Some(p) = reports.recv().await {
+        if !events.status().connected() {
+            continue;
+        }
+        let _ = radsam::queue::publish_result(
+            &events,
+            &topology,
+            "progress",
+            &p.job_id,
+            p.correlation_id.as_deref(),
+            &p.to_json(),
+        )
+        .await;
     }
 }
 

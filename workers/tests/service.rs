@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 fn a_job_goes_through_queue_worker_s3_and_postgres() {
     let world = World::new("flow");
     let events = world.bind_events();
+    let progress = world.bind_progress();
     let mut worker = world.worker(&[]);
     // The whole spleen (Dice is over the organ in the whole volume).
     world.submit(&spleen_job("job-flow", 19, 0));
@@ -56,6 +57,18 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["status"], "succeeded");
     assert_eq!(got[0]["targets"][0]["mask_uri"], "s3://results/job-flow/spleen.nii.gz");
+    // Progress while it ran: the encoding's first and last report at least, in order, throttled.
+    let reports = world.drain(&progress);
+    let encoding: Vec<(u64, u64)> = reports
+        .iter()
+        .inspect(|r| assert_eq!((r["job_id"].as_str(), r["status"].as_str()), (Some("job-flow"), Some("running"))))
+        .filter(|r| r["stage"] == "encoding slices")
+        .map(|r| (r["done"].as_u64().unwrap(), r["total"].as_u64().unwrap()))
+        .collect();
+    assert!(encoding.len() >= 2 && encoding.len() <= 20, "{reports:?}");
+    assert_eq!(encoding[0].0, 1, "the first batch");
+    assert_eq!(*encoding.last().unwrap(), (20, 20), "the last batch");
+    assert!(encoding.windows(2).all(|w| w[0].0 < w[1].0), "in order: {encoding:?}");
     assert_eq!(worker.metric("radsam_jobs_total{outcome=\"succeeded\"}"), 1.0);
     assert!(worker.metric("radsam_stage_seconds_count{stage=\"encode\"}") >= 1.0);
 

@@ -200,9 +200,19 @@ impl World {
         })
     }
 
-    /// A queue bound to the results exchange, to read the events of this test.
+    /// A queue bound to the results exchange for the final events of this test's jobs
+    /// (`succeeded`, `failed`), as a consumer of results binds it.
     pub fn bind_events(&self) -> String {
-        let queue = format!("{}.events", self.name);
+        self.bind_results("events", &["succeeded", "failed"])
+    }
+
+    /// A queue bound to the results exchange for the progress events (`progress`).
+    pub fn bind_progress(&self) -> String {
+        self.bind_results("progress", &["progress"])
+    }
+
+    fn bind_results(&self, suffix: &str, keys: &[&str]) -> String {
+        let queue = format!("{}.{suffix}", self.name);
         self.rt.block_on(async {
             let conn = radsam::queue::connect(AMQP, "test-events").await.unwrap();
             let ch = conn.create_channel().await.unwrap();
@@ -214,15 +224,17 @@ impl World {
             )
             .await
             .unwrap();
-            ch.queue_bind(
-                &queue,
-                &self.topology.results_exchange,
-                "#",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+            for key in keys {
+                ch.queue_bind(
+                    &queue,
+                    &self.topology.results_exchange,
+                    key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            }
             conn.close(200, "").await.unwrap();
         });
         queue
@@ -235,7 +247,12 @@ impl Drop for World {
         self.rt.block_on(async {
             if let Ok(conn) = radsam::queue::connect(AMQP, "test-cleanup").await {
                 if let Ok(ch) = conn.create_channel().await {
-                    for q in [&topology.jobs_queue, &topology.dead_queue, &format!("{name}.events")] {
+                    for q in [
+                        &topology.jobs_queue,
+                        &topology.dead_queue,
+                        &format!("{name}.events"),
+                        &format!("{name}.progress"),
+                    ] {
                         let _ = ch.queue_delete(q, Default::default()).await;
                     }
                     for x in [&topology.jobs_exchange, &topology.dead_exchange, &topology.results_exchange] {
