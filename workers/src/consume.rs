@@ -61,6 +61,33 @@ pub fn on_signals(tx: watch::Sender<bool>) {
     });
 }
 
+/// How often the queue's depth is read for /metrics.
+const QUEUE_POLL: Duration = Duration::from_secs(5);
+
+/// Reads the jobs queue's depth and consumers (a passive declare) every QUEUE_POLL into the metrics.
+async fn poll_queue(channel: lapin::Channel, queue: String, metrics: std::sync::Arc<crate::telemetry::Metrics>) {
+    let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    loop {
+        match channel.queue_declare(&queue, passive, FieldTable::default()).await {
+            Ok(q) => metrics.set_queue(q.message_count(), q.consumer_count()),
+            Err(e) => {
+                warn!("cannot read the queue's depth ({e}); /metrics keeps the last reading");
+                return;
+            }
+        }
+        tokio::time::sleep(QUEUE_POLL).await;
+    }
+}
+
+/// Aborts a task when dropped (when the session it belongs to ends, however it ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Worker {
     /// Takes deliveries until shutdown or until the model thread stopped.
     pub(crate) async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> Stopped {
@@ -98,6 +125,14 @@ impl Worker {
         let mut consumer = channel
             .basic_consume(&self.topology.jobs_queue, &self.name, BasicConsumeOptions::default(), FieldTable::default())
             .await?;
+        // The queue's depth for /metrics, on a channel of its own (a failed passive declare closes
+        // its channel); the poller ends with this connection.
+        let poller = tokio::spawn(poll_queue(
+            connection.create_channel().await?,
+            self.topology.jobs_queue.clone(),
+            self.metrics.clone(),
+        ));
+        let _stop_poller = AbortOnDrop(poller);
         self.metrics.broker_connections.inc();
         self.health.broker_connected.store(true, Ordering::Relaxed);
         info!(queue = %self.topology.jobs_queue, prefetch = self.config.prefetch, "connected; waiting for jobs");

@@ -7,7 +7,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,12 @@ pub struct Metrics {
     pub queue_lag_seconds: Histogram,
     pub broker_connections: IntCounter,
     pub in_flight: IntGauge,
+    /// Jobs waiting in the queue (ready, not yet delivered to any worker), polled every few seconds.
+    pub queue_depth: IntGauge,
+    /// Workers consuming the queue.
+    pub queue_consumers: IntGauge,
+    /// Seconds a job submitted now would wait: depth x this worker's mean job seconds / consumers.
+    pub estimated_wait_seconds: Gauge,
 }
 
 impl Metrics {
@@ -52,6 +59,14 @@ impl Metrics {
         )
         .unwrap();
         let in_flight = IntGauge::new("radsam_jobs_in_flight", "Jobs being processed").unwrap();
+        let queue_depth =
+            IntGauge::new("radsam_queue_depth", "Jobs waiting in the queue, not yet delivered to a worker").unwrap();
+        let queue_consumers = IntGauge::new("radsam_queue_consumers", "Workers consuming the jobs queue").unwrap();
+        let estimated_wait_seconds = Gauge::new(
+            "radsam_estimated_wait_seconds",
+            "Seconds a job submitted now would wait (queue depth x mean job seconds / consumers)",
+        )
+        .unwrap();
         for c in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(stage_seconds.clone()),
@@ -59,10 +74,32 @@ impl Metrics {
             Box::new(queue_lag_seconds.clone()),
             Box::new(broker_connections.clone()),
             Box::new(in_flight.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(queue_consumers.clone()),
+            Box::new(estimated_wait_seconds.clone()),
         ] {
             registry.register(c).unwrap();
         }
-        Self { registry, jobs, stage_seconds, job_seconds, queue_lag_seconds, broker_connections, in_flight }
+        Self {
+            registry,
+            jobs,
+            stage_seconds,
+            job_seconds,
+            queue_lag_seconds,
+            broker_connections,
+            in_flight,
+            queue_depth,
+            queue_consumers,
+            estimated_wait_seconds,
+        }
+    }
+
+    /// Records the queue as the broker reports it, and the wait it implies.
+    pub fn set_queue(&self, depth: u32, consumers: u32) {
+        self.queue_depth.set(depth as i64);
+        self.queue_consumers.set(consumers as i64);
+        let (count, sum) = (self.job_seconds.get_sample_count(), self.job_seconds.get_sample_sum());
+        self.estimated_wait_seconds.set(estimated_wait(depth, consumers, count, sum));
     }
 
     fn render(&self) -> String {
@@ -70,6 +107,15 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
+}
+
+/// Seconds until a job submitted behind `depth` others starts, with `consumers` workers that took
+/// `sum` seconds over `count` jobs so far (none yet: 0, nothing to go on).
+fn estimated_wait(depth: u32, consumers: u32, count: u64, sum: f64) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    depth as f64 * (sum / count as f64) / consumers.max(1) as f64
 }
 
 /// What /healthz reports.
@@ -142,6 +188,20 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimated_wait_is_the_queue_s_work_shared_by_its_consumers() {
+        assert_eq!(estimated_wait(6, 2, 0, 0.0), 0.0, "no job done yet: no estimate");
+        assert_eq!(estimated_wait(6, 2, 4, 40.0), 30.0, "6 jobs of 10 s on 2 workers");
+        assert_eq!(estimated_wait(3, 0, 1, 10.0), 30.0, "no consumer counted as one");
+        let m = Metrics::new();
+        m.job_seconds.observe(20.0);
+        m.set_queue(4, 2);
+        let text = m.render();
+        assert!(text.contains("radsam_queue_depth 4"), "{text}");
+        assert!(text.contains("radsam_queue_consumers 2"), "{text}");
+        assert!(text.contains("radsam_estimated_wait_seconds 40"), "{text}");
+    }
 
     #[test]
     fn a_stopped_model_thread_makes_the_worker_unhealthy() {

@@ -71,6 +71,13 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert!(encoding.windows(2).all(|w| w[0].0 < w[1].0), "in order: {encoding:?}");
     assert_eq!(worker.metric("radsam_jobs_total{outcome=\"succeeded\"}"), 1.0);
     assert!(worker.metric("radsam_stage_seconds_count{stage=\"encode\"}") >= 1.0);
+    // The queue as the broker reports it (read every 5 s): empty now, this worker consuming it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while worker.metric("radsam_queue_consumers") < 1.0 {
+        assert!(Instant::now() < deadline, "no queue reading in /metrics: {}", worker.log_tail());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(worker.metric("radsam_queue_depth"), 0.0);
 
     // The same job again (a router resending it): acknowledged, not processed twice.
     world.submit(&spleen_job("job-flow", 19, 0));
