@@ -15,6 +15,19 @@ const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
 
+/// Every value representation of the standard (PS3.5 6.2). In an explicit-VR encoding anything
+/// else is corruption, and dicom-rs reads such an element's length differently from this walk
+/// (as an unknown VR with a 4-byte length): a 1.2 KB file made its file meta reader reserve
+/// 1.4 GB past this check (fuzz/RESULTS.md, 2026-12-04).
+fn known_vr(vr: &[u8]) -> bool {
+    const VRS: [&[u8; 2]; 34] = [
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF", b"OL",
+        b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US",
+        b"UT", b"UV",
+    ];
+    VRS.iter().any(|v| v.as_slice() == vr)
+}
+
 /// VRs whose explicit encoding has a 4-byte length after 2 reserved bytes.
 fn long_length(vr: &[u8]) -> bool {
     matches!(vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV")
@@ -69,6 +82,9 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
             (len, sq)
         } else {
             let vr = c.take(2)?.to_vec();
+            if !known_vr(&vr) {
+                return Err(format!("element {tag} at byte {start} has no valid VR ({vr:02x?})"));
+            }
             if long_length(&vr) {
                 c.take(2)?;
                 (c.u32()?, &vr == b"SQ")
@@ -175,6 +191,22 @@ mod tests {
         ob[8..12].copy_from_slice(&0xF000_0000u32.to_le_bytes());
         assert!(check_declared_lengths(&file(&[ts], &[ob])).is_err());
         assert!(check_declared_lengths(b"not dicom at all").is_err());
+    }
+
+    #[test]
+    fn an_element_without_a_valid_vr_is_refused() {
+        let ts = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2.1\0");
+        // A byte flipped in the VR of Media Storage SOP Instance UID (as the fuzzer found it).
+        let bad = element((0x0002, 0x0003), b"\xAAI", b"1.2.3.4\0");
+        let err = check_declared_lengths(&file(&[ts.clone(), bad], &[])).unwrap_err();
+        assert!(err.contains("no valid VR"), "{err}");
+        // In the data set too.
+        let bad = element((0x0010, 0x0010), b"pn", b"DOE^JANE");
+        assert!(check_declared_lengths(&file(&[ts], &[bad])).unwrap_err().contains("no valid VR"));
+        // The fuzzer's input: refused before dicom-rs reserves 1.4 GB for it.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz_regressions/dicom_meta_bad_vr/f0.dcm");
+        let found = std::fs::read(path).unwrap();
+        assert!(check_declared_lengths(&found).unwrap_err().contains("no valid VR"));
     }
 
     #[test]
