@@ -80,8 +80,15 @@ impl Sam {
     }
 
     /// Builds the model and loads a safetensors checkpoint strictly (see [`CheckpointError`]). A
-    /// fine-tuned file (see [`finetuned`]) loads its base checkpoint first, then its own tensors.
-    pub fn load(config: ModelConfig, weights: &Path, device: Device) -> Result<(Self, LoadReport), CheckpointError> {
+    /// fine-tuned file (see [`finetuned`]) loads its base checkpoint first, found by
+    /// `base_weights(base model name)`, then its own tensors. (Where a named model's weights live
+    /// is the loader's business, not the model's: [`Sam::load`] in spec.rs.)
+    pub fn load_with(
+        config: ModelConfig,
+        weights: &Path,
+        device: Device,
+        base_weights: &dyn Fn(&str) -> std::path::PathBuf,
+    ) -> Result<(Self, LoadReport), CheckpointError> {
         let mut sam = Self::new(config, device);
         let metadata = finetuned::read_metadata(weights)?;
         // A file trained on another window carries it: its decoder learned that window's embeddings.
@@ -93,7 +100,7 @@ impl Sam {
         }
         let report = match metadata.get(finetuned::META_BASE_MODEL) {
             Some(base) => {
-                let base_path = crate::assets::weights_path(base);
+                let base_path = base_weights(base);
                 finetuned::base_of(weights, &metadata, &base_path)?;
                 let report = checkpoint::load_strict(&mut sam.vs, &base_path)?;
                 finetuned::apply(&mut sam.vs, weights)?;

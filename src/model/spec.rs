@@ -3,8 +3,8 @@
 //! the trainer, the benchmark's pre-check), so all of them refuse a bad request with the same
 //! codes and words.
 
-use super::{device_by_name, CheckpointError, HuWindow, ModelConfig, Sam, MODEL_NAMES};
-use std::path::PathBuf;
+use super::{device_by_name, CheckpointError, HuWindow, LoadReport, ModelConfig, Sam, MODEL_NAMES};
+use std::path::{Path, PathBuf};
 use tch::Device;
 
 /// A model as a user names it. `weights: None` means the model's own weights (fetched into the
@@ -55,6 +55,14 @@ impl crate::error::Coded for ModelSpecError {
             Self::WeightsNotFound { .. } | Self::Checkpoint(_) | Self::Hash { .. } => "MODEL_LOAD",
             Self::Device(_) | Self::Window(_) => "CONFIG_INVALID",
         }
+    }
+}
+
+impl Sam {
+    /// [`Sam::load_with`], a fine-tuned file's base found where the project keeps every named
+    /// model's weights (crate::assets::weights_path): the one place models are located.
+    pub fn load(config: ModelConfig, weights: &Path, device: Device) -> Result<(Self, LoadReport), CheckpointError> {
+        Self::load_with(config, weights, device, &crate::assets::weights_path)
     }
 }
 
