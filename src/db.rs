@@ -405,6 +405,18 @@ impl Db {
         Ok(row.map(|r| ("rejected".to_string(), 0, r.get(0))))
     }
 
+    /// Mean seconds (delivery to commit) of the last 100 jobs that succeeded, if any: what a job
+    /// waiting in the queue can expect of each one ahead of it.
+    pub async fn mean_job_seconds(&self) -> Result<Option<f64>, DbError> {
+        let row = sqlx::query(
+            "SELECT avg(total_s) FROM (SELECT total_s FROM jobs WHERE status = 'succeeded' AND total_s IS NOT NULL
+             ORDER BY finished_at DESC NULLS LAST LIMIT 100) recent",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
     /// The per-organ rows of the given jobs (all jobs when empty), as the organ_volumes view has them.
     pub async fn organ_volumes(&self, job_ids: &[String]) -> Result<Vec<OrganVolume>, DbError> {
         let rows = sqlx::query(

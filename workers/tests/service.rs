@@ -726,3 +726,48 @@ fn a_broker_restart_mid_job_costs_a_reconnection_not_a_minute_of_retries() {
     let got = world.drain(&events);
     assert!(got.iter().any(|e| e["job_id"] == "job-mid" && e["status"] == "succeeded"), "{got:?}");
 }
+
+/// `radsam results` for jobs no worker has taken yet: where they stand in the queue and, once a
+/// worker consumes it and jobs have finished, the wait to expect.
+#[test]
+fn results_tell_a_job_not_yet_taken_its_place_and_its_wait() {
+    let world = World::new("waiting");
+    let radsam = Path::new(env!("CARGO_BIN_EXE_radsam-worker")).with_file_name("radsam");
+    let run = |args: &[&str]| {
+        let out = Command::new(&radsam)
+            .args(args)
+            .env("RADSAM_AMQP_URL", AMQP)
+            .env("RADSAM_QUEUE_PREFIX", &world.name)
+            .env("DATABASE_URL", &world.database_url)
+            .output()
+            .unwrap();
+        // Without --wait, a job that has not finished is an error: the line says why.
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    assert!(run(&["migrate"]).0);
+    // No worker: both jobs wait, nobody consumes.
+    world.submit(&spleen_job("job-w1", 13, 11));
+    world.submit(&spleen_job("job-w2", 13, 11));
+    let (finished, said) = run(&["results", "job-w2"]);
+    assert!(!finished && said.contains("job job-w2 has not finished"), "{said}");
+    assert!(said.contains("job-w2: not started, no record yet"), "{said}");
+    assert!(said.contains("2 job(s) waiting in"), "{said}");
+    assert!(said.contains("0 worker(s); no worker is consuming the queue"), "{said}");
+
+    // A worker finishes both; then, while it runs a long job, the next one waits behind it.
+    let mut worker = world.worker(&[]);
+    world.wait_status("job-w2", &["succeeded"], 300, &mut [&mut worker]);
+    world.submit(&spleen_job("job-w3", 19, 0));
+    world.submit(&spleen_job("job-w4", 13, 11));
+    world.wait_status("job-w3", &["running"], 120, &mut [&mut worker]);
+    let (_, said) = run(&["results", "job-w4"]);
+    assert!(said.contains("1 job(s) waiting in"), "{said}");
+    assert!(said.contains("1 worker(s); estimated wait"), "{said}");
+    assert!(said.contains("s per job / 1 worker)"), "{said}");
+    // Running and finished jobs get no such line.
+    assert!(!run(&["results", "job-w3"]).1.contains("not started"));
+    world.wait_status("job-w4", &["succeeded"], 300, &mut [&mut worker]);
+    let (finished, said) = run(&["results", "job-w4"]);
+    assert!(finished && !said.contains("not started"), "{said}");
+    assert!(worker.terminate().success());
+}

@@ -55,10 +55,20 @@ pub fn results(args: ResultsArgs) -> Result<()> {
                         break;
                     }
                     _ if Instant::now() >= deadline => {
-                        bail!("job {id} has not finished (status {:?}); is a worker running?", status.map(|s| s.0))
+                        let queue = not_started(&args.services, &db, id).await?.unwrap_or_default();
+                        bail!(
+                            "job {id} has not finished (status {:?}); is a worker running? {queue}",
+                            status.map(|s| s.0)
+                        )
                     }
                     _ => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
+            }
+        }
+        // Jobs no worker has taken yet: where they stand in the queue, and the wait to expect.
+        for id in &args.job_ids {
+            if let Some(line) = not_started(&args.services, &db, id).await? {
+                eprintln!("{line}");
             }
         }
         let rows = db.organ_volumes(&args.job_ids).await.map_err(radsam::error::with_code)?;
@@ -88,4 +98,45 @@ pub fn results(args: ResultsArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// For a job no worker has taken (no row yet, or returned to the queue): a line with the queue's
+/// depth, its consumers and the wait they imply (depth x the mean of recent jobs / consumers).
+async fn not_started(services: &ServiceArgs, db: &radsam::db::Db, id: &str) -> Result<Option<String>> {
+    let status = db.job_status(id).await.map_err(radsam::error::with_code)?;
+    if !matches!(status.as_ref().map(|s| s.0.as_str()), None | Some("queued")) {
+        return Ok(None);
+    }
+    let topology = radsam::queue::Topology::new(&services.queue_prefix, services.delivery_limit);
+    let (depth, consumers) = match queue_state(&services.amqp_url, &topology.jobs_queue).await {
+        Ok(state) => state,
+        Err(e) => return Ok(Some(format!("{id}: not started; the queue cannot be read ({e})"))),
+    };
+    let mean = db.mean_job_seconds().await.map_err(radsam::error::with_code)?;
+    let wait = match (consumers, mean) {
+        (0, _) => "no worker is consuming the queue".to_string(),
+        (_, None) => "no finished job yet to estimate the wait from".to_string(),
+        (c, Some(m)) => format!(
+            "estimated wait {:.0} s ({depth} x {m:.1} s per job / {c} worker{})",
+            depth as f64 * m / c as f64,
+            if c == 1 { "" } else { "s" }
+        ),
+    };
+    let record =
+        if status.is_none() { "no record yet (a job gets one when a worker takes it)" } else { "queued again" };
+    Ok(Some(format!(
+        "{id}: not started, {record}; {depth} job(s) waiting in {}, {consumers} worker(s); {wait}",
+        topology.jobs_queue
+    )))
+}
+
+/// The jobs queue's ready messages and consumers, as the broker reports them (a passive declare).
+async fn queue_state(amqp_url: &str, queue: &str) -> Result<(u32, u32), lapin::Error> {
+    let connection = radsam::queue::connect(amqp_url, "radsam-results").await?;
+    let channel = connection.create_channel().await?;
+    let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    let q = channel.queue_declare(queue, passive, lapin::types::FieldTable::default()).await;
+    let _ = connection.close(200, "done").await;
+    let q = q?;
+    Ok((q.message_count(), q.consumer_count()))
 }
