@@ -75,11 +75,15 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
         let start = c.pos;
         let tag = Tag(c.u16()?, c.u16()?);
         let is_delimiter = tag.group() == 0xFFFE;
-        let (len, sequence) = if is_delimiter || !explicit {
+        // Whether an undefined length may follow: sequences, and the elements that may hold
+        // items (explicit UN, OB, OW; in implicit VR a tag the dictionary cannot type: private or
+        // unknown). Any other undefined length is corruption that dicom-rs misreads (a 4 GB
+        // string from a 1 KB file, fuzz/RESULTS.md finding 5).
+        let (len, sequence, may_hold_items) = if is_delimiter || !explicit {
             let len = c.u32()?;
-            let sq = !is_delimiter
-                && matches!(StandardDataDictionary.by_tag(tag).map(|e| e.vr()), Some(VirtualVr::Exact(VR::SQ)));
-            (len, sq)
+            let vr = StandardDataDictionary.by_tag(tag).map(|e| e.vr());
+            let sq = !is_delimiter && matches!(vr, Some(VirtualVr::Exact(VR::SQ)));
+            (len, sq, tag.group() % 2 == 1 || vr.is_none())
         } else {
             let vr = c.take(2)?.to_vec();
             if !known_vr(&vr) {
@@ -87,9 +91,9 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
             }
             if long_length(&vr) {
                 c.take(2)?;
-                (c.u32()?, &vr == b"SQ")
+                (c.u32()?, &vr == b"SQ", matches!(vr.as_slice(), b"UN" | b"OB" | b"OW"))
             } else {
-                (c.u16()? as u32, false)
+                (c.u16()? as u32, false, false)
             }
         };
         // Encapsulated (compressed) pixel data: a run of items holding opaque fragments, up to the
@@ -111,6 +115,9 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
                 c.take(flen as usize)?;
             }
             continue;
+        }
+        if len == UNDEFINED && !is_delimiter && !sequence && !may_hold_items {
+            return Err(format!("element {tag} at byte {start} has an undefined length but is no sequence"));
         }
         // Items, sequences and other undefined lengths: their content is walked as elements in turn.
         if is_delimiter || sequence || len == UNDEFINED {
@@ -207,6 +214,30 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz_regressions/dicom_meta_bad_vr/f0.dcm");
         let found = std::fs::read(path).unwrap();
         assert!(check_declared_lengths(&found).unwrap_err().contains("no valid VR"));
+    }
+
+    #[test]
+    fn an_undefined_length_is_refused_where_no_sequence_can_be() {
+        let implicit = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2\0");
+        let undefined = |tag: (u16, u16)| {
+            let mut e = Vec::new();
+            e.extend(tag.0.to_le_bytes());
+            e.extend(tag.1.to_le_bytes());
+            e.extend(0xFFFF_FFFFu32.to_le_bytes());
+            e.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]); // a sequence delimiter
+            e
+        };
+        // Largest Image Pixel Value in Plane (US/SS) with an undefined length, as the fuzzer made it.
+        let err = check_declared_lengths(&file(&[implicit.clone()], &[undefined((0x0028, 0x0111))])).unwrap_err();
+        assert!(err.contains("undefined length but is no sequence"), "{err}");
+        // A sequence, and a private element (which may be one), pass.
+        assert!(check_declared_lengths(&file(&[implicit.clone()], &[undefined((0x0008, 0x1140))])).is_ok());
+        assert!(check_declared_lengths(&file(&[implicit], &[undefined((0x0029, 0x1010))])).is_ok());
+        // The fuzzer's input: refused before dicom-rs reserves 4 GB for it.
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz_regressions/dicom_undefined_length_string/f0.dcm");
+        let found = std::fs::read(path).unwrap();
+        assert!(check_declared_lengths(&found).unwrap_err().contains("undefined length"));
     }
 
     #[test]
