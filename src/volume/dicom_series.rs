@@ -156,6 +156,16 @@ fn read_header(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Opti
     let obj = parse(&bytes, true).map_err(corrupt)?;
     let rows = uint(&obj, tags::ROWS).ok_or_else(|| corrupt("no Rows".into()))?;
     let columns = uint(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns".into()))?;
+    // What the pixel decoders size their output by (rows x columns x samples x bits): a CT slice
+    // has one sample of 8, 16 or 32 bits per pixel. Anything else is refused before a decoder
+    // runs: a 1 KB RLE file declaring 56065 samples per pixel made dicom-rs allocate 6.8 GB
+    // (fuzz/RESULTS.md, finding 6).
+    if let Some(samples) = uint(&obj, tags::SAMPLES_PER_PIXEL).filter(|&s| s != 1) {
+        return Err(corrupt(format!("{samples} samples per pixel (a CT slice has 1)")));
+    }
+    if let Some(bits) = uint(&obj, tags::BITS_ALLOCATED).filter(|b| ![8, 16, 32].contains(b)) {
+        return Err(corrupt(format!("BitsAllocated {bits} (8, 16 or 32 expected)")));
+    }
     Ok(Some(Header {
         file: file.to_path_buf(),
         series_uid: text(&obj, tags::SERIES_INSTANCE_UID),
