@@ -169,8 +169,11 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
         }]
     });
     std::fs::write(dir.join("job.json"), job.to_string()).unwrap();
+    // This test's own embedding cache: the first run finds nothing in it.
+    let cache = dir.join("embeddings");
     let run = |job: &std::path::Path, out: &std::path::Path| {
         Command::new(env!("CARGO_BIN_EXE_radsam"))
+            .env("RADSAM_CACHE_EMBEDDINGS", &cache)
             .args(["segment", "--job"])
             .arg(job)
             .arg("--overlays")
@@ -190,7 +193,7 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
         result["model_version"].as_str().unwrap().starts_with("radsam@sha256:"),
         "the default model is the project's RadSAM"
     );
-    assert_eq!(result["encoded_slices"], 13);
+    assert_eq!((result["encoded_slices"].as_u64(), result["cached_slices"].as_u64()), (Some(13), Some(0)));
     assert_eq!(t["clicks_applied"], 1);
     assert!(t["dice"].as_f64().unwrap() > 0.5, "liver Dice {}", t["dice"]);
     assert!(t["volume_ml"].as_f64().unwrap() > 50.0);
@@ -199,6 +202,34 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     {
         assert!(dir.join("out").join(f).exists(), "{f}");
     }
+
+    // The same job again (a dashboard resubmitting it): every slice from the embedding cache,
+    // the same mask to the voxel, a fraction of the encoding time. Then a correction (one more
+    // click): still nothing to encode.
+    let mask = |out: &str| {
+        let limits = radsam::volume::ReadLimits::default();
+        radsam::volume::Volume::open(&dir.join(out).join("liver.nii.gz"), None, &limits).unwrap().data
+    };
+    let again = run(&dir.join("job.json"), &dir.join("out-again"));
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let warm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out-again/result.json")).unwrap()).unwrap();
+    assert_eq!((warm["encoded_slices"].as_u64(), warm["cached_slices"].as_u64()), (Some(0), Some(13)));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("13 more read from the embedding cache"));
+    assert!(mask("out-again") == mask("out"), "a warm run returns the cold run's mask");
+    let (cold_s, warm_s) = (result["encode_seconds"].as_f64().unwrap(), warm["encode_seconds"].as_f64().unwrap());
+    assert!(warm_s < cold_s / 3.0, "reading 13 embeddings took {warm_s:.2} s, encoding them {cold_s:.2} s");
+    let mut corrected = job.clone();
+    corrected["targets"][0]["correction_clicks"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"slice": 12, "x": 160, "y": 260, "positive": true}));
+    std::fs::write(dir.join("corrected.json"), corrected.to_string()).unwrap();
+    let fixed = run(&dir.join("corrected.json"), &dir.join("out-corrected"));
+    assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stderr));
+    let fixed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out-corrected/result.json")).unwrap()).unwrap();
+    assert_eq!((fixed["encoded_slices"].as_u64(), fixed["targets"][0]["clicks_applied"].as_u64()), (Some(0), Some(2)));
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.
     for (name, edit, code) in [

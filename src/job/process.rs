@@ -5,12 +5,15 @@ use super::schema::{local_path, Job, JobError, Target};
 use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
-use crate::segment::{Carry, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
+use crate::segment::{
+    Carry, EmbeddingCache, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession,
+};
 use crate::volume::{
     resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError,
 };
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -29,6 +32,9 @@ pub struct ProcessOptions {
     /// The volume URI result.json records, when the job reads a copy of it (the worker reads a
     /// scratch copy of an s3:// volume); None: the job's own `volume_uri`.
     pub recorded_volume_uri: Option<String>,
+    /// Embeddings read from and stored into this cache (segment/embedding_cache.rs); None: every
+    /// slice encoded afresh.
+    pub embedding_cache: Option<Arc<EmbeddingCache>>,
 }
 
 impl Default for ProcessOptions {
@@ -41,6 +47,7 @@ impl Default for ProcessOptions {
             guards: None,
             deadline: None,
             recorded_volume_uri: None,
+            embedding_cache: None,
         }
     }
 }
@@ -102,9 +109,13 @@ pub struct JobResult {
     pub dims: [usize; 3],
     pub spacing: [f64; 3],
     pub slice_axis: usize,
+    /// Slices run through the image encoder in this job.
     pub encoded_slices: usize,
+    /// Slices whose embeddings came from the embedding cache instead (encoded by an earlier job).
+    pub cached_slices: usize,
     /// Reading and decoding the volume and the reference masks.
     pub read_seconds: f64,
+    /// Encoding and reading the embedding cache.
     pub encode_seconds: f64,
     /// Writing the mask files (NIfTI, DICOM SEG, overlays).
     pub write_seconds: f64,
@@ -203,7 +214,8 @@ pub fn process(
     let lo = job.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("validated: targets");
     let hi = job.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("validated: targets");
     let batch = opts.batch.unwrap_or_else(|| VolumeSession::default_batch(sam.device()));
-    let session = VolumeSession::new_until(sam, &volume, (lo, hi), batch, opts.deadline, &mut |d, n| {
+    let cache = opts.embedding_cache.as_deref();
+    let session = VolumeSession::new_until(sam, &volume, (lo, hi), batch, opts.deadline, cache, &mut |d, n| {
         progress("encoding slices", d, n)
     })
     .map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
@@ -320,7 +332,8 @@ pub fn process(
         dims: volume.dims(),
         spacing: volume.spacing,
         slice_axis: volume.grid.slice_axis,
-        encoded_slices: hi - lo + 1,
+        encoded_slices: hi - lo + 1 - session.cached_slices,
+        cached_slices: session.cached_slices,
         read_seconds,
         encode_seconds: session.encode_seconds,
         write_seconds,

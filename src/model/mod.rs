@@ -60,6 +60,9 @@ pub struct Sam {
     prompt_encoder: prompt_encoder::PromptEncoder,
     mask_decoder: mask_decoder::MaskDecoder,
     dense_pe: Tensor,
+    /// SHA-256 of the image encoder's weights, computed on first use (the embedding cache's key);
+    /// forgotten whenever the weights change (`prepare_inference`).
+    encoder_fingerprint: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Sam {
@@ -74,7 +77,15 @@ impl Sam {
         let prompt_encoder = prompt_encoder::PromptEncoder::new(&root / "prompt_encoder", 256, e, config.image_size);
         let mask_decoder = mask_decoder::MaskDecoder::new(&root / "mask_decoder", 256);
         let dense_pe = Tensor::zeros([1], (tch::Kind::Float, device));
-        let mut sam = Self { config, vs, image_encoder, prompt_encoder, mask_decoder, dense_pe };
+        let mut sam = Self {
+            config,
+            vs,
+            image_encoder,
+            prompt_encoder,
+            mask_decoder,
+            dense_pe,
+            encoder_fingerprint: Default::default(),
+        };
         sam.prepare_inference();
         sam
     }
@@ -120,6 +131,34 @@ impl Sam {
             t.fuse();
         }
         self.dense_pe = self.prompt_encoder.dense_pe();
+        self.encoder_fingerprint = Default::default();
+    }
+
+    /// SHA-256 of the image encoder's variables (names, shapes and values, in name order): equal
+    /// for equal encoder weights whatever file they came from (a fine-tuned file that kept its
+    /// base's encoder shares its base's embeddings). Hashed once per loaded model (~0.1 s for
+    /// TinyViT's 23 MB).
+    pub fn encoder_fingerprint(&self) -> [u8; 32] {
+        *self.encoder_fingerprint.get_or_init(|| {
+            use sha2::{Digest, Sha256};
+            let variables = self.vs.variables();
+            let mut names: Vec<&String> = variables.keys().filter(|n| n.starts_with("image_encoder.")).collect();
+            names.sort();
+            let mut h = Sha256::new();
+            for name in names {
+                let t = variables[name].to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+                let numel = t.numel();
+                let mut bytes = vec![0u8; numel * 4];
+                t.copy_data_u8(&mut bytes, numel);
+                h.update((name.len() as u64).to_le_bytes());
+                h.update(name.as_bytes());
+                for d in t.size() {
+                    h.update(d.to_le_bytes());
+                }
+                h.update(&bytes);
+            }
+            h.finalize().into()
+        })
     }
 
     pub fn var_store(&self) -> &nn::VarStore {

@@ -1,16 +1,19 @@
 //! The inference engine.
 //! - slice_level.rs: one prompt per slice, each slice on its own;
 //! - session.rs: a volume's slices between the object's boundaries, encoded once (batched);
+//! - embedding_cache.rs: embeddings kept on disk by content, so no slice is encoded twice;
 //! - propagate.rs: RadSAM's volume-level prompting (one prompt, the mask carried slice to slice
 //!   up and down) and 3D editing with correction clicks;
 //! - guard.rs: the propagation guards (leaks and collapsing slices, from the decoder's predicted
 //!   IoU and secondary masks).
 
+mod embedding_cache;
 mod guard;
 mod propagate;
 mod session;
 mod slice_level;
 
+pub use embedding_cache::{CacheConfigError, CacheStats, EmbeddingCache, DEFAULT_MAX_MB as DEFAULT_EMBEDDING_CACHE_MB};
 pub use guard::{GuardEvent, GuardReason, GuardSettings};
 pub use propagate::{Carry, Segmenter, SliceState, Stop};
 pub use session::VolumeSession;

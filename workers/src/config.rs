@@ -59,6 +59,14 @@ pub struct Config {
     /// another of the decoder's masks, or stops the propagation; firings are in result.json.
     #[arg(long, env = "RADSAM_GUARDS")]
     pub guards: bool,
+    /// Where embeddings are kept by content (segment/embedding_cache.rs), so a correction or a
+    /// second job on the same slices skips the encoder: a folder (workers on one host may share
+    /// it), `off` for none; default $RADSAM_CACHE/embeddings.
+    #[arg(long, env = "RADSAM_CACHE_EMBEDDINGS")]
+    pub embedding_cache: Option<String>,
+    /// Bound of the embedding cache in MB (least recently used entries go first); 0: off.
+    #[arg(long, env = "RADSAM_CACHE_EMBEDDINGS_MB", default_value_t = radsam::segment::DEFAULT_EMBEDDING_CACHE_MB)]
+    pub embedding_cache_mb: u64,
     /// text or json log lines.
     #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -226,6 +226,7 @@ impl Worker {
             guards: self.config.guards.then(radsam::segment::GuardSettings::default),
             deadline,
             recorded_volume_uri: Some(volume_uri.to_string()),
+            embedding_cache: self.embedding_cache.clone(),
             ..Default::default()
         };
         let (progress_tx, progress_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();

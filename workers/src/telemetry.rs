@@ -10,6 +10,7 @@ use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use radsam::segment::CacheStats;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,54 @@ pub struct Metrics {
     pub queue_consumers: IntGauge,
     /// Seconds a job submitted now would wait: depth x this worker's mean job seconds / consumers.
     pub estimated_wait_seconds: Gauge,
+    /// The embedding cache's own counters, copied into the registry at each scrape.
+    embedding_cache: std::sync::OnceLock<EmbeddingCacheMetrics>,
+}
+
+/// The embedding cache's counters as Prometheus series (radsam_embedding_cache_*).
+struct EmbeddingCacheMetrics {
+    stats: Arc<CacheStats>,
+    events: IntCounterVec,
+    bytes: IntCounterVec,
+    stored_bytes: IntGauge,
+}
+
+impl EmbeddingCacheMetrics {
+    fn new(registry: &Registry, stats: Arc<CacheStats>) -> Self {
+        let events = IntCounterVec::new(
+            Opts::new("radsam_embedding_cache_total", "Embedding cache lookups and removals, by event: hit, miss, corrupt (unusable entry deleted, also a miss), eviction"),
+            &["event"],
+        )
+        .unwrap();
+        let bytes = IntCounterVec::new(
+            Opts::new("radsam_embedding_cache_bytes_total", "Bytes read from and written to the embedding cache"),
+            &["direction"],
+        )
+        .unwrap();
+        let stored_bytes =
+            IntGauge::new("radsam_embedding_cache_stored_bytes", "Bytes the embedding cache's folder holds").unwrap();
+        registry.register(Box::new(events.clone())).unwrap();
+        registry.register(Box::new(bytes.clone())).unwrap();
+        registry.register(Box::new(stored_bytes.clone())).unwrap();
+        Self { stats, events, bytes, stored_bytes }
+    }
+
+    /// Brings the series up to the cache's atomics (counters only ever grow: add the difference).
+    fn refresh(&self) {
+        let s = &self.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        for (c, now) in [
+            (self.events.with_label_values(&["hit"]), load(&s.hits)),
+            (self.events.with_label_values(&["miss"]), load(&s.misses)),
+            (self.events.with_label_values(&["corrupt"]), load(&s.corrupt)),
+            (self.events.with_label_values(&["eviction"]), load(&s.evictions)),
+            (self.bytes.with_label_values(&["read"]), load(&s.bytes_read)),
+            (self.bytes.with_label_values(&["written"]), load(&s.bytes_written)),
+        ] {
+            c.inc_by(now.saturating_sub(c.get()));
+        }
+        self.stored_bytes.set(load(&s.stored_bytes) as i64);
+    }
 }
 
 impl Metrics {
@@ -91,7 +140,13 @@ impl Metrics {
             queue_depth,
             queue_consumers,
             estimated_wait_seconds,
+            embedding_cache: Default::default(),
         }
+    }
+
+    /// Exports the embedding cache's counters from now on (once; a second call is ignored).
+    pub fn watch_embedding_cache(&self, stats: Arc<CacheStats>) {
+        let _ = self.embedding_cache.get_or_init(|| EmbeddingCacheMetrics::new(&self.registry, stats));
     }
 
     /// Records the queue as the broker reports it, and the wait it implies.
@@ -103,6 +158,9 @@ impl Metrics {
     }
 
     fn render(&self) -> String {
+        if let Some(cache) = self.embedding_cache.get() {
+            cache.refresh();
+        }
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
@@ -126,6 +184,9 @@ pub struct Health {
     pub model: Mutex<Option<String>>,
     /// Why the model thread stopped, once it has: unhealthy for good (the process is ending).
     pub model_stopped: Mutex<Option<String>>,
+    /// The embedding cache's folder, or why there is none ("off: ..."); the worker is healthy
+    /// either way (an unusable cache costs time, never jobs).
+    pub embedding_cache: Mutex<String>,
 }
 
 impl Health {
@@ -149,7 +210,8 @@ impl Health {
         let model = self.model.lock().unwrap().clone();
         let stopped = self.model_stopped();
         let ok = broker && database && model.is_some() && stopped.is_none();
-        let body = serde_json::json!({"status": if ok { "ok" } else { "unavailable" }, "broker_connected": broker, "database_ok": database, "model_version": model, "model_stopped": stopped});
+        let cache = self.embedding_cache.lock().unwrap().clone();
+        let body = serde_json::json!({"status": if ok { "ok" } else { "unavailable" }, "broker_connected": broker, "database_ok": database, "model_version": model, "model_stopped": stopped, "embedding_cache": cache});
         (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
     }
 }
@@ -201,6 +263,25 @@ mod tests {
         assert!(text.contains("radsam_queue_depth 4"), "{text}");
         assert!(text.contains("radsam_queue_consumers 2"), "{text}");
         assert!(text.contains("radsam_estimated_wait_seconds 40"), "{text}");
+    }
+
+    #[test]
+    fn the_embedding_cache_counters_reach_metrics() {
+        let m = Metrics::new();
+        assert!(!m.render().contains("radsam_embedding_cache"), "no cache, no series");
+        let stats = Arc::new(CacheStats::default());
+        m.watch_embedding_cache(stats.clone());
+        stats.hits.store(5, Ordering::Relaxed);
+        stats.misses.store(2, Ordering::Relaxed);
+        stats.bytes_written.store(4096, Ordering::Relaxed);
+        stats.stored_bytes.store(4096, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains(r#"radsam_embedding_cache_total{event="hit"} 5"#), "{text}");
+        assert!(text.contains(r#"radsam_embedding_cache_total{event="miss"} 2"#), "{text}");
+        assert!(text.contains(r#"radsam_embedding_cache_bytes_total{direction="written"} 4096"#), "{text}");
+        assert!(text.contains("radsam_embedding_cache_stored_bytes 4096"), "{text}");
+        stats.hits.store(9, Ordering::Relaxed);
+        assert!(m.render().contains(r#"radsam_embedding_cache_total{event="hit"} 9"#), "follows the cache");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use lapin::Channel;
 use radsam::db::Db;
 use radsam::error::Coded;
 use radsam::queue::Topology;
+use radsam::segment::EmbeddingCache;
 use radsam::storage::{Storage, StorageConfig};
 use serde_json::Value;
 use std::future::Future;
@@ -33,6 +34,8 @@ pub struct Worker {
     pub(crate) topology: Topology,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
+    /// Embeddings by content on local disk, shared by every job of this worker.
+    pub(crate) embedding_cache: Option<Arc<EmbeddingCache>>,
     model: tokio::sync::Mutex<Arc<LoadedModel>>,
 }
 
@@ -63,6 +66,27 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .await
         .with_context(|| format!("listening on {}", config.http_addr))?;
     info!(worker = %name, "health and metrics on http://{bound}/healthz, /metrics");
+
+    // A cache folder this worker cannot use costs time, never jobs: it runs uncached and says so.
+    let embedding_cache = match EmbeddingCache::configure(config.embedding_cache.as_deref(), config.embedding_cache_mb)
+    {
+        Ok(Some(c)) => {
+            info!(dir = %c.dir().display(), max_mb = c.max_bytes() >> 20, "embedding cache");
+            *health.embedding_cache.lock().unwrap() = c.dir().display().to_string();
+            metrics.watch_embedding_cache(c.stats());
+            Some(Arc::new(c))
+        }
+        Ok(None) => {
+            info!("embedding cache off: every slice is encoded afresh");
+            *health.embedding_cache.lock().unwrap() = "off".into();
+            None
+        }
+        Err(e) => {
+            warn!("embedding cache off: {e}; every slice is encoded afresh");
+            *health.embedding_cache.lock().unwrap() = format!("off: {e}");
+            None
+        }
+    };
 
     let db = Db::connect_lazy(&config.endpoints.database_url).map_err(radsam::error::with_code)?;
     // The schema must exist before the first job; wait for PostgreSQL rather than crash.
@@ -106,6 +130,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         topology,
         metrics,
         health,
+        embedding_cache,
         model: tokio::sync::Mutex::new(Arc::new(model)),
     };
     // A version promoted by the trainer service replaces the configured model before the first job.

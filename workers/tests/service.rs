@@ -89,6 +89,23 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-flow");
     assert_eq!(attempts, vec![1]);
 
+    // A correction (the dashboard resubmits the job with a click): its 20 slices come from the
+    // worker's embedding cache, none is encoded again, and /metrics says so.
+    assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"miss\"}"), 20.0);
+    let mut fix: Value = serde_json::from_str(&spleen_job("job-flow-fix", 19, 0)).unwrap();
+    fix["targets"][0]["correction_clicks"] = json!([{"slice": 8, "x": 340, "y": 310, "positive": true}]);
+    world.submit(&fix.to_string());
+    world.wait_status("job-flow-fix", &["succeeded", "failed"], 120, &mut [&mut worker]);
+    assert_eq!(world.status("job-flow-fix").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"hit\"}"), 20.0);
+    assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"miss\"}"), 20.0, "no new miss");
+    assert!(worker.metric("radsam_embedding_cache_stored_bytes") >= 20.0 * 2.0 * 1024.0 * 1024.0);
+    let encode = |job: &str| world.query::<f64>("SELECT encode_s FROM jobs WHERE job_id = $1", job)[0];
+    let (cold, warm) = (encode("job-flow"), encode("job-flow-fix"));
+    assert!(warm < cold / 3.0, "encode seconds: cold {cold:.2}, warm {warm:.2}");
+    world.drain(&events);
+    world.drain(&progress);
+
     // An acceptance is recorded against the result; one for a target that does not exist is refused.
     world.rt.block_on(async {
         let db = radsam::db::Db::connect_lazy(&world.database_url).unwrap();
@@ -665,7 +682,9 @@ fn permanent_database_errors_are_not_retried() {
 fn a_job_past_its_time_budget_is_failed_and_the_model_thread_is_free_for_the_next() {
     let world = World::new("timeout");
     // 4 s: the volume is read in about a second; the 20 slices take 15-30 s to encode on a CPU.
-    let mut worker = world.worker(&[("RADSAM_JOB_TIMEOUT_SECONDS", "4")]);
+    // Its embedding cache cannot be made (a folder under a file): the worker runs uncached.
+    let mut worker =
+        world.worker(&[("RADSAM_JOB_TIMEOUT_SECONDS", "4"), ("RADSAM_CACHE_EMBEDDINGS", "/dev/null/embeddings")]);
     let t = Instant::now();
     world.submit(&spleen_job("job-slow", 19, 0));
     world.wait_status("job-slow", &["failed", "succeeded"], 120, &mut [&mut worker]);
@@ -695,7 +714,12 @@ fn a_job_past_its_time_budget_is_failed_and_the_model_thread_is_free_for_the_nex
     let codes: Vec<Option<String>> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-next");
     assert_eq!(codes, vec![Some("PROMPT_SLICE_OUTSIDE_BOUNDARIES".to_string())]);
     assert!(t.elapsed().as_secs_f64() < 10.0, "the next job waited {:.1} s", t.elapsed().as_secs_f64());
-    assert_eq!(worker.http("/healthz").map(|(code, _)| code), Some(200));
+    let (code, body) = worker.http("/healthz").unwrap();
+    assert_eq!(code, 200, "an unusable cache folder costs time, not health: {body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    let cache = health["embedding_cache"].as_str().unwrap();
+    assert!(cache.starts_with("off: ") && cache.contains("/dev/null/embeddings"), "{cache}");
+    assert!(worker.log_text().contains("embedding cache off"), "said in the log too");
 }
 
 #[test]

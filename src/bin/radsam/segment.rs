@@ -7,6 +7,7 @@ use radsam::job::{Job, Staging};
 use radsam::model::ModelThread;
 use radsam::volume::ReadLimits;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct SegmentArgs {
@@ -66,6 +67,10 @@ pub struct SegmentArgs {
     /// another of the decoder's masks, or stops the propagation; firings are in result.json.
     #[arg(long)]
     guards: bool,
+    /// Encode every slice afresh: neither read nor store the embedding cache
+    /// (RADSAM_CACHE_EMBEDDINGS, default $RADSAM_CACHE/embeddings; RADSAM_CACHE_EMBEDDINGS_MB).
+    #[arg(long)]
+    no_embedding_cache: bool,
     /// Output folder: TARGET.nii.gz per target, labels.nii.gz, seg.dcm (DICOM input), result.json.
     #[arg(long)]
     out: PathBuf,
@@ -158,6 +163,12 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
         recorded_volume_uri: None,
+        // A correction run again with one more click reads its slices back instead of encoding.
+        embedding_cache: if args.no_embedding_cache {
+            None
+        } else {
+            radsam::segment::EmbeddingCache::from_env().map_err(radsam::error::with_code)?.map(Arc::new)
+        },
     };
     let staging =
         Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
@@ -192,8 +203,12 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
             t.label, t.voxels, t.volume_ml, t.boundaries.0, t.boundaries.1
         );
     }
+    let cached = match result.cached_slices {
+        0 => String::new(),
+        n => format!(" ({n} more read from the embedding cache)"),
+    };
     eprintln!(
-        "{} slices encoded in {:.1} s; total {:.1} s; wrote {}/{{{}}}",
+        "{} slices encoded{cached} in {:.1} s; total {:.1} s; wrote {}/{{{}}}",
         result.encoded_slices,
         result.encode_seconds,
         result.total_seconds,

@@ -80,6 +80,8 @@ impl World {
             .env("AWS_SECRET_ACCESS_KEY", "radsam-secret")
             .env("RADSAM_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("RADSAM_DEVICE", "cpu")
+            // The world's own embedding cache: its workers share it, no other test's slices are in it.
+            .env("RADSAM_CACHE_EMBEDDINGS", self._dir.path().join("embeddings"))
             .env("RADSAM_RETRIES", "6")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -296,6 +298,11 @@ impl Worker {
     pub fn metric(&self, name: &str) -> f64 {
         let (_, body) = self.http("/metrics").expect("metrics");
         body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+
+    /// The worker's whole log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self) -> String {
