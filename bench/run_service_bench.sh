@@ -2,7 +2,13 @@
 # The queue service's throughput and where a job's time goes (issue #6), on the sample CT:
 #   reference: `radsam segment` on the same job, with no services (local files, one process per job);
 #   service:   N jobs through RabbitMQ -> radsam-worker -> S3 -> PostgreSQL, with one worker and with
-#              two workers (each with half the cores), all in this one run on this machine.
+#              two workers (each with half the cores), all in this one run on this machine;
+#   the product path's encoder: seconds per encoded slice of `radsam bench-model` (the encoder
+#              alone), the PyTorch reference, `radsam segment` and a worker job, side by side;
+#   corrections: one worker with an empty embedding cache runs a job, then the same job with one
+#              more click (issue #20): what a correction costs against the cold job.
+# The throughput rows run with the embedding cache off (RADSAM_CACHE_EMBEDDINGS=off): N copies of
+# one job would otherwise be N-1 cache hits.
 # Each job: liver (box + one click) and spleen (box) on the validation DICOM scan, RadSAM, mask carry.
 # Writes bench/results/service_bench.{md,json} (stage times read back from PostgreSQL).
 set -euo pipefail
@@ -16,6 +22,7 @@ export RADSAM_QUEUE_PREFIX=radsam-bench DATABASE_URL=postgres://postgres@127.0.0
 work=runs/service_bench
 rm -rf "$work" && mkdir -p "$work"
 cores=$(nproc)
+export RADSAM_CACHE_EMBEDDINGS=off
 
 bash scripts/services.sh
 psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS radsam_bench WITH (FORCE)" -c "CREATE DATABASE radsam_bench"
@@ -36,13 +43,21 @@ JOB
 }
 
 now() { date +%s.%N; }
+# The encoder alone: Rust (tch) and the PyTorch reference with the Rust binary's malloc settings.
+malloc_env=(MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=536870912 MALLOC_ARENA_MAX=1)
+"$bin/radsam" bench-model --model radsam --device cpu --slices 4 --repeats 3 --threads "$cores" --out "$work/model_rust.json" > /dev/null
+env "${malloc_env[@]}" "${PYTHON:-python3}" bench/model_bench.py lite_medsam 4 3 "$cores" "$work/model_pytorch.json" "$work/model_ref.safetensors" \
+  "pytorch-reference + malloc env" > /dev/null
+
 # Reference: the CLI, same job from local files, one process per job (model load included, as a
 # worker's is not: the worker loads once).
 job ref "$data/example_ct_dicom" "$data/example_seg_dicom.nii.gz" > "$work/ref_job.json"
 : > "$work/reference.csv"
 for i in $(seq 1 "$N"); do
+  rm -rf "$work/ref_out"
   t0=$(now); "$bin/radsam" segment --device cpu --job "$work/ref_job.json" --out "$work/ref_out" 2>/dev/null; t1=$(now)
   echo "$i,$(awk "BEGIN{print $t1 - $t0}")" >> "$work/reference.csv"
+  cp "$work/ref_out/result.json" "$work/ref_result_$i.json"
 done
 
 run_workers() { # NAME WORKERS THREADS_EACH
@@ -69,6 +84,26 @@ run_workers() { # NAME WORKERS THREADS_EACH
 : > "$work/wall.csv"
 run_workers one 1 "$cores"
 run_workers two 2 $((cores / 2 > 0 ? cores / 2 : 1))
+
+# Corrections: one worker, its own empty embedding cache; the job, then the job with one more click.
+RADSAM_CACHE_EMBEDDINGS=$work/embeddings RADSAM_HTTP_ADDR=127.0.0.1:9301 RADSAM_THREADS=$cores RADSAM_DEVICE=cpu \
+  "$bin/radsam-worker" > "$work/worker_fix.log" 2>&1 &
+fix_pid=$!
+until (exec 3<>/dev/tcp/127.0.0.1/9301 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+job fix-cold s3://radsam-samples/totalsegmentator/example_ct_dicom/ s3://radsam-samples/totalsegmentator/example_seg_dicom.nii.gz > "$work/job_fix_cold.json"
+"${PYTHON:-python3}" - "$work/job_fix_cold.json" "$work/job_fix_warm.json" <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1]))
+job["job_id"] = "fix-warm"
+job["targets"][0]["correction_clicks"].append({"slice": 12, "x": 160, "y": 260, "positive": True})
+json.dump(job, open(sys.argv[2], "w"))
+PY
+for j in cold warm; do
+  "$bin/radsam" submit - < "$work/job_fix_$j.json" > /dev/null
+  "$bin/radsam" results --wait 600 "fix-$j" > "$work/results_fix_$j.txt"
+done
+(exec 3<>/dev/tcp/127.0.0.1/9301 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) | grep '^radsam_embedding_cache' > "$work/fix_cache_metrics.txt" || true
+kill -TERM "$fix_pid"; wait "$fix_pid" || true
 
 psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -c "SELECT job_id, worker, fetch_s, decode_s, encode_s, propagate_s, upload_s, commit_s, total_s, queue_lag_s FROM jobs WHERE status = 'succeeded' ORDER BY job_id" > "$work/jobs.csv"
 "${PYTHON:-python3}" bench/service_table.py "$work" "$N" "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores" > bench/results/service_bench.md

@@ -37,5 +37,44 @@ lines += [
 ]
 for name, r in out["runs"].items():
     lines.append(f"- {name}: {r['jobs_per_min']:.2f} jobs/min = {r['jobs_per_min'] / (60 * len(ref) / sum(ref)):.2f}x the CLI reference; overhead {100 * r['overhead_share']:.1f}% of a job.")
+
+# The encoder on the product path: seconds per encoded slice, the same encoder four ways.
+all_jobs = {j["job_id"]: j for j in csv.DictReader(open(work / "jobs.csv"))}
+ref_results = [json.load(open(p)) for p in sorted(work.glob("ref_result_*.json"))]
+slices = ref_results[0]["encoded_slices"]
+per_slice = {
+    "PyTorch reference (encoder alone, malloc settings of the Rust binary)": json.load(open(work / "model_pytorch.json"))["encoder_ms_per_slice_one_by_one"] / 1000,
+    "radsam bench-model (encoder alone)": json.load(open(work / "model_rust.json"))["encoder_ms_per_slice_one_by_one"] / 1000,
+    f"radsam segment (the job above, {slices} slices, model thread)": statistics.mean(r["encode_seconds"] / r["encoded_slices"] for r in ref_results),
+    f"worker job (1 worker, {slices} slices, model thread)": statistics.mean(float(j["encode_s"]) / slices for k, j in all_jobs.items() if k.startswith("one-")),
+}
+model_s = per_slice["radsam bench-model (encoder alone)"]
+out["encode_s_per_slice"] = per_slice
+lines += ["", "## The encoder on the product path", "",
+          f"Seconds per encoded slice, the same encoder (LiteMedSAM's TinyViT, {out['machine']}, all threads), same run:", "",
+          "| path | s/slice | vs bench-model |", "|---|---|---|"]
+for name, v in per_slice.items():
+    lines.append(f"| {name} | {v:.3f} | {v / model_s:.2f}x |")
+lines.append("")
+lines.append("Target: `segment` and a worker job within 10% of `bench-model` (1.10x).")
+
+# Corrections: the cold job, then the same job with one more click, one worker with its own cache.
+if "fix-cold" in all_jobs and "fix-warm" in all_jobs:
+    cold, warm = all_jobs["fix-cold"], all_jobs["fix-warm"]
+    metrics = {}
+    for line in open(work / "fix_cache_metrics.txt"):
+        key, value = line.rsplit(" ", 1)
+        metrics[key] = float(value)
+    share = float(warm["total_s"]) / float(cold["total_s"])
+    out["corrections"] = {"cold": cold, "warm": warm, "warm_share_of_cold": share, "cache_metrics": metrics}
+    lines += ["", "## Corrections (issue #20)", "",
+              "One worker with an empty embedding cache (local disk): the job above, then the same job with one more",
+              "click on the liver, as a dashboard resubmits a correction. Seconds as PostgreSQL recorded them.", "",
+              "| job | processing s | encode s | propagate s | share of the cold job |", "|---|---|---|---|---|"]
+    for name, j in [("cold (empty cache)", cold), ("+ 1 click (warm local cache)", warm)]:
+        lines.append(f"| {name} | {float(j['total_s']):.2f} | {float(j['encode_s']):.2f} | {float(j['propagate_s']):.2f} | {float(j['total_s']) / float(cold['total_s']):.0%} |")
+    hits = metrics.get('radsam_embedding_cache_total{event="hit"}', 0)
+    misses = metrics.get('radsam_embedding_cache_total{event="miss"}', 0)
+    lines += ["", f"Embedding cache after both jobs: {hits:.0f} hits, {misses:.0f} misses (/metrics). Target: a correction <= 15% of the cold job: **{'met' if share <= 0.15 else 'missed'}** ({share:.0%})."]
 (work / "service_bench.json").write_text(json.dumps(out, indent=1))
 print("\n".join(lines))

@@ -141,7 +141,7 @@ pub fn evaluate_object(
         slice_level,
         clicks,
         click_carry,
-        encode_seconds: session.encode_seconds,
+        encode_seconds: session.encode_seconds(),
         box_carry_seconds,
     }))
 }

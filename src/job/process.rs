@@ -6,7 +6,8 @@ use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{
-    Carry, EmbeddingCache, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession,
+    Carry, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop,
+    VolumeSession,
 };
 use crate::volume::{
     resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError,
@@ -96,6 +97,12 @@ pub struct TargetResult {
     /// the decoder's masks, or stopped the propagation.
     pub guards: Vec<GuardEvent>,
     pub decode_seconds: f64,
+    /// Slices this target's propagation and clicks were the first to reach: encoded, or read
+    /// from the embedding cache, and the seconds that took (slices an earlier target of the job
+    /// already filled cost it nothing). Slices its propagation never reached are in neither.
+    pub encoded_slices: usize,
+    pub cached_slices: usize,
+    pub encode_seconds: f64,
     pub mask_file: String,
 }
 
@@ -210,14 +217,23 @@ pub fn process(
     let read_seconds = t0.elapsed().as_secs_f64();
     let mut write_seconds = 0.0;
 
-    // One session over the union of the targets' ranges: each slice is encoded once.
+    // One store over the union of the targets' ranges: a slice two targets share is encoded once,
+    // and only when a propagation first reaches it (session.rs).
     let lo = job.targets.iter().map(|t| t.boundaries.top.min(t.boundaries.bottom)).min().expect("validated: targets");
     let hi = job.targets.iter().map(|t| t.boundaries.top.max(t.boundaries.bottom)).max().expect("validated: targets");
-    let batch = opts.batch.unwrap_or_else(|| VolumeSession::default_batch(sam.device()));
-    let cache = opts.embedding_cache.as_deref();
-    let session = VolumeSession::new_until(sam, &volume, (lo, hi), batch, opts.deadline, cache, &mut |d, n| {
-        progress("encoding slices", d, n)
-    })
+    // The session reports its encoding and the click loop its clicks, one at a time.
+    let progress = std::cell::RefCell::new(progress);
+    let session = VolumeSession::lazy(
+        sam,
+        &volume,
+        (lo, hi),
+        EncodeOptions {
+            batch: opts.batch.unwrap_or(0),
+            deadline: opts.deadline,
+            cache: opts.embedding_cache.as_deref(),
+            progress: Some(Box::new(|d, n| (progress.borrow_mut())("encoding slices", d, n))),
+        },
+    )
     .map_err(|source| ProcessError::Segment { label: job.targets[0].label.clone(), source })?;
     let check_deadline = |label: &str, stage: String| match opts.deadline {
         Some(d) if Instant::now() >= d => {
@@ -237,6 +253,7 @@ pub fn process(
         // The target's own slices of the shared session: its propagation, stops and clicks never
         // leave its boundaries (another target's range is not its business).
         let own = session.restrict((t_lo, t_hi)).map_err(seg_err)?;
+        let before = (session.encoded_slices(), session.cached_slices(), session.encode_seconds());
         let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
         let prompt = slice_prompt(target);
         let slice = target.initial_prompt.slice;
@@ -250,7 +267,11 @@ pub fn process(
                 format!("applying correction click {} of {}", n + 1, target.correction_clicks.len()),
             )?;
             segmenter.add_click(*click).map_err(seg_err)?;
-            progress(&format!("{}: correction clicks", target.label), n + 1, target.correction_clicks.len());
+            (progress.borrow_mut())(
+                &format!("{}: correction clicks", target.label),
+                n + 1,
+                target.correction_clicks.len(),
+            );
         }
         let mask = segmenter.mask();
         let mask_file = format!("{}.nii.gz", target.label);
@@ -270,6 +291,9 @@ pub fn process(
             stops: segmenter.stops().to_vec(),
             guards: segmenter.guard_events(),
             decode_seconds: segmenter.decode_seconds,
+            encoded_slices: session.encoded_slices() - before.0,
+            cached_slices: session.cached_slices() - before.1,
+            encode_seconds: session.encode_seconds() - before.2,
             mask_file,
         });
         overlay_slices.push((i, slice, prompt, target.correction_clicks.clone()));
@@ -332,10 +356,10 @@ pub fn process(
         dims: volume.dims(),
         spacing: volume.spacing,
         slice_axis: volume.grid.slice_axis,
-        encoded_slices: hi - lo + 1 - session.cached_slices,
-        cached_slices: session.cached_slices,
+        encoded_slices: session.encoded_slices(),
+        cached_slices: session.cached_slices(),
         read_seconds,
-        encode_seconds: session.encode_seconds,
+        encode_seconds: session.encode_seconds(),
         write_seconds,
         total_seconds: t0.elapsed().as_secs_f64(),
         targets: results,

@@ -16,7 +16,7 @@ mod slice_level;
 pub use embedding_cache::{CacheConfigError, CacheStats, EmbeddingCache, DEFAULT_MAX_MB as DEFAULT_EMBEDDING_CACHE_MB};
 pub use guard::{GuardEvent, GuardReason, GuardSettings};
 pub use propagate::{Carry, Segmenter, SliceState, Stop};
-pub use session::VolumeSession;
+pub use session::{EncodeOptions, VolumeSession};
 pub use slice_level::{predict_slices, MaskChoice, PredictError, SlicePrediction, SlicePredictions};
 
 use crate::prompt::PromptError;

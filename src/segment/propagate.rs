@@ -181,11 +181,11 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.origin = slice;
         self.origin_box = prompt.bbox;
         self.slice_prompts = None;
-        let state = self.decode(slice, prompt, None);
+        let state = self.decode(slice, prompt, None)?;
         self.states.insert(slice, state);
         self.started = true;
-        self.propagate(slice, 1);
-        self.propagate(slice, -1);
+        self.propagate(slice, 1)?;
+        self.propagate(slice, -1)?;
         Ok(())
     }
 
@@ -203,7 +203,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.anchors.clear();
         self.slice_prompts = Some(prompts.clone());
         for (&slice, prompt) in prompts {
-            let state = self.decode(slice, prompt, None);
+            let state = self.decode(slice, prompt, None)?;
             self.states.insert(slice, state);
         }
         self.started = true;
@@ -234,7 +234,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 Carry::Mask => self.states.get(&click.slice).map(|s| s.low_res.shallow_clone()),
                 Carry::Box | Carry::ReferenceBox => None,
             };
-            let state = self.decode(click.slice, &prompt, previous.as_ref());
+            let state = self.decode(click.slice, &prompt, previous.as_ref())?;
             self.states.insert(click.slice, state);
             return Ok(());
         }
@@ -248,14 +248,14 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 Carry::ReferenceBox => prompt.bbox = bounding_box(&state.mask, w).map(|b| widen(b, w, h)),
             }
         }
-        let state = self.decode(click.slice, &prompt, previous.as_ref());
+        let state = self.decode(click.slice, &prompt, previous.as_ref())?;
         self.states.insert(click.slice, state);
         for direction in [1i8, -1] {
             let towards_origin = click.slice != self.origin && (self.origin > click.slice) == (direction > 0);
             if towards_origin {
-                self.fill_empty(click.slice, direction);
+                self.fill_empty(click.slice, direction)?;
             } else {
-                self.propagate(click.slice, direction);
+                self.propagate(click.slice, direction)?;
             }
         }
         // A stop is a slice that came out empty: one that a click has since filled is no stop.
@@ -277,7 +277,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     /// Carries the result of `from` slice by slice in `direction`, up to the next anchor or the
     /// boundary; stops at an empty slice, leaving the rest of that stretch empty.
-    fn propagate(&mut self, from: usize, direction: i8) {
+    fn propagate(&mut self, from: usize, direction: i8) -> Result<(), SegmentError> {
         let stretch = self.reach(from, direction);
         self.stops.retain(|s| s.direction != direction || !(s.empty_slice == from || stretch.contains(&s.empty_slice)));
         let mut current = from;
@@ -288,34 +288,36 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                     self.states.remove(s);
                     self.guard_events.remove(s);
                 }
-                return;
+                return Ok(());
             }
-            self.carry_to(current, next, direction);
+            self.carry_to(current, next, direction)?;
             current = next;
         }
+        Ok(())
     }
 
     /// Carries the result of `from` in `direction` over the slices that hold no mask (never
     /// reached, or past a stop), up to the first slice that holds one, the next anchor or the
     /// boundary; stops at an empty result.
-    fn fill_empty(&mut self, from: usize, direction: i8) {
+    fn fill_empty(&mut self, from: usize, direction: i8) -> Result<(), SegmentError> {
         let mut current = from;
         for next in self.reach(from, direction) {
             if is_empty(&self.states[&current].mask) && self.carry_prompt(current).is_none() {
                 self.stops.push(Stop { direction, empty_slice: current });
-                return;
+                return Ok(());
             }
             if self.states.get(&next).is_some_and(|s| !is_empty(&s.mask)) {
-                return;
+                return Ok(());
             }
-            self.carry_to(current, next, direction);
+            self.carry_to(current, next, direction)?;
             current = next;
         }
+        Ok(())
     }
 
     /// Decodes `next` from the result of its neighbour `from` in the carry's form, plus the clicks
     /// stored on `next`; then the guards, when on, judge it.
-    fn carry_to(&mut self, from: usize, next: usize, direction: i8) {
+    fn carry_to(&mut self, from: usize, next: usize, direction: i8) -> Result<(), SegmentError> {
         let mut prompt =
             SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
         let low_res = match self.carry_prompt(from) {
@@ -326,7 +328,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             }
             None => None,
         };
-        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref());
+        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref())?;
         self.guard_events.remove(&next);
         let state = match self.guard {
             Some(guard)
@@ -337,6 +339,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             _ => state,
         };
         self.states.insert(next, state);
+        Ok(())
     }
 
     /// The guards' verdict on the carried slice `next` (guard.rs): the state kept, and the event
@@ -417,8 +420,13 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     /// Decodes one slice: the prompt's points and box (slice coordinates), plus a low-resolution
     /// binary mask prompt when given.
-    fn decode(&mut self, slice: usize, prompt: &SlicePrompt, low_res_mask: Option<&Tensor>) -> SliceState {
-        self.decode_with_logits(slice, prompt, low_res_mask).0
+    fn decode(
+        &mut self,
+        slice: usize,
+        prompt: &SlicePrompt,
+        low_res_mask: Option<&Tensor>,
+    ) -> Result<SliceState, SegmentError> {
+        Ok(self.decode_with_logits(slice, prompt, low_res_mask)?.0)
     }
 
     /// Mask `channel` of (1, 4, M, M) low-resolution logits on the slice grid, 0/1.
@@ -440,7 +448,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         slice: usize,
         prompt: &SlicePrompt,
         low_res_mask: Option<&Tensor>,
-    ) -> (SliceState, Tensor) {
+    ) -> Result<(SliceState, Tensor), SegmentError> {
+        // Encoded now if the propagation is the first to reach it: the encoder's time, not the decoder's.
+        let embedding = self.session.embedding(slice)?;
         let t0 = Instant::now();
         let sam = self.session.sam;
         let geo = &self.session.geometry;
@@ -448,7 +458,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if let Some(m) = low_res_mask {
             batch.masks = Some(m.shallow_clone());
         }
-        let pred = sam.decode(&self.session.embedding(slice), &batch);
+        let pred = sam.decode(&embedding, &batch);
         let iou: Vec<f32> = Vec::try_from(pred.iou.to_device(tch::Device::Cpu).flatten(0, -1)).expect("float IoU");
         let plane = |channel: i64| self.plane(&pred.low_res_logits, channel);
         let (chosen, mask) = match (self.choice, self.reference) {
@@ -469,7 +479,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.decoded_slices += 1;
         #[cfg(test)]
         self.decode_order.push(slice);
-        (SliceState { low_res, mask, iou: iou.try_into().expect("4 masks"), chosen }, pred.low_res_logits)
+        Ok((SliceState { low_res, mask, iou: iou.try_into().expect("4 masks"), chosen }, pred.low_res_logits))
     }
 
     /// The 3D mask on the volume's grid (0/1).
@@ -535,6 +545,7 @@ mod tests {
     use super::*;
     use crate::model::{ModelConfig, Sam};
     use crate::prompt::BoxPrompt;
+    use crate::segment::EncodeOptions;
     use crate::volume::Volume;
 
     const FULL: f64 = 1.0;
@@ -660,5 +671,48 @@ mod tests {
         reference.start(5, &boxed()).unwrap();
         assert_eq!(reference.decode_order, vec![5, 6, 7, 8, 4, 3, 2]);
         assert!(reference.stops().is_empty());
+    }
+
+    #[test]
+    fn slices_are_encoded_when_the_propagation_first_reaches_them_and_never_twice() {
+        let (sam, volume) = (stub_model(), volume());
+        let lazy = |batch, deadline, progress| {
+            let options = EncodeOptions { batch, deadline, progress, ..Default::default() };
+            VolumeSession::lazy(&sam, &volume, (LO, HI), options).unwrap()
+        };
+        // A propagation that stops on its first slice encodes that slice alone.
+        set_answer(&sam, EMPTY);
+        let session = lazy(1, None, None);
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        seg.start(5, &boxed()).unwrap();
+        assert_eq!((session.encoded_slices(), seg.stops().len()), (1, 2));
+        // A click beyond the stop encodes what it reaches: 7 and 8 onward, 6 back towards the prompt.
+        set_answer(&sam, FULL);
+        seg.add_click(click(7)).unwrap();
+        assert_eq!(session.encoded_slices(), 4);
+        // Batches run ahead of the front in its direction of travel, within the session: up from
+        // 5 (5, 6, 7), the last one up (8), then down from 4 (4, 3, 2).
+        let reports = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let sink = reports.clone();
+        let session = lazy(3, None, Some(Box::new(move |d, n| sink.borrow_mut().push((d, n)))));
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        seg.start(5, &boxed()).unwrap();
+        assert_eq!(*reports.borrow(), vec![(3, 7), (4, 7), (7, 7)]);
+        assert_eq!(session.encoded_slices(), 7);
+        // Another object's session on the same store (restrict) finds its slices filled.
+        let other = session.restrict((LO, 4)).unwrap();
+        let mut seg = Segmenter::new(&other, Carry::Mask, MaskChoice::Primary, None);
+        seg.start(3, &boxed()).unwrap();
+        assert_eq!((other.encoded_slices(), reports.borrow().len()), (7, 3), "nothing encoded again");
+        // A job past its time budget stops before its next batch, with the stage in the error.
+        let past = Some(Instant::now());
+        let late = lazy(1, past, None);
+        let mut seg = Segmenter::new(&late, Carry::Mask, MaskChoice::Primary, None);
+        let err = seg.start(5, &boxed()).unwrap_err();
+        assert!(
+            matches!(&err, SegmentError::DeadlinePassed { stage } if stage == "encoding (0 of 7 slices done)"),
+            "{err}"
+        );
+        assert_eq!(late.encoded_slices(), 0);
     }
 }

@@ -249,7 +249,7 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
         "objects": evaluations,
         "timing": {
             "object_label": value, "slices": hi - lo + 1, "prompted_slice": start,
-            "encode_seconds": session.encode_seconds, "propagate_seconds": propagate_seconds,
+            "encode_seconds": session.encode_seconds(), "propagate_seconds": propagate_seconds,
             "reference": reference,
         },
     });

@@ -578,7 +578,7 @@ fn run_unit(
             })
             .map_err(radsam::error::with_code)?;
         speed.encoded_slices = n;
-        speed.encode_seconds = session.encode_seconds;
+        speed.encode_seconds = session.encode_seconds();
         for (k, (id, truth, _, _)) in objects.iter().enumerate() {
             let class = case.class_name(*id);
             bar.set_message(format!("{}: {class} ({}/{})", case.name, k + 1, objects.len()));
