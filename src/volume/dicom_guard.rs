@@ -121,6 +121,21 @@ fn walk(c: &mut Cursor, explicit: bool, meta_only: bool) -> Result<Option<String
         }
         // Items, sequences and other undefined lengths: their content is walked as elements in turn.
         if is_delimiter || sequence || len == UNDEFINED {
+            // A sequence (or an element read as one) holds items: its content starts with an item
+            // or ends at once. dicom-rs reads anything else there in its own way: a 1 KB file with
+            // an unknown tag of undefined length followed by a plain element made it reserve 4 GB
+            // (fuzz/RESULTS.md finding 7).
+            if !is_delimiter && len != 0 {
+                let at = c.pos;
+                let next = (c.u16()?, c.u16()?);
+                c.pos = at;
+                if next.0 != 0xFFFE || !matches!(next.1, 0xE000 | 0xE0DD) {
+                    return Err(format!(
+                        "element {tag} at byte {start} is read as a sequence but holds no item ({})",
+                        Tag(next.0, next.1)
+                    ));
+                }
+            }
             continue;
         }
         if len as usize > c.remaining() {
@@ -238,6 +253,36 @@ mod tests {
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz_regressions/dicom_undefined_length_string/f0.dcm");
         let found = std::fs::read(path).unwrap();
         assert!(check_declared_lengths(&found).unwrap_err().contains("undefined length"));
+    }
+
+    #[test]
+    fn a_sequence_must_hold_items() {
+        let implicit = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2\0");
+        let undefined_then = |tag: (u16, u16), next: &[u8]| {
+            let mut e = Vec::new();
+            e.extend(tag.0.to_le_bytes());
+            e.extend(tag.1.to_le_bytes());
+            e.extend(0xFFFF_FFFFu32.to_le_bytes());
+            e.extend(next);
+            e
+        };
+        let item = [0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+        let plain = [0x28, 0x00, 0x10, 0x00, 2, 0, 0, 0, 0, 2];
+        // An unknown tag of undefined length (read as a sequence) holding an item passes; holding
+        // a plain element it is refused.
+        assert!(check_declared_lengths(&file(&[implicit.clone()], &[undefined_then((0x0028, 0xFD04), &item)])).is_ok());
+        let err = check_declared_lengths(&file(&[implicit.clone()], &[undefined_then((0x0028, 0xFD04), &plain)]))
+            .unwrap_err();
+        assert!(err.contains("holds no item"), "{err}");
+        // A real sequence too.
+        assert!(
+            check_declared_lengths(&file(&[implicit.clone()], &[undefined_then((0x0008, 0x1140), &plain)])).is_err()
+        );
+        // The fuzzer's input: refused before dicom-rs reserves 4 GB for it.
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz_regressions/dicom_unknown_tag_without_items/f0.dcm");
+        let found = std::fs::read(path).unwrap();
+        assert!(check_declared_lengths(&found).unwrap_err().contains("holds no item"));
     }
 
     #[test]
