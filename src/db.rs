@@ -193,8 +193,8 @@ impl Db {
     ) -> Result<Claim, DbError> {
         let job_id = job.job_id.as_str();
         let row = sqlx::query(
-            "INSERT INTO jobs (job_id, correlation_id, volume_uri, requested_model, priority, status, attempts, worker, payload, started_at, queue_lag_s)
-             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7::jsonb, now(), $8)
+            "INSERT INTO jobs (job_id, correlation_id, volume_uri, requested_model, priority, status, attempts, worker, payload, started_at, queue_lag_s, parent_job_id)
+             VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $7::jsonb, now(), $8, $9)
              ON CONFLICT (job_id) DO UPDATE SET status = 'running', attempts = jobs.attempts + 1, worker = EXCLUDED.worker,
                  started_at = now(), error_code = NULL, error_message = NULL
              WHERE jobs.status NOT IN ('succeeded', 'failed')
@@ -208,6 +208,7 @@ impl Db {
         .bind(worker)
         .bind(message)
         .bind(queue_lag)
+        .bind(job.parent_job_id.as_deref())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {
@@ -316,8 +317,10 @@ impl Db {
         }
         for t in targets {
             sqlx::query(
-                "INSERT INTO results (job_id, label, mask_uri, labels_uri, seg_uri, voxels, volume_ml, reference_ml, dice, carry, initial_slice, first_slice, last_slice, clicks_applied, model_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                "INSERT INTO results (job_id, label, mask_uri, labels_uri, seg_uri, voxels, volume_ml, reference_ml, dice, carry, initial_slice, first_slice, last_slice, clicks_applied, model_version, revision)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     1 + coalesce((SELECT r.revision FROM results r JOIN jobs j ON r.job_id = j.parent_job_id
+                                   WHERE j.job_id = $1 AND r.label = $2), 0))",
             )
             .bind(job_id)
             .bind(&t.label)
@@ -418,6 +421,50 @@ impl Db {
     }
 
     /// The per-organ rows of the given jobs (all jobs when empty), as the organ_volumes view has them.
+    /// The status and stored job (complete: a revision is stored completed) of `job_id`, if
+    /// there is such a job: what a correction naming it as its parent is completed from.
+    pub async fn job_payload(&self, job_id: &str) -> Result<Option<(String, Value)>, DbError> {
+        let row = sqlx::query("SELECT status, payload FROM jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// The chain of revisions that ends at `job_id`: each target's results from the first job
+    /// down to this one, oldest first (a job's own results follow its parent's).
+    pub async fn history(&self, job_id: &str) -> Result<Vec<Revision>, DbError> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE chain(job_id, parent_job_id, depth) AS (
+                 SELECT job_id, parent_job_id, 0 FROM jobs WHERE job_id = $1
+                 UNION ALL
+                 SELECT j.job_id, j.parent_job_id, c.depth + 1 FROM jobs j JOIN chain c ON j.job_id = c.parent_job_id
+                 WHERE c.depth < 10000
+             )
+             SELECT c.job_id, c.parent_job_id, r.label, r.revision, r.clicks_applied, r.volume_ml, r.dice, r.mask_uri,
+                    to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+             FROM chain c JOIN results r ON r.job_id = c.job_id JOIN jobs j ON j.job_id = c.job_id
+             ORDER BY r.label, c.depth DESC",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Revision {
+                job_id: r.get(0),
+                parent_job_id: r.get(1),
+                label: r.get(2),
+                revision: r.get(3),
+                clicks_applied: r.get(4),
+                volume_ml: r.get(5),
+                dice: r.get(6),
+                mask_uri: r.get(7),
+                finished_at: r.get::<Option<String>, _>(8).unwrap_or_default(),
+            })
+            .collect())
+    }
+
     pub async fn organ_volumes(&self, job_ids: &[String]) -> Result<Vec<OrganVolume>, DbError> {
         let rows = sqlx::query(
             "SELECT job_id, coalesce(study, ''), organ, volume_ml, voxels, dice, model_version, mask_uri FROM organ_volumes
@@ -440,6 +487,20 @@ impl Db {
             })
             .collect())
     }
+}
+
+/// One revision of one target: a row of `radsam results --history`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Revision {
+    pub job_id: String,
+    pub parent_job_id: Option<String>,
+    pub label: String,
+    pub revision: i32,
+    pub clicks_applied: i32,
+    pub volume_ml: f64,
+    pub dice: Option<f64>,
+    pub mask_uri: String,
+    pub finished_at: String,
 }
 
 /// A row of the organ_volumes view.

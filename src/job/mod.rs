@@ -1,8 +1,9 @@
-//! Jobs: the schema (what is asked), the processing function (job -> masks and results), and
-//! staged output writing. The CLI and the queue worker share all three.
+//! Jobs: the schema (what is asked), revisions (a correction completed from the job it corrects),
+//! the processing function (job -> masks and results), and staged output writing. The CLI and the queue worker share all three.
 
 mod output;
 mod process;
+pub mod revision;
 mod schema;
 pub mod text;
 

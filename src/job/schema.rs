@@ -31,6 +31,10 @@ pub struct Job {
     /// 0 (lowest) to 9; used by the queue.
     #[serde(default)]
     pub priority: u8,
+    /// The job this one corrects (a revision, issue #20): the worker completes this job from its
+    /// parent's (revision.rs), so a correction may name only what changes, e.g. one more click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_job_id: Option<String>,
     pub targets: Vec<Target>,
 }
 
@@ -120,6 +124,8 @@ pub enum JobError {
     EmptyJobId,
     #[error("job_id {0:?} is not usable as a storage key (1-128 letters, digits, _ - . : only)")]
     BadJobId(String),
+    #[error("parent_job_id {0:?} names no other job (1-128 letters, digits, _ - . : only, not the job itself)")]
+    BadParent(String),
     #[error("the job has no targets")]
     NoTargets,
     #[error("target {index}: label is empty or not a safe file name ({label:?}: letters, digits, _ - . only)")]
@@ -153,6 +159,7 @@ impl crate::error::Coded for JobError {
             Self::SchemaVersion { .. } => "JOB_SCHEMA_VERSION",
             Self::EmptyJobId => "JOB_EMPTY_ID",
             Self::BadJobId(_) => "JOB_BAD_ID",
+            Self::BadParent(_) => "JOB_PARENT_INVALID",
             Self::NoTargets => "JOB_NO_TARGETS",
             Self::BadLabel { .. } => "JOB_BAD_LABEL",
             Self::DuplicateLabel(_) => "JOB_DUPLICATE_LABEL",
@@ -166,6 +173,11 @@ impl crate::error::Coded for JobError {
             Self::TooManySlices { .. } => "JOB_LIMIT_SLICES",
         }
     }
+}
+
+/// A job id that can name a result folder in S3: a plain key segment.
+fn is_key_safe_id(id: &str) -> bool {
+    id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) && !id.starts_with('.')
 }
 
 /// Text fields come from outside and end up in log lines, PostgreSQL text (which cannot hold NUL)
@@ -210,12 +222,15 @@ impl Job {
             return Err(JobError::EmptyJobId);
         }
         // The id names the job's result folder in S3: keep it a plain key segment.
-        let id_ok = self.job_id.len() <= 128
-            && self.job_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
-            && !self.job_id.starts_with('.');
+        let id_ok = is_key_safe_id(&self.job_id);
         if !id_ok {
             // Quoted in the error (escaped by {:?}), so kept short: the id may be megabytes.
             return Err(JobError::BadJobId(self.job_id.chars().take(140).collect()));
+        }
+        if let Some(parent) = &self.parent_job_id {
+            if !is_key_safe_id(parent) || parent == &self.job_id {
+                return Err(JobError::BadParent(parent.chars().take(140).collect()));
+            }
         }
         if self.priority > 9 {
             return Err(JobError::Priority(self.priority));

@@ -16,12 +16,20 @@ use lapin::Channel;
 use radsam::db::{Claim, StageTimes, TargetRow};
 use radsam::error::Coded;
 use radsam::job::text::printable;
-use radsam::job::{Job, JobResult, ProcessError, ProcessOptions, TargetResult};
+use radsam::job::{revision, Job, JobResult, ProcessError, ProcessOptions, TargetResult};
 use radsam::storage::join_uri;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn, Instrument};
+
+/// Why a delivery goes no further than its parent job.
+enum Refusal {
+    /// The database could not say (down): the delivery goes back to the queue.
+    Retry(Failure),
+    /// Not a job that can run (its parent missing, failed, unfinished): recorded, dead-lettered.
+    Reject { body: String, code: String, message: String },
+}
 
 /// What a processed job produced: where its masks are, its rows, its event and its stage times.
 struct JobOutputs {
@@ -45,6 +53,17 @@ impl Worker {
             return self.reject_invalid(delivery, events, &head, e.code(), &e.to_string()).await;
         }
         let body = String::from_utf8_lossy(&delivery.data).into_owned();
+        // A correction that names its parent is completed from it first (revision.rs).
+        let body = match self.complete_revision(body).await {
+            Ok(body) => body,
+            Err(Refusal::Retry(f)) => {
+                warn!(code = f.code(), "cannot read the parent job: {}", f.message());
+                return self.requeue(delivery).await;
+            }
+            Err(Refusal::Reject { body, code, message }) => {
+                return self.reject_invalid(delivery, events, &body, &code, &message).await
+            }
+        };
         let job = match Job::parse(&body, &self.config.job_limits) {
             Ok(job) => job,
             Err(e) => return self.reject_invalid(delivery, events, &body, e.code(), &e.to_string()).await,
@@ -54,6 +73,28 @@ impl Worker {
         let outcome = self.run_job(delivery, events, &job, &body, lag, started).instrument(span).await;
         self.metrics.job_seconds.observe(started.elapsed().as_secs_f64());
         outcome
+    }
+
+    /// `body` completed from the job it names as its parent, or as it is when it names none (or
+    /// is not even JSON: parsing says so next).
+    async fn complete_revision(&self, body: String) -> Result<String, Refusal> {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&body) else { return Ok(body) };
+        let Some(parent) = revision::parent_of(&message) else { return Ok(body) };
+        let stored = self
+            .retry("reading the parent job", || async { Ok::<_, Failure>(self.db.job_payload(parent).await?) })
+            .await;
+        let completed = match stored {
+            Ok(Some((status, payload))) => revision::complete(parent, &status, &payload, &message),
+            Ok(None) => Err(revision::ParentError::NotFound(parent.to_string())),
+            Err(f) if f.is_transient() => return Err(Refusal::Retry(f)),
+            Err(f) => {
+                return Err(Refusal::Reject { code: f.code().to_string(), message: f.message().to_string(), body })
+            }
+        };
+        match completed {
+            Ok(job) => Ok(job.to_string()),
+            Err(e) => Err(Refusal::Reject { code: e.code().to_string(), message: e.to_string(), body }),
+        }
     }
 
     async fn run_job(

@@ -89,14 +89,46 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     let attempts: Vec<i32> = world.query("SELECT attempts FROM jobs WHERE job_id = $1", "job-flow");
     assert_eq!(attempts, vec![1]);
 
-    // A correction (the dashboard resubmits the job with a click): its 20 slices come from the
-    // worker's embedding cache, none is encoded again, and /metrics says so.
+    // A correction (the dashboard sends one more click as a revision of the job, naming only
+    // what changes): completed from its parent, its 20 slices come from the worker's embedding
+    // cache, none is encoded again, and /metrics says so.
     assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"miss\"}"), 20.0);
-    let mut fix: Value = serde_json::from_str(&spleen_job("job-flow-fix", 19, 0)).unwrap();
-    fix["targets"][0]["correction_clicks"] = json!([{"slice": 8, "x": 340, "y": 310, "positive": true}]);
+    let fix = json!({"schema_version": 1, "job_id": "job-flow-fix", "parent_job_id": "job-flow",
+        "targets": [{"label": "spleen", "correction_clicks": [{"slice": 8, "x": 340, "y": 310, "positive": true}]}]});
     world.submit(&fix.to_string());
     world.wait_status("job-flow-fix", &["succeeded", "failed"], 120, &mut [&mut worker]);
     assert_eq!(world.status("job-flow-fix").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    let stored: Vec<Value> = world.query("SELECT payload FROM jobs WHERE job_id = $1", "job-flow-fix");
+    assert_eq!(stored[0]["volume_uri"], "s3://scans/ct/", "the parent's volume and prompts: {}", stored[0]);
+    assert_eq!(stored[0]["targets"][0]["boundaries"], json!({"top": 19, "bottom": 0}));
+    let revision: Vec<i32> = world.query("SELECT revision FROM results WHERE job_id = $1", "job-flow-fix");
+    let clicks: Vec<i32> = world.query("SELECT clicks_applied FROM results WHERE job_id = $1", "job-flow-fix");
+    assert_eq!((revision, clicks), (vec![2], vec![1]), "the spleen's second revision, with its click");
+    let radsam = Path::new(env!("CARGO_BIN_EXE_radsam-worker")).with_file_name("radsam");
+    let history = Command::new(&radsam)
+        .args(["results", "--history", "job-flow-fix"])
+        .env("DATABASE_URL", &world.database_url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    let chain: Vec<(&str, &str)> =
+        text.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()).map(|w| (w[1], w[2])).collect();
+    assert_eq!(chain, vec![("1", "job-flow"), ("2", "job-flow-fix")], "{text}");
+    // A correction of a job that does not exist: recorded with its code, dead-lettered.
+    world.submit(
+        &json!({"schema_version": 1, "job_id": "job-orphan", "parent_job_id": "job-none", "targets": []}).to_string(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let codes = loop {
+        let codes: Vec<String> =
+            world.query("SELECT error_code FROM rejected_messages WHERE job_id = $1", "job-orphan");
+        if !codes.is_empty() || Instant::now() > deadline {
+            break codes;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(codes, vec!["JOB_PARENT_NOT_FOUND".to_string()], "{}", worker.log_tail());
+    world.drain(&events);
     assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"hit\"}"), 20.0);
     assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"miss\"}"), 20.0, "no new miss");
     assert!(worker.metric("radsam_embedding_cache_stored_bytes") >= 20.0 * 2.0 * 1024.0 * 1024.0);

@@ -17,6 +17,10 @@ pub struct ResultsArgs {
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// The chain of revisions that ends at this job (each correction and the job it corrects,
+    /// back to the first), per target, oldest first.
+    #[arg(long, value_name = "JOB_ID", conflicts_with = "job_ids")]
+    history: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -36,6 +40,9 @@ pub fn migrate(args: MigrateArgs) -> Result<()> {
 pub fn results(args: ResultsArgs) -> Result<()> {
     let rt = crate::services::runtime()?;
     let db = crate::services::db(&args.services, &rt)?;
+    if let Some(id) = &args.history {
+        return rt.block_on(history(&db, id, args.json));
+    }
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(args.wait);
         let mut failed = Vec::new();
@@ -139,4 +146,31 @@ async fn queue_state(amqp_url: &str, queue: &str) -> Result<(u32, u32), lapin::E
     let _ = connection.close(200, "done").await;
     let q = q?;
     Ok((q.message_count(), q.consumer_count()))
+}
+
+/// `radsam results --history JOB_ID`: one line per revision of each target.
+async fn history(db: &radsam::db::Db, job_id: &str, json: bool) -> Result<()> {
+    let rows = db.history(job_id).await.map_err(radsam::error::with_code)?;
+    if rows.is_empty() {
+        bail!("no results for {job_id} (not finished, failed, or no such job: `radsam results {job_id}` says which)");
+    }
+    if json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>8} {:<28} {:<28} {:>6} {:>10} {:>7}  finished (UTC)",
+        "target", "revision", "job", "corrects", "clicks", "volume mL", "Dice"
+    );
+    for r in &rows {
+        let dice = r.dice.map(|d| format!("{d:.3}")).unwrap_or_else(|| "-".into());
+        let parent = r.parent_job_id.as_deref().unwrap_or("-");
+        println!(
+            "{:<16} {:>8} {:<28} {:<28} {:>6} {:>10.1} {:>7}  {}",
+            r.label, r.revision, r.job_id, parent, r.clicks_applied, r.volume_ml, dice, r.finished_at
+        );
+    }
+    Ok(())
 }

@@ -117,6 +117,7 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
         series_instance_uid: args.series_uid.clone(),
         model_version: None,
         priority: 0,
+        parent_job_id: None,
         targets: vec![Target {
             label: args.target_name.clone(),
             initial_prompt: InitialPrompt {
