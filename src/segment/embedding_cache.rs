@@ -18,6 +18,11 @@
 //! **Bound.** The folder is kept under `max_bytes`: when a write takes it over, the least recently
 //! used entries (file modification time, refreshed on every hit) go first, down to 90%.
 //!
+//! **Second tier.** Optionally a [`RemoteTier`] (the worker's: a prefix of the S3 store) is read on
+//! a local miss and written behind every local store, so any worker can pick up what another one
+//! encoded. What comes from it is checked like a local entry before it is kept and used. A tier
+//! that fails is left alone for a minute (a store that is down must not cost every slice a timeout).
+//!
 //! A session that uses the cache rounds fresh embeddings through half precision as well, so the
 //! first (cold) run of a job and every later (warm) run return the same masks to the voxel.
 
@@ -50,7 +55,22 @@ pub struct CacheStats {
     pub bytes_written: AtomicU64,
     /// Bytes in the folder as this process last counted them.
     pub stored_bytes: AtomicU64,
+    /// Local misses found in the second tier (counted as hits too).
+    pub remote_hits: AtomicU64,
+    /// Reads of the second tier that failed (store down, refused).
+    pub remote_errors: AtomicU64,
 }
+
+/// The cache's second tier, shared by every worker: entries by name (`<hex key>.emb`).
+pub trait RemoteTier: Send + Sync + std::fmt::Debug {
+    /// The entry's bytes, None when the tier has no such entry.
+    fn fetch(&self, name: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Stores the entry; may return before the upload is done (a failure is the tier's to report).
+    fn store(&self, name: &str, bytes: Vec<u8>);
+}
+
+/// How long a failed second tier is left alone.
+const REMOTE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where an embedding lives: SHA-256 of the encoder, the input transform and the slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +140,9 @@ pub struct EmbeddingCache {
     evicting: Mutex<()>,
     /// Names temporary files uniquely within this process.
     sequence: AtomicU64,
+    remote: Option<Box<dyn RemoteTier>>,
+    /// Until when the second tier is not asked (after a failure).
+    remote_paused_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl EmbeddingCache {
@@ -130,8 +153,15 @@ impl EmbeddingCache {
         fs::create_dir_all(&dir).map_err(unusable)?;
         // A folder it cannot write to is no cache: say so now, not at every job.
         tempfile::NamedTempFile::new_in(&dir).map_err(unusable)?;
-        let cache =
-            Self { dir, max_bytes, stats: Arc::default(), evicting: Mutex::new(()), sequence: AtomicU64::new(0) };
+        let cache = Self {
+            dir,
+            max_bytes,
+            stats: Arc::default(),
+            evicting: Mutex::new(()),
+            sequence: AtomicU64::new(0),
+            remote: None,
+            remote_paused_until: Mutex::new(None),
+        };
         let stored: u64 = cache.entries().iter().map(|e| e.bytes).sum();
         cache.stats.stored_bytes.store(stored, Ordering::Relaxed);
         Ok(cache)
@@ -159,6 +189,28 @@ impl EmbeddingCache {
         Self::open(dir, max_mb * 1024 * 1024).map(Some)
     }
 
+    /// The same cache with a second tier behind it.
+    pub fn with_remote(mut self, remote: Box<dyn RemoteTier>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The second tier, unless it failed within the last minute.
+    fn remote(&self) -> Option<&dyn RemoteTier> {
+        let paused = self.remote_paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        match *paused {
+            Some(until) if std::time::Instant::now() < until => None,
+            _ => self.remote.as_deref(),
+        }
+    }
+
+    fn remote_failed(&self, why: &str) {
+        self.stats.remote_errors.fetch_add(1, Ordering::Relaxed);
+        eprintln!("warning: the embedding cache's second tier failed ({why}); not asked again for a minute");
+        *self.remote_paused_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now() + REMOTE_BACKOFF);
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -172,8 +224,11 @@ impl EmbeddingCache {
     }
 
     fn path(&self, key: &SliceKey) -> PathBuf {
-        let hex = key.hex();
-        self.dir.join(&hex[..2]).join(format!("{hex}.{ENTRY_EXT}"))
+        self.dir.join(&key.hex()[..2]).join(self.name(key))
+    }
+
+    fn name(&self, key: &SliceKey) -> String {
+        format!("{}.{ENTRY_EXT}", key.hex())
     }
 
     /// The embedding stored under `key`, (shape) in half precision on the CPU, if there is a
@@ -182,10 +237,7 @@ impl EmbeddingCache {
         let path = self.path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(_) => {
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
+            Err(_) => return self.get_remote(key, shape),
         };
         match decode_entry(&bytes, shape) {
             Ok(payload) => {
@@ -215,6 +267,48 @@ impl EmbeddingCache {
         }
     }
 
+    /// A local miss asked of the second tier: a sound entry there is kept locally and used.
+    fn get_remote(&self, key: &SliceKey, shape: &[i64]) -> Option<Tensor> {
+        let miss = || {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        let Some(remote) = self.remote() else { return miss() };
+        let name = self.name(key);
+        let bytes = match remote.fetch(&name) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return miss(),
+            Err(why) => {
+                self.remote_failed(&why);
+                return miss();
+            }
+        };
+        let payload = match decode_entry(&bytes, shape) {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("warning: the second tier's embedding {name} is unusable ({why}); recomputing");
+                self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                return miss();
+            }
+        };
+        let tensor = Tensor::from_data_size(payload, shape, Kind::Half);
+        if self.write_atomically(&self.path(key), &bytes).is_ok() {
+            self.note_stored(bytes.len() as u64);
+        }
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        self.stats.remote_hits.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Some(tensor)
+    }
+
+    /// Counts `bytes` more in the folder, evicting when that passes the bound.
+    fn note_stored(&self, bytes: u64) {
+        let stored = self.stats.stored_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if stored > self.max_bytes {
+            self.evict();
+        }
+    }
+
     /// Stores `embedding` (any kind and device; kept in half precision) under `key`. A cache that
     /// cannot write (a full disk) only warns: the job it serves goes on without it.
     pub fn put(&self, key: &SliceKey, embedding: &Tensor) {
@@ -229,9 +323,9 @@ impl EmbeddingCache {
             return;
         }
         self.stats.bytes_written.fetch_add(entry.len() as u64, Ordering::Relaxed);
-        let stored = self.stats.stored_bytes.fetch_add(entry.len() as u64, Ordering::Relaxed) + entry.len() as u64;
-        if stored > self.max_bytes {
-            self.evict();
+        self.note_stored(entry.len() as u64);
+        if let Some(remote) = self.remote() {
+            remote.store(&self.name(key), entry);
         }
     }
 
@@ -475,6 +569,59 @@ mod tests {
         fs::write(shard.join(".tmp-99999-0"), &encode_entry(&[2], &[0; 4])[..10]).unwrap();
         assert!(cache.get(&key(8), &[2]).is_none());
         assert_eq!(cache.entries().len(), 1, "the temporary file is not an entry");
+    }
+
+    /// A second tier in memory, that can be made to fail.
+    #[derive(Debug, Default)]
+    struct MemoryTier {
+        entries: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+        down: std::sync::atomic::AtomicBool,
+        reads: AtomicU64,
+    }
+
+    #[derive(Debug)]
+    struct Shared(Arc<MemoryTier>);
+
+    impl RemoteTier for Shared {
+        fn fetch(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+            self.0.reads.fetch_add(1, Ordering::Relaxed);
+            if self.0.down.load(Ordering::Relaxed) {
+                return Err("connection refused".into());
+            }
+            Ok(self.0.entries.lock().unwrap().get(name).cloned())
+        }
+        fn store(&self, name: &str, bytes: Vec<u8>) {
+            self.0.entries.lock().unwrap().insert(name.to_string(), bytes);
+        }
+    }
+
+    #[test]
+    fn a_second_tier_serves_another_workers_entries_checked_and_a_failing_one_is_left_alone() {
+        let tier = Arc::new(MemoryTier::default());
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = EmbeddingCache::open(a_dir.path(), 1 << 30).unwrap().with_remote(Box::new(Shared(tier.clone())));
+        let b = EmbeddingCache::open(b_dir.path(), 1 << 30).unwrap().with_remote(Box::new(Shared(tier.clone())));
+        let t = Tensor::arange(64, (Kind::Float, tch::Device::Cpu));
+        a.put(&key(1), &t);
+        // Worker b has never seen it: the tier has, and b keeps it locally from then on.
+        assert!(b.get(&key(1), &[64]).is_some());
+        assert_eq!(b.stats().remote_hits.load(Ordering::Relaxed), 1);
+        assert!(b.path(&key(1)).exists(), "kept in b's own folder");
+        let reads = tier.reads.load(Ordering::Relaxed);
+        assert!(b.get(&key(1), &[64]).is_some());
+        assert_eq!(tier.reads.load(Ordering::Relaxed), reads, "a local hit does not ask the tier");
+        // A damaged entry in the tier is not used.
+        a.put(&key(2), &t);
+        tier.entries.lock().unwrap().values_mut().for_each(|v| *v.last_mut().unwrap() ^= 1);
+        assert!(b.get(&key(2), &[64]).is_none());
+        assert!(!b.path(&key(2)).exists());
+        // A tier that fails is asked once, then left alone: the next misses cost nothing.
+        tier.down.store(true, Ordering::Relaxed);
+        let reads = tier.reads.load(Ordering::Relaxed);
+        assert!(b.get(&key(3), &[64]).is_none());
+        assert!(b.get(&key(4), &[64]).is_none());
+        assert_eq!(tier.reads.load(Ordering::Relaxed), reads + 1);
+        assert_eq!(b.stats().remote_errors.load(Ordering::Relaxed), 1);
     }
 
     #[test]

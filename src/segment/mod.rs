@@ -13,7 +13,9 @@ mod propagate;
 mod session;
 mod slice_level;
 
-pub use embedding_cache::{CacheConfigError, CacheStats, EmbeddingCache, DEFAULT_MAX_MB as DEFAULT_EMBEDDING_CACHE_MB};
+pub use embedding_cache::{
+    CacheConfigError, CacheStats, EmbeddingCache, RemoteTier, DEFAULT_MAX_MB as DEFAULT_EMBEDDING_CACHE_MB,
+};
 pub use guard::{GuardEvent, GuardReason, GuardSettings};
 pub use propagate::{Carry, Segmenter, SliceState, Stop};
 pub use session::{EncodeOptions, VolumeSession};

@@ -67,6 +67,10 @@ pub struct Config {
     /// Bound of the embedding cache in MB (least recently used entries go first); 0: off.
     #[arg(long, env = "RADSAM_CACHE_EMBEDDINGS_MB", default_value_t = radsam::segment::DEFAULT_EMBEDDING_CACHE_MB)]
     pub embedding_cache_mb: u64,
+    /// A second tier of the embedding cache in the S3 store (s3://bucket/prefix/), read on a local
+    /// miss and written behind every local store, so any worker picks up another one's work.
+    #[arg(long, env = "RADSAM_CACHE_EMBEDDINGS_S3")]
+    pub embedding_cache_s3: Option<String>,
     /// text or json log lines.
     #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -7,8 +7,10 @@
 //! - `pipeline`: one delivery: parse -> claim -> fetch -> segment -> upload -> commit;
 //! - `settle`: how a delivery ends (ack, requeue, fail and dead-letter), decided by plain functions;
 //! - `event`: the result event the exchange carries and PostgreSQL keeps;
-//! - `models`: loading the model onto its thread; `config`, `telemetry`: flags, metrics, health, logs.
+//! - `models`: loading the model onto its thread; `config`, `telemetry`: flags, metrics, health, logs;
+//! - `cache_tier`: the embedding cache's second tier in the S3 store, shared by all workers.
 
+mod cache_tier;
 pub mod config;
 mod consume;
 pub mod event;

@@ -48,7 +48,7 @@ struct EmbeddingCacheMetrics {
 impl EmbeddingCacheMetrics {
     fn new(registry: &Registry, stats: Arc<CacheStats>) -> Self {
         let events = IntCounterVec::new(
-            Opts::new("radsam_embedding_cache_total", "Embedding cache lookups and removals, by event: hit, miss, corrupt (unusable entry deleted, also a miss), eviction"),
+            Opts::new("radsam_embedding_cache_total", "Embedding cache lookups and removals, by event: hit, miss, corrupt (unusable entry deleted, also a miss), eviction, remote_hit (a local miss found in the S3 tier, also a hit), remote_error (the S3 tier failed; paused a minute)"),
             &["event"],
         )
         .unwrap();
@@ -74,6 +74,8 @@ impl EmbeddingCacheMetrics {
             (self.events.with_label_values(&["miss"]), load(&s.misses)),
             (self.events.with_label_values(&["corrupt"]), load(&s.corrupt)),
             (self.events.with_label_values(&["eviction"]), load(&s.evictions)),
+            (self.events.with_label_values(&["remote_hit"]), load(&s.remote_hits)),
+            (self.events.with_label_values(&["remote_error"]), load(&s.remote_errors)),
             (self.bytes.with_label_values(&["read"]), load(&s.bytes_read)),
             (self.bytes.with_label_values(&["written"]), load(&s.bytes_written)),
         ] {

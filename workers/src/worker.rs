@@ -2,6 +2,7 @@
 //! loop), and the helpers every stage shares: retrying a transient step, publishing a result
 //! event, and swapping the model between jobs.
 
+use crate::cache_tier::S3Tier;
 use crate::config::Config;
 use crate::consume::{requested, Stopped};
 use crate::event::ResultEvent;
@@ -70,9 +71,20 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     // A cache folder this worker cannot use costs time, never jobs: it runs uncached and says so.
     let embedding_cache = match EmbeddingCache::configure(config.embedding_cache.as_deref(), config.embedding_cache_mb)
     {
-        Ok(Some(c)) => {
+        Ok(Some(mut c)) => {
             info!(dir = %c.dir().display(), max_mb = c.max_bytes() >> 20, "embedding cache");
-            *health.embedding_cache.lock().unwrap() = c.dir().display().to_string();
+            let mut description = c.dir().display().to_string();
+            if let Some(base) = &config.embedding_cache_s3 {
+                let storage = Arc::new(Storage::new(&StorageConfig::from_env()));
+                // A store that is down now is the tier's to survive (it pauses), not the start's.
+                if let Err(e) = storage.ensure_bucket(base).await {
+                    warn!("cannot make sure {base} exists yet: [{}] {e}", e.code());
+                }
+                c = c.with_remote(Box::new(S3Tier::new(storage, base, tokio::runtime::Handle::current())));
+                info!(tier = %base, "embedding cache: second tier in the S3 store");
+                description = format!("{description} + {base}");
+            }
+            *health.embedding_cache.lock().unwrap() = description;
             metrics.watch_embedding_cache(c.stats());
             Some(Arc::new(c))
         }

@@ -827,3 +827,57 @@ fn results_tell_a_job_not_yet_taken_its_place_and_its_wait() {
     assert!(finished && !said.contains("not started"), "{said}");
     assert!(worker.terminate().success());
 }
+
+#[test]
+fn a_correction_taken_by_another_worker_reads_its_slices_from_the_s3_tier() {
+    let world = World::new("s3tier");
+    let (a_dir, b_dir) = (world._dir.path().join("cache-a"), world._dir.path().join("cache-b"));
+    let tier = ("RADSAM_CACHE_EMBEDDINGS_S3", "s3://embeddings/tier/");
+    let mut a = world.worker(&[("RADSAM_CACHE_EMBEDDINGS", a_dir.to_str().unwrap()), tier]);
+    world.submit(&spleen_job("job-t", 13, 11));
+    world.wait_status("job-t", &["succeeded", "failed"], 300, &mut [&mut a]);
+    assert_eq!(world.status("job-t").as_deref(), Some("succeeded"), "{}", a.log_tail());
+    assert_eq!(a.metric("radsam_embedding_cache_total{event=\"miss\"}"), 3.0);
+    // Its three slices reach the tier (uploaded behind the job).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scratch = tempfile::tempdir().unwrap();
+        let stored = world
+            .rt
+            .block_on(world.storage.fetch("s3://embeddings/tier/", scratch.path()))
+            .map(|dir| walk_files(&dir).len())
+            .unwrap_or(0);
+        if stored == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stored} entries in the tier: {}", a.log_tail());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(a.terminate().success());
+
+    // Another worker, its own empty disk: the correction's slices come from the tier, none is encoded.
+    let mut b = world.worker(&[("RADSAM_CACHE_EMBEDDINGS", b_dir.to_str().unwrap()), tier]);
+    let fix = json!({"schema_version": 1, "job_id": "job-t-fix", "parent_job_id": "job-t",
+        "targets": [{"label": "spleen", "correction_clicks": [{"slice": 12, "x": 340, "y": 310, "positive": true}]}]});
+    world.submit(&fix.to_string());
+    world.wait_status("job-t-fix", &["succeeded", "failed"], 120, &mut [&mut b]);
+    assert_eq!(world.status("job-t-fix").as_deref(), Some("succeeded"), "{}", b.log_tail());
+    assert_eq!(b.metric("radsam_embedding_cache_total{event=\"remote_hit\"}"), 3.0, "{}", b.log_tail());
+    assert_eq!(b.metric("radsam_embedding_cache_total{event=\"miss\"}"), 0.0);
+    let (_, health) = b.http("/healthz").unwrap();
+    assert!(health.contains("s3://embeddings/tier/"), "{health}");
+    assert!(b.terminate().success());
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
