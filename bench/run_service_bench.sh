@@ -5,8 +5,9 @@
 #              two workers (each with half the cores), all in this one run on this machine;
 #   the product path's encoder: seconds per encoded slice of `radsam bench-model` (the encoder
 #              alone), the PyTorch reference, `radsam segment` and a worker job, side by side;
-#   corrections: one worker with an empty embedding cache runs a job, then the same job with one
-#              more click (issue #20): what a correction costs against the cold job.
+#   corrections: one worker with an empty embedding cache runs a job, then a revision of it with
+#              one more click, then a second worker (empty disk) a further revision from the S3
+#              tier (issue #20): what a correction costs against the cold job.
 # The throughput rows run with the embedding cache off (RADSAM_CACHE_EMBEDDINGS=off): N copies of
 # one job would otherwise be N-1 cache hits.
 # Each job: liver (box + one click) and spleen (box) on the validation DICOM scan, RadSAM, mask carry.
@@ -85,24 +86,38 @@ run_workers() { # NAME WORKERS THREADS_EACH
 run_workers one 1 "$cores"
 run_workers two 2 $((cores / 2 > 0 ? cores / 2 : 1))
 
-# Corrections: one worker, its own empty embedding cache; the job, then the job with one more click.
-RADSAM_CACHE_EMBEDDINGS=$work/embeddings RADSAM_HTTP_ADDR=127.0.0.1:9301 RADSAM_THREADS=$cores RADSAM_DEVICE=cpu \
-  "$bin/radsam-worker" > "$work/worker_fix.log" 2>&1 &
-fix_pid=$!
-until (exec 3<>/dev/tcp/127.0.0.1/9301 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+# Corrections: one worker with its own empty embedding cache (local disk, and a fresh prefix of the
+# S3 tier): the job, then a revision of it with one more click; then a second worker, its own empty
+# disk, takes a further revision: its slices come from the S3 tier.
+tier=s3://radsam-embeddings/bench-$(date +%s)/
+start_fix_worker() { # PORT LOCAL_DIR LOG
+  RADSAM_CACHE_EMBEDDINGS=$2 RADSAM_CACHE_EMBEDDINGS_S3=$tier RADSAM_HTTP_ADDR=127.0.0.1:$1 RADSAM_THREADS=$cores RADSAM_DEVICE=cpu \
+    "$bin/radsam-worker" > "$3" 2>&1 &
+  fix_pid=$!
+  until (exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+}
+cache_metrics() { # PORT OUT
+  (exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) | grep '^radsam_embedding_cache' > "$2" || true
+}
+revision() { # JOB_ID PARENT SLICE X Y
+  echo "{\"schema_version\": 1, \"job_id\": \"$1\", \"parent_job_id\": \"$2\", \"targets\": [{\"label\": \"liver\", \"correction_clicks\": [{\"slice\": $3, \"x\": $4, \"y\": $5, \"positive\": true}]}]}"
+}
+run_one() { # FILE JOB_ID
+  "$bin/radsam" submit - < "$1" > /dev/null
+  "$bin/radsam" results --wait 600 "$2" > "$work/results_$2.txt"
+}
+start_fix_worker 9301 "$work/embeddings-a" "$work/worker_fix_a.log"
 job fix-cold s3://radsam-samples/totalsegmentator/example_ct_dicom/ s3://radsam-samples/totalsegmentator/example_seg_dicom.nii.gz > "$work/job_fix_cold.json"
-"${PYTHON:-python3}" - "$work/job_fix_cold.json" "$work/job_fix_warm.json" <<'PY'
-import json, sys
-job = json.load(open(sys.argv[1]))
-job["job_id"] = "fix-warm"
-job["targets"][0]["correction_clicks"].append({"slice": 12, "x": 160, "y": 260, "positive": True})
-json.dump(job, open(sys.argv[2], "w"))
-PY
-for j in cold warm; do
-  "$bin/radsam" submit - < "$work/job_fix_$j.json" > /dev/null
-  "$bin/radsam" results --wait 600 "fix-$j" > "$work/results_fix_$j.txt"
-done
-(exec 3<>/dev/tcp/127.0.0.1/9301 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) | grep '^radsam_embedding_cache' > "$work/fix_cache_metrics.txt" || true
+revision fix-warm fix-cold 12 160 260 > "$work/job_fix_warm.json"
+run_one "$work/job_fix_cold.json" fix-cold
+run_one "$work/job_fix_warm.json" fix-warm
+cache_metrics 9301 "$work/fix_cache_metrics.txt"
+sleep 2 # the last uploads to the S3 tier run behind the job
+kill -TERM "$fix_pid"; wait "$fix_pid" || true
+start_fix_worker 9302 "$work/embeddings-b" "$work/worker_fix_b.log"
+revision fix-remote fix-warm 14 170 270 > "$work/job_fix_remote.json"
+run_one "$work/job_fix_remote.json" fix-remote
+cache_metrics 9302 "$work/fix_remote_cache_metrics.txt"
 kill -TERM "$fix_pid"; wait "$fix_pid" || true
 
 psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -c "SELECT job_id, worker, fetch_s, decode_s, encode_s, propagate_s, upload_s, commit_s, total_s, queue_lag_s FROM jobs WHERE status = 'succeeded' ORDER BY job_id" > "$work/jobs.csv"
