@@ -5,6 +5,8 @@
 #              two workers (each with half the cores), all in this one run on this machine;
 #   the product path's encoder: seconds per encoded slice of `radsam bench-model` (the encoder
 #              alone), the PyTorch reference, `radsam segment` and a worker job, side by side;
+#   a long object that stops early (bench/make_long_phantom.py): slices encoded against slices in
+#              its boundaries, and the peak memory of the CLI and of a worker;
 #   corrections: one worker with an empty embedding cache runs a job, then a revision of it with
 #              one more click, then a second worker (empty disk) a further revision from the S3
 #              tier (issue #20): what a correction costs against the cold job.
@@ -119,6 +121,24 @@ revision fix-remote fix-warm 14 170 270 > "$work/job_fix_remote.json"
 run_one "$work/job_fix_remote.json" fix-remote
 cache_metrics 9302 "$work/fix_remote_cache_metrics.txt"
 kill -TERM "$fix_pid"; wait "$fix_pid" || true
+
+# A long object that stops early: the tube of bench/make_long_phantom.py (100 slices) prompted on
+# its middle slice with boundaries over the whole 160-slice volume. The CLI (its result.json says
+# what was encoded; /usr/bin/time its peak memory) and a worker (peak memory from /proc: VmHWM).
+"${PYTHON:-python3}" bench/make_long_phantom.py "$work/long_tube.nii.gz"
+"$bin/radsam" upload "$work/long_tube.nii.gz" s3://radsam-samples/long_tube.nii.gz
+long_job() { # ID VOLUME_URI
+  echo "{\"schema_version\": 1, \"job_id\": \"$1\", \"volume_uri\": \"$2\", \"targets\": [{\"label\": \"tube\", \"initial_prompt\": {\"slice\": 80, \"box\": [238, 238, 274, 274]}, \"boundaries\": {\"top\": 159, \"bottom\": 0}}]}"
+}
+long_job long-cli "$work/long_tube.nii.gz" > "$work/job_long_cli.json"
+/usr/bin/time -f "%M" -o "$work/long_cli_rss_kb.txt" "$bin/radsam" segment --device cpu --job "$work/job_long_cli.json" --out "$work/long_out" 2>/dev/null
+RADSAM_HTTP_ADDR=127.0.0.1:9303 RADSAM_THREADS=$cores RADSAM_DEVICE=cpu "$bin/radsam-worker" > "$work/worker_long.log" 2>&1 &
+long_pid=$!
+until (exec 3<>/dev/tcp/127.0.0.1/9303 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+long_job long-worker s3://radsam-samples/long_tube.nii.gz > "$work/job_long_worker.json"
+run_one "$work/job_long_worker.json" long-worker
+grep VmHWM "/proc/$long_pid/status" | awk '{print $2}' > "$work/long_worker_rss_kb.txt"
+kill -TERM "$long_pid"; wait "$long_pid" || true
 
 psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -c "SELECT job_id, worker, fetch_s, decode_s, encode_s, propagate_s, upload_s, commit_s, total_s, queue_lag_s FROM jobs WHERE status = 'succeeded' ORDER BY job_id" > "$work/jobs.csv"
 "${PYTHON:-python3}" bench/service_table.py "$work" "$N" "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores" > bench/results/service_bench.md
