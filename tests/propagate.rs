@@ -219,6 +219,25 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     assert!(mask("out-again") == mask("out"), "a warm run returns the cold run's mask");
     let (cold_s, warm_s) = (result["encode_seconds"].as_f64().unwrap(), warm["encode_seconds"].as_f64().unwrap());
     assert!(warm_s < cold_s / 3.0, "reading 13 embeddings took {warm_s:.2} s, encoding them {cold_s:.2} s");
+    // A damaged entry (one flipped byte in a slice's embedding) is found, deleted and encoded
+    // again: the mask is still the cold run's, bit for bit.
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 13, "one entry per slice");
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x40;
+    std::fs::write(&entries[0], &bytes).unwrap();
+    let repaired = run(&dir.join("job.json"), &dir.join("out-repaired"));
+    let said = String::from_utf8_lossy(&repaired.stderr);
+    assert!(repaired.status.success() && said.contains("is unusable") && said.contains("checksum"), "{said}");
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out-repaired/result.json")).unwrap()).unwrap();
+    assert_eq!((again["encoded_slices"].as_u64(), again["cached_slices"].as_u64()), (Some(1), Some(12)));
+    assert!(mask("out-repaired") == mask("out"), "the recomputed slice gives the cold run's mask");
     let mut corrected = job.clone();
     corrected["targets"][0]["correction_clicks"]
         .as_array_mut()
