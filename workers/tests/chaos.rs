@@ -10,7 +10,6 @@
 //! CHAOS_S3_OUTAGE_SECONDS (30), CHAOS_SEED (1); writes the record bench/results/chaos.md.
 //! Both restart the machine's RabbitMQ and PostgreSQL: run alone (`--test-threads=1`, as make does).
 
-use radsam::error::Coded;
 mod common;
 
 use common::*;
@@ -18,7 +17,7 @@ use radsam::volume::phantom::{generate, PhantomConfig};
 use radsam::volume::write_nifti;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -141,31 +140,6 @@ fn restart_database() {
         assert!(Instant::now() < deadline, "PostgreSQL did not come back");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Every object under the prefix `uri`, by key below it, fetched into `scratch` (fetching a
-/// prefix copies it whole, into the folder it returns).
-fn objects(world: &World, uri: &str, scratch: &Path) -> Vec<String> {
-    match world.rt.block_on(world.storage.fetch(uri, scratch)) {
-        Ok(dir) => {
-            walk(&dir).into_iter().map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned()).collect()
-        }
-        Err(e) if e.code() == "STORAGE_NOT_FOUND" => Vec::new(),
-        Err(e) => panic!("listing {uri}: {e}"),
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn run(settings: &Settings) -> Record {
@@ -298,7 +272,7 @@ fn run(settings: &Settings) -> Record {
     record.doubled = rows.iter().filter(|(_, n)| *n > 1).map(|(id, _)| id.clone()).collect();
     record.second_attempts = attempts.iter().filter(|(_, a)| *a > 1).count();
     let listing = tempfile::tempdir().unwrap();
-    for key in objects(&world, "s3://results/", listing.path()) {
+    for key in world.objects("s3://results/", listing.path()) {
         let job_id = key.split('/').next().unwrap_or("").to_string();
         if status.get(&job_id).map(String::as_str) != Some("succeeded") {
             record.orphan_objects.push(key);

@@ -842,11 +842,7 @@ fn a_correction_taken_by_another_worker_reads_its_slices_from_the_s3_tier() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let scratch = tempfile::tempdir().unwrap();
-        let stored = world
-            .rt
-            .block_on(world.storage.fetch("s3://embeddings/tier/", scratch.path()))
-            .map(|dir| walk_files(&dir).len())
-            .unwrap_or(0);
+        let stored = world.objects("s3://embeddings/tier/", scratch.path()).len();
         if stored == 3 {
             break;
         }
@@ -867,17 +863,4 @@ fn a_correction_taken_by_another_worker_reads_its_slices_from_the_s3_tier() {
     let (_, health) = b.http("/healthz").unwrap();
     assert!(health.contains("s3://embeddings/tier/"), "{health}");
     assert!(b.terminate().success());
-}
-
-fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

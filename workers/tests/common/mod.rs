@@ -8,7 +8,7 @@ use radsam::queue::Topology;
 use radsam::storage::{Storage, StorageConfig};
 use serde_json::{json, Value};
 use sqlx::Row;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,18 @@ impl World {
         }
     }
 
+    /// Every object under the prefix `uri`, by key below it, fetched into `scratch` (fetching a
+    /// prefix copies it whole, into the folder it returns).
+    pub fn objects(&self, uri: &str, scratch: &Path) -> Vec<String> {
+        match self.rt.block_on(self.storage.fetch(uri, scratch)) {
+            Ok(dir) => {
+                walk(&dir).into_iter().map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned()).collect()
+            }
+            Err(e) if radsam::error::Coded::code(&e) == "STORAGE_NOT_FOUND" => Vec::new(),
+            Err(e) => panic!("listing {uri}: {e}"),
+        }
+    }
+
     /// Takes every message waiting in `queue`.
     pub fn drain(&self, queue: &str) -> Vec<Value> {
         self.rt.block_on(async {
@@ -345,4 +357,18 @@ pub fn restart_broker() {
         assert!(ok, "rabbitmqctl {args:?} failed");
         std::thread::sleep(Duration::from_secs(pause));
     }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
