@@ -142,3 +142,25 @@ fn submit_refuses_what_workers_would_refuse_before_sending_anything() {
     let got = drain(&format!("{prefix}.jobs"));
     assert_eq!(got.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>(), vec!["job-last"]);
 }
+
+#[test]
+fn submit_sends_a_correction_naming_only_its_parent_and_what_changes() {
+    let prefix = format!("t{}_correction", std::process::id());
+    // A revision is completed by the worker from its parent: submit checks what it can without it.
+    let fix = r#"{"schema_version": 1, "job_id": "job-a-r2", "parent_job_id": "job-a", "priority": 4, "correlation_id": "study-9",
+        "targets": [{"label": "liver", "correction_clicks": [{"slice": 3, "x": 10, "y": 12, "positive": false}]}]}"#;
+    let out = submit(&prefix, &fix.replace('\n', " "), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (bad, code) in [
+        (fix.replace("\"job-a\"", "\"job-a-r2\""), "JOB_PARENT_INVALID"),
+        (fix.replace("\"job-a\"", "\"../job-a\""), "JOB_PARENT_INVALID"),
+        (fix.replace("study-9", "study\\u00009"), "JOB_BAD_TEXT"),
+        (fix.replace("\"priority\": 4", "\"priority\": 12"), "JOB_PRIORITY"),
+    ] {
+        let out = submit(&prefix, &bad.replace('\n', " "), &[]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains(code), "expected {code}: {said}");
+    }
+    let got = drain(&format!("{prefix}.jobs"));
+    assert_eq!(got.iter().map(|(id, p, _)| (id.as_str(), *p)).collect::<Vec<_>>(), vec![("job-a-r2", 4)]);
+}

@@ -175,6 +175,39 @@ impl crate::error::Coded for JobError {
     }
 }
 
+/// What can be checked of a correction (a job naming `parent_job_id`) before the worker completes
+/// it from its parent (revision.rs): its size, ids, caller's id and priority. `radsam submit`
+/// checks this much; the completed job is validated in full by the worker.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorrectionHead {
+    pub job_id: String,
+    pub parent_job_id: String,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub priority: u8,
+}
+
+impl CorrectionHead {
+    pub fn parse(text: &str, limits: &JobLimits) -> Result<Self, JobError> {
+        if text.len() > limits.max_message_bytes {
+            return Err(JobError::MessageTooLarge { bytes: text.len(), max: limits.max_message_bytes });
+        }
+        let head: Self = serde_json::from_str(text).map_err(|e| JobError::Malformed(e.to_string()))?;
+        if !is_key_safe_id(&head.job_id) {
+            return Err(JobError::BadJobId(head.job_id.chars().take(140).collect()));
+        }
+        if !is_key_safe_id(&head.parent_job_id) || head.parent_job_id == head.job_id {
+            return Err(JobError::BadParent(head.parent_job_id.chars().take(140).collect()));
+        }
+        if head.priority > 9 {
+            return Err(JobError::Priority(head.priority));
+        }
+        check_text("correlation_id", head.correlation_id.as_deref().unwrap_or(""), MAX_ID_BYTES)?;
+        Ok(head)
+    }
+}
+
 /// A job id that can name a result folder in S3: a plain key segment.
 fn is_key_safe_id(id: &str) -> bool {
     id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) && !id.starts_with('.')

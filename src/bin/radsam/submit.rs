@@ -4,7 +4,7 @@
 use crate::services::ServiceArgs;
 use anyhow::{bail, Context, Result};
 use radsam::error::Coded;
-use radsam::job::Job;
+use radsam::job::{CorrectionHead, Job};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -50,10 +50,18 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
     for (source, text) in &texts {
         for value in jobs_in(text, source)? {
             let body = serde_json::to_string(&value)?;
+            let refused = |e: radsam::job::JobError| anyhow::anyhow!("{source}: [{}] {e}", e.code());
             // The workers' checks, size and control characters included: a job they would refuse
-            // (or PostgreSQL could not store) is never sent.
-            let job = Job::parse(&body, &args.limits).map_err(|e| anyhow::anyhow!("{source}: [{}] {e}", e.code()))?;
-            jobs.push((job, body));
+            // (or PostgreSQL could not store) is never sent. A correction naming its parent is
+            // completed by the worker; what can be checked of it without the parent is checked here.
+            let head = if radsam::job::revision::parent_of(&value).is_some() {
+                let c = CorrectionHead::parse(&body, &args.limits).map_err(refused)?;
+                (c.job_id, c.correlation_id, c.priority)
+            } else {
+                let job = Job::parse(&body, &args.limits).map_err(refused)?;
+                (job.job_id, job.correlation_id, job.priority)
+            };
+            jobs.push((head, body));
         }
     }
     if jobs.is_empty() {
@@ -66,18 +74,18 @@ pub fn submit(args: SubmitArgs) -> Result<()> {
             .with_context(|| format!("connecting to {}", args.services.amqp_url))?;
         let channel = radsam::queue::confirm_channel(&connection).await?;
         topology.declare(&channel).await?;
-        for (job, body) in &jobs {
+        for ((job_id, correlation_id, priority), body) in &jobs {
             radsam::queue::publish_job(
                 &channel,
                 &topology,
-                &job.job_id,
-                job.correlation_id.as_deref(),
-                job.priority,
+                job_id,
+                correlation_id.as_deref(),
+                *priority,
                 body.as_bytes(),
             )
             .await
-            .with_context(|| format!("publishing job {}", job.job_id))?;
-            println!("{}", job.job_id);
+            .with_context(|| format!("publishing job {job_id}"))?;
+            println!("{job_id}");
         }
         let _ = connection.close(200, "done").await;
         eprintln!("submitted {} job(s) to {}", jobs.len(), topology.jobs_queue);
