@@ -26,6 +26,8 @@ work=runs/service_bench
 rm -rf "$work" && mkdir -p "$work"
 cores=$(nproc)
 export RADSAM_CACHE_EMBEDDINGS=off
+# Workers this script started never outlive it (a failed step would leave them holding their ports).
+trap 'pkill -TERM -P $$ -f radsam-worker 2>/dev/null || true' EXIT
 
 bash scripts/services.sh
 psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS radsam_bench WITH (FORCE)" -c "CREATE DATABASE radsam_bench"
