@@ -190,6 +190,16 @@ mod tests {
         out
     }
 
+    /// An implicit-VR element header of undefined length, followed by `content`.
+    fn undefined_length(tag: (u16, u16), content: &[u8]) -> Vec<u8> {
+        let mut e = Vec::new();
+        e.extend(tag.0.to_le_bytes());
+        e.extend(tag.1.to_le_bytes());
+        e.extend(0xFFFF_FFFFu32.to_le_bytes());
+        e.extend(content);
+        e
+    }
+
     fn file(meta: &[Vec<u8>], body: &[Vec<u8>]) -> Vec<u8> {
         let mut out = vec![0u8; 128];
         out.extend(b"DICM");
@@ -234,15 +244,8 @@ mod tests {
     #[test]
     fn an_undefined_length_is_refused_where_no_sequence_can_be() {
         let implicit = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2\0");
-        let undefined = |tag: (u16, u16)| {
-            let mut e = Vec::new();
-            e.extend(tag.0.to_le_bytes());
-            e.extend(tag.1.to_le_bytes());
-            e.extend(0xFFFF_FFFFu32.to_le_bytes());
-            e.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]); // a sequence delimiter
-            e
-        };
-        // Largest Image Pixel Value in Plane (US/SS) with an undefined length, as the fuzzer made it.
+        let undefined = |tag| undefined_length(tag, &[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]); // then a sequence delimiter
+                                                                                            // Largest Image Pixel Value in Plane (US/SS) with an undefined length, as the fuzzer made it.
         let err = check_declared_lengths(&file(&[implicit.clone()], &[undefined((0x0028, 0x0111))])).unwrap_err();
         assert!(err.contains("undefined length but is no sequence"), "{err}");
         // A sequence, and a private element (which may be one), pass.
@@ -258,14 +261,7 @@ mod tests {
     #[test]
     fn a_sequence_must_hold_items() {
         let implicit = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2\0");
-        let undefined_then = |tag: (u16, u16), next: &[u8]| {
-            let mut e = Vec::new();
-            e.extend(tag.0.to_le_bytes());
-            e.extend(tag.1.to_le_bytes());
-            e.extend(0xFFFF_FFFFu32.to_le_bytes());
-            e.extend(next);
-            e
-        };
+        let undefined_then = undefined_length;
         let item = [0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
         let plain = [0x28, 0x00, 0x10, 0x00, 2, 0, 0, 0, 0, 2];
         // An unknown tag of undefined length (read as a sequence) holding an item passes; holding
