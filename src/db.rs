@@ -122,6 +122,10 @@ pub struct TargetRow {
     pub mask_uri: String,
     pub labels_uri: String,
     pub seg_uri: Option<String>,
+    /// Where the SEG was stored in a PACS (its WADO-RS URL), when the job stored it there.
+    pub pacs_seg_uri: Option<String>,
+    /// The PACS stored it with a warning (STOW-RS 202 or a WarningReason): its text.
+    pub pacs_store_warning: Option<String>,
     pub voxels: i64,
     pub volume_ml: f64,
     pub reference_ml: Option<f64>,
@@ -317,8 +321,8 @@ impl Db {
         }
         for t in targets {
             sqlx::query(
-                "INSERT INTO results (job_id, label, mask_uri, labels_uri, seg_uri, voxels, volume_ml, reference_ml, dice, carry, initial_slice, first_slice, last_slice, clicks_applied, model_version, revision)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                "INSERT INTO results (job_id, label, mask_uri, labels_uri, seg_uri, voxels, volume_ml, reference_ml, dice, carry, initial_slice, first_slice, last_slice, clicks_applied, model_version, pacs_seg_uri, pacs_store_warning, revision)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                      1 + coalesce((SELECT r.revision FROM results r JOIN jobs j ON r.job_id = j.parent_job_id
                                    WHERE j.job_id = $1 AND r.label = $2), 0))",
             )
@@ -337,6 +341,8 @@ impl Db {
             .bind(t.last_slice)
             .bind(t.clicks_applied)
             .bind(model_version)
+            .bind(&t.pacs_seg_uri)
+            .bind(&t.pacs_store_warning)
             .execute(&mut *tx)
             .await?;
         }

@@ -15,6 +15,7 @@ pub mod evaluate;
 pub mod job;
 pub mod mask_stats;
 pub mod model;
+pub mod multipart;
 pub mod overlay;
 pub mod prompt;
 pub mod rng;
@@ -24,6 +25,8 @@ pub mod volume;
 
 #[cfg(feature = "service")]
 pub mod db;
+#[cfg(feature = "service")]
+pub mod dicomweb;
 #[cfg(feature = "service")]
 pub mod endpoints;
 #[cfg(feature = "service")]

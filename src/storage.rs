@@ -1,6 +1,7 @@
 //! Where volumes come from and masks go: `s3://bucket/key` on any S3-compatible store (path-style
-//! addressing, so local stores work) or `file:///path` under configured roots. One interface for
-//! both, so the worker never cares which; every error says whether retrying could help.
+//! addressing, so local stores work), `file:///path` under configured roots, or (to read a series
+//! and store a SEG) a PACS by DICOMweb (`dicomweb+http(s)://`, dicomweb.rs). One interface for
+//! all, so the worker never cares which; every error says whether retrying could help.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
@@ -53,6 +54,8 @@ pub enum StorageError {
     Io { uri: String, reason: String },
     #[error("{uri}: more than {limit} bytes to download (RADSAM_MAX_DOWNLOAD_BYTES)")]
     TooLarge { uri: String, limit: u64 },
+    #[error(transparent)]
+    DicomWeb(#[from] crate::dicomweb::DicomWebError),
 }
 
 impl crate::error::Coded for StorageError {
@@ -65,12 +68,16 @@ impl crate::error::Coded for StorageError {
             Self::Io { .. } => "STORAGE_IO",
             // The download is the volume (or its series): the same code as the reader's limits.
             Self::TooLarge { .. } => "VOLUME_TOO_LARGE",
+            Self::DicomWeb(e) => e.code(),
         }
     }
 
     /// True when trying again later may succeed (the store is down, a local disk hiccup).
     fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Io { .. })
+        match self {
+            Self::DicomWeb(e) => e.is_transient(),
+            _ => matches!(self, Self::Unavailable { .. } | Self::Io { .. }),
+        }
     }
 }
 
@@ -99,15 +106,17 @@ impl Location {
             }
             Some(("file", rest)) if rest.starts_with('/') => Ok(Self::File(PathBuf::from(rest))),
             Some(("file", _)) => Err(bad("file:// URIs take an absolute path (file:///data/ct.nii.gz)")),
-            Some((scheme, _)) => Err(bad(&format!("unsupported scheme {scheme}:// (s3:// or file://)"))),
+            Some((scheme, _)) => Err(bad(&format!("unsupported scheme {scheme}:// here (s3:// or file://)"))),
             None => Err(bad("expected s3://bucket/key or file:///absolute/path")),
         }
     }
 }
 
-/// Both stores behind one interface.
+/// The stores behind one interface.
 pub struct Storage {
     s3: Option<aws_sdk_s3::Client>,
+    /// DICOMweb servers (credentials from RADSAM_DICOMWEB_*).
+    dicomweb: crate::dicomweb::DicomWeb,
     roots: Vec<PathBuf>,
     /// Bytes one `fetch` may download (an object, or all objects of a series prefix).
     max_download_bytes: u64,
@@ -188,7 +197,8 @@ impl Storage {
         });
         // Roots are compared after resolving symlinks, as the paths asked for are.
         let roots = config.file_roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
-        Self { s3, roots, max_download_bytes: max_download_bytes_from_env() }
+        let dicomweb = crate::dicomweb::DicomWeb::new(crate::dicomweb::DicomWebConfig::from_env());
+        Self { s3, dicomweb, roots, max_download_bytes: max_download_bytes_from_env() }
     }
 
     /// The same store with another download limit (RADSAM_MAX_DOWNLOAD_BYTES sets the default).
@@ -267,8 +277,14 @@ impl Storage {
 
     /// Makes `uri` (a file, or a folder / key prefix ending in '/', as a DICOM series is) readable
     /// locally: file:// gives the checked path itself; s3:// is downloaded into `scratch` keeping
-    /// file names. Returns the local path of the file or folder.
+    /// file names; a DICOMweb series into `scratch/series`, one file per instance. Returns the
+    /// local path of the file or folder.
     pub async fn fetch(&self, uri: &str, scratch: &Path) -> Result<PathBuf, StorageError> {
+        if crate::dicomweb::is_dicomweb(uri) {
+            let dir = scratch.join("series");
+            self.dicomweb.fetch_series(uri, &dir, self.max_download_bytes).await?;
+            return Ok(dir);
+        }
         match Location::parse(uri)? {
             Location::File(path) => {
                 let local = self.local(uri, &path, true)?;
@@ -386,6 +402,16 @@ impl Storage {
             }
         }
         Ok(keys)
+    }
+
+    /// Stores a DICOM instance (the job's SEG) into its study on the DICOMweb service `root`
+    /// (dicomweb+http(s)://.../dicom-web) with STOW-RS.
+    pub async fn store_dicom(
+        &self,
+        root: &str,
+        instance: &crate::dicomweb::Instance<'_>,
+    ) -> Result<crate::dicomweb::StoreReceipt, StorageError> {
+        Ok(self.dicomweb.store(root, instance).await?)
     }
 
     /// Writes `bytes` at `uri`, replacing what is there (deterministic keys: a retried job

@@ -10,5 +10,6 @@ pub mod text;
 pub use output::Staging;
 pub use process::{process, JobResult, ProcessError, ProcessOptions, TargetResult};
 pub use schema::{
-    local_path, read_job, Boundaries, CorrectionHead, InitialPrompt, Job, JobError, JobLimits, Target, SCHEMA_VERSION,
+    local_path, read_job, Boundaries, CorrectionHead, InitialPrompt, Job, JobError, JobLimits, Mode, Target,
+    SCHEMA_VERSION,
 };

@@ -1,7 +1,7 @@
 //! The processing function: one job in, masks and results out. It knows nothing of queues: the
 //! CLI (`radsam segment`) and the worker call it with their own transports.
 
-use super::schema::{local_path, Job, JobError, Target};
+use super::schema::{local_path, Job, JobError, Mode, Target};
 use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
@@ -10,8 +10,10 @@ use crate::segment::{
     VolumeSession,
 };
 use crate::volume::{
-    resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta, SegmentMask, Source, Volume, VolumeError,
+    read_mask, resample_nearest, write_dicom_seg, write_mask_nifti, MaskFileError, ReadLimits, SegMeta, SegUids,
+    SegmentMask, Source, Volume, VolumeError,
 };
+use std::collections::BTreeMap;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +65,10 @@ pub enum ProcessError {
     Segment { label: String, source: SegmentError },
     #[error("target {label}: the reference has no voxel of label {value}")]
     EmptyReference { label: String, value: u32 },
+    #[error("target {label}: mask prompt {source}")]
+    PromptMask { label: String, source: MaskFileError },
+    #[error("target {label}: the mask prompt is empty {detail}")]
+    PromptMaskEmpty { label: String, detail: String },
     #[error("cannot write outputs: {0}")]
     Output(String),
 }
@@ -74,6 +80,8 @@ impl crate::error::Coded for ProcessError {
             Self::Volume(e) => e.code(),
             Self::Segment { source, .. } => source.code(),
             Self::EmptyReference { .. } => "REFERENCE_EMPTY",
+            Self::PromptMask { source, .. } => source.code(),
+            Self::PromptMaskEmpty { .. } => "PROMPT_MASK_EMPTY",
             Self::Output(_) => "OUTPUT_UNWRITABLE",
         }
     }
@@ -83,6 +91,7 @@ impl crate::error::Coded for ProcessError {
 pub struct TargetResult {
     pub label: String,
     pub carry: Carry,
+    pub mode: Mode,
     pub initial_slice: usize,
     pub boundaries: (usize, usize),
     pub voxels: u64,
@@ -131,6 +140,8 @@ pub struct JobResult {
     pub outputs: Vec<String>,
     /// The DICOM SEG of all targets (written when the volume was a DICOM series).
     pub seg_file: Option<String>,
+    /// Its UIDs: derived from the job id and model, so the same job's SEG is the same instance.
+    pub seg: Option<SegUids>,
 }
 
 fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
@@ -155,13 +166,82 @@ fn reference_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Resu
     Ok(Some(mask))
 }
 
-/// The initial prompt of a target as the segmenter takes it.
+/// The initial prompt's points and box as the segmenter takes them (a mask file is added by
+/// `initial_prompts`).
 fn slice_prompt(target: &Target) -> SlicePrompt {
     SlicePrompt {
         points: target.initial_prompt.points.clone(),
         bbox: target.initial_prompt.bbox.map(|[x0, y0, x1, y1]| BoxPrompt { x0, y0, x1, y1 }),
         mask: None,
     }
+}
+
+/// The target's mask prompt (from `mask_uri`) on the volume's grid, if it has one.
+fn prompt_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Result<Option<Vec<u8>>, ProcessError> {
+    let Some(uri) = &target.initial_prompt.mask_uri else { return Ok(None) };
+    let path = local_path(uri)?;
+    let label = target.initial_prompt.mask_label.unwrap_or(1);
+    read_mask(&path, label, volume, limits)
+        .map(Some)
+        .map_err(|source| ProcessError::PromptMask { label: target.label.clone(), source })
+}
+
+/// The slices a target is prompted on, each with its prompt: the initial slice (points, box and
+/// its slice of the mask file) when propagating; when refining, every slice between the
+/// boundaries where the mask file has voxels, with that slice of it (and the points and box on
+/// the initial slice).
+fn initial_prompts(
+    target: &Target,
+    mask: Option<&[u8]>,
+    volume: &Volume,
+    (lo, hi): (usize, usize),
+) -> Result<BTreeMap<usize, SlicePrompt>, ProcessError> {
+    let slice = target.initial_prompt.slice;
+    let empty = |detail: String| ProcessError::PromptMaskEmpty { label: target.label.clone(), detail };
+    let covered = |m: &[u8]| {
+        let planes: Vec<usize> = (0..volume.num_slices())
+            .filter(|&k| volume.grid.extract(m, k).iter().any(|&v| v != 0))
+            .collect();
+        match (planes.first(), planes.last()) {
+            (Some(a), Some(b)) => format!("(the mask covers slices {a}..={b})"),
+            _ => "(the mask has no voxel)".to_string(),
+        }
+    };
+    let mut prompts = BTreeMap::new();
+    match (target.mode.unwrap_or_default(), mask) {
+        (Mode::Propagate, mask) => {
+            let mut prompt = slice_prompt(target);
+            if let Some(m) = mask {
+                let plane = volume.grid.extract(m, slice);
+                if !plane.iter().any(|&v| v != 0) {
+                    return Err(empty(format!("on the prompted slice {slice} {}", covered(m))));
+                }
+                prompt.mask = Some(plane);
+            }
+            prompts.insert(slice, prompt);
+        }
+        (Mode::Refine, Some(m)) => {
+            for k in lo..=hi {
+                let plane = volume.grid.extract(m, k);
+                if plane.iter().any(|&v| v != 0) {
+                    prompts.insert(k, SlicePrompt { mask: Some(plane), ..Default::default() });
+                }
+            }
+            if prompts.is_empty() {
+                return Err(empty(format!("between the boundaries {lo}..={hi} {}", covered(m))));
+            }
+            let own = slice_prompt(target);
+            if !own.points.is_empty() || own.bbox.is_some() {
+                let p = prompts.entry(slice).or_default();
+                p.points = own.points;
+                p.bbox = own.bbox;
+            }
+        }
+        (Mode::Refine, None) => {
+            return Err(ProcessError::Job(JobError::RefineWithoutMask { label: target.label.clone() }))
+        }
+    }
+    Ok(prompts)
 }
 
 /// Every target's boundaries, prompted slice, box, points and clicks against the volume's slices
@@ -181,7 +261,11 @@ fn check_prompts(job: &Job, volume: &Volume) -> Result<(), ProcessError> {
         if !(lo..=hi).contains(&slice) {
             return Err(err(SegmentError::SliceOutsideBoundaries { slice, lo, hi }));
         }
-        slice_prompt(t).validate(cols, rows).map_err(|reason| err(SegmentError::Prompt { slice, reason }))?;
+        // Points and box here; a mask file is checked against the volume when it is read.
+        let own = slice_prompt(t);
+        if !(own.points.is_empty() && own.bbox.is_none() && t.initial_prompt.mask_uri.is_some()) {
+            own.validate(cols, rows).map_err(|reason| err(SegmentError::Prompt { slice, reason }))?;
+        }
         for click in &t.correction_clicks {
             if !(lo..=hi).contains(&click.slice) {
                 return Err(err(SegmentError::SliceOutsideBoundaries { slice: click.slice, lo, hi }));
@@ -214,6 +298,8 @@ pub fn process(
     check_prompts(job, &volume)?;
     let references =
         job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
+    let prompt_masks =
+        job.targets.iter().map(|t| prompt_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
     let read_seconds = t0.elapsed().as_secs_f64();
     let mut write_seconds = 0.0;
 
@@ -245,7 +331,7 @@ pub fn process(
     let mut results = Vec::new();
     let mut masks = Vec::new();
     let mut overlay_slices = Vec::new();
-    for (i, (target, reference)) in job.targets.iter().zip(&references).enumerate() {
+    for (i, ((target, reference), mask_prompt)) in job.targets.iter().zip(&references).zip(&prompt_masks).enumerate() {
         let seg_err = |source| ProcessError::Segment { label: target.label.clone(), source };
         let (t_lo, t_hi) =
             (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
@@ -255,12 +341,24 @@ pub fn process(
         let own = session.restrict((t_lo, t_hi)).map_err(seg_err)?;
         let before = (session.encoded_slices(), session.cached_slices(), session.encode_seconds());
         let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
-        let prompt = slice_prompt(target);
+        let mode = target.mode.unwrap_or_default();
+        let mut prompts = initial_prompts(target, mask_prompt.as_deref(), &volume, (t_lo, t_hi))?;
         let slice = target.initial_prompt.slice;
-        check_deadline(&target.label, "propagating the initial prompt".into())?;
         // check_prompts kept slices and clicks inside the target's own boundaries; the segmenter
         // validates again against its session.
-        segmenter.start(slice, &prompt).map_err(seg_err)?;
+        let prompt = match mode {
+            Mode::Propagate => {
+                check_deadline(&target.label, "propagating the initial prompt".into())?;
+                let prompt = prompts.remove(&slice).expect("the initial slice's prompt");
+                segmenter.start(slice, &prompt).map_err(seg_err)?;
+                prompt
+            }
+            Mode::Refine => {
+                check_deadline(&target.label, "refining the mask prompt".into())?;
+                segmenter.slice_level(&prompts).map_err(seg_err)?;
+                prompts.remove(&slice).unwrap_or_else(|| slice_prompt(target))
+            }
+        };
         for (n, click) in target.correction_clicks.iter().enumerate() {
             check_deadline(
                 &target.label,
@@ -281,6 +379,7 @@ pub fn process(
         results.push(TargetResult {
             label: target.label.clone(),
             carry,
+            mode,
             initial_slice: slice,
             boundaries: (t_lo, t_hi),
             voxels: voxel_count(&mask),
@@ -310,15 +409,19 @@ pub fn process(
     write_mask_nifti(&out.join("labels.nii.gz"), &volume, &labels)?;
     outputs.push("labels.nii.gz".into());
     let mut seg_file = None;
+    let mut seg = None;
     if matches!(volume.source, Source::Dicom(_)) {
         let segments: Vec<SegmentMask> =
             job.targets.iter().zip(&masks).map(|(t, m)| SegmentMask { label: t.label.clone(), mask: m }).collect();
         let meta = SegMeta {
             algorithm_name: format!("RadSAM {}", sam.config.name),
             algorithm_version: model_version.chars().take(64).collect(),
+            // The same job and model, the same SEG instance: a PACS that receives it again (a
+            // redelivered job) keeps one.
+            uid_seed: Some(format!("{}\u{0}{model_version}", job.job_id)),
             ..Default::default()
         };
-        write_dicom_seg(&out.join("seg.dcm"), &volume, &segments, &meta)?;
+        seg = Some(write_dicom_seg(&out.join("seg.dcm"), &volume, &segments, &meta)?);
         outputs.push("seg.dcm".into());
         seg_file = Some("seg.dcm".to_string());
     }
@@ -365,6 +468,7 @@ pub fn process(
         targets: results,
         outputs,
         seg_file,
+        seg,
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;
     std::fs::write(out.join("result.json"), json).map_err(|e| ProcessError::Output(e.to_string()))?;

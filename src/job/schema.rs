@@ -35,6 +35,11 @@ pub struct Job {
     /// parent's (revision.rs), so a correction may name only what changes, e.g. one more click.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_job_id: Option<String>,
+    /// A DICOMweb service (dicomweb+http(s)://HOST/PATH, its STOW-RS root) to store the job's
+    /// DICOM SEG into, in the source study (issue #21); the worker's RADSAM_SEG_STORE_URI when
+    /// absent. Only DICOM volumes have a SEG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seg_store_uri: Option<String>,
     pub targets: Vec<Target>,
 }
 
@@ -58,6 +63,20 @@ pub struct Target {
     /// mask (RadSAM, default) or box (baseline).
     #[serde(default)]
     pub carry: Option<Carry>,
+    /// propagate (default): the initial prompt on its slice, carried to the boundaries; refine:
+    /// every slice between the boundaries prompted with its own slice of the prompt's mask file
+    /// (refining another tool's 3D segmentation), then the clicks, each on its own slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// How a target's initial prompt is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Propagate,
+    Refine,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +88,13 @@ pub struct InitialPrompt {
     /// [x0, y0, x1, y1]
     #[serde(default, rename = "box")]
     pub bbox: Option<[f64; 4]>,
+    /// A mask prompt from a file (RadSAM's mask prompt): a NIfTI label map on the volume's grid, or
+    /// a DICOM SEG of the volume's series (file://, s3://, or a DICOMweb series holding the SEG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_uri: Option<String>,
+    /// The value in the label map, or the segment number in the SEG (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_label: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -132,8 +158,10 @@ pub enum JobError {
     BadLabel { index: usize, label: String },
     #[error("target label {0:?} appears twice")]
     DuplicateLabel(String),
-    #[error("target {label}: the initial prompt has neither points nor a box")]
+    #[error("target {label}: the initial prompt has no points, box or mask_uri")]
     EmptyPrompt { label: String },
+    #[error("target {label}: mode refine prompts each slice with its own slice of a mask: it needs initial_prompt.mask_uri")]
+    RefineWithoutMask { label: String },
     #[error("priority {0} is outside 0..=9")]
     Priority(u8),
     #[error("{uri}: {reason}")]
@@ -164,6 +192,7 @@ impl crate::error::Coded for JobError {
             Self::BadLabel { .. } => "JOB_BAD_LABEL",
             Self::DuplicateLabel(_) => "JOB_DUPLICATE_LABEL",
             Self::EmptyPrompt { .. } => "JOB_EMPTY_PROMPT",
+            Self::RefineWithoutMask { .. } => "PROMPT_MASK_MISSING",
             Self::Priority(_) => "JOB_PRIORITY",
             Self::BadUri { .. } => "JOB_BAD_URI",
             Self::BadText { .. } => "JOB_BAD_TEXT",
@@ -272,6 +301,15 @@ impl Job {
         check_text("volume_uri", &self.volume_uri, MAX_URI_BYTES)?;
         check_text("series_instance_uid", self.series_instance_uid.as_deref().unwrap_or(""), MAX_ID_BYTES)?;
         check_text("model_version", self.model_version.as_deref().unwrap_or(""), MAX_ID_BYTES)?;
+        if let Some(uri) = &self.seg_store_uri {
+            check_text("seg_store_uri", uri, MAX_URI_BYTES)?;
+            if !(uri.starts_with("dicomweb+http://") || uri.starts_with("dicomweb+https://")) {
+                return Err(JobError::BadUri {
+                    uri: uri.chars().take(200).collect(),
+                    reason: "seg_store_uri names a DICOMweb service: dicomweb+http(s)://HOST/PATH".into(),
+                });
+            }
+        }
         if self.targets.is_empty() {
             return Err(JobError::NoTargets);
         }
@@ -290,9 +328,14 @@ impl Job {
             if !seen.insert(t.label.as_str()) {
                 return Err(JobError::DuplicateLabel(t.label.clone()));
             }
-            if t.initial_prompt.points.is_empty() && t.initial_prompt.bbox.is_none() {
+            let p = &t.initial_prompt;
+            if p.points.is_empty() && p.bbox.is_none() && p.mask_uri.is_none() {
                 return Err(JobError::EmptyPrompt { label: t.label.clone() });
             }
+            if t.mode == Some(Mode::Refine) && p.mask_uri.is_none() {
+                return Err(JobError::RefineWithoutMask { label: t.label.clone() });
+            }
+            check_text(&format!("targets[{index}].initial_prompt.mask_uri"), p.mask_uri.as_deref().unwrap_or(""), MAX_URI_BYTES)?;
             if t.correction_clicks.len() > limits.max_clicks {
                 return Err(JobError::TooManyClicks {
                     label: t.label.clone(),

@@ -32,6 +32,18 @@ pub struct SegMeta {
     pub series_description: String,
     pub series_number: i32,
     pub content_creator: String,
+    /// With a seed, the SEG's UIDs (instance, series, dimension organisation) are derived from it,
+    /// so writing the same job's SEG again gives the same instance: a PACS that receives it twice
+    /// (a redelivered job) keeps one. None: fresh random UIDs.
+    pub uid_seed: Option<String>,
+}
+
+/// The UIDs a SEG was written with: where it lands in a PACS.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SegUids {
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub sop_instance_uid: String,
 }
 
 impl Default for SegMeta {
@@ -42,19 +54,20 @@ impl Default for SegMeta {
             series_description: "RadSAM segmentation - research use only, not for diagnosis".into(),
             series_number: 300,
             content_creator: "RadSAM".into(),
+            uid_seed: None,
         }
     }
 }
 
 /// Writes `segments` (masks on `source`'s grid) as one binary DICOM SEG instance at `path`,
 /// referencing the DICOM series `source` was read from. The file appears at `path` complete or
-/// not at all.
+/// not at all. Returns the SEG's UIDs.
 pub fn write_dicom_seg(
     path: &Path,
     source: &Volume,
     segments: &[SegmentMask],
     meta: &SegMeta,
-) -> Result<(), VolumeError> {
+) -> Result<SegUids, VolumeError> {
     let unwritable = |reason: String| VolumeError::Unwritable { path: path.to_path_buf(), reason };
     let Source::Dicom(series) = &source.source else {
         return Err(unwritable("a DICOM SEG references the DICOM series it segments, and this volume was not read from DICOM (write a NIfTI mask instead)".into()));
@@ -84,7 +97,7 @@ pub fn write_dicom_seg(
     check_lo("algorithm version", &meta.algorithm_version).map_err(unwritable)?;
     check_lo("series description", &meta.series_description).map_err(unwritable)?;
 
-    let dataset = build_dataset(source, series, segments, meta);
+    let (dataset, uids) = build_dataset(source, series, segments, meta);
     let file = dataset
         .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
         .map_err(|e| unwritable(e.to_string()))?;
@@ -95,7 +108,7 @@ pub fn write_dicom_seg(
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    result.map(|_| uids)
 }
 
 /// LO values (labels, names) must be present, at most 64 characters, and free of the value
@@ -123,7 +136,12 @@ fn frames(segments: &[SegmentMask], plane: usize) -> Vec<(u16, usize)> {
     frames
 }
 
-fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask], meta: &SegMeta) -> InMemDicomObject {
+fn build_dataset(
+    source: &Volume,
+    series: &DicomSeries,
+    segments: &[SegmentMask],
+    meta: &SegMeta,
+) -> (InMemDicomObject, SegUids) {
     let [columns, rows, _] = source.grid.dims;
     let plane = rows * columns;
     let frames = frames(segments, plane);
@@ -132,8 +150,14 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
     let (date, time) = utc_now();
     // A source without a StudyInstanceUID (some anonymisers drop it) cannot be joined; the SEG
     // then opens a study of its own, still tied to the source by frame of reference and SOP UIDs.
-    let study_uid = if series.study_instance_uid.is_empty() { new_uid() } else { series.study_instance_uid.clone() };
-    let sop_instance_uid = new_uid();
+    let uid = |role: &str| match &meta.uid_seed {
+        Some(seed) => derived_uid(seed, role),
+        None => new_uid(),
+    };
+    let study_uid =
+        if series.study_instance_uid.is_empty() { uid("study") } else { series.study_instance_uid.clone() };
+    let sop_instance_uid = uid("instance");
+    let series_uid = uid("series");
 
     let segment_items =
         segments.iter().enumerate().map(|(s, seg)| segment_item(s as u16 + 1, &seg.label, meta)).collect();
@@ -148,7 +172,7 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
             ])
         })
         .collect();
-    let dimension_organization = new_uid();
+    let dimension_organization = uid("dimension organization");
     let dimension = |pointer: Tag, group: Tag, label: &str| {
         obj([
             el(tags::DIMENSION_ORGANIZATION_UID, VR::UI, dimension_organization.as_str()),
@@ -172,7 +196,7 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
         ),
     ]);
 
-    obj([
+    let dataset = obj([
         // SOP Common; UTF-8 so that names and labels in any script survive.
         el(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
         el(tags::SOP_CLASS_UID, VR::UI, uids::SEGMENTATION_STORAGE),
@@ -190,7 +214,7 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
         el(tags::REFERRING_PHYSICIAN_NAME, VR::PN, series.referring_physician_name.as_str()),
         // Segmentation Series and Frame of Reference.
         el(tags::MODALITY, VR::CS, "SEG"),
-        el(tags::SERIES_INSTANCE_UID, VR::UI, new_uid()),
+        el(tags::SERIES_INSTANCE_UID, VR::UI, series_uid.as_str()),
         el(tags::SERIES_NUMBER, VR::IS, meta.series_number.to_string()),
         el(tags::SERIES_DESCRIPTION, VR::LO, meta.series_description.as_str()),
         el(tags::FRAME_OF_REFERENCE_UID, VR::UI, series.frame_of_reference_uid.as_str()),
@@ -245,7 +269,9 @@ fn build_dataset(source: &Volume, series: &DicomSeries, segments: &[SegmentMask]
         el(tags::HIGH_BIT, VR::US, 0u16),
         el(tags::PIXEL_REPRESENTATION, VR::US, 0u16),
         el(tags::PIXEL_DATA, VR::OB, pixel_data),
-    ])
+    ]);
+    let uids = SegUids { study_instance_uid: study_uid, series_instance_uid: series_uid, sop_instance_uid };
+    (dataset, uids)
 }
 
 fn segment_item(number: u16, label: &str, meta: &SegMeta) -> InMemDicomObject {
@@ -379,6 +405,14 @@ fn pack_bits<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
         out.push(0);
     }
     out
+}
+
+/// A UID "2.25.<decimal of 128 bits of SHA-256(seed, role)>": the same seed and role, the same UID.
+fn derived_uid(seed: &str, role: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(seed.as_bytes()).chain_update([0u8]).chain_update(role.as_bytes()).finalize();
+    let bits = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
+    format!("2.25.{bits}")
 }
 
 /// A new UID "2.25.<decimal of a random 128-bit number>" (ISO/IEC 9834-8 UUID-derived form).

@@ -100,7 +100,7 @@ fn is_dicom(bytes: &[u8]) -> bool {
 /// refused), at most [`MAX_DICOM_FILE_BYTES`]. None when it lacks the DICM marker (not DICOM:
 /// skipped after reading 132 bytes, however large it is). `total` counts the bytes read for the
 /// series, against `limits.max_bytes`.
-fn read_file(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Vec<u8>>, VolumeError> {
+pub(super) fn read_dicom_file(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Vec<u8>>, VolumeError> {
     let unreadable = |e: std::io::Error| VolumeError::Unreadable { path: file.to_path_buf(), reason: e.to_string() };
     let mut f = open_regular(file)?;
     let len = file_len(&f, file)?;
@@ -134,7 +134,7 @@ fn read_file(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option
 
 /// Parses a DICOM file held in memory (up to the pixel data when `header_only`). The bytes were
 /// read once from the checked file, so the file is never opened again by path.
-fn parse(bytes: &[u8], header_only: bool) -> Result<DefaultDicomObject, String> {
+pub(super) fn parse_dicom(bytes: &[u8], header_only: bool) -> Result<DefaultDicomObject, String> {
     // Declared lengths beyond the file size never reach dicom-rs, which would allocate them
     // (see dicom_guard.rs).
     check_declared_lengths(bytes)?;
@@ -148,12 +148,12 @@ fn parse(bytes: &[u8], header_only: bool) -> Result<DefaultDicomObject, String> 
 /// a file that claims to be DICOM but cannot be parsed is an error, never silently dropped, since
 /// a dropped slice at either end of a series would go unnoticed.
 fn read_header(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Header>, VolumeError> {
-    let Some(bytes) = read_file(file, total, limits)? else { return Ok(None) };
+    let Some(bytes) = read_dicom_file(file, total, limits)? else { return Ok(None) };
     let corrupt = |reason: String| VolumeError::Unreadable {
         path: file.to_path_buf(),
         reason: format!("corrupt DICOM file: {reason}"),
     };
-    let obj = parse(&bytes, true).map_err(corrupt)?;
+    let obj = parse_dicom(&bytes, true).map_err(corrupt)?;
     let rows = uint(&obj, tags::ROWS).ok_or_else(|| corrupt("no Rows".into()))?;
     let columns = uint(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns".into()))?;
     // What the pixel decoders size their output by (rows x columns x samples x bits): a CT slice
@@ -374,9 +374,9 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     let mut info = DicomSeries::default();
     let mut total_bytes = 0u64;
     for (k, h) in series.iter().enumerate() {
-        let bytes = read_file(&h.file, &mut total_bytes, limits)?
+        let bytes = read_dicom_file(&h.file, &mut total_bytes, limits)?
             .ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
-        let obj = parse(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
+        let obj = parse_dicom(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
         drop(bytes);
         let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
         let unsupported = || {

@@ -9,15 +9,17 @@ mod dicom_series;
 mod error;
 mod files;
 mod grid;
+mod mask_file;
 mod nifti_io;
 pub mod phantom;
 mod resample;
 
-pub use dicom_seg::{write_dicom_seg, SegMeta, SegmentMask};
+pub use dicom_seg::{write_dicom_seg, SegMeta, SegUids, SegmentMask};
 pub use dicom_series::{read_dicom_series, DicomSeries};
 pub use error::{ReadLimits, VolumeError, DEFAULT_MAX_VOLUME_BYTES, DEFAULT_MAX_VOXELS};
 pub use files::{MAX_PLANE_ASPECT, MIN_PLANE_SIDE};
 pub use grid::{superior_inferior_axis, Grid};
+pub use mask_file::{read_mask, MaskFileError};
 pub use nifti_io::{read_nifti, read_nifti_with_limits, write_mask_nifti, write_nifti};
 pub use resample::{invert_affine, resample_nearest};
 

@@ -71,6 +71,11 @@ pub struct Config {
     /// miss and written behind every local store, so any worker picks up another one's work.
     #[arg(long, env = "RADSAM_CACHE_EMBEDDINGS_S3")]
     pub embedding_cache_s3: Option<String>,
+    /// Where every job's DICOM SEG is also stored with STOW-RS (a job's seg_store_uri overrides):
+    /// a DICOMweb service root (dicomweb+http(s)://HOST/PATH), or `source` for the DICOMweb
+    /// server a job's series came from (jobs with another volume_uri store nowhere). Unset: none.
+    #[arg(long, env = "RADSAM_SEG_STORE_URI")]
+    pub seg_store_uri: Option<String>,
     /// text or json log lines.
     #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

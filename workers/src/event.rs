@@ -19,7 +19,14 @@ pub struct ResultEvent {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum EventDetail {
-    Succeeded { model_version: String, results_uri: String, targets: Vec<TargetSummary> },
+    Succeeded {
+        model_version: String,
+        results_uri: String,
+        /// The SEG in the PACS (its WADO-RS URL), when the job stored it there.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pacs_seg_uri: Option<String>,
+        targets: Vec<TargetSummary>,
+    },
     Failed { error: EventError },
 }
 
@@ -66,6 +73,7 @@ impl ResultEvent {
             detail: EventDetail::Succeeded {
                 model_version: model_version.into(),
                 results_uri: results_uri.into(),
+                pacs_seg_uri: rows.first().and_then(|r| r.pacs_seg_uri.clone()),
                 targets: rows.iter().map(TargetSummary::from).collect(),
             },
         }
@@ -168,6 +176,8 @@ mod tests {
             mask_uri: "s3://r/j1/liver.nii.gz".into(),
             labels_uri: "s3://r/j1/labels.nii.gz".into(),
             seg_uri: None,
+            pacs_seg_uri: None,
+            pacs_store_warning: None,
             voxels: 10,
             volume_ml: 1.5,
             reference_ml: None,

@@ -1,6 +1,7 @@
 //! One delivery, start to finish: parse (once, into `Job`) -> claim the job row -> fetch the
-//! inputs -> segment on the model thread -> upload masks to deterministic keys -> commit results
-//! in one transaction -> settle (settle.rs). Transient failures are retried with backoff here;
+//! inputs -> segment on the model thread -> upload masks to deterministic keys -> store the SEG
+//! in the PACS when asked (its UIDs derived from the job: a retry stores the same instance) ->
+//! commit results in one transaction -> settle (settle.rs). Transient failures are retried with backoff here;
 //! what then becomes of the delivery is settle.rs's decision. Nothing here panics on bad input;
 //! a panic on the model thread fails the job that caused it (MODEL_PANIC) and marks this worker
 //! unhealthy, so the consume loop stops it. Every message ends in `jobs` (a valid job, owned by
@@ -17,6 +18,7 @@ use radsam::db::{Claim, StageTimes, TargetRow};
 use radsam::error::Coded;
 use radsam::job::text::printable;
 use radsam::job::{revision, Job, JobResult, ProcessError, ProcessOptions, TargetResult};
+use radsam::dicomweb::StoreReceipt;
 use radsam::storage::join_uri;
 use std::path::Path;
 use std::sync::Arc;
@@ -223,9 +225,15 @@ impl Worker {
         })
         .await?;
         let upload = t.elapsed().as_secs_f64() + result.write_seconds;
+        // Before the commit: a SEG that reached the PACS and a job that then failed to commit is
+        // stored again (the same instance) by the redelivery, which then commits.
+        let t = Instant::now();
+        let receipt = self.store_seg(job, &result, &out).await?;
+        let upload = upload + t.elapsed().as_secs_f64();
 
         let seg_uri = result.seg_file.as_ref().map(|f| join_uri(&base, f));
-        let rows: Vec<TargetRow> = result.targets.iter().map(|t| target_row(&base, t, seg_uri.as_deref())).collect();
+        let rows: Vec<TargetRow> =
+            result.targets.iter().map(|t| target_row(&base, t, seg_uri.as_deref(), receipt.as_ref())).collect();
         let mut times = stage_times(&result, fetch, upload);
         times.total = started.elapsed().as_secs_f64();
         let event = ResultEvent::succeeded(&job.job_id, job.correlation_id.as_deref(), &model.version, &base, &rows);
@@ -310,6 +318,48 @@ impl Worker {
         processed.map_err(|e| self.processing_failure(e))
     }
 
+    /// Stores the job's SEG with STOW-RS where the job (seg_store_uri) or the worker
+    /// (RADSAM_SEG_STORE_URI) says; None when it goes nowhere.
+    async fn store_seg(&self, job: &Job, result: &JobResult, out: &Path) -> Result<Option<StoreReceipt>, Failure> {
+        let named_by_job = job.seg_store_uri.is_some();
+        let destination = match job.seg_store_uri.as_deref().or(self.config.seg_store_uri.as_deref()) {
+            None => return Ok(None),
+            // The PACS the series came from, when it came from one.
+            Some("source") => match radsam::dicomweb::SeriesUri::parse(&job.volume_uri) {
+                Ok(series) => format!("dicomweb+{}", series.root),
+                Err(_) => return Ok(None),
+            },
+            Some(uri) => uri.to_string(),
+        };
+        let (Some(file), Some(uids)) = (&result.seg_file, &result.seg) else {
+            if named_by_job {
+                return Err(Failure::permanent(
+                    "DICOMWEB_NO_SEG",
+                    "the job names a seg_store_uri, but its volume is not a DICOM series: there is no SEG to store",
+                ));
+            }
+            info!("the volume is not DICOM: no SEG to store in the PACS");
+            return Ok(None);
+        };
+        let bytes = tokio::fs::read(out.join(file)).await.map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
+        let instance = radsam::dicomweb::Instance {
+            study_uid: &uids.study_instance_uid,
+            series_uid: &uids.series_instance_uid,
+            sop_instance_uid: &uids.sop_instance_uid,
+            bytes: &bytes,
+        };
+        let receipt = self
+            .retry("storing the SEG in the PACS", || async {
+                Ok::<_, Failure>(self.storage.store_dicom(&destination, &instance).await?)
+            })
+            .await?;
+        match &receipt.warning {
+            Some(w) => warn!(url = %receipt.instance_url, "the PACS stored the SEG with a warning (DICOMWEB_STORE_WARNING): {w}"),
+            None => info!(url = %receipt.instance_url, "SEG stored in the PACS"),
+        }
+        Ok(Some(receipt))
+    }
+
     fn processing_failure(&self, e: ProcessError) -> Failure {
         match e.code() {
             "OUTPUT_UNWRITABLE" => Failure::transient(e.code(), &e),
@@ -349,12 +399,14 @@ async fn publish_progress(
 }
 
 /// A target's row in PostgreSQL, from its result, the job's results folder and its DICOM SEG.
-fn target_row(base: &str, t: &TargetResult, seg_uri: Option<&str>) -> TargetRow {
+fn target_row(base: &str, t: &TargetResult, seg_uri: Option<&str>, pacs: Option<&StoreReceipt>) -> TargetRow {
     TargetRow {
         label: t.label.clone(),
         mask_uri: join_uri(base, &t.mask_file),
         labels_uri: join_uri(base, "labels.nii.gz"),
         seg_uri: seg_uri.map(String::from),
+        pacs_seg_uri: pacs.map(|p| p.instance_url.clone()),
+        pacs_store_warning: pacs.and_then(|p| p.warning.as_ref().map(|w| format!("DICOMWEB_STORE_WARNING: {w}"))),
         voxels: t.voxels as i64,
         volume_ml: t.volume_ml,
         reference_ml: t.reference_ml,
@@ -396,6 +448,15 @@ async fn localize(worker: &Worker, job: &Job, scratch: &Path) -> Result<Job, Fai
             fetched.insert(uri.clone(), path.display().to_string());
         }
         target.reference_mask_uri = Some(fetched[&uri].clone());
+    }
+    // Mask prompts likewise (a label map shared by targets is fetched once).
+    for (i, target) in local.targets.iter_mut().enumerate() {
+        let Some(uri) = target.initial_prompt.mask_uri.clone() else { continue };
+        if !fetched.contains_key(&uri) {
+            let path = worker.storage.fetch(&uri, &scratch.join(format!("prompt-mask-{i}"))).await?;
+            fetched.insert(uri.clone(), path.display().to_string());
+        }
+        target.initial_prompt.mask_uri = Some(fetched[&uri].clone());
     }
     Ok(local)
 }

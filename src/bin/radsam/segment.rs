@@ -15,7 +15,7 @@ pub struct SegmentArgs {
     model: ModelArgs,
     /// A job file (JSON, the queue's schema; see README). Without it, the flags below make a
     /// one-target job.
-    #[arg(long, conflicts_with_all = ["volume", "slice"])]
+    #[arg(long, conflicts_with_all = ["volume", "slice", "mask"])]
     job: Option<PathBuf>,
     /// Input volume: NIfTI file or DICOM series folder.
     #[arg(long)]
@@ -38,6 +38,14 @@ pub struct SegmentArgs {
     /// Point on the prompted slice: x,y,pos or x,y,neg (repeatable).
     #[arg(long = "point")]
     points: Vec<String>,
+    /// A mask prompt from a file: FILE[:LABEL], a NIfTI label map on the volume's grid (LABEL: its
+    /// value, default 1) or a DICOM SEG of the series (LABEL: the segment number).
+    #[arg(long)]
+    mask: Option<String>,
+    /// propagate: the prompt on --slice carried to the boundaries; refine: every slice between
+    /// the boundaries prompted with its own slice of --mask (refine another tool's segmentation).
+    #[arg(long, default_value = "propagate")]
+    mode: String,
     /// Correction click: slice,x,y,pos or slice,x,y,neg (repeatable, applied in order).
     #[arg(long = "click")]
     clicks: Vec<String>,
@@ -80,7 +88,6 @@ pub struct SegmentArgs {
 fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
     use radsam::job::{Boundaries, InitialPrompt, Target};
     let volume = args.volume.as_ref().context("give --job, or --volume with --slice and --boundaries")?;
-    let slice = args.slice.context("--slice: the prompted slice")?;
     let b = args.boundaries.as_deref().context("--boundaries top,bottom: the object's first and last slice")?;
     let [top, bottom] = b else { bail!("--boundaries takes two slice indices, got {}", b.len()) };
     let bbox = match args.r#box.as_deref() {
@@ -109,6 +116,27 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
         "reference_box" => radsam::segment::Carry::ReferenceBox,
         other => bail!("--carry {other}: expected mask, box or reference_box"),
     };
+    let mode = match args.mode.as_str() {
+        "propagate" => radsam::job::Mode::Propagate,
+        "refine" => radsam::job::Mode::Refine,
+        other => bail!("--mode {other}: expected propagate or refine"),
+    };
+    // Refining prompts every slice with its own mask: no slice is the prompted one.
+    let slice = match (args.slice, mode) {
+        (Some(s), _) => s,
+        (None, radsam::job::Mode::Refine) => (*top).min(*bottom),
+        (None, _) => bail!("--slice: the prompted slice"),
+    };
+    // FILE[:LABEL]; a colon inside the path with no number after it stays part of the path.
+    let (mask_uri, mask_label) = match args.mask.as_deref() {
+        None => (None, None),
+        Some(m) => match m.rsplit_once(':') {
+            Some((file, label)) if label.parse::<u32>().is_ok() => {
+                (Some(file.to_string()), Some(label.parse::<u32>().expect("checked")))
+            }
+            _ => (Some(m.to_string()), None),
+        },
+    };
     let job = Job {
         schema_version: radsam::job::SCHEMA_VERSION,
         job_id: format!("cli-{}", std::process::id()),
@@ -118,18 +146,22 @@ fn job_from_flags(args: &SegmentArgs) -> Result<Job> {
         model_version: None,
         priority: 0,
         parent_job_id: None,
+        seg_store_uri: None,
         targets: vec![Target {
             label: args.target_name.clone(),
             initial_prompt: InitialPrompt {
                 slice,
                 points: args.points.iter().map(|p| parse_point(p)).collect::<Result<_>>()?,
                 bbox,
+                mask_uri,
+                mask_label,
             },
             boundaries: Boundaries { top: *top, bottom: *bottom },
             correction_clicks: clicks,
             reference_mask_uri: args.reference.as_ref().map(|p| p.display().to_string()),
             reference_label: Some(args.reference_label),
             carry: Some(carry),
+            mode: Some(mode),
         }],
     };
     job.validate_with(&args.job_limits).map_err(radsam::error::with_code)?;
