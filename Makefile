@@ -6,6 +6,9 @@
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
 #   make train-radsam-v2 - continues the shipped weights on both training CTs, class-balanced, centred edit clicks (runs/train-radsam-v2/; ~1 h on 2 CPU cores)
 #   make train-radsam-v3 - continues v2 with propagation (carry) training, a lower rate and weight averaging (runs/train-radsam-v3/; ~1 h)
+#   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
+#   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
+#   make bench-dicomweb - the PACS path (DICOMweb fetch, STOW-RS store) against the S3 path, same series (bench/results/dicomweb_bench.*)
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
 #   make bench-radsam - the validation table: LiteMedSAM as shipped vs the project's RadSAM (bench/results/radsam_validation.*)
@@ -27,7 +30,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run test bench bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards chaos
 setup:
 	bash scripts/setup.sh
 
@@ -36,6 +39,9 @@ build: setup
 
 run: build
 	bash scripts/run_sample.sh
+
+run-pacs: build
+	bash scripts/run_pacs.sh
 
 parity-fixtures: setup
 	$(PYTHON) scripts/parity_reference.py
@@ -65,6 +71,12 @@ bench-radsam: build
 
 bench-service: build
 	bash bench/run_service_bench.sh
+
+bench-dicomweb: build
+	bash bench/run_dicomweb_bench.sh
+
+gpu-bundle: build
+	bash scripts/gpu_bundle.sh
 
 benchmark: build
 	bash bench/run_benchmark.sh

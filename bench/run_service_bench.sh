@@ -146,3 +146,5 @@ psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -c "SELECT job_id, worker, 
 "${PYTHON:-python3}" bench/service_table.py "$work" "$N" "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores" > bench/results/service_bench.md
 cp "$work/service_bench.json" bench/results/service_bench.json
 cat bench/results/service_bench.md
+# The PACS path's row (issue #21): its own table, bench/results/dicomweb_bench.md.
+bash bench/run_dicomweb_bench.sh

@@ -21,17 +21,17 @@ pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 /// Transfer syntaxes the series reader decodes (volume/dicom_series.rs, dicom-pixeldata with its
 /// native, RLE, JPEG, JPEG 2000 and JPEG XL decoders): what a part may come in.
 pub const DECODABLE_TRANSFER_SYNTAXES: &[&str] = &[
-    "1.2.840.10008.1.2",      // implicit VR little endian
-    "1.2.840.10008.1.2.1",    // explicit VR little endian
-    "1.2.840.10008.1.2.1.99", // deflated explicit VR little endian
-    "1.2.840.10008.1.2.2",    // explicit VR big endian (retired)
-    "1.2.840.10008.1.2.5",    // RLE lossless
-    "1.2.840.10008.1.2.4.50", // JPEG baseline
-    "1.2.840.10008.1.2.4.51", // JPEG extended
-    "1.2.840.10008.1.2.4.57", // JPEG lossless
-    "1.2.840.10008.1.2.4.70", // JPEG lossless, first-order prediction
-    "1.2.840.10008.1.2.4.90", // JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91", // JPEG 2000
+    "1.2.840.10008.1.2",       // implicit VR little endian
+    "1.2.840.10008.1.2.1",     // explicit VR little endian
+    "1.2.840.10008.1.2.1.99",  // deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",     // explicit VR big endian (retired)
+    "1.2.840.10008.1.2.5",     // RLE lossless
+    "1.2.840.10008.1.2.4.50",  // JPEG baseline
+    "1.2.840.10008.1.2.4.51",  // JPEG extended
+    "1.2.840.10008.1.2.4.57",  // JPEG lossless
+    "1.2.840.10008.1.2.4.70",  // JPEG lossless, first-order prediction
+    "1.2.840.10008.1.2.4.90",  // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  // JPEG 2000
     "1.2.840.10008.1.2.4.110", // JPEG XL lossless
     "1.2.840.10008.1.2.4.111", // JPEG XL JPEG recompression
     "1.2.840.10008.1.2.4.112", // JPEG XL
@@ -315,9 +315,13 @@ impl DicomWeb {
             .map_err(|e| unavailable(&url, &e))?;
         let status = response.status();
         // 409: the request was understood but (some) instances failed; the JSON says why.
-        let response = if status == reqwest::StatusCode::CONFLICT { response } else { check_status(&url, response).await? };
+        let response =
+            if status == reqwest::StatusCode::CONFLICT { response } else { check_status(&url, response).await? };
         let text = response.text().await.map_err(|e| unavailable(&url, &e))?;
-        let fallback = format!("{base}/studies/{}/series/{}/instances/{}", instance.study_uid, instance.series_uid, instance.sop_instance_uid);
+        let fallback = format!(
+            "{base}/studies/{}/series/{}/instances/{}",
+            instance.study_uid, instance.series_uid, instance.sop_instance_uid
+        );
         interpret_store_response(&url, status.as_u16(), &text, instance.sop_instance_uid, fallback)
     }
 }
@@ -345,7 +349,10 @@ impl PartFiles {
                     if !DECODABLE_TRANSFER_SYNTAXES.contains(&ts.as_str()) {
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
-                            format!("part {} comes in transfer syntax {ts}, which the reader does not decode", self.count + 1),
+                            format!(
+                                "part {} comes in transfer syntax {ts}, which the reader does not decode",
+                                self.count + 1
+                            ),
                         ));
                     }
                 }
@@ -419,7 +426,8 @@ fn interpret_store_response(
     let json: serde_json::Value = if body.trim().is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_str(body).map_err(|e| failed(format!("HTTP {status}, an answer that is not DICOM JSON ({e})")))?
+        serde_json::from_str(body)
+            .map_err(|e| failed(format!("HTTP {status}, an answer that is not DICOM JSON ({e})")))?
     };
     // Some servers answer a one-element array of the module.
     let module = match &json {
@@ -455,11 +463,154 @@ fn interpret_store_response(
 mod tests {
     use super::*;
     use crate::error::Coded;
+    use std::io::{BufRead, BufReader, Read};
+
+    /// A misbehaving DICOMweb server on a local port: answers the n-th request with `answers[n]`
+    /// (raw HTTP) and closes; returns its root URI and the requests it saw (request line and
+    /// headers).
+    fn server(answers: Vec<Vec<u8>>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push(head);
+                let _ = stream.write_all(&answer);
+            }
+        });
+        (format!("dicomweb+http://127.0.0.1:{port}/dicom-web"), seen)
+    }
+
+    fn multipart_answer(body: &[u8], boundary: &str) -> Vec<u8> {
+        let mut a = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: multipart/related; type=\"application/dicom\"; boundary={boundary}\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        a.extend_from_slice(body);
+        a
+    }
+
+    fn status(code: &str) -> Vec<u8> {
+        format!("HTTP/1.1 {code}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nnope.").into_bytes()
+    }
+
+    fn client() -> DicomWeb {
+        DicomWeb::new(DicomWebConfig {
+            user: Some("radsam".into()),
+            password: Some("pw".into()),
+            token: None,
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_series_is_split_into_files_and_a_server_that_cannot_transcode_is_asked_again() {
+        let body = crate::multipart::build("b0", &[("application/dicom", b"first"), ("application/dicom", b"second")]);
+        let (root, seen) = server(vec![status("500 Internal Server Error"), multipart_answer(&body, "b0")]);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("series");
+        let n = client().fetch_series(&format!("{root}/studies/1.2/series/3.4"), &dest, 1 << 20).await.unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(std::fs::read(dest.join("000001.dcm")).unwrap(), b"first");
+        assert_eq!(std::fs::read(dest.join("000002.dcm")).unwrap(), b"second");
+        let seen = seen.lock().unwrap();
+        assert!(seen[0].starts_with("GET /dicom-web/studies/1.2/series/3.4 "), "{}", seen[0]);
+        assert!(seen[0].contains("transfer-syntax=1.2.840.10008.1.2.1"), "{}", seen[0]);
+        assert!(seen[1].contains("transfer-syntax=*"), "{}", seen[1]);
+        assert!(seen[0].to_ascii_lowercase().contains("authorization: basic "), "{}", seen[0]);
+    }
+
+    #[tokio::test]
+    async fn lying_bodies_and_refusals_get_their_codes_and_leave_no_files() {
+        let uri = |root: &str| format!("{root}/studies/1.2/series/3.4");
+        let fetch = |answers: Vec<Vec<u8>>, limit: u64| async move {
+            let (root, _) = server(answers);
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("series");
+            let e = client().fetch_series(&uri(&root), &dest, limit).await.unwrap_err();
+            assert!(!dest.exists(), "{e}: files left behind");
+            e
+        };
+        let good = crate::multipart::build("b0", &[("application/dicom", b"0123456789")]);
+        let text = String::from_utf8(good.clone()).unwrap();
+        // Truncated (the connection closed before the closing boundary), a part longer than it
+        // says, a boundary other than the announced one, a part that is not DICOM.
+        for (body, boundary) in [
+            (good[..good.len() - 8].to_vec(), "b0"),
+            (text.replace("Content-Length: 10", "Content-Length: 3").into_bytes(), "b0"),
+            (good.clone(), "other"),
+            (text.replace("application/dicom", "application/json").into_bytes(), "b0"),
+        ] {
+            let e = fetch(vec![multipart_answer(&body, boundary)], 1 << 20).await;
+            assert_eq!(e.code(), "DICOMWEB_MULTIPART", "{e}");
+        }
+        let e = fetch(vec![multipart_answer(&good, "b0")], 20).await;
+        assert_eq!(e.code(), "DICOMWEB_TOO_LARGE", "{e}");
+        for (answer, code) in [
+            ("401 Unauthorized", "DICOMWEB_UNAUTHORIZED"),
+            ("403 Forbidden", "DICOMWEB_FORBIDDEN"),
+            ("404 Not Found", "DICOMWEB_NOT_FOUND"),
+            ("400 Bad Request", "DICOMWEB_REFUSED"),
+            ("503 Service Unavailable", "DICOMWEB_UNAVAILABLE"),
+        ] {
+            // (A 500 is asked again: both answers are the failure.)
+            let e = fetch(vec![status(answer), status(answer)], 1 << 20).await;
+            assert_eq!(e.code(), code, "{answer}: {e}");
+            assert_eq!(e.is_transient(), code == "DICOMWEB_UNAVAILABLE", "{answer}");
+        }
+        let nobody = format!("dicomweb+http://127.0.0.1:{}/x/studies/1/series/2", {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        });
+        let e = client().fetch_series(&nobody, std::path::Path::new("/nonexistent/x"), 1).await.unwrap_err();
+        assert!(e.is_transient() && e.code() == "DICOMWEB_UNAVAILABLE", "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_store_posts_one_instance_into_its_study_and_reads_the_answer() {
+        let stored = r#"{"00081199": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.3.9"]}}]}}"#;
+        let ok = format!(
+            "HTTP/1.1 202 Accepted\r\nContent-Type: application/dicom+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{stored}",
+            stored.len()
+        );
+        let (root, seen) = server(vec![ok.into_bytes(), status("403 Forbidden")]);
+        let instance = Instance { study_uid: "1.2", series_uid: "1.2.3", sop_instance_uid: "1.2.3.9", bytes: b"DICM" };
+        let receipt = client().store(&root, &instance).await.unwrap();
+        assert_eq!(
+            receipt.instance_url,
+            format!("{}/studies/1.2/series/1.2.3/instances/1.2.3.9", &root["dicomweb+".len()..])
+        );
+        assert!(receipt.warning.unwrap().contains("202"));
+        let head = seen.lock().unwrap()[0].clone();
+        assert!(head.starts_with("POST /dicom-web/studies/1.2 "), "{head}");
+        assert!(head.contains("boundary=radsam-1-2-3-9") && head.contains("type=\"application/dicom\""), "{head}");
+        assert_eq!(client().store(&root, &instance).await.unwrap_err().code(), "DICOMWEB_FORBIDDEN");
+    }
 
     #[test]
     fn series_uris_parse_and_bad_ones_get_codes() {
         let s = SeriesUri::parse("dicomweb+http://127.0.0.1:8042/dicom-web/studies/1.2.3/series/4.5.6").unwrap();
-        assert_eq!(s, SeriesUri { root: "http://127.0.0.1:8042/dicom-web".into(), study: "1.2.3".into(), series: "4.5.6".into() });
+        assert_eq!(
+            s,
+            SeriesUri { root: "http://127.0.0.1:8042/dicom-web".into(), study: "1.2.3".into(), series: "4.5.6".into() }
+        );
         assert_eq!(s.url(), "http://127.0.0.1:8042/dicom-web/studies/1.2.3/series/4.5.6");
         let s = SeriesUri::parse("dicomweb+https://pacs.example/studies/1/series/2").unwrap();
         assert_eq!(s.root, "https://pacs.example");

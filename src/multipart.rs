@@ -167,11 +167,7 @@ impl Splitter {
 
     fn part_headers(&mut self, sink: &mut dyn FnMut(Event) -> std::io::Result<()>) -> Result<bool, MultipartError> {
         // No headers at all: the blank line comes at once.
-        let end = if self.buf.starts_with(b"\r\n") {
-            Some((0, 2))
-        } else {
-            self.find(b"\r\n\r\n").map(|i| (i, i + 4))
-        };
+        let end = if self.buf.starts_with(b"\r\n") { Some((0, 2)) } else { self.find(b"\r\n\r\n").map(|i| (i, i + 4)) };
         let Some((text_end, consumed)) = end else {
             if self.buf.len() > MAX_HEADER_BYTES {
                 return Err(MultipartError::Malformed(format!(
@@ -188,7 +184,8 @@ impl Splitter {
             )));
         }
         let text = String::from_utf8_lossy(&self.buf[..text_end]).into_owned();
-        self.headers = parse_headers(&text).map_err(|e| MultipartError::Malformed(format!("part {}: {e}", self.parts + 1)))?;
+        self.headers =
+            parse_headers(&text).map_err(|e| MultipartError::Malformed(format!("part {}: {e}", self.parts + 1)))?;
         self.buf.drain(..consumed);
         self.part_bytes = 0;
         self.state = State::Body;
@@ -279,7 +276,10 @@ pub fn media_type_essence(media_type: &str) -> String {
 pub fn build(boundary: &str, parts: &[(&str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::with_capacity(parts.iter().map(|(_, b)| b.len() + 128).sum());
     for (content_type, bytes) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", bytes.len()).as_bytes());
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", bytes.len())
+                .as_bytes(),
+        );
         body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n");
     }
@@ -320,14 +320,20 @@ mod tests {
         // Bytes that look like line ends, dashes and near-boundaries inside the parts.
         let a: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
         let b = b"\r\n--boundar\r\n--xboundary\r\n-boundary\r\n".to_vec();
-        let body = build("boundary", &[("application/dicom", &a), ("application/dicom; transfer-syntax=1.2.840.10008.1.2.1", &b)]);
+        let body = build(
+            "boundary",
+            &[("application/dicom", &a), ("application/dicom; transfer-syntax=1.2.840.10008.1.2.1", &b)],
+        );
         for size in [1, 2, 3, 7, 64, 1000, body.len()] {
             let parts = split(&body, "boundary", size).unwrap();
             assert_eq!(parts.len(), 2, "chunks of {size}");
             assert_eq!(parts[0].1, a);
             assert_eq!(parts[1].1, b);
             assert_eq!(parts[0].0.content_length, Some(a.len() as u64));
-            assert_eq!(parts[1].0.content_type.as_deref(), Some("application/dicom; transfer-syntax=1.2.840.10008.1.2.1"));
+            assert_eq!(
+                parts[1].0.content_type.as_deref(),
+                Some("application/dicom; transfer-syntax=1.2.840.10008.1.2.1")
+            );
         }
     }
 
@@ -356,15 +362,20 @@ mod tests {
         // Another boundary than the announced one.
         assert!(malformed(&good, "other").contains("no boundary"));
         // A part longer, or shorter, than its Content-Length.
-        assert!(malformed(text.replace("Content-Length: 10", "Content-Length: 4").as_bytes(), "b").contains("longer than"));
+        assert!(
+            malformed(text.replace("Content-Length: 10", "Content-Length: 4").as_bytes(), "b").contains("longer than")
+        );
         assert!(malformed(text.replace("Content-Length: 10", "Content-Length: 99").as_bytes(), "b").contains("says 99"));
-        assert!(malformed(text.replace("Content-Length: 10", "Content-Length: ten").as_bytes(), "b").contains("not a number"));
+        assert!(malformed(text.replace("Content-Length: 10", "Content-Length: ten").as_bytes(), "b")
+            .contains("not a number"));
         // No part at all, headers that never end, garbage after a boundary.
         assert!(malformed(b"--b--\r\n", "b").contains("no part"));
         let endless = format!("--b\r\nX-Pad: {}", "a".repeat(MAX_HEADER_BYTES + 10));
         assert!(malformed(endless.as_bytes(), "b").contains("headers longer"));
         assert!(malformed(b"--bX\r\n\r\n1\r\n--b--", "b").contains("not followed"));
-        assert!(Splitter::new("").is_err() && Splitter::new("a\r\nb").is_err() && Splitter::new(&"x".repeat(71)).is_err());
+        assert!(
+            Splitter::new("").is_err() && Splitter::new("a\r\nb").is_err() && Splitter::new(&"x".repeat(71)).is_err()
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ mod common;
 use common::temp_dir;
 use radsam::error::Coded;
 use radsam::volume::{
-    read_dicom_series, read_mask, read_nifti, resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits,
-    SegMeta, SegmentMask, Volume,
+    read_dicom_series, read_mask, read_nifti, resample_nearest, write_dicom_seg, write_mask_nifti, ReadLimits, SegMeta,
+    SegmentMask, Volume,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,8 +24,11 @@ fn dicom_volume() -> Volume {
 /// The sample's label map on the DICOM series' own grid, written as a NIfTI file in `dir`.
 fn labels_on_grid(v: &Volume, dir: &Path) -> (PathBuf, Vec<u8>) {
     let labels = Volume::open(&sample("example_seg_dicom.nii.gz"), None, &ReadLimits::default()).unwrap();
-    let on_grid =
-        if labels.grid == v.grid && labels.affine == v.affine { labels.data } else { resample_nearest(&labels, v, 0.0) };
+    let on_grid = if labels.grid == v.grid && labels.affine == v.affine {
+        labels.data
+    } else {
+        resample_nearest(&labels, v, 0.0)
+    };
     let values: Vec<u8> = on_grid.iter().map(|&x| x.round().clamp(0.0, 255.0) as u8).collect();
     let path = dir.join("labels.nii.gz");
     write_mask_nifti(&path, v, &values).unwrap();
@@ -129,12 +132,14 @@ fn the_cli_segments_from_a_mask_file_propagated_or_refined() {
     let result = result.unwrap_or_else(|| panic!("{stderr}"));
     let t = &result["targets"][0];
     assert_eq!(t["mode"], "propagate");
+    println!("spleen from its mask on slice 12, propagated: Dice {:.3}", t["dice"].as_f64().unwrap());
     assert!(t["dice"].as_f64().unwrap() > 0.85, "spleen from its mask on one slice: Dice {}", t["dice"]);
     // Refining the whole 3D label map: every slice prompted with its own slice of it.
     let (result, stderr) = segment(&["--mask", &mask, "--mode", "refine", "--boundaries", "19,0"], "refined");
     let result = result.unwrap_or_else(|| panic!("{stderr}"));
     let t = &result["targets"][0];
     assert_eq!(t["mode"], "refine");
+    println!("spleen refined from its 3D mask: Dice {:.3}", t["dice"].as_f64().unwrap());
     assert!(t["dice"].as_f64().unwrap() > 0.85, "spleen refined from its 3D mask: Dice {}", t["dice"]);
     assert_eq!(result["encoded_slices"].as_u64(), Some(0), "the first run encoded these slices: {result}");
     // A slice where the mask has nothing, and a refinement without a mask: codes, nothing written.
@@ -148,7 +153,8 @@ fn the_cli_segments_from_a_mask_file_propagated_or_refined() {
     let (result, stderr) = segment(&["--mask", &upper, "--slice", "2", "--boundaries", "19,0"], "empty");
     assert!(result.is_none() && stderr.contains("[PROMPT_MASK_EMPTY]"), "{stderr}");
     assert!(stderr.contains("the mask covers slices"), "{stderr}");
-    let (result, stderr) = segment(&["--mode", "refine", "--slice", "12", "--box", "291,245,392,377", "--boundaries", "19,0"], "no-mask");
+    let (result, stderr) =
+        segment(&["--mode", "refine", "--slice", "12", "--box", "291,245,392,377", "--boundaries", "19,0"], "no-mask");
     assert!(result.is_none() && stderr.contains("[PROMPT_MASK_MISSING]"), "{stderr}");
     assert!(!dir.join("empty").exists() && !dir.join("no-mask").exists());
 }

@@ -13,8 +13,8 @@ use crate::volume::{
     read_mask, resample_nearest, write_dicom_seg, write_mask_nifti, MaskFileError, ReadLimits, SegMeta, SegUids,
     SegmentMask, Source, Volume, VolumeError,
 };
-use std::collections::BTreeMap;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -199,9 +199,8 @@ fn initial_prompts(
     let slice = target.initial_prompt.slice;
     let empty = |detail: String| ProcessError::PromptMaskEmpty { label: target.label.clone(), detail };
     let covered = |m: &[u8]| {
-        let planes: Vec<usize> = (0..volume.num_slices())
-            .filter(|&k| volume.grid.extract(m, k).iter().any(|&v| v != 0))
-            .collect();
+        let planes: Vec<usize> =
+            (0..volume.num_slices()).filter(|&k| volume.grid.extract(m, k).iter().any(|&v| v != 0)).collect();
         match (planes.first(), planes.last()) {
             (Some(a), Some(b)) => format!("(the mask covers slices {a}..={b})"),
             _ => "(the mask has no voxel)".to_string(),

@@ -160,7 +160,9 @@ pub enum JobError {
     DuplicateLabel(String),
     #[error("target {label}: the initial prompt has no points, box or mask_uri")]
     EmptyPrompt { label: String },
-    #[error("target {label}: mode refine prompts each slice with its own slice of a mask: it needs initial_prompt.mask_uri")]
+    #[error(
+        "target {label}: mode refine prompts each slice with its own slice of a mask: it needs initial_prompt.mask_uri"
+    )]
     RefineWithoutMask { label: String },
     #[error("priority {0} is outside 0..=9")]
     Priority(u8),
@@ -335,7 +337,11 @@ impl Job {
             if t.mode == Some(Mode::Refine) && p.mask_uri.is_none() {
                 return Err(JobError::RefineWithoutMask { label: t.label.clone() });
             }
-            check_text(&format!("targets[{index}].initial_prompt.mask_uri"), p.mask_uri.as_deref().unwrap_or(""), MAX_URI_BYTES)?;
+            check_text(
+                &format!("targets[{index}].initial_prompt.mask_uri"),
+                p.mask_uri.as_deref().unwrap_or(""),
+                MAX_URI_BYTES,
+            )?;
             if t.correction_clicks.len() > limits.max_clicks {
                 return Err(JobError::TooManyClicks {
                     label: t.label.clone(),

@@ -63,6 +63,8 @@ pub struct Sam {
     /// SHA-256 of the image encoder's weights, computed on first use (the embedding cache's key);
     /// forgotten whenever the weights change (`prepare_inference`).
     encoder_fingerprint: std::sync::OnceLock<[u8; 32]>,
+    /// Mixed precision (CUDA autocast to f16) for encode and decode; outputs stay f32.
+    half: bool,
 }
 
 impl Sam {
@@ -85,6 +87,7 @@ impl Sam {
             mask_decoder,
             dense_pe,
             encoder_fingerprint: Default::default(),
+            half: false,
         };
         sam.prepare_inference();
         sam
@@ -157,6 +160,9 @@ impl Sam {
                 }
                 h.update(&bytes);
             }
+            if self.half {
+                h.update(b"autocast f16");
+            }
             h.finalize().into()
         })
     }
@@ -178,10 +184,28 @@ impl Sam {
     /// compute once per slice and reuse for every prompt and edit.
     pub fn encode(&self, images: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
-        match &self.image_encoder {
+        let forward = || match &self.image_encoder {
             ImageEncoder::TinyVit(t) => t.forward(images),
             ImageEncoder::Vit(v) => v.forward(images),
+        };
+        if !self.half {
+            return forward();
         }
+        tch::autocast(true, forward).to_kind(tch::Kind::Float)
+    }
+
+    /// Mixed precision on (CUDA autocast to f16; the caller checks the device) or off. The
+    /// encoder's fingerprint (the embedding cache's key) changes with it: f16 embeddings are not
+    /// f32 ones.
+    pub fn set_half(&mut self, on: bool) {
+        if on != self.half {
+            self.half = on;
+            self.encoder_fingerprint = std::sync::OnceLock::new();
+        }
+    }
+
+    pub fn is_half(&self) -> bool {
+        self.half
     }
 
     /// Training: chooses the variables that learn and returns them by name. Only the prompt encoder
@@ -234,7 +258,17 @@ impl Sam {
     /// per prompt, or (1, 256, E, E) shared by all prompts.
     pub fn decode(&self, embeddings: &Tensor, prompts: &PromptBatch) -> MaskPrediction {
         let _guard = tch::no_grad_guard();
-        let (sparse, dense) = self.prompt_encoder.forward(prompts);
-        self.mask_decoder.forward(embeddings, &self.dense_pe, &sparse, &dense)
+        let forward = || {
+            let (sparse, dense) = self.prompt_encoder.forward(prompts);
+            self.mask_decoder.forward(embeddings, &self.dense_pe, &sparse, &dense)
+        };
+        if !self.half {
+            return forward();
+        }
+        let pred = tch::autocast(true, forward);
+        MaskPrediction {
+            low_res_logits: pred.low_res_logits.to_kind(tch::Kind::Float),
+            iou: pred.iou.to_kind(tch::Kind::Float),
+        }
     }
 }

@@ -19,6 +19,8 @@ pub struct ModelSpec {
     pub threads: Option<i32>,
     /// The encoder's input window "LO,HI" in HU instead of the model's own.
     pub window: Option<String>,
+    /// On CUDA, run the model in mixed precision (f16 autocast); ignored on CPU.
+    pub half: bool,
 }
 
 /// A spec checked against this build and this machine: everything needed to load it.
@@ -29,6 +31,7 @@ pub struct ResolvedModel {
     pub device: Device,
     pub threads: Option<i32>,
     pub window: Option<HuWindow>,
+    pub half: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +72,14 @@ impl Sam {
 impl ModelSpec {
     /// The named model with its own weights on `device`, libtorch's threads, its own window.
     pub fn named(name: &str, device: &str) -> Self {
-        Self { name: name.to_string(), weights: None, device: device.to_string(), threads: None, window: None }
+        Self {
+            name: name.to_string(),
+            weights: None,
+            device: device.to_string(),
+            threads: None,
+            window: None,
+            half: false,
+        }
     }
 
     /// Checks the name, the weights file, the device and the window, without loading anything.
@@ -82,7 +92,7 @@ impl ModelSpec {
         }
         let device = device_by_name(&self.device).map_err(ModelSpecError::Device)?;
         let window = self.window.as_deref().map(HuWindow::parse).transpose().map_err(ModelSpecError::Window)?;
-        Ok(ResolvedModel { config, weights, device, threads: self.threads, window })
+        Ok(ResolvedModel { config, weights, device, threads: self.threads, window, half: self.half })
     }
 
     /// Resolves and loads (blocking: seconds for the large encoders). Sets libtorch's threads on
@@ -102,6 +112,8 @@ impl ResolvedModel {
         if let Some(w) = self.window {
             sam.config.window = w;
         }
+        // Half precision only where it pays and is supported: CUDA's tensor cores.
+        sam.set_half(self.half && self.device.is_cuda());
         Ok(sam)
     }
 

@@ -154,8 +154,7 @@ fn build_dataset(
         Some(seed) => derived_uid(seed, role),
         None => new_uid(),
     };
-    let study_uid =
-        if series.study_instance_uid.is_empty() { uid("study") } else { series.study_instance_uid.clone() };
+    let study_uid = if series.study_instance_uid.is_empty() { uid("study") } else { series.study_instance_uid.clone() };
     let sop_instance_uid = uid("instance");
     let series_uid = uid("series");
 
@@ -410,7 +409,8 @@ fn pack_bits<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
 /// A UID "2.25.<decimal of 128 bits of SHA-256(seed, role)>": the same seed and role, the same UID.
 fn derived_uid(seed: &str, role: &str) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(seed.as_bytes()).chain_update([0u8]).chain_update(role.as_bytes()).finalize();
+    let digest =
+        Sha256::new().chain_update(seed.as_bytes()).chain_update([0u8]).chain_update(role.as_bytes()).finalize();
     let bits = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
     format!("2.25.{bits}")
 }

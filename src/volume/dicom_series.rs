@@ -100,7 +100,11 @@ fn is_dicom(bytes: &[u8]) -> bool {
 /// refused), at most [`MAX_DICOM_FILE_BYTES`]. None when it lacks the DICM marker (not DICOM:
 /// skipped after reading 132 bytes, however large it is). `total` counts the bytes read for the
 /// series, against `limits.max_bytes`.
-pub(super) fn read_dicom_file(file: &Path, total: &mut u64, limits: &ReadLimits) -> Result<Option<Vec<u8>>, VolumeError> {
+pub(super) fn read_dicom_file(
+    file: &Path,
+    total: &mut u64,
+    limits: &ReadLimits,
+) -> Result<Option<Vec<u8>>, VolumeError> {
     let unreadable = |e: std::io::Error| VolumeError::Unreadable { path: file.to_path_buf(), reason: e.to_string() };
     let mut f = open_regular(file)?;
     let len = file_len(&f, file)?;
@@ -376,7 +380,8 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     for (k, h) in series.iter().enumerate() {
         let bytes = read_dicom_file(&h.file, &mut total_bytes, limits)?
             .ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
-        let obj = parse_dicom(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
+        let obj =
+            parse_dicom(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
         drop(bytes);
         let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
         let unsupported = || {

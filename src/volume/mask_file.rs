@@ -64,9 +64,9 @@ fn nifti_label(path: &Path, label: u32, volume: &Volume, limits: &ReadLimits) ->
     }
     // Positions within a hundredth of a voxel: the same grid written by another tool.
     let tolerance = 0.01 * volume.spacing.iter().copied().fold(f64::INFINITY, f64::min);
-    let far = (0..3).flat_map(|r| (0..4).map(move |c| (r, c))).find(|&(r, c)| {
-        (labels.affine[r][c] - volume.affine[r][c]).abs() > tolerance
-    });
+    let far = (0..3)
+        .flat_map(|r| (0..4).map(move |c| (r, c)))
+        .find(|&(r, c)| (labels.affine[r][c] - volume.affine[r][c]).abs() > tolerance);
     if let Some((r, c)) = far {
         return Err(grid(format!(
             "affine element ({r}, {c}) is {:.4}, the volume's {:.4} (another space or orientation: resample it onto the CT first)",
@@ -155,21 +155,28 @@ fn seg_segment(path: &Path, number: u32, volume: &Volume, limits: &ReadLimits) -
             path: path.into(),
             what: "segment number",
             label: number,
-            present: format!("segments present: {}", if present.is_empty() { "none".into() } else { present.join(", ") }),
+            present: format!(
+                "segments present: {}",
+                if present.is_empty() { "none".into() } else { present.join(", ") }
+            ),
         });
     }
     let (rows, columns) = volume.grid.plane_shape();
     let slices = volume.num_slices();
-    let (seg_rows, seg_columns) = (uint(&obj, tags::ROWS).unwrap_or(0) as usize, uint(&obj, tags::COLUMNS).unwrap_or(0) as usize);
+    let (seg_rows, seg_columns) =
+        (uint(&obj, tags::ROWS).unwrap_or(0) as usize, uint(&obj, tags::COLUMNS).unwrap_or(0) as usize);
     if (seg_rows, seg_columns) != (rows, columns) {
-        return Err(grid(format!("frames of {seg_rows} x {seg_columns} pixels, the volume's slices {rows} x {columns}")));
+        return Err(grid(format!(
+            "frames of {seg_rows} x {seg_columns} pixels, the volume's slices {rows} x {columns}"
+        )));
     }
     let bits = uint(&obj, tags::BITS_ALLOCATED).unwrap_or(0);
     if bits != 1 && bits != 8 {
         return Err(not_seg(format!("{bits} bits allocated (a SEG has 1, binary, or 8, fractional)")));
     }
     // A FRACTIONAL segment is inside where it reaches half its maximum.
-    let threshold = if bits == 8 { uint(&obj, tags::MAXIMUM_FRACTIONAL_VALUE).unwrap_or(255).max(1).div_ceil(2) } else { 1 };
+    let threshold =
+        if bits == 8 { uint(&obj, tags::MAXIMUM_FRACTIONAL_VALUE).unwrap_or(255).max(1).div_ceil(2) } else { 1 };
     let frames = uint(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1) as usize;
     let per_frame = items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
     if per_frame.len() != frames {

@@ -193,6 +193,7 @@ fn train(args: TrainArgs) -> Result<()> {
         device: args.device.clone(),
         threads: None,
         window: args.window.clone(),
+        half: false,
     };
     let model = spec.resolve().map_err(radsam::error::with_code)?;
     let (device, weights) = (model.device, model.weights.clone());

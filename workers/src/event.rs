@@ -27,7 +27,9 @@ pub enum EventDetail {
         pacs_seg_uri: Option<String>,
         targets: Vec<TargetSummary>,
     },
-    Failed { error: EventError },
+    Failed {
+        error: EventError,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]

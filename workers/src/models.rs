@@ -25,7 +25,9 @@ pub fn is_known(name: &str) -> bool {
 /// Loads `name` (blocking: call from spawn_blocking), resolved as every binary resolves models
 /// (radsam::model::ModelSpec); the weights load on the model's own thread.
 pub fn load(name: &str, weights: Option<PathBuf>, device: &str, threads: Option<i32>) -> Result<LoadedModel> {
-    let spec = ModelSpec { weights, threads, ..ModelSpec::named(name, device) };
+    // RADSAM_HALF (as the CLI's --half): mixed precision on CUDA, ignored on CPU.
+    let half = std::env::var("RADSAM_HALF").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let spec = ModelSpec { weights, threads, half, ..ModelSpec::named(name, device) };
     let model = spec.resolve().map_err(radsam::error::with_code)?;
     let (version, sha256) = model.version().map_err(radsam::error::with_code)?;
     let thread = ModelThread::spawn(move || model.load())?;

@@ -15,10 +15,10 @@ use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use lapin::Channel;
 use radsam::db::{Claim, StageTimes, TargetRow};
+use radsam::dicomweb::StoreReceipt;
 use radsam::error::Coded;
 use radsam::job::text::printable;
 use radsam::job::{revision, Job, JobResult, ProcessError, ProcessOptions, TargetResult};
-use radsam::dicomweb::StoreReceipt;
 use radsam::storage::join_uri;
 use std::path::Path;
 use std::sync::Arc;
@@ -354,7 +354,9 @@ impl Worker {
             })
             .await?;
         match &receipt.warning {
-            Some(w) => warn!(url = %receipt.instance_url, "the PACS stored the SEG with a warning (DICOMWEB_STORE_WARNING): {w}"),
+            Some(w) => {
+                warn!(url = %receipt.instance_url, "the PACS stored the SEG with a warning (DICOMWEB_STORE_WARNING): {w}")
+            }
             None => info!(url = %receipt.instance_url, "SEG stored in the PACS"),
         }
         Ok(Some(receipt))

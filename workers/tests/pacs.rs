@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 const DICOMWEB: &str = "dicomweb+http://127.0.0.1:8042/dicom-web";
-const CREDENTIALS: [(&str, &str); 2] = [("RADSAM_DICOMWEB_USER", "radsam"), ("RADSAM_DICOMWEB_PASSWORD", "radsam-pacs")];
+const CREDENTIALS: [(&str, &str); 2] =
+    [("RADSAM_DICOMWEB_USER", "radsam"), ("RADSAM_DICOMWEB_PASSWORD", "radsam-pacs")];
 
 /// scripts/pacs.py with the project's Python; its stdout, or a panic with its output.
 fn pacs(args: &[&str]) -> String {
@@ -79,7 +80,8 @@ fn a_series_from_the_pacs_is_segmented_and_its_seg_stored_back_into_its_study_on
     assert_eq!(got[0]["pacs_seg_uri"], Value::String(stored[0].clone()), "{got:?}");
     // QIDO-RS finds exactly one SEG in the study; WADO-RS gives it; highdicom reads frames equal to
     // the worker's mask (labels.nii.gz in S3), slice by slice.
-    let labels = world.rt.block_on(world.storage.fetch("s3://results/job-pacs/labels.nii.gz", world._dir.path())).unwrap();
+    let labels =
+        world.rt.block_on(world.storage.fetch("s3://results/job-pacs/labels.nii.gz", world._dir.path())).unwrap();
     println!("{}", pacs(&["check-seg", &study.0, labels.to_str().unwrap(), copy.to_str().unwrap(), "spleen"]));
 
     // The commit lost after the SEG was stored (the rows gone, as if the worker died between the
@@ -95,6 +97,19 @@ fn a_series_from_the_pacs_is_segmented_and_its_seg_stored_back_into_its_study_on
     let again: Vec<String> = world.query("SELECT pacs_seg_uri FROM results WHERE job_id = $1", "job-pacs");
     assert_eq!(again, stored, "the same SEG instance");
     assert_eq!(pacs(&["count-seg", &study.0]).trim(), "1");
+
+    // The SEG in the PACS as the next job's mask prompt, fetched by DICOMweb too: refined slice by
+    // slice (mode refine). Its own SEG joins the study: two now.
+    let seg_series = stored[0].split("/instances/").next().unwrap().replacen("http://", "dicomweb+http://", 1);
+    let mut refine = serde_json::from_str::<Value>(&spleen_job("job-pacs-refine", uri)).unwrap();
+    refine["targets"][0]["initial_prompt"] = json!({"slice": 12, "mask_uri": seg_series, "mask_label": 1});
+    refine["targets"][0]["mode"] = json!("refine");
+    world.submit(&refine.to_string());
+    world.wait_status("job-pacs-refine", &["succeeded", "failed"], 300, &mut [&mut worker]);
+    assert_eq!(world.status("job-pacs-refine").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    let dice: Vec<f64> = world.query("SELECT dice FROM results WHERE job_id = $1", "job-pacs-refine");
+    assert!(dice[0] > 0.85, "the spleen refined from the PACS's SEG: Dice {}", dice[0]);
+    assert_eq!(pacs(&["count-seg", &study.0]).trim(), "2");
 
     // Refusals with their codes, recorded: a series the PACS does not have; a SEG asked of a
     // NIfTI volume (none exists).
@@ -116,5 +131,5 @@ fn a_series_from_the_pacs_is_segmented_and_its_seg_stored_back_into_its_study_on
     world.wait_status("job-pacs-401", &["succeeded", "failed"], 120, &mut [&mut stranger]);
     let codes: Vec<String> = world.query("SELECT error_code FROM jobs WHERE job_id = $1", "job-pacs-401");
     assert_eq!(codes, vec!["DICOMWEB_UNAUTHORIZED".to_string()], "{}", stranger.log_tail());
-    assert_eq!(pacs(&["count-seg", &study.0]).trim(), "1", "nothing stored by the failures");
+    assert_eq!(pacs(&["count-seg", &study.0]).trim(), "2", "nothing stored by the failures");
 }

@@ -14,7 +14,7 @@ use tch::Device;
 pub struct BenchPropagationArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Objects to evaluate as name=label value in the sample CT's label map.
+    /// Objects to evaluate as name=label value in the sample CT's label map (`none`: only the timing).
     #[arg(
         long,
         value_delimiter = ',',
@@ -147,6 +147,7 @@ pub fn bench_model(args: BenchArgs) -> Result<()> {
         "model": sam.config.name,
         "image_size": sam.config.image_size,
         "device": format!("{:?}", sam.device()),
+        "half": sam.is_half(),
         "threads": tch::get_num_threads(),
         "slices": ks,
         "encoder_ms_per_slice_one_by_one": median_ms(per_slice) / nf,
@@ -180,7 +181,8 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
     let bar = indicatif::ProgressBar::new(args.objects.len() as u64 + 1);
     bar.set_style(indicatif::ProgressStyle::with_template("{msg:20} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
     let mut evaluations = Vec::new();
-    for spec in &args.objects {
+    // `--objects none`: the timing alone (the GPU bundle's quick check).
+    for spec in args.objects.iter().filter(|s| s.as_str() != "none") {
         let (name, value) = spec.split_once('=').with_context(|| format!("--objects {spec}: expected name=value"))?;
         bar.set_message(name.to_string());
         let truth = truth_of(value.parse().with_context(|| format!("--objects {spec}"))?);
@@ -241,6 +243,8 @@ pub fn bench_propagation(args: BenchPropagationArgs) -> Result<()> {
     };
     let report = json!({
         "model": sam.config.name,
+        "device": format!("{:?}", sam.device()),
+        "half": sam.is_half(),
         "threads": tch::get_num_threads(),
         "mask_choice": args.mask_choice,
         "click_carry": click_carry,

@@ -291,7 +291,7 @@ fn parse_model(spec: &str, args: &BenchmarkArgs) -> ModelArgs {
         Some((n, w)) => (n.to_string(), Some(w.to_string())),
         None => (name, None),
     };
-    ModelArgs { model: name, weights, device: args.device.clone(), threads: args.threads, window }
+    ModelArgs { model: name, weights, device: args.device.clone(), threads: args.threads, window, half: false }
 }
 
 /// The model's label in the report: its name (with its window), with the weights' file stem when given.

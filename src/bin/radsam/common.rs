@@ -26,6 +26,10 @@ pub struct ModelArgs {
     /// RadSAM's -500,1000): e.g. -160,240 runs LiteMedSAM on MedSAM's soft-tissue window.
     #[arg(long, allow_hyphen_values = true)]
     pub window: Option<String>,
+    /// On CUDA: run the model in mixed precision (f16 autocast: tensor cores, half the memory
+    /// traffic); ignored on CPU. Embeddings cached in this mode are kept apart from f32 ones.
+    #[arg(long, env = "RADSAM_HALF")]
+    pub half: bool,
 }
 
 impl ModelArgs {
@@ -37,6 +41,7 @@ impl ModelArgs {
             device: self.device.clone(),
             threads: self.threads,
             window: self.window.clone(),
+            half: self.half,
         }
     }
 }
