@@ -437,6 +437,15 @@ impl Db {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
+    /// A finished job's results as a revision reuses them: (label, mask URI, model version).
+    pub async fn result_masks(&self, job_id: &str) -> Result<Vec<(String, String, String)>, DbError> {
+        let rows = sqlx::query("SELECT label, mask_uri, model_version FROM results WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
     /// The chain of revisions that ends at `job_id`: each target's results from the first job
     /// down to this one, oldest first (a job's own results follow its parent's).
     pub async fn history(&self, job_id: &str) -> Result<Vec<Revision>, DbError> {

@@ -6,6 +6,7 @@ mod process;
 pub mod revision;
 mod schema;
 pub mod text;
+mod volume_memo;
 
 pub use output::Staging;
 pub use process::{process, JobResult, ProcessError, ProcessOptions, TargetResult};
@@ -13,3 +14,4 @@ pub use schema::{
     local_path, read_job, Boundaries, CorrectionHead, InitialPrompt, Job, JobError, JobLimits, Mode, Target,
     SCHEMA_VERSION,
 };
+pub use volume_memo::{VolumeMemo, DEFAULT_VOLUME_MEMO_BYTES};

@@ -38,6 +38,13 @@ pub struct ProcessOptions {
     /// Embeddings read from and stored into this cache (segment/embedding_cache.rs); None: every
     /// slice encoded afresh.
     pub embedding_cache: Option<Arc<EmbeddingCache>>,
+    /// The last decoded volume, reused when the same bytes come again (volume_memo.rs); None:
+    /// every job decodes its volume.
+    pub volume_memo: Option<Arc<super::VolumeMemo>>,
+    /// Targets whose result is their parent job's (a revision that does not change them, with the
+    /// same volume and model: issue #20): label -> the parent's mask file, read instead of
+    /// segmenting again. Empty: every target is segmented.
+    pub reuse: std::collections::HashMap<String, std::path::PathBuf>,
 }
 
 impl Default for ProcessOptions {
@@ -51,6 +58,8 @@ impl Default for ProcessOptions {
             deadline: None,
             recorded_volume_uri: None,
             embedding_cache: None,
+            volume_memo: None,
+            reuse: Default::default(),
         }
     }
 }
@@ -112,6 +121,9 @@ pub struct TargetResult {
     pub encoded_slices: usize,
     pub cached_slices: usize,
     pub encode_seconds: f64,
+    /// The parent job's mask, unchanged by this revision (stops and guards are then the parent's,
+    /// in its result.json).
+    pub reused_from_parent: bool,
     pub mask_file: String,
 }
 
@@ -129,6 +141,8 @@ pub struct JobResult {
     pub encoded_slices: usize,
     /// Slices whose embeddings came from the embedding cache instead (encoded by an earlier job).
     pub cached_slices: usize,
+    /// The decoded volume came from the worker's memo (the same bytes as its last job's).
+    pub volume_reused: bool,
     /// Reading and decoding the volume and the reference masks.
     pub read_seconds: f64,
     /// Encoding and reading the embedding cache.
@@ -164,6 +178,24 @@ fn reference_mask(target: &Target, volume: &Volume, limits: &ReadLimits) -> Resu
         return Err(ProcessError::EmptyReference { label: target.label.clone(), value });
     }
     Ok(Some(mask))
+}
+
+/// A target's segmentation: its mask, the prompt on its initial slice (for the overlay) and what
+/// the propagation reported.
+struct Segmented {
+    mask: Vec<u8>,
+    prompt: SlicePrompt,
+    clicks_applied: usize,
+    stops: Vec<Stop>,
+    guards: Vec<GuardEvent>,
+    decode_seconds: f64,
+}
+
+/// The parent job's mask file of a target (a revision's unchanged target) on `volume`'s grid, 0/1;
+/// None when it cannot be read or lies on another grid (the target is then segmented again).
+fn parent_mask(path: &Path, volume: &Volume) -> Option<Vec<u8>> {
+    let parent = Volume::open(path, None, &ReadLimits::default()).ok()?;
+    (parent.grid == volume.grid).then(|| parent.data.iter().map(|&v| (v > 0.5) as u8).collect())
 }
 
 /// The initial prompt's points and box as the segmenter takes them (a mask file is added by
@@ -291,14 +323,18 @@ pub fn process(
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<JobResult, ProcessError> {
     let t0 = Instant::now();
-    let volume = open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?;
+    let (volume, volume_reused) = match &opts.volume_memo {
+        Some(memo) => memo.open(&local_path(&job.volume_uri)?, job.series_instance_uid.as_deref(), &opts.limits)?,
+        None => (Arc::new(open_volume(&job.volume_uri, job.series_instance_uid.as_deref(), &opts.limits)?), false),
+    };
+    let volume: &Volume = &volume;
     // Every prompt against the volume before the references are read and any slice is encoded:
     // a bad prompt is the caller's to fix and must not cost minutes of encoding first.
-    check_prompts(job, &volume)?;
+    check_prompts(job, volume)?;
     let references =
-        job.targets.iter().map(|t| reference_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
+        job.targets.iter().map(|t| reference_mask(t, volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
     let prompt_masks =
-        job.targets.iter().map(|t| prompt_mask(t, &volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
+        job.targets.iter().map(|t| prompt_mask(t, volume, &opts.limits)).collect::<Result<Vec<_>, _>>()?;
     let read_seconds = t0.elapsed().as_secs_f64();
     let mut write_seconds = 0.0;
 
@@ -310,7 +346,7 @@ pub fn process(
     let progress = std::cell::RefCell::new(progress);
     let session = VolumeSession::lazy(
         sam,
-        &volume,
+        volume,
         (lo, hi),
         EncodeOptions {
             batch: opts.batch.unwrap_or(0),
@@ -335,45 +371,70 @@ pub fn process(
         let (t_lo, t_hi) =
             (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
         let carry = target.carry.unwrap_or(Carry::Mask);
-        // The target's own slices of the shared session: its propagation, stops and clicks never
-        // leave its boundaries (another target's range is not its business).
-        let own = session.restrict((t_lo, t_hi)).map_err(seg_err)?;
-        let before = (session.encoded_slices(), session.cached_slices(), session.encode_seconds());
-        let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
         let mode = target.mode.unwrap_or_default();
-        let mut prompts = initial_prompts(target, mask_prompt.as_deref(), &volume, (t_lo, t_hi))?;
         let slice = target.initial_prompt.slice;
-        // check_prompts kept slices and clicks inside the target's own boundaries; the segmenter
-        // validates again against its session.
-        let prompt = match mode {
-            Mode::Propagate => {
-                check_deadline(&target.label, "propagating the initial prompt".into())?;
-                let prompt = prompts.remove(&slice).expect("the initial slice's prompt");
-                segmenter.start(slice, &prompt).map_err(seg_err)?;
-                prompt
-            }
-            Mode::Refine => {
-                check_deadline(&target.label, "refining the mask prompt".into())?;
-                segmenter.slice_level(&prompts).map_err(seg_err)?;
-                prompts.remove(&slice).unwrap_or_else(|| slice_prompt(target))
+        let before = (session.encoded_slices(), session.cached_slices(), session.encode_seconds());
+        // A target the revision leaves as its parent had it: the parent's mask (the same inputs and
+        // model give the same mask), unless it cannot be read, when it is segmented again.
+        let reused = opts.reuse.get(&target.label).and_then(|path| parent_mask(path, volume));
+        let reused_from_parent = reused.is_some();
+        let done = match reused {
+            Some(mask) => Segmented {
+                mask,
+                prompt: slice_prompt(target),
+                clicks_applied: target.correction_clicks.len(),
+                stops: Vec::new(),
+                guards: Vec::new(),
+                decode_seconds: 0.0,
+            },
+            None => {
+                // The target's own slices of the shared session: its propagation, stops and clicks
+                // never leave its boundaries (another target's range is not its business).
+                let own = session.restrict((t_lo, t_hi)).map_err(seg_err)?;
+                let mut segmenter =
+                    Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
+                let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
+                // check_prompts kept slices and clicks inside the target's own boundaries; the
+                // segmenter validates again against its session.
+                let prompt = match mode {
+                    Mode::Propagate => {
+                        check_deadline(&target.label, "propagating the initial prompt".into())?;
+                        let prompt = prompts.remove(&slice).expect("the initial slice's prompt");
+                        segmenter.start(slice, &prompt).map_err(seg_err)?;
+                        prompt
+                    }
+                    Mode::Refine => {
+                        check_deadline(&target.label, "refining the mask prompt".into())?;
+                        segmenter.slice_level(&prompts).map_err(seg_err)?;
+                        prompts.remove(&slice).unwrap_or_else(|| slice_prompt(target))
+                    }
+                };
+                for (n, click) in target.correction_clicks.iter().enumerate() {
+                    check_deadline(
+                        &target.label,
+                        format!("applying correction click {} of {}", n + 1, target.correction_clicks.len()),
+                    )?;
+                    segmenter.add_click(*click).map_err(seg_err)?;
+                    (progress.borrow_mut())(
+                        &format!("{}: correction clicks", target.label),
+                        n + 1,
+                        target.correction_clicks.len(),
+                    );
+                }
+                Segmented {
+                    mask: segmenter.mask(),
+                    prompt,
+                    clicks_applied: segmenter.clicks(),
+                    stops: segmenter.stops().to_vec(),
+                    guards: segmenter.guard_events(),
+                    decode_seconds: segmenter.decode_seconds,
+                }
             }
         };
-        for (n, click) in target.correction_clicks.iter().enumerate() {
-            check_deadline(
-                &target.label,
-                format!("applying correction click {} of {}", n + 1, target.correction_clicks.len()),
-            )?;
-            segmenter.add_click(*click).map_err(seg_err)?;
-            (progress.borrow_mut())(
-                &format!("{}: correction clicks", target.label),
-                n + 1,
-                target.correction_clicks.len(),
-            );
-        }
-        let mask = segmenter.mask();
+        let Segmented { mask, prompt, clicks_applied, stops, guards, decode_seconds } = done;
         let mask_file = format!("{}.nii.gz", target.label);
         let t_write = Instant::now();
-        write_mask_nifti(&out.join(&mask_file), &volume, &mask)?;
+        write_mask_nifti(&out.join(&mask_file), volume, &mask)?;
         write_seconds += t_write.elapsed().as_secs_f64();
         results.push(TargetResult {
             label: target.label.clone(),
@@ -385,13 +446,14 @@ pub fn process(
             volume_ml: volume_ml(&mask, volume.spacing),
             dice: reference.as_ref().map(|r| dice(&mask, r)),
             reference_ml: reference.as_ref().map(|r| volume_ml(r, volume.spacing)),
-            clicks_applied: segmenter.clicks(),
-            stops: segmenter.stops().to_vec(),
-            guards: segmenter.guard_events(),
-            decode_seconds: segmenter.decode_seconds,
+            clicks_applied,
+            stops,
+            guards,
+            decode_seconds,
             encoded_slices: session.encoded_slices() - before.0,
             cached_slices: session.cached_slices() - before.1,
             encode_seconds: session.encode_seconds() - before.2,
+            reused_from_parent,
             mask_file,
         });
         overlay_slices.push((i, slice, prompt, target.correction_clicks.clone()));
@@ -405,7 +467,7 @@ pub fn process(
     for (i, m) in masks.iter().enumerate() {
         labels.iter_mut().zip(m).filter(|(_, &v)| v != 0).for_each(|(l, _)| *l = (i + 1).min(255) as u8);
     }
-    write_mask_nifti(&out.join("labels.nii.gz"), &volume, &labels)?;
+    write_mask_nifti(&out.join("labels.nii.gz"), volume, &labels)?;
     outputs.push("labels.nii.gz".into());
     let mut seg_file = None;
     let mut seg = None;
@@ -420,7 +482,7 @@ pub fn process(
             uid_seed: Some(format!("{}\u{0}{model_version}", job.job_id)),
             ..Default::default()
         };
-        seg = Some(write_dicom_seg(&out.join("seg.dcm"), &volume, &segments, &meta)?);
+        seg = Some(write_dicom_seg(&out.join("seg.dcm"), volume, &segments, &meta)?);
         outputs.push("seg.dcm".into());
         seg_file = Some("seg.dcm".to_string());
     }
@@ -441,7 +503,7 @@ pub fn process(
                     layers.push(crate::overlay::OverlayMask { plane: t, color: [0, 220, 0] });
                 }
                 let path = dir.join(format!("{label}_slice_{s:04}.png"));
-                crate::overlay::render_slice(&volume, s, &layers, Some(&p), &path)
+                crate::overlay::render_slice(volume, s, &layers, Some(&p), &path)
                     .map_err(|e| ProcessError::Output(e.to_string()))?;
             }
         }
@@ -460,6 +522,7 @@ pub fn process(
         slice_axis: volume.grid.slice_axis,
         encoded_slices: session.encoded_slices(),
         cached_slices: session.cached_slices(),
+        volume_reused,
         read_seconds,
         encode_seconds: session.encode_seconds(),
         write_seconds,

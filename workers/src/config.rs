@@ -76,6 +76,10 @@ pub struct Config {
     /// server a job's series came from (jobs with another volume_uri store nowhere). Unset: none.
     #[arg(long, env = "RADSAM_SEG_STORE_URI")]
     pub seg_store_uri: Option<String>,
+    /// The last decoded volume is kept, up to this many MB of voxels, so a correction that follows
+    /// its job on this worker skips decoding the series again; 0: off.
+    #[arg(long, env = "RADSAM_VOLUME_MEMO_MB", default_value_t = radsam::job::DEFAULT_VOLUME_MEMO_BYTES >> 20)]
+    pub volume_memo_mb: u64,
     /// text or json log lines.
     #[arg(long, env = "RADSAM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -33,6 +33,12 @@ enum Refusal {
     Reject { body: String, code: String, message: String },
 }
 
+/// The parent of a revision, as the revision may reuse it: its id and its (complete) job.
+struct Parent {
+    id: String,
+    job: Job,
+}
+
 /// What a processed job produced: where its masks are, its rows, its event and its stage times.
 struct JobOutputs {
     event: ResultEvent,
@@ -56,8 +62,8 @@ impl Worker {
         }
         let body = String::from_utf8_lossy(&delivery.data).into_owned();
         // A correction that names its parent is completed from it first (revision.rs).
-        let body = match self.complete_revision(body).await {
-            Ok(body) => body,
+        let (body, parent) = match self.complete_revision(body).await {
+            Ok(completed) => completed,
             Err(Refusal::Retry(f)) => {
                 warn!(code = f.code(), "cannot read the parent job: {}", f.message());
                 return self.requeue(delivery).await;
@@ -72,21 +78,26 @@ impl Worker {
         };
         // Valid ids hold no control characters; escaping still costs nothing and keeps it so.
         let span = tracing::info_span!("job", job_id = %printable(&job.job_id, 128), correlation_id = %printable(job.correlation_id.as_deref().unwrap_or("-"), 255));
-        let outcome = self.run_job(delivery, events, &job, &body, lag, started).instrument(span).await;
+        let outcome = self.run_job(delivery, events, &job, parent.as_ref(), &body, lag, started).instrument(span).await;
         self.metrics.job_seconds.observe(started.elapsed().as_secs_f64());
         outcome
     }
 
-    /// `body` completed from the job it names as its parent, or as it is when it names none (or
-    /// is not even JSON: parsing says so next).
-    async fn complete_revision(&self, body: String) -> Result<String, Refusal> {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&body) else { return Ok(body) };
-        let Some(parent) = revision::parent_of(&message) else { return Ok(body) };
+    /// `body` completed from the job it names as its parent (and that parent), or as it is when
+    /// it names none (or is not even JSON: parsing says so next).
+    async fn complete_revision(&self, body: String) -> Result<(String, Option<Parent>), Refusal> {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&body) else { return Ok((body, None)) };
+        let Some(parent) = revision::parent_of(&message) else { return Ok((body, None)) };
         let stored = self
             .retry("reading the parent job", || async { Ok::<_, Failure>(self.db.job_payload(parent).await?) })
             .await;
+        let mut parent_job = None;
         let completed = match stored {
-            Ok(Some((status, payload))) => revision::complete(parent, &status, &payload, &message),
+            Ok(Some((status, payload))) => {
+                // Stored complete and valid when it ran: kept to see what the revision leaves as it was.
+                parent_job = serde_json::from_value::<Job>(payload.clone()).ok();
+                revision::complete(parent, &status, &payload, &message)
+            }
             Ok(None) => Err(revision::ParentError::NotFound(parent.to_string())),
             Err(f) if f.is_transient() => return Err(Refusal::Retry(f)),
             Err(f) => {
@@ -94,7 +105,7 @@ impl Worker {
             }
         };
         match completed {
-            Ok(job) => Ok(job.to_string()),
+            Ok(job) => Ok((job.to_string(), parent_job.map(|job| Parent { id: parent.to_string(), job }))),
             Err(e) => Err(Refusal::Reject { code: e.code().to_string(), message: e.to_string(), body }),
         }
     }
@@ -104,6 +115,7 @@ impl Worker {
         delivery: &Delivery,
         events: &Channel,
         job: &Job,
+        parent: Option<&Parent>,
         body: &str,
         lag: Option<f64>,
         started: Instant,
@@ -139,7 +151,7 @@ impl Worker {
             return self.fail(delivery, events, job, attempt, f).await;
         }
         info!(attempt, "processing");
-        let processed = self.process(job, attempt, started, events).await;
+        let processed = self.process(job, parent, attempt, started, events).await;
         let deliveries = Deliveries {
             earlier: radsam::queue::delivery_count(&delivery.properties),
             limit: self.topology.delivery_limit,
@@ -184,6 +196,7 @@ impl Worker {
     async fn process(
         &self,
         job: &Job,
+        parent: Option<&Parent>,
         attempt: i32,
         started: Instant,
         events: &Channel,
@@ -213,9 +226,13 @@ impl Worker {
         let fetch = t.elapsed().as_secs_f64();
 
         let model = self.model_for(job.model_version.as_deref()).await?;
+        let reuse = match parent {
+            Some(parent) => self.parent_masks(job, parent, &model.version, scratch.path()).await,
+            None => Default::default(),
+        };
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri, events).await?;
+        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri, events, reuse).await?;
 
         let t = Instant::now();
         let base = join_uri(&self.config.results_uri, &job.job_id);
@@ -269,6 +286,7 @@ impl Worker {
         deadline: Option<Instant>,
         volume_uri: &str,
         events: &Channel,
+        reuse: std::collections::HashMap<String, std::path::PathBuf>,
     ) -> Result<JobResult, Failure> {
         let opts = ProcessOptions {
             overlays: self.config.overlays,
@@ -276,6 +294,8 @@ impl Worker {
             deadline,
             recorded_volume_uri: Some(volume_uri.to_string()),
             embedding_cache: self.embedding_cache.clone(),
+            volume_memo: self.volume_memo.clone(),
+            reuse,
             ..Default::default()
         };
         let (progress_tx, progress_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
@@ -316,6 +336,54 @@ impl Worker {
             model_stopped_failure(&e)
         })?;
         processed.map_err(|e| self.processing_failure(e))
+    }
+
+    /// The parent's masks of the targets a revision leaves as they were (same volume, series,
+    /// model version and target), fetched into `scratch`: those targets are not segmented again.
+    /// Best effort: whatever cannot be had here is segmented as usual.
+    async fn parent_masks(
+        &self,
+        job: &Job,
+        parent: &Parent,
+        model_version: &str,
+        scratch: &Path,
+    ) -> std::collections::HashMap<String, std::path::PathBuf> {
+        let mut reuse = std::collections::HashMap::new();
+        let same_inputs = job.volume_uri == parent.job.volume_uri
+            && job.series_instance_uid == parent.job.series_instance_uid
+            && job.model_version == parent.job.model_version;
+        if !same_inputs {
+            return reuse;
+        }
+        let unchanged: Vec<&str> = job
+            .targets
+            .iter()
+            // A mask file may have been rewritten at its URI since: such targets run again.
+            .filter(|t| t.initial_prompt.mask_uri.is_none() && parent.job.targets.iter().any(|p| p == *t))
+            .map(|t| t.label.as_str())
+            .collect();
+        if unchanged.is_empty() {
+            return reuse;
+        }
+        let rows = match self.db.result_masks(&parent.id).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!("cannot read the parent's results ({e}); segmenting every target");
+                return reuse;
+            }
+        };
+        for (i, (label, mask_uri, version)) in rows.into_iter().enumerate() {
+            if version != model_version || !unchanged.contains(&label.as_str()) {
+                continue;
+            }
+            match self.storage.fetch(&mask_uri, &scratch.join(format!("parent-{i}"))).await {
+                Ok(path) => {
+                    reuse.insert(label, path);
+                }
+                Err(e) => warn!(%label, "cannot fetch the parent's mask ({e}); segmenting it again"),
+            }
+        }
+        reuse
     }
 
     /// Stores the job's SEG with STOW-RS where the job (seg_store_uri) or the worker

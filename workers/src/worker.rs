@@ -37,6 +37,8 @@ pub struct Worker {
     pub(crate) health: Arc<Health>,
     /// Embeddings by content on local disk, shared by every job of this worker.
     pub(crate) embedding_cache: Option<Arc<EmbeddingCache>>,
+    /// The last decoded volume (a correction right after its job skips the decoding); None: off.
+    pub(crate) volume_memo: Option<Arc<radsam::job::VolumeMemo>>,
     model: tokio::sync::Mutex<Arc<LoadedModel>>,
 }
 
@@ -134,6 +136,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     health.set_model(Some(model.version.clone()));
 
     let topology = Topology::new(&config.endpoints.queue_prefix, config.endpoints.delivery_limit);
+    let config_volume_memo_mb = config.volume_memo_mb;
     let worker = Worker {
         config,
         name,
@@ -143,6 +146,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         metrics,
         health,
         embedding_cache,
+        volume_memo: (config_volume_memo_mb > 0)
+            .then(|| Arc::new(radsam::job::VolumeMemo::new(config_volume_memo_mb.saturating_mul(1 << 20)))),
         model: tokio::sync::Mutex::new(Arc::new(model)),
     };
     // A version promoted by the trainer service replaces the configured model before the first job.

@@ -135,6 +135,21 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     let encode = |job: &str| world.query::<f64>("SELECT encode_s FROM jobs WHERE job_id = $1", job)[0];
     let (cold, warm) = (encode("job-flow"), encode("job-flow-fix"));
     assert!(warm < cold / 3.0, "encode seconds: cold {cold:.2}, warm {warm:.2}");
+    // A revision that leaves the target as it was (a new correlation id only): its parent's mask,
+    // nothing segmented or encoded, and the series decoded for the parent came from the worker's
+    // memo of its last volume.
+    let same = json!({"schema_version": 1, "job_id": "job-flow-same", "parent_job_id": "job-flow-fix",
+        "correlation_id": "study-1b"});
+    world.submit(&same.to_string());
+    world.wait_status("job-flow-same", &["succeeded", "failed"], 120, &mut [&mut worker]);
+    assert_eq!(world.status("job-flow-same").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    let result = world.rt.block_on(world.storage.fetch("s3://results/job-flow-same/result.json", scratch.path()));
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(result.unwrap()).unwrap()).unwrap();
+    assert_eq!(result["targets"][0]["reused_from_parent"], true, "{result}");
+    assert_eq!((result["encoded_slices"].as_u64(), result["cached_slices"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(result["volume_reused"], true, "{result}");
+    let ml = |job: &str| world.query::<f64>("SELECT volume_ml FROM results WHERE job_id = $1", job)[0];
+    assert_eq!(ml("job-flow-same"), ml("job-flow-fix"), "the parent's mask");
     world.drain(&events);
     world.drain(&progress);
 

@@ -202,6 +202,9 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         } else {
             radsam::segment::EmbeddingCache::from_env().map_err(radsam::error::with_code)?.map(Arc::new)
         },
+        // One job per process: nothing to remember between jobs, no parent to reuse.
+        volume_memo: None,
+        reuse: Default::default(),
     };
     let staging =
         Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
