@@ -37,7 +37,7 @@ job() { # ID VOLUME_URI [SEG_STORE_URI]
   [ -n "${3:-}" ] && store="\"seg_store_uri\": \"$3\","
   echo "{\"schema_version\": 1, \"job_id\": \"$1\", \"volume_uri\": \"$2\", $store \"targets\": [{\"label\": \"spleen\", \"initial_prompt\": {\"slice\": 12, \"box\": [291, 245, 392, 377]}, \"boundaries\": {\"top\": 19, \"bottom\": 0}}]}"
 }
-RADSAM_CACHE_EMBEDDINGS=$work/embeddings RADSAM_HTTP_ADDR=127.0.0.1:9311 RADSAM_DEVICE=cpu "$bin/radsam-worker" > "$work/worker.log" 2>&1 &
+RADSAM_VOLUME_MEMO_MB=0 RADSAM_CACHE_EMBEDDINGS=$work/embeddings RADSAM_HTTP_ADDR=127.0.0.1:9311 RADSAM_DEVICE=cpu "$bin/radsam-worker" > "$work/worker.log" 2>&1 &
 pid=$!
 until (exec 3<>/dev/tcp/127.0.0.1/9311 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
 # A warm-up job fills the embedding cache; then the two paths alternate.

@@ -446,7 +446,8 @@ mod tests {
         assert_eq!(code(no_targets), "JOB_NO_TARGETS");
         assert_eq!(local_path("s3://bucket/ct.nii.gz").unwrap_err().code(), "JOB_BAD_URI");
         // A mask file alone is a prompt; refining needs one; the SEG goes to DICOMweb only.
-        let mask_only = EXAMPLE.replace("\"box\": [20, 30, 80, 75]", "\"mask_uri\": \"file:///data/ts.nii.gz\", \"mask_label\": 5");
+        let mask_only =
+            EXAMPLE.replace("\"box\": [20, 30, 80, 75]", "\"mask_uri\": \"file:///data/ts.nii.gz\", \"mask_label\": 5");
         assert!(Job::from_json(&mask_only).is_ok());
         assert!(Job::from_json(&mask_only.replace("\"carry\"", "\"mode\": \"refine\", \"carry\"")).is_ok());
         assert_eq!(code(&EXAMPLE.replace("\"carry\"", "\"mode\": \"refine\", \"carry\"")), "PROMPT_MASK_MISSING");
