@@ -10,6 +10,7 @@
 
 use crate::volume::{ReadLimits, Volume, VolumeError};
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -67,10 +68,13 @@ impl VolumeMemo {
 }
 
 /// SHA-256 of the input's bytes and names; None when they exceed `max_bytes` (compressed inputs
-/// decode to more, so the bound on the bytes read is a bound on the work, not on what is kept).
+/// decode to more, so the bound on the bytes read is a bound on the work, not on what is kept), or
+/// when the input is anything but regular files and folders (a link inside a series, a FIFO, a
+/// device): those are the reader's to judge, and hashing them could block or never end.
 fn content_key(path: &Path, series_uid: Option<&str>, max_bytes: u64) -> std::io::Result<Option<[u8; 32]>> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    if path.is_dir() {
+    let top = std::fs::metadata(path)?;
+    let mut files: Vec<(PathBuf, u64)> = Vec::new();
+    if top.is_dir() {
         let mut stack = vec![path.to_path_buf()];
         while let Some(d) = stack.pop() {
             for entry in std::fs::read_dir(&d)? {
@@ -79,29 +83,33 @@ fn content_key(path: &Path, series_uid: Option<&str>, max_bytes: u64) -> std::io
                 if kind.is_dir() {
                     stack.push(entry.path());
                 } else if kind.is_file() {
-                    files.push(entry.path());
+                    files.push((entry.path(), entry.metadata()?.len()));
+                } else {
+                    return Ok(None);
                 }
             }
         }
         files.sort();
+    } else if top.is_file() {
+        files.push((path.to_path_buf(), top.len()));
     } else {
-        files.push(path.to_path_buf());
+        return Ok(None);
     }
-    let mut total = 0u64;
-    for f in &files {
-        total += std::fs::metadata(f)?.len();
-        if total > max_bytes {
-            return Ok(None);
-        }
+    if files.iter().map(|(_, n)| n).sum::<u64>() > max_bytes {
+        return Ok(None);
     }
     let mut h = Sha256::new();
     h.update(series_uid.unwrap_or("").as_bytes());
-    for f in &files {
+    for (f, len) in &files {
         let name = f.strip_prefix(path).unwrap_or(f).to_string_lossy();
         h.update((name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());
-        let bytes = std::fs::read(f)?;
-        h.update((bytes.len() as u64).to_le_bytes());
+        let mut bytes = Vec::with_capacity(*len as usize);
+        std::fs::File::open(f)?.take(len + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 != *len {
+            return Ok(None); // changing under us: not a key to trust
+        }
+        h.update(len.to_le_bytes());
         h.update(&bytes);
     }
     Ok(Some(h.finalize().into()))
@@ -137,6 +145,18 @@ mod tests {
         // Over the bound: read, never kept.
         let small = VolumeMemo::new(16);
         assert!(!small.open(&a, None, &limits).unwrap().1 && !small.open(&a, None, &limits).unwrap().1);
+        // A link to a device and a FIFO are never read here (it would not end, or block): the
+        // reader refuses them, as without the memo; a folder holding a link is not kept either.
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.nii")).unwrap();
+        assert!(memo.open(&dir.path().join("zero.nii"), None, &limits).is_err());
+        let fifo = dir.path().join("fifo.nii");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(memo.open(&fifo, None, &limits).is_err());
+        let series = dir.path().join("series");
+        std::fs::create_dir(&series).unwrap();
+        std::os::unix::fs::symlink(&a, series.join("a.nii.gz")).unwrap();
+        assert_eq!(content_key(&series, None, 1 << 20).unwrap(), None);
         // A missing input is the reader's error, as without the memo.
         assert_eq!(
             crate::error::Coded::code(&memo.open(&dir.path().join("none.nii.gz"), None, &limits).unwrap_err()),

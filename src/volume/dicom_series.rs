@@ -18,7 +18,7 @@ use super::files::{check_affine, check_plane, file_len, open_regular};
 use super::{superior_inferior_axis, Grid, Source, Volume};
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -75,7 +75,8 @@ struct Header {
     thickness: Option<f64>,
 }
 
-fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
+/// An element's text, trimmed of padding; empty when absent (also for sequence items).
+pub(super) fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
     obj.element_opt(tag)
         .ok()
         .flatten()
@@ -88,7 +89,7 @@ fn floats(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<Vec<f64>> {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.to_multi_float64().ok())
 }
 
-fn uint(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<u32> {
+pub(super) fn uint(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u32> {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u32>().ok())
 }
 

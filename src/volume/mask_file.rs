@@ -6,7 +6,7 @@
 //! own DICOM instances (by SOP Instance UID, else by position). Anything else is refused with a
 //! `PROMPT_MASK_*` code that says what differs.
 
-use super::dicom_series::{parse_dicom, read_dicom_file};
+use super::dicom_series::{parse_dicom, read_dicom_file, text, uint};
 use super::error::{ReadLimits, VolumeError};
 use super::{Source, Volume};
 use dicom_core::Tag;
@@ -118,19 +118,6 @@ fn seg_file(path: &Path) -> Result<PathBuf, MaskFileError> {
 
 fn items(obj: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.items()).unwrap_or(&[])
-}
-
-fn text(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn uint(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
-    obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u32>().ok())
 }
 
 /// Segment `number` of the SEG at `path`, frames placed on the slices they reference.
