@@ -8,6 +8,7 @@
 #   make train-radsam-v3 - continues v2 with propagation (carry) training, a lower rate and weight averaging (runs/train-radsam-v3/; ~1 h)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
+#   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)
 #   make bench-dicomweb - the PACS path (DICOMweb fetch, STOW-RS store) against the S3 path, same series (bench/results/dicomweb_bench.*)
 #   make bench-service - the queue service: jobs/min and seconds by stage, 1 and 2 workers vs the CLI (bench/results/service_bench.*)
 #   make benchmark - the paper's benchmark (`radsam bench`): LiteMedSAM vs RadSAM on the validation CT and phantoms (bench/results/benchmark/)
@@ -30,7 +31,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards chaos
 setup:
 	bash scripts/setup.sh
 
@@ -74,6 +75,9 @@ bench-service: build
 
 bench-dicomweb: build
 	bash bench/run_dicomweb_bench.sh
+
+bench-mask-prompts: build
+	bash bench/run_mask_prompts.sh
 
 gpu-bundle: build
 	bash scripts/gpu_bundle.sh
