@@ -3,12 +3,14 @@
 # (the TotalSegmentator example DICOM scan, never trained on) and on synthetic phantoms (never
 # trained on: the benchmark's phantom seed differs from training's), in one run on this machine,
 # same prompts for every model, for:
-# - lite_medsam: LiteMedSAM as shipped, on RadSAM's window;
 # - lite_medsam@-160,240: LiteMedSAM on MedSAM's soft-tissue window; its `reference box` carry is
 #   the reference baseline of issue #17 (LiteMedSAM's own 3D inference);
-# - radsam:radsam-v1: the previous RadSAM weights (models/radsam-v1.safetensors, bench/train_radsam.sh),
-#   kept for side-by-side rows;
-# - radsam: the project's RadSAM (models/radsam.safetensors).
+# - radsam:radsam-v1: the shipped RadSAM weights (models/radsam.safetensors = radsam-v1,
+#   bench/train_radsam.sh), the previous model's rows;
+# - radsam:radsam-v3: the candidate (bench/train_radsam_v3.sh: v2 trained further on carry
+#   batches, at half the learning rate, exported as a moving average).
+# (radsam-v2's rows are in the run of 2026-12-03, in git history; MODELS overrides the list, e.g.
+# adding `--model lite_medsam` for LiteMedSAM on RadSAM's window.)
 # Protocols: the paper's (20 uniform clicks, oracle masks) and the CVPR 2025 challenge's (5 centred
 # clicks). Known classes (paper Table 3): AMOS's 15 classes.
 # Writes bench/results/benchmark/ (report.md, cases.csv, speed.csv, drift.csv, clicks.png,
@@ -27,7 +29,7 @@ python scripts/write_label_names.py runs/total_names.json > /dev/null
 classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
 classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
 classes=$classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra"
-models=${MODELS:---model radsam=models/radsam-v2.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240 --model lite_medsam}
+models=${MODELS:---model radsam=models/radsam-v3.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
 # shellcheck disable=SC2086
 "$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
   --phantoms 1 --classes "$classes" --known-classes amos \

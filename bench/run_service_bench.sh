@@ -8,8 +8,10 @@
 #   a long object that stops early (bench/make_long_phantom.py): slices encoded against slices in
 #              its boundaries, and the peak memory of the CLI and of a worker;
 #   corrections: one worker with an empty embedding cache runs a job, then a revision of it with
-#              one more click, then a second worker (empty disk) a further revision from the S3
-#              tier (issue #20): what a correction costs against the cold job.
+#              one more click (resuming the parent's saved session), the same revision again with
+#              the parent's session damaged (the reference: the prompt and clicks replayed), then a
+#              second worker (empty disk) a further revision from the S3 tier (issue #20): what a
+#              correction costs against the cold job.
 # The throughput rows run with the embedding cache off (RADSAM_CACHE_EMBEDDINGS=off): N copies of
 # one job would otherwise be N-1 cache hits.
 # Each job: liver (box + one click) and spleen (box) on the validation DICOM scan, RadSAM, mask carry.
@@ -115,6 +117,12 @@ job fix-cold s3://radsam-samples/totalsegmentator/example_ct_dicom/ s3://radsam-
 revision fix-warm fix-cold 12 160 260 > "$work/job_fix_warm.json"
 run_one "$work/job_fix_cold.json" fix-cold
 run_one "$work/job_fix_warm.json" fix-warm
+# The reference: the same revision once the parent's saved session is unreadable, so the worker
+# replays the prompt and the clicks (what every correction did before sessions were saved).
+printf 'damaged' > "$work/damaged.session.gz"
+"$bin/radsam" upload "$work/damaged.session.gz" s3://radsam-results/fix-cold/sessions/liver.session.gz > /dev/null
+revision fix-replay fix-cold 12 160 260 > "$work/job_fix_replay.json"
+run_one "$work/job_fix_replay.json" fix-replay
 cache_metrics 9301 "$work/fix_cache_metrics.txt"
 sleep 2 # the last uploads to the S3 tier run behind the job
 kill -TERM "$fix_pid"; wait "$fix_pid" || true
@@ -142,6 +150,7 @@ run_one "$work/job_long_worker.json" long-worker
 grep VmHWM "/proc/$long_pid/status" | awk '{print $2}' > "$work/long_worker_rss_kb.txt"
 kill -TERM "$long_pid"; wait "$long_pid" || true
 
+psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -P footer=off -c "SELECT job_id, label, volume_ml FROM results WHERE job_id LIKE 'fix-%' ORDER BY job_id, label" > "$work/fix_results.csv"
 psql -h 127.0.0.1 -U postgres -d radsam_bench -A -F, -c "SELECT job_id, worker, fetch_s, decode_s, encode_s, propagate_s, upload_s, commit_s, total_s, queue_lag_s FROM jobs WHERE status = 'succeeded' ORDER BY job_id" > "$work/jobs.csv"
 "${PYTHON:-python3}" bench/service_table.py "$work" "$N" "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $cores cores" > bench/results/service_bench.md
 cp "$work/service_bench.json" bench/results/service_bench.json

@@ -70,19 +70,50 @@ def read_metrics(path):
 
 if all(k in all_jobs for k in ("fix-cold", "fix-warm", "fix-remote")):
     cold, warm, remote = all_jobs["fix-cold"], all_jobs["fix-warm"], all_jobs["fix-remote"]
+    replay = all_jobs.get("fix-replay")
+    # What each worker said of the parent's saved session (pipeline.rs logs it per target).
+    said = {}
+    for log in ("worker_fix_a.log", "worker_fix_b.log"):
+        path = work / log
+        for line in (open(path, errors="replace") if path.exists() else []):
+            for job in ("fix-warm", "fix-replay", "fix-remote"):
+                if job in line and "resumed the parent's saved session" in line:
+                    said[job] = "resumed"
+                elif job in line and "was not resumed" in line:
+                    said[job] = "replayed"
+
     local_m, remote_m = read_metrics(work / "fix_cache_metrics.txt"), read_metrics(work / "fix_remote_cache_metrics.txt")
     share = float(warm["total_s"]) / float(cold["total_s"])
     share_remote = float(remote["total_s"]) / float(cold["total_s"])
     out["corrections"] = {"cold": cold, "warm_local": warm, "warm_s3_tier": remote, "warm_share_of_cold": share,
-                          "warm_s3_share_of_cold": share_remote, "cache_metrics_first_worker": local_m, "cache_metrics_second_worker": remote_m}
+                          "warm_s3_share_of_cold": share_remote, "cache_metrics_first_worker": local_m, "cache_metrics_second_worker": remote_m,
+                          "replayed_reference": replay, "session": said}
     lines += ["", "## Corrections (issue #20)", "",
               "One worker with an empty embedding cache (its local disk, and a fresh prefix of the S3 tier) runs the job",
               "above, then a revision of it naming one more click on the liver (`parent_job_id`, as a dashboard sends",
-              "a correction); then a second worker with an empty disk takes a further revision, its slices from the",
-              "S3 tier. Seconds as PostgreSQL recorded them (processing: delivery to commit).", "",
-              "| job | processing s | encode s | propagate s | share of the cold job |", "|---|---|---|---|---|"]
-    for name, j in [("cold (empty cache)", cold), ("revision + 1 click (warm local cache)", warm), ("revision + 1 click, second worker (warm S3 tier)", remote)]:
-        lines.append(f"| {name} | {float(j['total_s']):.2f} | {float(j['encode_s']):.2f} | {float(j['propagate_s']):.2f} | {float(j['total_s']) / float(cold['total_s']):.0%} |")
+              "a correction), which resumes the parent's saved editing session (segment/snapshot.rs) and applies its",
+              "click alone; as the reference, the same revision with the parent's session damaged, so that the worker",
+              "replays the prompt and both clicks (what every correction did before); then a second worker with an",
+              "empty disk takes a further revision, its slices from the S3 tier. Seconds as PostgreSQL recorded them",
+              "(processing: delivery to commit); the session column as the worker logged it.", "",
+              "| job | session | processing s | fetch + decode s | encode s | propagate s | share of the cold job |",
+              "|---|---|---|---|---|---|---|"]
+    rows = [("cold (empty cache)", "fix-cold", cold), ("revision + 1 click (warm local cache)", "fix-warm", warm)]
+    if replay is not None:
+        rows.append(("reference: the same revision, parent's session damaged (warm local cache)", "fix-replay", replay))
+    rows.append(("revision + 1 click, second worker (warm S3 tier)", "fix-remote", remote))
+    for name, key, j in rows:
+        lines.append(f"| {name} | {said.get(key, '-')} | {float(j['total_s']):.2f} | {float(j['fetch_s']) + float(j['decode_s']):.2f} | "
+                     f"{float(j['encode_s']):.2f} | {float(j['propagate_s']):.2f} | {float(j['total_s']) / float(cold['total_s']):.0%} |")
+    volumes = {}
+    if (work / "fix_results.csv").exists():
+        for r in csv.DictReader(open(work / "fix_results.csv")):
+            volumes[(r["job_id"], r["label"])] = float(r["volume_ml"])
+    if replay is not None and ("fix-warm", "liver") in volumes:
+        resumed_ml, replayed_ml = volumes[("fix-warm", "liver")], volumes.get(("fix-replay", "liver"))
+        out["corrections"]["liver_ml_resumed_vs_replayed"] = [resumed_ml, replayed_ml]
+        lines += ["", f"The corrected liver: {resumed_ml:.3f} mL resumed, {replayed_ml:.3f} mL replayed "
+                  f"({'the same' if resumed_ml == replayed_ml else 'DIFFERENT'}; workers/tests/service.rs checks the masks voxel by voxel)."]
     ev = lambda m, e: m.get('radsam_embedding_cache_total{event="%s"}' % e, 0)
     lines += ["",
               f"Embedding cache (/metrics): first worker {ev(local_m, 'miss'):.0f} misses, {ev(local_m, 'hit'):.0f} hits; second worker "

@@ -7,7 +7,9 @@ use common::{temp_dir, weights};
 use radsam::mask_stats::dice;
 use radsam::model::{ModelConfig, Sam};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Click, SlicePrompt};
-use radsam::segment::{Carry, GuardReason, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop, VolumeSession};
+use radsam::segment::{
+    Carry, GuardReason, GuardSettings, MaskChoice, SegmentError, Segmenter, Snapshot, Stop, VolumeSession,
+};
 use radsam::volume::read_nifti;
 use std::process::Command;
 use tch::Device;
@@ -79,6 +81,7 @@ fn propagation_editing_and_replay_on_the_liver() {
     assert_eq!(gap.stops(), [Stop { direction: -1, empty_slice: 95 }], "the shipped model loses the liver at 95");
     assert!((lo..95).all(|k| !gap.states().contains_key(&k)), "nothing below a stop");
     let kept = masks(&gap, 96..=hi);
+    let gap_saved = gap.snapshot("gap").expect("a volume-level session");
     let centre = interior_point(&ct.grid.extract(&liver, 90), w).unwrap();
     gap.add_click(Click { slice: 90, x: centre.x, y: centre.y, positive: true }).unwrap();
     assert_eq!(kept, masks(&gap, 96..=hi), "slices holding a mask upstream are kept");
@@ -108,6 +111,55 @@ fn propagation_editing_and_replay_on_the_liver() {
     }
     assert_eq!(replay.mask(), boxed.mask(), "a stateless replay of the clicks equals the interactive session");
     assert_eq!(replay.clicks(), 3);
+
+    // A saved session (a revision's parent) taken up by a fresh segmenter and given the remaining
+    // clicks equals the replay of all of them, bit for bit: masks, stops, IoUs and the carried
+    // low-resolution masks that later clicks build on; with fewer slices decoded.
+    let dir = common::temp_dir("resume");
+    let same = |a: &Segmenter, b: &Segmenter, what: &str| {
+        assert_eq!(a.mask(), b.mask(), "{what}: masks");
+        assert_eq!(a.stops(), b.stops(), "{what}: stops");
+        assert_eq!(a.states().keys().collect::<Vec<_>>(), b.states().keys().collect::<Vec<_>>(), "{what}: slices");
+        for (k, s) in a.states() {
+            let t = &b.states()[k];
+            assert!(s.low_res.equal(&t.low_res) && s.iou == t.iou && s.chosen == t.chosen, "{what}: slice {k}");
+        }
+    };
+    for carry in [Carry::Box, Carry::Mask] {
+        let mut parent = Segmenter::new(&session, carry, MaskChoice::Primary, None);
+        parent.start(start, &prompt).unwrap();
+        parent.add_click(clicks[0]).unwrap();
+        let path = dir.join(format!("liver-{}.session.gz", carry.name()));
+        parent.snapshot("liver inputs").unwrap().save(&path).unwrap();
+        let saved = Snapshot::load(&path).unwrap();
+        saved.check("liver inputs", &clicks).unwrap();
+        let mut resumed = Segmenter::new(&session, carry, MaskChoice::Primary, None);
+        resumed.resume(&saved).unwrap();
+        for c in &clicks[saved.clicks.len()..] {
+            resumed.add_click(*c).unwrap();
+        }
+        let mut replayed = Segmenter::new(&session, carry, MaskChoice::Primary, None);
+        replayed.start(start, &prompt).unwrap();
+        for c in clicks {
+            replayed.add_click(c).unwrap();
+        }
+        same(&resumed, &replayed, carry.name());
+        assert_eq!(resumed.clicks(), 3);
+        // The replay's decoding minus the parent's: the new clicks' slices only.
+        assert_eq!(resumed.decoded_slices, replayed.decoded_slices - parent.decoded_slices, "{carry:?}");
+        assert!(resumed.decoded_slices < replayed.decoded_slices, "{carry:?}");
+        // Its own saved session is the replay's: a chain of revisions resumes the last one.
+        assert_eq!(resumed.snapshot("liver inputs"), replayed.snapshot("liver inputs"));
+    }
+    // With a stop saved: the click past it fills the same slices and reports the same stops.
+    let mut resumed_gap = Segmenter::new(&session, Carry::Box, MaskChoice::Primary, None);
+    resumed_gap.resume(&gap_saved).unwrap();
+    resumed_gap.add_click(Click { slice: 90, x: centre.x, y: centre.y, positive: true }).unwrap();
+    same(&resumed_gap, &gap, "past a stop");
+    // A session saved for another volume grid or outside these boundaries is refused.
+    let narrow = VolumeSession::lazy(&sam, &ct, (100, hi), Default::default()).unwrap();
+    assert!(Segmenter::new(&narrow, Carry::Box, MaskChoice::Primary, None).resume(&gap_saved).is_err());
+    std::fs::remove_dir_all(&dir).ok();
 
     // Slice-level editing: a click refines its own slice only, from the slice's own prompt.
     let prompts: std::collections::BTreeMap<usize, SlicePrompt> = (95..=105)

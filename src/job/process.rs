@@ -6,8 +6,8 @@ use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{
-    Carry, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Stop,
-    VolumeSession,
+    Carry, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Snapshot,
+    Stop, VolumeSession,
 };
 use crate::volume::{
     read_mask, resample_nearest, write_dicom_seg, write_mask_nifti, MaskFileError, ReadLimits, SegMeta, SegUids,
@@ -45,6 +45,13 @@ pub struct ProcessOptions {
     /// same volume and model: issue #20): label -> the parent's mask file, read instead of
     /// segmenting again. Empty: every target is segmented.
     pub reuse: std::collections::HashMap<String, std::path::PathBuf>,
+    /// Saved editing sessions of the parent job (segment/snapshot.rs): label -> its file. A
+    /// revision's target whose inputs are its parent's and whose clicks begin with the parent's
+    /// resumes it and applies its new clicks alone; otherwise it replays them all.
+    pub resume: std::collections::HashMap<String, std::path::PathBuf>,
+    /// Save each volume-level target's editing session into OUT/sessions/ (for the worker: the
+    /// next revision resumes it).
+    pub save_sessions: bool,
 }
 
 impl Default for ProcessOptions {
@@ -60,6 +67,8 @@ impl Default for ProcessOptions {
             embedding_cache: None,
             volume_memo: None,
             reuse: Default::default(),
+            resume: Default::default(),
+            save_sessions: false,
         }
     }
 }
@@ -109,6 +118,15 @@ pub struct TargetResult {
     pub dice: Option<f64>,
     pub reference_ml: Option<f64>,
     pub clicks_applied: usize,
+    /// A revision that resumed its parent's saved editing session (segment/snapshot.rs): how
+    /// many of its clicks came with it (their propagation, and the prompt's, did not run again:
+    /// only the clicks after them were applied here). None: the prompt and every click ran here.
+    pub clicks_resumed: Option<usize>,
+    /// Why the parent's saved session could not be resumed, when a revision had one (the clicks
+    /// were then replayed: the same mask, more time).
+    pub resume_refused: Option<String>,
+    /// This target's saved editing session (OUT/sessions/LABEL.session.gz), for its next revision.
+    pub session_file: Option<String>,
     /// Directions where propagation stopped on an empty slice before the boundary.
     pub stops: Vec<Stop>,
     /// Propagation guards that fired (when on): a leaking or collapsing slice that took another of
@@ -186,6 +204,8 @@ struct Segmented {
     mask: Vec<u8>,
     prompt: SlicePrompt,
     clicks_applied: usize,
+    clicks_resumed: Option<usize>,
+    resume_refused: Option<String>,
     stops: Vec<Stop>,
     guards: Vec<GuardEvent>,
     decode_seconds: f64,
@@ -196,6 +216,52 @@ struct Segmented {
 fn parent_mask(path: &Path, volume: &Volume) -> Option<Vec<u8>> {
     let parent = Volume::open(path, None, &ReadLimits::default()).ok()?;
     (parent.grid == volume.grid).then(|| parent.data.iter().map(|&v| (v > 0.5) as u8).collect())
+}
+
+/// What a target's editing session depends on besides its clicks, hashed: the model, the voxels
+/// between its boundaries and the volume's geometry, the prompt's slice, points and box, the
+/// boundaries, the carry, the mask choice and the guards. (Not its URIs: a worker reads copies of
+/// them under other names.) A saved session resumes only under the same.
+fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, opts: &ProcessOptions) -> String {
+    use sha2::{Digest, Sha256};
+    let p = &target.initial_prompt;
+    let (lo, hi) =
+        (target.boundaries.top.min(target.boundaries.bottom), target.boundaries.top.max(target.boundaries.bottom));
+    let prompt = (p.slice, &p.points, p.bbox, (lo, hi), target.carry.unwrap_or(Carry::Mask));
+    let settings = (model_version, format!("{:?}", opts.choice), &opts.guards);
+    let geometry = (volume.dims(), volume.spacing, volume.affine, volume.grid.slice_axis);
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&(prompt, settings, geometry)).expect("serialisable"));
+    for k in lo..=hi {
+        let plane = volume.grid.extract(&volume.data, k);
+        h.update(plane.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// Where a target's saved session goes, under the job's output folder.
+fn session_path(label: &str) -> std::path::PathBuf {
+    Path::new("sessions").join(format!("{label}.session.gz"))
+}
+
+fn save_session(out: &Path, label: &str, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), ProcessError> {
+    let path = out.join(session_path(label));
+    std::fs::create_dir_all(path.parent().expect("sessions/")).map_err(|e| ProcessError::Output(e.to_string()))?;
+    write(&path).map_err(|e| ProcessError::Output(format!("saving {}: {e}", path.display())))
+}
+
+/// Takes up the saved session at `path` when it belongs to these inputs and its clicks begin
+/// `clicks`: the number of clicks it holds (the rest are the caller's to apply).
+fn resume(
+    segmenter: &mut Segmenter,
+    path: &Path,
+    fingerprint: &str,
+    clicks: &[crate::prompt::Click],
+) -> Result<usize, crate::segment::SnapshotError> {
+    let saved = Snapshot::load(path)?;
+    saved.check(fingerprint, clicks)?;
+    segmenter.resume(&saved)?;
+    Ok(saved.clicks.len())
 }
 
 /// The initial prompt's points and box as the segmenter takes them (a mask file is added by
@@ -383,6 +449,8 @@ pub fn process(
                 mask,
                 prompt: slice_prompt(target),
                 clicks_applied: target.correction_clicks.len(),
+                clicks_resumed: None,
+                resume_refused: None,
                 stops: Vec::new(),
                 guards: Vec::new(),
                 decode_seconds: 0.0,
@@ -391,12 +459,34 @@ pub fn process(
                 // The target's own slices of the shared session: its propagation, stops and clicks
                 // never leave its boundaries (another target's range is not its business).
                 let own = session.restrict((t_lo, t_hi)).map_err(seg_err)?;
+                // A saved session is volume-level editing from points and a box: a mask file may
+                // have changed at its URI since, refinement has no propagation to save, and the
+                // benchmarks' oracle choice depends on the reference.
+                let resumable = mode == Mode::Propagate
+                    && target.initial_prompt.mask_uri.is_none()
+                    && opts.choice != MaskChoice::BestReference;
+                let fingerprint = (resumable && (opts.save_sessions || opts.resume.contains_key(&target.label)))
+                    .then(|| session_fingerprint(target, model_version, volume, opts));
                 let mut segmenter =
                     Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
                 let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
+                // A revision takes up its parent's session where it can (snapshot.rs).
+                let (clicks_resumed, resume_refused) = match (opts.resume.get(&target.label), &fingerprint) {
+                    (Some(path), Some(fingerprint)) => {
+                        match resume(&mut segmenter, path, fingerprint, &target.correction_clicks) {
+                            Ok(n) => (Some(n), None),
+                            Err(why) => (None, Some(why.to_string())),
+                        }
+                    }
+                    (Some(_), None) => (None, Some("only a propagated target without a mask file resumes".into())),
+                    _ => (None, None),
+                };
                 // check_prompts kept slices and clicks inside the target's own boundaries; the
                 // segmenter validates again against its session.
                 let prompt = match mode {
+                    Mode::Propagate if clicks_resumed.is_some() => {
+                        prompts.remove(&slice).expect("the initial slice's prompt")
+                    }
                     Mode::Propagate => {
                         check_deadline(&target.label, "propagating the initial prompt".into())?;
                         let prompt = prompts.remove(&slice).expect("the initial slice's prompt");
@@ -409,7 +499,7 @@ pub fn process(
                         prompts.remove(&slice).unwrap_or_else(|| slice_prompt(target))
                     }
                 };
-                for (n, click) in target.correction_clicks.iter().enumerate() {
+                for (n, click) in target.correction_clicks.iter().enumerate().skip(clicks_resumed.unwrap_or(0)) {
                     check_deadline(
                         &target.label,
                         format!("applying correction click {} of {}", n + 1, target.correction_clicks.len()),
@@ -421,17 +511,31 @@ pub fn process(
                         target.correction_clicks.len(),
                     );
                 }
+                if let (true, Some(fingerprint)) = (opts.save_sessions, &fingerprint) {
+                    let saved = segmenter.snapshot(fingerprint).expect("a propagated target");
+                    save_session(out, &target.label, |path| saved.save(path))?;
+                }
                 Segmented {
                     mask: segmenter.mask(),
                     prompt,
                     clicks_applied: segmenter.clicks(),
+                    clicks_resumed,
+                    resume_refused,
                     stops: segmenter.stops().to_vec(),
                     guards: segmenter.guard_events(),
                     decode_seconds: segmenter.decode_seconds,
                 }
             }
         };
-        let Segmented { mask, prompt, clicks_applied, stops, guards, decode_seconds } = done;
+        let Segmented { mask, prompt, clicks_applied, clicks_resumed, resume_refused, stops, guards, decode_seconds } =
+            done;
+        // An unchanged target's session is its parent's: handed on for the next revision.
+        if let (true, true, Some(path)) = (opts.save_sessions, reused_from_parent, opts.resume.get(&target.label)) {
+            save_session(out, &target.label, |to| std::fs::copy(path, to).map(drop))?;
+        }
+        let session_file = Some(session_path(&target.label))
+            .filter(|f| opts.save_sessions && out.join(f).exists())
+            .map(|f| f.to_string_lossy().into_owned());
         let mask_file = format!("{}.nii.gz", target.label);
         let t_write = Instant::now();
         write_mask_nifti(&out.join(&mask_file), volume, &mask)?;
@@ -447,6 +551,9 @@ pub fn process(
             dice: reference.as_ref().map(|r| dice(&mask, r)),
             reference_ml: reference.as_ref().map(|r| volume_ml(r, volume.spacing)),
             clicks_applied,
+            clicks_resumed,
+            resume_refused,
+            session_file,
             stops,
             guards,
             decode_seconds,
@@ -462,6 +569,9 @@ pub fn process(
 
     let t_write = Instant::now();
     let mut outputs: Vec<String> = results.iter().map(|r| r.mask_file.clone()).collect();
+    if results.iter().any(|r| r.session_file.is_some()) {
+        outputs.push("sessions/".into());
+    }
     // All targets in one label map: target i has value i + 1 (a later target wins on overlap).
     let mut labels = vec![0u8; volume.grid.len()];
     for (i, m) in masks.iter().enumerate() {

@@ -4,6 +4,8 @@
 //! - embedding_cache.rs: embeddings kept on disk by content, so no slice is encoded twice;
 //! - propagate.rs: RadSAM's volume-level prompting (one prompt, the mask carried slice to slice
 //!   up and down) and 3D editing with correction clicks;
+//! - snapshot.rs: an editing session saved with a job's outputs, so a revision applies its new
+//!   clicks alone;
 //! - guard.rs: the propagation guards (leaks and collapsing slices, from the decoder's predicted
 //!   IoU and secondary masks).
 
@@ -12,6 +14,7 @@ mod guard;
 mod propagate;
 mod session;
 mod slice_level;
+mod snapshot;
 
 pub use embedding_cache::{
     CacheConfigError, CacheStats, EmbeddingCache, RemoteTier, DEFAULT_MAX_MB as DEFAULT_EMBEDDING_CACHE_MB,
@@ -20,6 +23,7 @@ pub use guard::{GuardEvent, GuardReason, GuardSettings};
 pub use propagate::{Carry, Segmenter, SliceState, Stop};
 pub use session::{EncodeOptions, VolumeSession};
 pub use slice_level::{predict_slices, MaskChoice, PredictError, SlicePrediction, SlicePredictions};
+pub use snapshot::{Snapshot, SnapshotError};
 
 use crate::prompt::PromptError;
 

@@ -30,6 +30,7 @@
 use super::guard::{GuardEvent, GuardSettings, Verdict};
 use super::session::VolumeSession;
 use super::slice_level::{choose, prompt_batch, MaskChoice};
+use super::snapshot::{SavedSlice, Snapshot, SnapshotError};
 use super::SegmentError;
 use crate::mask_stats::dice;
 use crate::model::preprocess::logits_to_slice;
@@ -68,7 +69,7 @@ impl Carry {
 const REFERENCE_MARGIN_256: f64 = 3.0;
 
 /// Propagation stopped early in one direction: `empty_slice` came out empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stop {
     /// +1 towards higher slice indices, -1 towards lower.
     pub direction: i8,
@@ -103,6 +104,8 @@ pub struct Segmenter<'s, 'a> {
     reference: Option<&'s [u8]>,
     states: BTreeMap<usize, SliceState>,
     clicks: BTreeMap<usize, Vec<Point>>,
+    /// Every click applied, in order (what a saved session records).
+    click_order: Vec<Click>,
     /// The prompted slice and the clicked slices: propagation never overwrites them.
     anchors: std::collections::BTreeSet<usize>,
     /// Slice-level prompting: each slice's own prompt; clicks then refine their slice alone.
@@ -133,6 +136,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             reference,
             states: BTreeMap::new(),
             clicks: BTreeMap::new(),
+            click_order: Vec::new(),
             anchors: Default::default(),
             slice_prompts: None,
             origin: 0,
@@ -177,6 +181,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.stops.clear();
         self.guard_events.clear();
         self.clicks.clear();
+        self.click_order.clear();
         self.anchors = [slice].into();
         self.origin = slice;
         self.origin_box = prompt.bbox;
@@ -200,6 +205,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.stops.clear();
         self.guard_events.clear();
         self.clicks.clear();
+        self.click_order.clear();
         self.anchors.clear();
         self.slice_prompts = Some(prompts.clone());
         for (&slice, prompt) in prompts {
@@ -223,6 +229,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let as_prompt = SlicePrompt { points: vec![click.point()], ..Default::default() };
         as_prompt.validate(w, h).map_err(|reason| SegmentError::Prompt { slice: click.slice, reason })?;
         self.clicks.entry(click.slice).or_default().push(click.point());
+        self.click_order.push(click);
         self.anchors.insert(click.slice);
         // The clicked slice now holds the user's input: no guard judges it.
         self.guard_events.remove(&click.slice);
@@ -507,6 +514,96 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     pub fn clicks(&self) -> usize {
         self.clicks.values().map(Vec::len).sum()
+    }
+
+    /// The session after its prompt and clicks, for a revision to resume (snapshot.rs);
+    /// `fingerprint` names everything it depends on besides the clicks. None before the prompt
+    /// and after slice-level prompting (whose clicks touch their own slice alone: nothing to save).
+    pub fn snapshot(&self, fingerprint: &str) -> Option<Snapshot> {
+        if !self.started || self.slice_prompts.is_some() {
+            return None;
+        }
+        let (rows, cols) = self.session.volume.grid.plane_shape();
+        let slices = self
+            .states
+            .iter()
+            .map(|(&slice, s)| SavedSlice {
+                slice,
+                low_res: Vec::try_from(s.low_res.to_device(tch::Device::Cpu).to_kind(Kind::Uint8).flatten(0, -1))
+                    .expect("u8 mask"),
+                mask: s.mask.clone(),
+                iou: s.iou,
+                chosen: s.chosen,
+            })
+            .collect();
+        Some(Snapshot {
+            fingerprint: fingerprint.to_string(),
+            plane: (rows, cols),
+            mask_size: self.session.sam.mask_size() as usize,
+            origin: self.origin,
+            origin_box: self.origin_box,
+            anchors: self.anchors.iter().copied().collect(),
+            clicks: self.click_order.clone(),
+            stops: self.stops.clone(),
+            guard_events: self.guard_events.values().copied().collect(),
+            slices,
+        })
+    }
+
+    /// Takes up a saved session (in place of [`start`](Self::start) and its clicks): what follows
+    /// is what would have followed the prompt and clicks it saved. Refused when it does not fit
+    /// this session's volume, boundaries or model (its inputs and clicks are the caller's to check
+    /// first, with [`Snapshot::check`]).
+    pub fn resume(&mut self, saved: &Snapshot) -> Result<(), SnapshotError> {
+        let (rows, cols) = self.session.volume.grid.plane_shape();
+        let m = self.session.sam.mask_size() as usize;
+        let mismatch = |why: String| Err(SnapshotError::Mismatch(why));
+        if saved.plane != (rows, cols) || saved.mask_size != m {
+            return mismatch(format!(
+                "slices {:?} and masks {} saved, {:?} and {m} here",
+                saved.plane,
+                saved.mask_size,
+                (rows, cols)
+            ));
+        }
+        let outside = saved
+            .slices
+            .iter()
+            .map(|s| s.slice)
+            .chain(saved.anchors.iter().copied())
+            .chain(saved.clicks.iter().map(|c| c.slice))
+            .chain([saved.origin])
+            .find(|&s| !self.session.contains(s));
+        if let Some(slice) = outside {
+            return mismatch(format!(
+                "slice {slice} lies outside the boundaries {}..={}",
+                self.session.lo, self.session.hi
+            ));
+        }
+        let device = self.session.sam.device();
+        let mut states = BTreeMap::new();
+        for s in &saved.slices {
+            if !(0..NUM_MASKS).contains(&s.chosen) {
+                return mismatch(format!("slice {}: mask {} chosen", s.slice, s.chosen));
+            }
+            let low_res: Vec<f32> = s.low_res.iter().map(|&v| v as f32).collect();
+            let low_res = Tensor::from_slice(&low_res).view([1, 1, m as i64, m as i64]).to_device(device);
+            states.insert(s.slice, SliceState { low_res, mask: s.mask.clone(), iou: s.iou, chosen: s.chosen });
+        }
+        self.states = states;
+        self.clicks.clear();
+        for c in &saved.clicks {
+            self.clicks.entry(c.slice).or_default().push(c.point());
+        }
+        self.click_order = saved.clicks.clone();
+        self.anchors = saved.anchors.iter().copied().collect();
+        self.origin = saved.origin;
+        self.origin_box = saved.origin_box;
+        self.stops = saved.stops.clone();
+        self.guard_events = saved.guard_events.iter().map(|e| (e.slice, *e)).collect();
+        self.slice_prompts = None;
+        self.started = true;
+        Ok(())
     }
 }
 

@@ -374,52 +374,36 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     let grid = Grid::new([cols as usize, rows as usize, n], superior_inferior_axis(&affine));
     check_plane(&grid, &path)?;
 
-    // Decode in slice order.
-    let mut data = Vec::with_capacity(voxels as usize);
-    let mut info = DicomSeries::default();
-    let mut total_bytes = 0u64;
-    for (k, h) in series.iter().enumerate() {
-        let bytes = read_dicom_file(&h.file, &mut total_bytes, limits)?
-            .ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
-        let obj =
-            parse_dicom(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
-        drop(bytes);
-        let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
-        let unsupported = || {
-            use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
-            let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
-                .get(&ts)
-                .map(|t| t.name().to_string())
-                .unwrap_or_else(|| "unknown".into());
-            VolumeError::UnsupportedTransferSyntax { path: h.file.clone(), uid: ts.clone(), name }
-        };
-        // dicom-rs 0.8 decoders can panic on corrupt compressed data (an index out of bounds in
-        // its RLE decoder, found by fuzzing): a corrupt file must be an error, not a crash.
-        let decode = || -> Result<Vec<f64>, VolumeError> {
-            let decoded = obj.decode_pixel_data().map_err(|e| match e.to_string() {
-                m if m.contains("ransfer syntax") || m.contains("nsupported") => unsupported(),
-                m => VolumeError::Unreadable { path: h.file.clone(), reason: m },
-            })?;
-            decoded
-                .to_vec_with_options::<f64>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
-                .map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })
-        };
-        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
-            Err(VolumeError::Unreadable {
-                path: h.file.clone(),
-                reason: format!("the {ts} pixel decoder failed on corrupt pixel data"),
+    // Decode the slices on all cores (JPEG 2000 is most of a compressed series' time), then
+    // assemble them in slice order; the first error in slice order is the one reported.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DECODE_THREADS).min(n);
+    let per_thread = n.div_ceil(threads);
+    // Each thread writes its slices straight into the volume (no second copy of it).
+    let plane = (rows * cols) as usize;
+    let mut data = vec![0f32; voxels as usize];
+    let decoded: Vec<Result<DecodedSlice, VolumeError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = series
+            .chunks(per_thread)
+            .zip(data.chunks_mut(per_thread * plane))
+            .enumerate()
+            .map(|(c, (headers, out))| {
+                scope.spawn(move || {
+                    headers
+                        .iter()
+                        .zip(out.chunks_mut(plane))
+                        .enumerate()
+                        .map(|(i, (h, out))| decode_slice(h, c * per_thread + i == 0, (rows, cols), limits, out))
+                        .collect::<Vec<_>>()
+                })
             })
-        })?;
-        if stored.len() != (rows * cols) as usize {
-            return Err(VolumeError::Dimensions {
-                path: h.file.clone(),
-                reason: format!("{} pixels decoded, Rows x Columns = {}", stored.len(), rows * cols),
-            });
-        }
-        let slope = floats(&obj, tags::RESCALE_SLOPE).and_then(|v| v.first().copied()).unwrap_or(1.0);
-        let intercept = floats(&obj, tags::RESCALE_INTERCEPT).and_then(|v| v.first().copied()).unwrap_or(0.0);
-        data.extend(stored.iter().map(|&v| (v * slope + intercept) as f32));
-        if k == 0 {
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a decoder thread panicked")).collect()
+    });
+    let mut info = DicomSeries::default();
+    for (h, slice) in series.iter().zip(decoded) {
+        let slice = slice?;
+        if let Some(obj) = slice.first {
+            let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
             info = DicomSeries {
                 study_instance_uid: text(&obj, tags::STUDY_INSTANCE_UID),
                 series_instance_uid: h.series_uid.clone(),
@@ -441,15 +425,11 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
                 image_orientation: orientation.clone().try_into().unwrap(),
                 pixel_spacing: [spacing_rc[0], spacing_rc[1]],
                 slice_thickness: floats(&obj, tags::SLICE_THICKNESS).and_then(|v| v.first().copied()),
-                transfer_syntax: ts.clone(),
+                transfer_syntax: ts,
                 ..Default::default()
             };
         }
-        // Anonymisers sometimes empty SOPInstanceUID but keep the file meta's copy.
-        let sop_uid = Some(text(&obj, tags::SOP_INSTANCE_UID))
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string());
-        info.sop_instance_uids.push(sop_uid);
+        info.sop_instance_uids.push(slice.sop_instance_uid);
         let p = h.position.as_ref().unwrap();
         info.image_positions.push([p[0], p[1], p[2]]);
     }
@@ -459,6 +439,73 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
         return Err(VolumeError::NonFinite { path, count: non_finite, total: voxels });
     }
     Ok(Volume { data, grid, spacing, affine, source: Source::Dicom(Box::new(info)) })
+}
+
+/// At most this many threads decode a series' slices.
+const MAX_DECODE_THREADS: usize = 8;
+
+/// What decoding a slice returns besides its voxels: its SOP instance UID, and (for the first slice
+/// of the series) its parsed file, whose header describes the series.
+struct DecodedSlice {
+    sop_instance_uid: String,
+    first: Option<DefaultDicomObject>,
+}
+
+/// Reads and decodes one slice of a series whose headers were checked (`rows` x `cols` each), its
+/// Hounsfield units into `out`. (The header pass counted the series' bytes against the limit;
+/// each file is still read within the per-file limit.)
+fn decode_slice(
+    h: &Header,
+    first: bool,
+    (rows, cols): (u32, u32),
+    limits: &ReadLimits,
+    out: &mut [f32],
+) -> Result<DecodedSlice, VolumeError> {
+    let mut read_bytes = 0u64;
+    let bytes = read_dicom_file(&h.file, &mut read_bytes, limits)?
+        .ok_or_else(|| VolumeError::Unreadable { path: h.file.clone(), reason: "no longer a DICOM file".into() })?;
+    let obj = parse_dicom(&bytes, false).map_err(|reason| VolumeError::Unreadable { path: h.file.clone(), reason })?;
+    drop(bytes);
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let unsupported = || {
+        use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+        let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+            .get(&ts)
+            .map(|t| t.name().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        VolumeError::UnsupportedTransferSyntax { path: h.file.clone(), uid: ts.clone(), name }
+    };
+    // dicom-rs 0.8 decoders can panic on corrupt compressed data (an index out of bounds in
+    // its RLE decoder, found by fuzzing): a corrupt file must be an error, not a crash.
+    let decode = || -> Result<Vec<f64>, VolumeError> {
+        let decoded = obj.decode_pixel_data().map_err(|e| match e.to_string() {
+            m if m.contains("ransfer syntax") || m.contains("nsupported") => unsupported(),
+            m => VolumeError::Unreadable { path: h.file.clone(), reason: m },
+        })?;
+        decoded
+            .to_vec_with_options::<f64>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
+            .map_err(|e| VolumeError::Unreadable { path: h.file.clone(), reason: e.to_string() })
+    };
+    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+        Err(VolumeError::Unreadable {
+            path: h.file.clone(),
+            reason: format!("the {ts} pixel decoder failed on corrupt pixel data"),
+        })
+    })?;
+    if stored.len() != (rows * cols) as usize {
+        return Err(VolumeError::Dimensions {
+            path: h.file.clone(),
+            reason: format!("{} pixels decoded, Rows x Columns = {}", stored.len(), rows * cols),
+        });
+    }
+    let slope = floats(&obj, tags::RESCALE_SLOPE).and_then(|v| v.first().copied()).unwrap_or(1.0);
+    let intercept = floats(&obj, tags::RESCALE_INTERCEPT).and_then(|v| v.first().copied()).unwrap_or(0.0);
+    out.iter_mut().zip(&stored).for_each(|(o, &v)| *o = (v * slope + intercept) as f32);
+    // Anonymisers sometimes empty SOPInstanceUID but keep the file meta's copy.
+    let sop_instance_uid = Some(text(&obj, tags::SOP_INSTANCE_UID))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string());
+    Ok(DecodedSlice { sop_instance_uid, first: first.then_some(obj) })
 }
 
 /// Spacing between slices from their sorted positions along the normal; refuses duplicates, gaps

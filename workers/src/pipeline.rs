@@ -39,6 +39,24 @@ struct Parent {
     job: Job,
 }
 
+/// What a revision takes from its parent: label -> the parent's mask file (an unchanged target),
+/// and label -> the parent's saved editing session.
+#[derive(Default)]
+struct FromParent {
+    masks: std::collections::HashMap<String, std::path::PathBuf>,
+    sessions: std::collections::HashMap<String, std::path::PathBuf>,
+}
+
+/// Whether `child` is `parent` with clicks added after the parent's (as revision.rs merges a
+/// correction): everything else equal.
+fn only_clicks_added(parent: &radsam::job::Target, child: &radsam::job::Target) -> bool {
+    let (mut p, mut c) = (parent.clone(), child.clone());
+    let clicks_begin = c.correction_clicks.starts_with(&p.correction_clicks);
+    p.correction_clicks.clear();
+    c.correction_clicks.clear();
+    clicks_begin && p == c
+}
+
 /// What a processed job produced: where its masks are, its rows, its event and its stage times.
 struct JobOutputs {
     event: ResultEvent,
@@ -226,13 +244,22 @@ impl Worker {
         let fetch = t.elapsed().as_secs_f64();
 
         let model = self.model_for(job.model_version.as_deref()).await?;
-        let reuse = match parent {
-            Some(parent) => self.parent_masks(job, parent, &model.version, scratch.path()).await,
+        let from_parent = match parent {
+            Some(parent) => self.from_parent(job, parent, &model.version, scratch.path()).await,
             None => Default::default(),
         };
         let out = scratch.path().join("out");
         std::fs::create_dir_all(&out).map_err(|e| Failure::transient("SCRATCH_UNWRITABLE", e))?;
-        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri, events, reuse).await?;
+        let result = self.segment(local_job, &model, &out, deadline, &job.volume_uri, events, from_parent).await?;
+        for t in &result.targets {
+            match (t.clicks_resumed, &t.resume_refused) {
+                (Some(n), _) => info!(label = %t.label, clicks_resumed = n, "resumed the parent's saved session"),
+                (None, Some(why)) => {
+                    warn!(label = %t.label, "the parent's saved session was not resumed ({why}); its clicks were replayed")
+                }
+                _ => {}
+            }
+        }
 
         let t = Instant::now();
         let base = join_uri(&self.config.results_uri, &job.job_id);
@@ -286,7 +313,7 @@ impl Worker {
         deadline: Option<Instant>,
         volume_uri: &str,
         events: &Channel,
-        reuse: std::collections::HashMap<String, std::path::PathBuf>,
+        from_parent: FromParent,
     ) -> Result<JobResult, Failure> {
         let opts = ProcessOptions {
             overlays: self.config.overlays,
@@ -295,7 +322,9 @@ impl Worker {
             recorded_volume_uri: Some(volume_uri.to_string()),
             embedding_cache: self.embedding_cache.clone(),
             volume_memo: self.volume_memo.clone(),
-            reuse,
+            reuse: from_parent.masks,
+            resume: from_parent.sessions,
+            save_sessions: true,
             ..Default::default()
         };
         let (progress_tx, progress_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
@@ -338,52 +367,71 @@ impl Worker {
         processed.map_err(|e| self.processing_failure(e))
     }
 
-    /// The parent's masks of the targets a revision leaves as they were (same volume, series,
-    /// model version and target), fetched into `scratch`: those targets are not segmented again.
-    /// Best effort: whatever cannot be had here is segmented as usual.
-    async fn parent_masks(
-        &self,
-        job: &Job,
-        parent: &Parent,
-        model_version: &str,
-        scratch: &Path,
-    ) -> std::collections::HashMap<String, std::path::PathBuf> {
-        let mut reuse = std::collections::HashMap::new();
+    /// What a revision takes from its parent (same volume, series and model version), fetched
+    /// into `scratch`: the masks of the targets it leaves as they were (not segmented again), and
+    /// the saved editing sessions of those and of the targets it only adds clicks to (which then
+    /// apply their new clicks alone: segment/snapshot.rs). Best effort: whatever cannot be had
+    /// here is segmented as usual.
+    async fn from_parent(&self, job: &Job, parent: &Parent, model_version: &str, scratch: &Path) -> FromParent {
+        let mut taken = FromParent::default();
         let same_inputs = job.volume_uri == parent.job.volume_uri
             && job.series_instance_uid == parent.job.series_instance_uid
             && job.model_version == parent.job.model_version;
         if !same_inputs {
-            return reuse;
+            return taken;
         }
+        // A mask file may have been rewritten at its URI since: such targets run again.
+        let parents_target = |t: &&radsam::job::Target| {
+            parent.job.targets.iter().find(|p| p.label == t.label).filter(|_| t.initial_prompt.mask_uri.is_none())
+        };
         let unchanged: Vec<&str> = job
             .targets
             .iter()
-            // A mask file may have been rewritten at its URI since: such targets run again.
-            .filter(|t| t.initial_prompt.mask_uri.is_none() && parent.job.targets.iter().any(|p| p == *t))
+            .filter(|t| parents_target(t).is_some_and(|p| p == *t))
             .map(|t| t.label.as_str())
             .collect();
-        if unchanged.is_empty() {
-            return reuse;
+        let more_clicks: Vec<&str> = job
+            .targets
+            .iter()
+            .filter(|t| parents_target(t).is_some_and(|p| p != *t && only_clicks_added(p, t)))
+            .map(|t| t.label.as_str())
+            .collect();
+        if unchanged.is_empty() && more_clicks.is_empty() {
+            return taken;
         }
         let rows = match self.db.result_masks(&parent.id).await {
             Ok(rows) => rows,
             Err(e) => {
                 warn!("cannot read the parent's results ({e}); segmenting every target");
-                return reuse;
+                return taken;
             }
         };
         for (i, (label, mask_uri, version)) in rows.into_iter().enumerate() {
-            if version != model_version || !unchanged.contains(&label.as_str()) {
+            let (keep, resume) = (unchanged.contains(&label.as_str()), more_clicks.contains(&label.as_str()));
+            if version != model_version || !(keep || resume) {
                 continue;
             }
-            match self.storage.fetch(&mask_uri, &scratch.join(format!("parent-{i}"))).await {
-                Ok(path) => {
-                    reuse.insert(label, path);
+            // The parent's session lies beside its masks (sessions/LABEL.session.gz); jobs from
+            // before sessions were saved have none, and replay.
+            if let Some((dir, _)) = mask_uri.rsplit_once('/') {
+                let uri = format!("{dir}/sessions/{label}.session.gz");
+                match self.storage.fetch(&uri, &scratch.join(format!("parent-session-{i}"))).await {
+                    Ok(path) => {
+                        taken.sessions.insert(label.clone(), path);
+                    }
+                    Err(e) => warn!(%label, "no saved session of the parent ({e}); its clicks are replayed"),
                 }
-                Err(e) => warn!(%label, "cannot fetch the parent's mask ({e}); segmenting it again"),
+            }
+            if keep {
+                match self.storage.fetch(&mask_uri, &scratch.join(format!("parent-{i}"))).await {
+                    Ok(path) => {
+                        taken.masks.insert(label, path);
+                    }
+                    Err(e) => warn!(%label, "cannot fetch the parent's mask ({e}); segmenting it again"),
+                }
             }
         }
-        reuse
+        taken
     }
 
     /// Stores the job's SEG with STOW-RS where the job (seg_store_uri) or the worker

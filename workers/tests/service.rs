@@ -50,6 +50,10 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     });
     let mask = radsam::volume::Volume::open(&mask, None, &Default::default()).unwrap();
     assert_eq!(mask.dims(), [512, 512, 20]);
+    let result_of = |job: &str| -> Value {
+        let path = world.rt.block_on(world.storage.fetch(&format!("s3://results/{job}/result.json"), scratch.path()));
+        serde_json::from_str(&std::fs::read_to_string(path.unwrap()).unwrap()).unwrap()
+    };
     assert!(std::fs::metadata(seg).unwrap().len() > 1000);
 
     // The result event, and the worker's own account in /metrics.
@@ -90,8 +94,9 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert_eq!(attempts, vec![1]);
 
     // A correction (the dashboard sends one more click as a revision of the job, naming only
-    // what changes): completed from its parent, its 20 slices come from the worker's embedding
-    // cache, none is encoded again, and /metrics says so.
+    // what changes): completed from its parent, whose saved session it resumes (below): only the
+    // clicked slice 8 and the 8 below it (away from the prompt on 12) are decoded, their
+    // embeddings from the worker's embedding cache, none encoded again; /metrics says so.
     assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"miss\"}"), 20.0);
     let fix = json!({"schema_version": 1, "job_id": "job-flow-fix", "parent_job_id": "job-flow",
         "targets": [{"label": "spleen", "correction_clicks": [{"slice": 8, "x": 340, "y": 310, "positive": true}]}]});
@@ -129,7 +134,7 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     };
     assert_eq!(codes, vec!["JOB_PARENT_NOT_FOUND".to_string()], "{}", worker.log_tail());
     world.drain(&events);
-    assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"hit\"}"), 20.0);
+    assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"hit\"}"), 9.0);
     assert_eq!(worker.metric("radsam_embedding_cache_total{event=\"miss\"}"), 20.0, "no new miss");
     assert!(worker.metric("radsam_embedding_cache_stored_bytes") >= 20.0 * 2.0 * 1024.0 * 1024.0);
     let encode = |job: &str| world.query::<f64>("SELECT encode_s FROM jobs WHERE job_id = $1", job)[0];
@@ -150,6 +155,50 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert_eq!(result["volume_reused"], true, "{result}");
     let ml = |job: &str| world.query::<f64>("SELECT volume_ml FROM results WHERE job_id = $1", job)[0];
     assert_eq!(ml("job-flow-same"), ml("job-flow-fix"), "the parent's mask");
+
+    // Saved editing sessions (segment/snapshot.rs): job-flow-fix resumed job-flow's propagation
+    // (0 clicks in it) and applied its click alone; job-flow-same handed its parent's session on;
+    // a further correction of it resumes that one (1 click in it). Its mask is, bit for bit, that
+    // of a fresh job replaying the prompt and both clicks.
+    let fixed = result_of("job-flow-fix");
+    assert_eq!(fixed["targets"][0]["clicks_resumed"], 0, "{fixed}");
+    assert_eq!((fixed["cached_slices"].as_u64(), fixed["encoded_slices"].as_u64()), (Some(9), Some(0)), "{fixed}");
+    assert_eq!(fixed["targets"][0]["session_file"], "sessions/spleen.session.gz", "{fixed}");
+    assert_eq!(result["targets"][0]["session_file"], "sessions/spleen.session.gz", "handed on: {result}");
+    let click_b = json!({"slice": 3, "x": 330, "y": 300, "positive": true});
+    let fix2 = json!({"schema_version": 1, "job_id": "job-flow-fix2", "parent_job_id": "job-flow-same",
+        "targets": [{"label": "spleen", "correction_clicks": [click_b]}]});
+    world.submit(&fix2.to_string());
+    world.wait_status("job-flow-fix2", &["succeeded", "failed"], 120, &mut [&mut worker]);
+    assert_eq!(world.status("job-flow-fix2").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    let fixed2 = result_of("job-flow-fix2");
+    assert_eq!(fixed2["targets"][0]["clicks_resumed"], 1, "{fixed2}");
+    assert_eq!(fixed2["targets"][0]["clicks_applied"], 2, "{fixed2}");
+    let mut replay: Value = serde_json::from_str(&spleen_job("job-flow-replay", 19, 0)).unwrap();
+    replay["targets"][0]["correction_clicks"] = json!([{"slice": 8, "x": 340, "y": 310, "positive": true}, click_b]);
+    world.submit(&replay.to_string());
+    world.wait_status("job-flow-replay", &["succeeded", "failed"], 120, &mut [&mut worker]);
+    assert_eq!(world.status("job-flow-replay").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    assert_eq!(result_of("job-flow-replay")["targets"][0]["clicks_resumed"], Value::Null);
+    let voxels = |job: &str| {
+        let path = world.rt.block_on(world.storage.fetch(&format!("s3://results/{job}/spleen.nii.gz"), scratch.path()));
+        radsam::volume::Volume::open(&path.unwrap(), None, &Default::default()).unwrap().data
+    };
+    let resumed = voxels("job-flow-fix2");
+    assert!(resumed == voxels("job-flow-replay"), "a resumed session gives the replay's mask");
+    assert_ne!(resumed, voxels("job-flow-fix"), "the second click changed the mask");
+    // A damaged saved session is refused and said so; the prompt and clicks are replayed.
+    let damaged = "s3://results/job-flow-fix2/sessions/spleen.session.gz";
+    world.rt.block_on(world.storage.put(damaged, b"\x1f\x8b not a session".to_vec())).unwrap();
+    let fix3 = json!({"schema_version": 1, "job_id": "job-flow-fix3", "parent_job_id": "job-flow-fix2",
+        "targets": [{"label": "spleen", "correction_clicks": [{"slice": 15, "x": 335, "y": 305, "positive": true}]}]});
+    world.submit(&fix3.to_string());
+    world.wait_status("job-flow-fix3", &["succeeded", "failed"], 120, &mut [&mut worker]);
+    assert_eq!(world.status("job-flow-fix3").as_deref(), Some("succeeded"), "{}", worker.log_tail());
+    let fixed3 = result_of("job-flow-fix3");
+    assert_eq!(fixed3["targets"][0]["clicks_resumed"], Value::Null, "{fixed3}");
+    assert!(fixed3["targets"][0]["resume_refused"].as_str().is_some_and(|r| r.contains("session")), "{fixed3}");
+    assert_eq!(fixed3["targets"][0]["clicks_applied"], 3, "{fixed3}");
     world.drain(&events);
     world.drain(&progress);
 

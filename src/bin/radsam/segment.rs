@@ -205,6 +205,9 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         // One job per process: nothing to remember between jobs, no parent to reuse.
         volume_memo: None,
         reuse: Default::default(),
+        resume: Default::default(),
+        // A saved session is for the queue's revisions (a parent job in PostgreSQL and S3).
+        save_sessions: false,
     };
     let staging =
         Staging::new(&args.out).with_context(|| format!("creating a staging folder beside {}", args.out.display()))?;
