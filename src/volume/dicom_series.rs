@@ -374,34 +374,49 @@ pub fn read_dicom_series(dir: &Path, series_uid: Option<&str>, limits: &ReadLimi
     let grid = Grid::new([cols as usize, rows as usize, n], superior_inferior_axis(&affine));
     check_plane(&grid, &path)?;
 
-    // Decode the slices on all cores (JPEG 2000 is most of a compressed series' time), then
-    // assemble them in slice order; the first error in slice order is the one reported.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DECODE_THREADS).min(n);
-    let per_thread = n.div_ceil(threads);
-    // Each thread writes its slices straight into the volume (no second copy of it).
+    // The first slice here (a series whose slices are all corrupt fails on it, once), then the
+    // others on all cores (JPEG 2000 is most of a compressed series' time), each thread writing
+    // its slices straight into the volume (no second copy of it). A thread stops at its first
+    // error, the others before their next slice; of the errors met, the first in slice order is
+    // reported.
     let plane = (rows * cols) as usize;
     let mut data = vec![0f32; voxels as usize];
+    let (first_out, rest_out) = data.split_at_mut(plane);
+    let first = decode_slice(&series[0], true, (rows, cols), limits, first_out)?;
+    let rest = &series[1..];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(MAX_DECODE_THREADS);
+    let per_thread = rest.len().div_ceil(threads).max(1);
+    let failed = std::sync::atomic::AtomicBool::new(false);
     let decoded: Vec<Result<DecodedSlice, VolumeError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = series
+        let workers: Vec<_> = rest
             .chunks(per_thread)
-            .zip(data.chunks_mut(per_thread * plane))
-            .enumerate()
-            .map(|(c, (headers, out))| {
+            .zip(rest_out.chunks_mut(per_thread * plane))
+            .map(|(headers, out)| {
+                let failed = &failed;
                 scope.spawn(move || {
-                    headers
-                        .iter()
-                        .zip(out.chunks_mut(plane))
-                        .enumerate()
-                        .map(|(i, (h, out))| decode_slice(h, c * per_thread + i == 0, (rows, cols), limits, out))
-                        .collect::<Vec<_>>()
+                    let mut done = Vec::with_capacity(headers.len());
+                    for (h, out) in headers.iter().zip(out.chunks_mut(plane)) {
+                        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let slice = decode_slice(h, false, (rows, cols), limits, out);
+                        let stop = slice.is_err();
+                        done.push(slice);
+                        if stop {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    done
                 })
             })
             .collect();
         workers.into_iter().flat_map(|w| w.join().expect("a decoder thread panicked")).collect()
     });
+    let decoded = std::iter::once(Ok(first)).chain(decoded).collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(decoded.len(), n, "every slice decoded when none failed");
     let mut info = DicomSeries::default();
     for (h, slice) in series.iter().zip(decoded) {
-        let slice = slice?;
         if let Some(obj) = slice.first {
             let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
             info = DicomSeries {
