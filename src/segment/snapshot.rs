@@ -247,6 +247,51 @@ mod tests {
     }
 
     #[test]
+    fn a_mangled_session_payload_is_an_error_never_a_panic() {
+        // The payload inside a valid gzip (whose CRC then holds): bytes changed, cut or repeated,
+        // the header's length field rewritten. Each load gives a session or an error.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.session.gz");
+        snapshot().save(&path).unwrap();
+        let mut payload = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()).read_to_end(&mut payload).unwrap();
+        let mut rng = crate::rng::SplitMix64(7);
+        let (mut loaded, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let mut bytes = payload.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len());
+                match rng.below(4) {
+                    0 => bytes[at] = rng.next_u64() as u8,
+                    1 => bytes.truncate(at),
+                    2 => bytes.extend_from_within(at..),
+                    _ => {
+                        let len = [0u64, 1, 1 << 40, u64::MAX, rng.next_u64() % 4096][rng.below(5)];
+                        if bytes.len() >= MAGIC.len() + 8 {
+                            bytes[MAGIC.len()..MAGIC.len() + 8].copy_from_slice(&len.to_le_bytes());
+                        }
+                    }
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&bytes).unwrap();
+            std::fs::write(&path, gz.finish().unwrap()).unwrap();
+            match Snapshot::load(&path) {
+                Ok(s) => {
+                    loaded += 1;
+                    let (rows, cols) = s.plane;
+                    assert!(s.slices.iter().all(|p| p.mask.len() == rows * cols));
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused > 2000 && loaded + refused == 3000, "{loaded} loaded, {refused} refused");
+    }
+
+    #[test]
     fn bits_pack_and_unpack() {
         let values: Vec<u8> = (0..19).map(|i| (i % 3 == 1) as u8).collect();
         let packed = pack(&values);
