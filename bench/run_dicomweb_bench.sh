@@ -39,7 +39,8 @@ job() { # ID VOLUME_URI [SEG_STORE_URI]
 }
 RADSAM_VOLUME_MEMO_MB=0 RADSAM_CACHE_EMBEDDINGS=$work/embeddings RADSAM_HTTP_ADDR=127.0.0.1:9311 RADSAM_DEVICE=cpu "$bin/radsam-worker" > "$work/worker.log" 2>&1 &
 pid=$!
-until (exec 3<>/dev/tcp/127.0.0.1/9311 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+source scripts/worker_health.sh
+wait_for_worker 9311 $pid "$work/worker.log"
 # A warm-up job fills the embedding cache; then the two paths alternate.
 job warmup s3://radsam-samples/totalsegmentator/example_ct_dicom/ | "$bin/radsam" submit - > /dev/null
 "$bin/radsam" results --wait 600 warmup > /dev/null

@@ -32,6 +32,7 @@ export RADSAM_CACHE_EMBEDDINGS=off
 trap 'pkill -TERM -P $$ -f radsam-worker 2>/dev/null || true' EXIT
 
 bash scripts/services.sh
+source scripts/worker_health.sh
 psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS radsam_bench WITH (FORCE)" -c "CREATE DATABASE radsam_bench"
 rabbitmqctl -q delete_queue radsam-bench.jobs >/dev/null 2>&1 || true
 "$bin/radsam" migrate
@@ -74,7 +75,7 @@ run_workers() { # NAME WORKERS THREADS_EACH
     pids+=($!)
   done
   for w in $(seq 1 "$count"); do
-    until (exec 3<>/dev/tcp/127.0.0.1/$((9300 + w)) && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+    wait_for_worker $((9300 + w)) "${pids[$((w - 1))]}" "$work/worker_${name}_$w.log"
   done
   ids=()
   for i in $(seq 1 "$N"); do
@@ -100,7 +101,7 @@ start_fix_worker() { # PORT LOCAL_DIR LOG
   RADSAM_CACHE_EMBEDDINGS=$2 RADSAM_CACHE_EMBEDDINGS_S3=$tier RADSAM_HTTP_ADDR=127.0.0.1:$1 RADSAM_THREADS=$cores RADSAM_DEVICE=cpu \
     "$bin/radsam-worker" > "$3" 2>&1 &
   fix_pid=$!
-  until (exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+  wait_for_worker "$1" $fix_pid "$3"
 }
 cache_metrics() { # PORT OUT
   (exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) | grep '^radsam_embedding_cache' > "$2" || true
@@ -144,7 +145,7 @@ long_job long-cli "$work/long_tube.nii.gz" > "$work/job_long_cli.json"
 /usr/bin/time -f "%M" -o "$work/long_cli_rss_kb.txt" "$bin/radsam" segment --device cpu --job "$work/job_long_cli.json" --out "$work/long_out" 2>/dev/null
 RADSAM_HTTP_ADDR=127.0.0.1:9303 RADSAM_THREADS=$cores RADSAM_DEVICE=cpu "$bin/radsam-worker" > "$work/worker_long.log" 2>&1 &
 long_pid=$!
-until (exec 3<>/dev/tcp/127.0.0.1/9303 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep 0.5; done
+wait_for_worker 9303 $long_pid "$work/worker_long.log"
 long_job long-worker s3://radsam-samples/long_tube.nii.gz > "$work/job_long_worker.json"
 run_one "$work/job_long_worker.json" long-worker
 grep VmHWM "/proc/$long_pid/status" | awk '{print $2}' > "$work/long_worker_rss_kb.txt"

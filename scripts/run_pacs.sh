@@ -26,11 +26,8 @@ echo "stored the validation scan in the PACS: $series_uri"
 RADSAM_SEG_STORE_URI=source RADSAM_HTTP_ADDR=127.0.0.1:9188 "$bin/radsam-worker" > runs/pacs/worker.log 2>&1 &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null || true; wait $worker 2>/dev/null || true' EXIT
-healthy() { (exec 3<>/dev/tcp/127.0.0.1/9188 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; }
-until healthy; do
-  kill -0 $worker 2>/dev/null || { echo "the worker stopped; its log:" >&2; tail -20 runs/pacs/worker.log >&2; exit 1; }
-  sleep 1
-done
+source scripts/worker_health.sh
+wait_for_worker 9188 $worker runs/pacs/worker.log
 cat > runs/pacs/job.json <<JOB
 {"schema_version": 1, "job_id": "pacs-$run", "correlation_id": "pacs-round-trip", "volume_uri": "$series_uri",
  "targets": [

@@ -24,11 +24,8 @@ RADSAM_OVERLAYS=true "$bin/radsam-worker" > runs/sample/worker.log 2>&1 &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null || true; wait $worker 2>/dev/null || true' EXIT
 # Healthy = model loaded, database migrated, broker connected (/healthz on RADSAM_HTTP_ADDR).
-healthy() { (exec 3<>/dev/tcp/127.0.0.1/9187 && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ') 2>/dev/null; }
-until healthy; do
-  kill -0 $worker 2>/dev/null || { echo "the worker stopped; its log:" >&2; tail -20 runs/sample/worker.log >&2; exit 1; }
-  sleep 1
-done
+source scripts/worker_health.sh
+wait_for_worker 9187 $worker runs/sample/worker.log
 
 run=$(date +%Y%m%d-%H%M%S)
 job() { # job ID MODEL CARRY CLICKS
