@@ -482,7 +482,8 @@ impl Db {
 
     pub async fn organ_volumes(&self, job_ids: &[String]) -> Result<Vec<OrganVolume>, DbError> {
         let rows = sqlx::query(
-            "SELECT job_id, coalesce(study, ''), organ, volume_ml, voxels, dice, model_version, mask_uri FROM organ_volumes
+            "SELECT job_id, coalesce(study, ''), organ, volume_ml, voxels, dice, model_version, mask_uri, pacs_seg_uri
+             FROM organ_volumes
              WHERE cardinality($1::text[]) = 0 OR job_id = ANY($1) ORDER BY study, job_id, organ",
         )
         .bind(job_ids)
@@ -499,6 +500,7 @@ impl Db {
                 dice: r.get(5),
                 model_version: r.get(6),
                 mask_uri: r.get(7),
+                pacs_seg_uri: r.get(8),
             })
             .collect())
     }
@@ -529,4 +531,6 @@ pub struct OrganVolume {
     pub dice: Option<f64>,
     pub model_version: String,
     pub mask_uri: String,
+    /// Where the job's SEG was stored in a PACS (WADO-RS), if it was.
+    pub pacs_seg_uri: Option<String>,
 }

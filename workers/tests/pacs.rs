@@ -78,6 +78,10 @@ fn a_series_from_the_pacs_is_segmented_and_its_seg_stored_back_into_its_study_on
     assert_eq!(warnings, vec![None]);
     let got = world.drain(&events);
     assert_eq!(got[0]["pacs_seg_uri"], Value::String(stored[0].clone()), "{got:?}");
+    let radsam = Path::new(env!("CARGO_BIN_EXE_radsam-worker")).with_file_name("radsam");
+    let listed = Command::new(&radsam).args(["results", "job-pacs"]).env("DATABASE_URL", &world.database_url).output();
+    let listed = String::from_utf8_lossy(&listed.unwrap().stdout).into_owned();
+    assert!(listed.contains(&format!("SEG in the PACS: {}", stored[0])), "{listed}");
     // QIDO-RS finds exactly one SEG in the study; WADO-RS gives it; highdicom reads frames equal to
     // the worker's mask (labels.nii.gz in S3), slice by slice.
     let labels =

@@ -94,8 +94,9 @@ pub fn results(args: ResultsArgs) -> Result<()> {
             );
             for r in &rows {
                 let dice = r.dice.map(|d| format!("{d:.3}")).unwrap_or_else(|| "-".into());
+                let pacs = r.pacs_seg_uri.as_ref().map(|u| format!(", SEG in the PACS: {u}")).unwrap_or_default();
                 println!(
-                    "{:<ws$}  {:<wj$}  {:<wo$}  {:>9.1}  {:>6}  {}, {}",
+                    "{:<ws$}  {:<wj$}  {:<wo$}  {:>9.1}  {:>6}  {}, {}{pacs}",
                     r.study, r.job_id, r.organ, r.volume_ml, dice, r.model_version, r.mask_uri
                 );
             }
