@@ -61,6 +61,7 @@ pub fn results(args: ResultsArgs) -> Result<()> {
                         }
                         break;
                     }
+                    // A job no worker has taken yet: where it stands in the queue, and the wait.
                     _ if Instant::now() >= deadline => {
                         let queue = not_started(&args.services, &db, id).await?.unwrap_or_default();
                         bail!(
@@ -70,12 +71,6 @@ pub fn results(args: ResultsArgs) -> Result<()> {
                     }
                     _ => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
-            }
-        }
-        // Jobs no worker has taken yet: where they stand in the queue, and the wait to expect.
-        for id in &args.job_ids {
-            if let Some(line) = not_started(&args.services, &db, id).await? {
-                eprintln!("{line}");
             }
         }
         let rows = db.organ_volumes(&args.job_ids).await.map_err(radsam::error::with_code)?;
