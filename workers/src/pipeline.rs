@@ -245,7 +245,7 @@ impl Worker {
 
         let model = self.model_for(job.model_version.as_deref()).await?;
         let from_parent = match parent {
-            Some(parent) => self.from_parent(job, parent, &model.version, scratch.path()).await,
+            Some(parent) => self.inherit_from_parent(job, parent, &model.version, scratch.path()).await,
             None => Default::default(),
         };
         let out = scratch.path().join("out");
@@ -372,7 +372,7 @@ impl Worker {
     /// the saved editing sessions of those and of the targets it only adds clicks to (which then
     /// apply their new clicks alone: segment/snapshot.rs). Best effort: whatever cannot be had
     /// here is segmented as usual.
-    async fn from_parent(&self, job: &Job, parent: &Parent, model_version: &str, scratch: &Path) -> FromParent {
+    async fn inherit_from_parent(&self, job: &Job, parent: &Parent, model_version: &str, scratch: &Path) -> FromParent {
         let mut taken = FromParent::default();
         let same_inputs = job.volume_uri == parent.job.volume_uri
             && job.series_instance_uid == parent.job.series_instance_uid
