@@ -17,6 +17,7 @@
 #   make bench-reference - the reference baseline (LiteMedSAM's own 3D inference) and drift curves on the validation CT (bench/results/reference_baseline/)
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
 #   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
+#   make bench-box-draws - start-slice losses over 8 box draws per object, v3 vs v1 vs the reference baseline (bench/results/box_draws.*)
 #   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -31,7 +32,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-box-draws chaos
 setup:
 	bash scripts/setup.sh
 
@@ -84,6 +85,9 @@ gpu-bundle: build
 
 benchmark: build
 	bash bench/run_benchmark.sh
+
+bench-box-draws: build
+	bash bench/run_box_draws.sh
 
 bench-clicks: build
 	bash bench/run_click_diagnosis.sh

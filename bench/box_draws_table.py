@@ -1,0 +1,42 @@
+"""Table of bench/run_box_draws.sh: volume-level box Dice per object and model over the seeds'
+box draws (mean, min, max), and how many draws fall below half the base model's Dice."""
+import csv, statistics, sys
+from pathlib import Path
+
+work, seeds = Path(sys.argv[1]), sys.argv[2:]
+# (model, carry) -> class -> [dice per seed]
+dice = {}
+for s in seeds:
+    for r in csv.DictReader(open(work / f"seed-{s}" / "cases.csv")):
+        if r["level"] != "volume" or r["prompt"] != "box" or r["clicks"] != "0" or r["oracle"] != "false":
+            continue
+        dice.setdefault((r["model"], r["carry"]), {}).setdefault(r["class"], []).append(100 * float(r["dice"]))
+rows = [("radsam:radsam-v1", "mask"), ("radsam:radsam-v3", "mask"), ("radsam:radsam-v3", "box"),
+        ("lite_medsam@-160,240", "box"), ("lite_medsam@-160,240", "reference_box")]
+rows = [k for k in rows if k in dice]
+classes = sorted({c for k in rows for c in dice[k]})
+out_csv = Path("bench/results/box_draws.csv")
+with open(out_csv, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["model", "carry", "class"] + [f"seed_{s}" for s in seeds])
+    for k in rows:
+        for c in classes:
+            w.writerow([k[0], k[1], c] + [f"{v:.2f}" for v in dice[k].get(c, [])])
+print("# Start-slice losses over box draws (bench/run_box_draws.sh)\n")
+print(f"Volume-level box prompt, no clicks, on the validation CT; {len(seeds)} box draws (seeds {', '.join(seeds)}; "
+      "`make benchmark` uses seed 1). Dice (%): mean over the draws, and min-max. Rows: each model with a carry; "
+      "reference_box is LiteMedSAM's own 3D inference (the reference baseline).\n")
+print("| class | " + " | ".join(f"{m} {c}" for m, c in rows) + " |")
+print("|---|" + "---|" * len(rows))
+for c in classes:
+    cells = []
+    for k in rows:
+        v = dice[k].get(c, [])
+        cells.append(f"{statistics.mean(v):.1f} ({min(v):.0f}-{max(v):.0f})" if v else "-")
+    print(f"| {c} | " + " | ".join(cells) + " |")
+means = {k: statistics.mean(statistics.mean(dice[k][c]) for c in classes if c in dice[k]) for k in rows}
+print("| mean | " + " | ".join(f"{means[k]:.1f}" for k in rows) + " |")
+if ("radsam:radsam-v1", "mask") in dice and ("radsam:radsam-v3", "mask") in dice:
+    v1, v3 = dice[("radsam:radsam-v1", "mask")], dice[("radsam:radsam-v3", "mask")]
+    print("\nDraws where v3 (mask carry) is more than 10 points under v1 (mask carry), per class: " +
+          ", ".join(f"{c} {sum(1 for a, b in zip(v1[c], v3[c]) if b < a - 10)}/{len(v1[c])}" for c in classes) + ".")
