@@ -43,20 +43,23 @@ pub enum SnapshotError {
     Mismatch(String),
 }
 
-/// One slice's answer, as saved.
-#[derive(Debug, Clone, PartialEq)]
+/// One slice's answer, as saved. The two planes are not in the JSON header: they follow it,
+/// bit-packed, in the order of the slices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedSlice {
     pub slice: usize,
     /// The carried low-resolution mask (mask_size x mask_size), 0/1.
+    #[serde(skip)]
     pub low_res: Vec<u8>,
     /// The mask on the slice grid, row-major, 0/1.
+    #[serde(skip)]
     pub mask: Vec<u8>,
     pub iou: [f32; 4],
     pub chosen: i64,
 }
 
 /// What a volume-level segmenter knows after its prompt and clicks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub fingerprint: String,
     /// The slice grid (rows, cols) and the low-resolution grid's side.
@@ -70,21 +73,6 @@ pub struct Snapshot {
     pub stops: Vec<Stop>,
     pub guard_events: Vec<GuardEvent>,
     pub slices: Vec<SavedSlice>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Header {
-    fingerprint: String,
-    plane: (usize, usize),
-    mask_size: usize,
-    origin: usize,
-    origin_box: Option<BoxPrompt>,
-    anchors: Vec<usize>,
-    clicks: Vec<Click>,
-    stops: Vec<Stop>,
-    guard_events: Vec<GuardEvent>,
-    /// (slice, iou, chosen), in the order of the planes that follow.
-    slices: Vec<(usize, [f32; 4], i64)>,
 }
 
 impl Snapshot {
@@ -102,19 +90,8 @@ impl Snapshot {
 
     /// Writes the session to `path` (atomically: a temporary file renamed).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let header = Header {
-            fingerprint: self.fingerprint.clone(),
-            plane: self.plane,
-            mask_size: self.mask_size,
-            origin: self.origin,
-            origin_box: self.origin_box,
-            anchors: self.anchors.clone(),
-            clicks: self.clicks.clone(),
-            stops: self.stops.clone(),
-            guard_events: self.guard_events.clone(),
-            slices: self.slices.iter().map(|s| (s.slice, s.iou, s.chosen)).collect(),
-        };
-        let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+        // The header: everything but the planes (serde skips them).
+        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         let tmp = path.with_extension("partial");
         let file = std::fs::File::create(&tmp)?;
         let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
@@ -142,34 +119,22 @@ impl Snapshot {
         let (len, rest) = rest.split_at_checked(8).ok_or_else(|| format("truncated"))?;
         let len = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
         let (json, mut planes) = rest.split_at_checked(len).ok_or_else(|| format("truncated header"))?;
-        let header: Header = serde_json::from_slice(json).map_err(|e| SnapshotError::Format(e.to_string()))?;
-        let (rows, cols) = header.plane;
-        let (Some(low_len), Some(mask_len)) = (header.mask_size.checked_mul(header.mask_size), rows.checked_mul(cols))
+        let mut saved: Self = serde_json::from_slice(json).map_err(|e| SnapshotError::Format(e.to_string()))?;
+        let (rows, cols) = saved.plane;
+        let (Some(low_len), Some(mask_len)) = (saved.mask_size.checked_mul(saved.mask_size), rows.checked_mul(cols))
         else {
             return Err(format("plane sizes overflow"));
         };
-        let mut slices = Vec::with_capacity(header.slices.len());
-        for &(slice, iou, chosen) in &header.slices {
+        for s in &mut saved.slices {
             let (low, rest) = planes.split_at_checked(low_len.div_ceil(8)).ok_or_else(|| format("truncated planes"))?;
             let (mask, rest) = rest.split_at_checked(mask_len.div_ceil(8)).ok_or_else(|| format("truncated planes"))?;
             planes = rest;
-            slices.push(SavedSlice { slice, low_res: unpack(low, low_len), mask: unpack(mask, mask_len), iou, chosen });
+            (s.low_res, s.mask) = (unpack(low, low_len), unpack(mask, mask_len));
         }
         if !planes.is_empty() {
             return Err(format("bytes after the last plane"));
         }
-        Ok(Self {
-            fingerprint: header.fingerprint,
-            plane: header.plane,
-            mask_size: header.mask_size,
-            origin: header.origin,
-            origin_box: header.origin_box,
-            anchors: header.anchors,
-            clicks: header.clicks,
-            stops: header.stops,
-            guard_events: header.guard_events,
-            slices,
-        })
+        Ok(saved)
     }
 }
 
