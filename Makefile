@@ -6,6 +6,7 @@
 #   make train-radsam - trains models/radsam.safetensors (the recorded, seeded command; ~1 h on 2 CPU cores)
 #   make train-radsam-v2 - continues the shipped weights on both training CTs, class-balanced, centred edit clicks (runs/train-radsam-v2/; ~1 h on 2 CPU cores)
 #   make train-radsam-v3 - continues v2 with propagation (carry) training, a lower rate and weight averaging (runs/train-radsam-v3/; ~1 h)
+#   make train-radsam-v4 - v3's recipe from v3 on a three-window encoder input (soft tissue, RadSAM, lung) (runs/train-radsam-v4/; ~1 h)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)
@@ -18,7 +19,7 @@
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
 #   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
 #   make bench-box-draws - start-slice losses over 8 box draws per object, v3 vs v1 vs the reference baseline (bench/results/box_draws.*)
-#   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*)
+#   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*, window_mix.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
 export RADSAM_CACHE
@@ -32,7 +33,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-box-draws chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-box-draws chaos
 setup:
 	bash scripts/setup.sh
 
@@ -68,6 +69,9 @@ train-radsam-v2: build
 train-radsam-v3: build
 	bash bench/train_radsam_v3.sh
 
+train-radsam-v4: build
+	bash bench/train_radsam_v4.sh
+
 bench-radsam: build
 	bash bench/run_radsam_validation.sh
 
@@ -93,7 +97,8 @@ bench-clicks: build
 	bash bench/run_click_diagnosis.sh
 
 bench-window: setup
-	$(PYTHON) bench/window_choice.py bench/results/window_choice.md
+	$(PYTHON) bench/window_choice.py bench/results/window_choice.md 2 radsam,soft,wide,lung,bone
+	$(PYTHON) bench/window_choice.py bench/results/window_mix.md 2 radsam,soft,rgb-soft-radsam-bone,rgb-soft-radsam-lung,blend-soft-radsam
 
 bench-reference: build
 	bash bench/run_reference_baseline.sh

@@ -11,11 +11,15 @@ for s in seeds:
         if r["level"] != "volume" or r["prompt"] != "box" or r["clicks"] != "0" or r["oracle"] != "false":
             continue
         dice.setdefault((r["model"], r["carry"]), {}).setdefault(r["class"], []).append(100 * float(r["dice"]))
-rows = [("radsam:radsam-v1", "mask"), ("radsam:radsam-v3", "mask"), ("radsam:radsam-v3", "box"),
-        ("lite_medsam@-160,240", "box"), ("lite_medsam@-160,240", "reference_box")]
+# Rows: every RadSAM with mask carry (its propagation) and box carry, newest weights first; the base
+# model with box carry and its own 3D inference (reference_box).
+models = sorted({m for m, _ in dice})
+radsams = sorted((m for m in models if m.startswith("radsam")), reverse=True)
+rows = [(m, c) for m in radsams for c in ("mask", "box")]
+rows += [(m, c) for m in models if not m.startswith("radsam") for c in ("box", "reference_box")]
 rows = [k for k in rows if k in dice]
 classes = sorted({c for k in rows for c in dice[k]})
-out_csv = Path("bench/results/box_draws.csv")
+out_csv = Path(sys.argv[0]).parent / "results" / "box_draws.csv"
 with open(out_csv, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["model", "carry", "class"] + [f"seed_{s}" for s in seeds])
@@ -36,7 +40,10 @@ for c in classes:
     print(f"| {c} | " + " | ".join(cells) + " |")
 means = {k: statistics.mean(statistics.mean(dice[k][c]) for c in classes if c in dice[k]) for k in rows}
 print("| mean | " + " | ".join(f"{means[k]:.1f}" for k in rows) + " |")
-if ("radsam:radsam-v1", "mask") in dice and ("radsam:radsam-v3", "mask") in dice:
-    v1, v3 = dice[("radsam:radsam-v1", "mask")], dice[("radsam:radsam-v3", "mask")]
-    print("\nDraws where v3 (mask carry) is more than 10 points under v1 (mask carry), per class: " +
-          ", ".join(f"{c} {sum(1 for a, b in zip(v1[c], v3[c]) if b < a - 10)}/{len(v1[c])}" for c in classes) + ".")
+v1 = dice.get(("radsam:radsam-v1", "mask"))
+for m in radsams:
+    if v1 is None or m == "radsam:radsam-v1":
+        continue
+    other = dice[(m, "mask")]
+    print(f"\nDraws where {m.split(':')[-1]} (mask carry) is more than 10 points under v1 (mask carry), per class: " +
+          ", ".join(f"{c} {sum(1 for a, b in zip(v1[c], other[c]) if b < a - 10)}/{len(v1[c])}" for c in classes) + ".")

@@ -7,13 +7,13 @@
 #   the reference baseline of issue #17 (LiteMedSAM's own 3D inference);
 # - radsam:radsam-v1: the shipped RadSAM weights (models/radsam.safetensors = radsam-v1,
 #   bench/train_radsam.sh), the previous model's rows;
-# - radsam:radsam-v3: the candidate (bench/train_radsam_v3.sh: v2 trained further on carry
-#   batches, at half the learning rate, exported as a moving average).
-# (radsam-v2's rows are in the run of 2026-12-03, in git history; MODELS overrides the list, e.g.
-# adding `--model lite_medsam` for LiteMedSAM on RadSAM's window.)
+# - radsam:radsam-v4: the candidate (bench/train_radsam_v4.sh: v3's recipe from v3 on a three-window
+#   encoder input, soft tissue / RadSAM / lung in R / G / B).
+# (radsam-v2's rows are in the run of 2026-12-03, radsam-v3's in that of 2026-12-05, in git history;
+# MODELS overrides the list, e.g. adding `--model lite_medsam` for LiteMedSAM on RadSAM's window.)
 # Protocols: the paper's (20 uniform clicks, oracle masks) and the CVPR 2025 challenge's (5 centred
 # clicks). Known classes (paper Table 3): AMOS's 15 classes.
-# Writes bench/results/benchmark/ (report.md, cases.csv, speed.csv, drift.csv, clicks.png,
+# Writes bench/results/benchmark/ (OUT= another folder; report.md, cases.csv, speed.csv, drift.csv, clicks.png,
 # classes.png, drift.png); resumable: run it again after an interruption. THREADS sets libtorch's
 # threads (default: all cores); extra arguments go to `radsam bench` (e.g. --fresh after a
 # protocol change, or --model to run one model's units alone).
@@ -29,9 +29,9 @@ python scripts/write_label_names.py runs/total_names.json > /dev/null
 classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
 classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
 classes=$classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra"
-models=${MODELS:---model radsam=models/radsam-v3.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
+models=${MODELS:---model radsam=models/radsam-v4.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
 # shellcheck disable=SC2086
 "$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
   --phantoms 1 --classes "$classes" --known-classes amos \
   $models --device "${DEVICE:-cpu}" --threads "$threads" \
-  --max-clicks 20 --cvpr25-clicks 5 --seed 1 --out bench/results/benchmark "$@"
+  --max-clicks 20 --cvpr25-clicks 5 --seed 1 --out "${OUT:-bench/results/benchmark}" "$@"

@@ -3,8 +3,8 @@
 # volume-level box prompt (jittered as the paper's, src/prompt/simulate.rs) drawn with 8 seeds
 # instead of one, no clicks, on 8 objects of the validation CT (the four v2 and v3 lost in
 # `make benchmark`, seed 1: aorta, spinal cord, inferior vena cava, adrenal gland; and four they did
-# not: spleen, liver, colon, a rib), for v3, v1 and the reference baseline (LiteMedSAM on MedSAM's
-# window), in one run. Evaluation only: nothing here is tuned or trained on.
+# not: spleen, liver, colon, a rib), for v4, v3, v1 and the reference baseline (LiteMedSAM on
+# MedSAM's window), in one run (MODELS overrides the list). Evaluation only: nothing here is tuned or trained on.
 # Writes runs/box_draws/seed-N/ (one `radsam bench` each; a finished seed is not run again) and
 # bench/results/box_draws.{md,csv} (Dice per object, model and carry over the draws).
 set -euo pipefail
@@ -13,14 +13,16 @@ data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
 bin=${CARGO_TARGET_DIR:-target}/release/radsam
 work=${WORK:-runs/box_draws}
 seeds=${SEEDS:-1 2 3 4 5 6 7 8}
+models=${MODELS:---model radsam=models/radsam-v4.safetensors --model radsam=models/radsam-v3.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
 mkdir -p "$work"
 python scripts/write_label_names.py runs/total_names.json > /dev/null
 for s in $seeds; do
   [ -f "$work/seed-$s/cases.csv" ] && continue
   echo "box draws: seed $s" >&2
+  # shellcheck disable=SC2086
   "$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
     --phantoms 0 --classes aorta,spinal_cord,inferior_vena_cava,adrenal_gland_right,spleen,liver,colon,rib_left_8 \
-    --model radsam=models/radsam-v3.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240 \
+    $models \
     --device "${DEVICE:-cpu}" --threads "${THREADS:-$(nproc)}" --max-clicks 0 --cvpr25-clicks 0 --no-oracle \
     --seed "$s" --out "$work/seed-$s" > "$work/seed-$s.log" 2>&1
 done

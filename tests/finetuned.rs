@@ -4,7 +4,7 @@
 
 mod common;
 
-use radsam::model::{finetuned, CheckpointError, ModelConfig, Sam};
+use radsam::model::{finetuned, CheckpointError, InputWindow, ModelConfig, Sam, RADSAM_WINDOW};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -63,6 +63,40 @@ fn a_finetuned_file_loads_on_top_of_its_base() {
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unreadable { .. })));
     std::fs::write(&path, [255u8; 16]).unwrap();
     assert!(matches!(Sam::load(lite(), &path, Device::Cpu), Err(CheckpointError::Unreadable { .. })));
+}
+
+#[test]
+fn a_finetuned_file_carries_its_input_window() {
+    let base = common::weights("lite_medsam");
+    let sha = finetuned::sha256_hex(&base).unwrap();
+    let dir = common::temp_dir("finetuned-window");
+    let path = dir.join("tuned.safetensors");
+    let tensor =
+        || vec![("mask_decoder.iou_token.weight".to_string(), Tensor::zeros([1, 256], (Kind::Float, Device::Cpu)))];
+    let with_window = |w: &str| {
+        let mut m = meta(&sha);
+        m.insert(finetuned::META_INPUT_WINDOW.to_string(), w.to_string());
+        m
+    };
+    // Three windows, one per input channel: the loaded model feeds its encoder those.
+    finetuned::write(&path, &tensor(), &with_window("-160,240/-500,1000/-1350,150")).unwrap();
+    let (sam, _) = Sam::load(lite(), &path, Device::Cpu).unwrap();
+    assert_eq!(sam.config.window, InputWindow::parse("-160,240/-500,1000/-1350,150").unwrap());
+    assert_eq!(sam.config.window.as_grey(), None);
+    // No window named: RadSAM's, grey.
+    finetuned::write(&path, &tensor(), &meta(&sha)).unwrap();
+    assert_eq!(Sam::load(lite(), &path, Device::Cpu).unwrap().0.config.window, InputWindow::grey(RADSAM_WINDOW));
+    // A window that does not parse: the file is refused by name, not run on a default.
+    for bad in ["-160,240/-500,1000", "wide"] {
+        finetuned::write(&path, &tensor(), &with_window(bad)).unwrap();
+        match Sam::load(lite(), &path, Device::Cpu) {
+            Err(CheckpointError::Unreadable { path: p, reason }) => {
+                assert_eq!(p, path);
+                assert!(reason.contains(finetuned::META_INPUT_WINDOW), "{reason}");
+            }
+            other => panic!("{bad}: {:?}", other.map(|_| ())),
+        }
+    }
 }
 
 #[test]

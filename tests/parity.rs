@@ -150,7 +150,7 @@ fn vit_small_config(name: &str) -> ModelConfig {
         }),
         image_size: img_size,
         normalization: InputNormalization::SamPixel,
-        window: radsam::model::RADSAM_WINDOW,
+        window: radsam::model::InputWindow::grey(radsam::model::RADSAM_WINDOW),
     }
 }
 

@@ -51,6 +51,52 @@ impl std::fmt::Display for HuWindow {
     }
 }
 
+/// The encoder's input: each of its three channels (R, G, B) the slice under one HU window. One
+/// window in all three is the grey image every shipped encoder was trained on; three windows (soft
+/// tissue, RadSAM's, lung) let a frozen encoder see the spinal cord, vessels, bone and lung at
+/// once, where any single window hides some of them (bench/results/window_mix.md).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputWindow {
+    pub channels: [HuWindow; 3],
+}
+
+impl InputWindow {
+    pub const fn grey(window: HuWindow) -> Self {
+        Self { channels: [window; 3] }
+    }
+
+    /// The same window in every channel.
+    pub fn as_grey(&self) -> Option<HuWindow> {
+        let [r, g, b] = self.channels;
+        (r == g && g == b).then_some(r)
+    }
+
+    /// The channel with the narrowest window: the one a shift of HU changes most.
+    pub fn narrowest(&self) -> HuWindow {
+        let width = |w: &HuWindow| w.hi - w.lo;
+        *self.channels.iter().min_by(|a, b| width(a).total_cmp(&width(b))).expect("three channels")
+    }
+
+    /// `LO,HI` (grey) or `LO,HI/LO,HI/LO,HI` (R, G, B), e.g. `-160,240/-500,1000/-1350,150`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [one] => Ok(Self::grey(HuWindow::parse(one)?)),
+            [r, g, b] => Ok(Self { channels: [HuWindow::parse(r)?, HuWindow::parse(g)?, HuWindow::parse(b)?] }),
+            _ => Err(format!("`{text}`: expected LO,HI or three windows LO,HI/LO,HI/LO,HI (R, G, B)")),
+        }
+    }
+}
+
+impl std::fmt::Display for InputWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_grey() {
+            Some(w) => write!(f, "{w}"),
+            None => write!(f, "{}/{}/{}", self.channels[0], self.channels[1], self.channels[2]),
+        }
+    }
+}
+
 pub const SAM_PIXEL_MEAN: [f64; 3] = [123.675, 116.28, 103.53];
 pub const SAM_PIXEL_STD: [f64; 3] = [58.395, 57.12, 57.375];
 
@@ -61,8 +107,9 @@ pub struct ModelConfig {
     /// Side of the square encoder input (1024 or 256).
     pub image_size: i64,
     pub normalization: InputNormalization,
-    /// The HU window of the encoder's input (RADSAM_WINDOW unless the weights file names another).
-    pub window: HuWindow,
+    /// The HU windows of the encoder's input (RADSAM_WINDOW, grey, unless the weights file names
+    /// others).
+    pub window: InputWindow,
 }
 
 /// Names accepted by [`ModelConfig::by_name`].
@@ -92,7 +139,13 @@ impl ModelConfig {
             "medsam_vit_b" => (EncoderConfig::Vit(VitConfig::vit_b()), 1024, InputNormalization::UnitRange),
             _ => return None,
         };
-        Some(Self { name: name.to_string(), encoder, image_size, normalization, window: RADSAM_WINDOW })
+        Some(Self {
+            name: name.to_string(),
+            encoder,
+            image_size,
+            normalization,
+            window: InputWindow::grey(RADSAM_WINDOW),
+        })
     }
 
     /// Side of the image embedding grid (64 for every shipped configuration).
@@ -115,6 +168,21 @@ mod tests {
         assert_eq!(HuWindow::parse(&w.to_string()).unwrap(), w);
         for bad in ["240,-160", "5,5", "-160", "a,b", "NaN,1", "-inf,0"] {
             assert!(HuWindow::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn input_windows_are_grey_or_three_channels() {
+        let grey = InputWindow::parse("-500,1000").unwrap();
+        assert_eq!(grey, InputWindow::grey(RADSAM_WINDOW));
+        assert_eq!(grey.to_string(), "-500,1000");
+        let rgb = InputWindow::parse("-160,240/-500,1000/-450,1350").unwrap();
+        assert_eq!(rgb.as_grey(), None);
+        assert_eq!(rgb.channels[2], HuWindow { lo: -450.0, hi: 1350.0 });
+        assert_eq!(InputWindow::parse(&rgb.to_string()).unwrap(), rgb);
+        assert_eq!(rgb.narrowest(), HuWindow { lo: -160.0, hi: 240.0 });
+        for bad in ["-160,240/-500,1000", "1,2/3,4/5,6/7,8", "-160,240/x/1,2", ""] {
+            assert!(InputWindow::parse(bad).is_err(), "{bad}");
         }
     }
 }

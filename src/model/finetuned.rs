@@ -13,7 +13,8 @@ use tch::{nn::VarStore, Kind, Tensor};
 
 /// Metadata key: the named model (see `assets::weights_path`) the file applies to.
 pub const META_BASE_MODEL: &str = "radsam.base_model";
-/// Metadata key: the HU window `LO,HI` the file was trained with (`HuWindow`); absent: RADSAM_WINDOW.
+/// Metadata key: the input window `LO,HI` or `LO,HI/LO,HI/LO,HI` the file was trained with
+/// (`InputWindow`); absent: RADSAM_WINDOW, grey.
 pub const META_INPUT_WINDOW: &str = "radsam.input_window";
 /// Metadata key: SHA-256 (hex) of the base model's safetensors file.
 pub const META_BASE_SHA256: &str = "radsam.base_sha256";

@@ -19,7 +19,8 @@ mod vit;
 
 pub use checkpoint::{CheckpointError, LoadReport};
 pub use config::{
-    EncoderConfig, HuWindow, InputNormalization, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN, SAM_PIXEL_STD,
+    EncoderConfig, HuWindow, InputNormalization, InputWindow, ModelConfig, MODEL_NAMES, RADSAM_WINDOW, SAM_PIXEL_MEAN,
+    SAM_PIXEL_STD,
 };
 pub use mask_decoder::{MaskPrediction, NUM_MASKS};
 pub use preprocess::SliceGeometry;
@@ -107,7 +108,7 @@ impl Sam {
         let metadata = finetuned::read_metadata(weights)?;
         // A file trained on another window carries it: its decoder learned that window's embeddings.
         if let Some(w) = metadata.get(finetuned::META_INPUT_WINDOW) {
-            sam.config.window = HuWindow::parse(w).map_err(|reason| CheckpointError::Unreadable {
+            sam.config.window = InputWindow::parse(w).map_err(|reason| CheckpointError::Unreadable {
                 path: weights.to_path_buf(),
                 reason: format!("{}: {reason}", finetuned::META_INPUT_WINDOW),
             })?;

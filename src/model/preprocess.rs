@@ -10,7 +10,7 @@
 //! Every step is one ATen op, so the PyTorch reference (scripts/parity_reference.py) reproduces
 //! it exactly.
 
-use super::{InputNormalization, ModelConfig, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
+use super::{HuWindow, InputNormalization, ModelConfig, SAM_PIXEL_MEAN, SAM_PIXEL_STD};
 use tch::{Kind, Tensor};
 
 /// The geometry of one resize: slice (h, w) to valid region (scaled_h, scaled_w) inside a square
@@ -46,9 +46,21 @@ pub fn slices_to_input(hu: &Tensor, config: &ModelConfig) -> (Tensor, SliceGeome
     let (target, normalization, window) = (config.image_size, config.normalization, config.window);
     let (_, h, w) = hu.size3().expect("slices are (B, H, W)");
     let geo = SliceGeometry::new(h, w, target);
-    let x = ((hu.to_kind(Kind::Float).clamp(window.lo, window.hi) - window.lo) / (window.hi - window.lo)).unsqueeze(1);
-    let x = x.upsample_bilinear2d([geo.scaled_h, geo.scaled_w], false, None, None);
-    let x = x.expand([-1, 3, -1, -1], false);
+    let hu = hu.to_kind(Kind::Float);
+    let windowed = |w: HuWindow| (hu.clamp(w.lo, w.hi) - w.lo) / (w.hi - w.lo);
+    let x = match window.as_grey() {
+        // One window: computed once and shared by the three channels.
+        Some(w) => windowed(w)
+            .unsqueeze(1)
+            .upsample_bilinear2d([geo.scaled_h, geo.scaled_w], false, None, None)
+            .expand([-1, 3, -1, -1], false),
+        None => Tensor::stack(&window.channels.map(windowed), 1).upsample_bilinear2d(
+            [geo.scaled_h, geo.scaled_w],
+            false,
+            None,
+            None,
+        ),
+    };
     let x = match normalization {
         InputNormalization::UnitRange => x.contiguous(),
         InputNormalization::SamPixel => {
@@ -108,10 +120,19 @@ mod tests {
         // Padding rows are zero.
         assert_eq!(x.get(0).get(0).narrow(0, 1, 4).abs().sum(Kind::Float).double_value(&[]), 0.0);
         // Another window: MedSAM's soft-tissue window [-160, 240].
-        config.window = crate::model::HuWindow { lo: -160.0, hi: 240.0 };
+        config.window = crate::model::InputWindow::grey(HuWindow { lo: -160.0, hi: 240.0 });
+        let soft = config.window;
         let hu = Tensor::from_slice(&[-1000.0f32, -160.0, 40.0, 240.0, 3000.0]).view([1, 1, 5]);
         let row: Vec<f32> = Vec::try_from(slices_to_input(&hu, &config).0.get(0).get(0).get(0)).unwrap();
         assert_eq!(row, vec![0.0, 0.0, 0.5, 1.0, 1.0]);
+        // Three windows: each channel its own, the soft-tissue channel as the grey one above.
+        config.window = crate::model::InputWindow::parse("-160,240/-500,1000/-1000,0").unwrap();
+        let x = slices_to_input(&hu, &config).0;
+        let channel = |c: i64| -> Vec<f32> { Vec::try_from(x.get(0).get(c).get(0)).unwrap() };
+        let grey = slices_to_input(&hu, &ModelConfig { window: soft, ..config.clone() }).0;
+        assert_eq!(channel(0), Vec::<f32>::try_from(grey.get(0).get(0).get(0)).unwrap());
+        assert_eq!(channel(1), vec![0.0, 340.0 / 1500.0, 540.0 / 1500.0, 740.0 / 1500.0, 1.0]);
+        assert_eq!(channel(2), vec![0.0, 0.84, 1.0, 1.0, 1.0]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the trainer, the benchmark's pre-check), so all of them refuse a bad request with the same
 //! codes and words.
 
-use super::{device_by_name, CheckpointError, HuWindow, LoadReport, ModelConfig, Sam, MODEL_NAMES};
+use super::{device_by_name, CheckpointError, InputWindow, LoadReport, ModelConfig, Sam, MODEL_NAMES};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -30,7 +30,7 @@ pub struct ResolvedModel {
     pub weights: PathBuf,
     pub device: Device,
     pub threads: Option<i32>,
-    pub window: Option<HuWindow>,
+    pub window: Option<InputWindow>,
     pub half: bool,
 }
 
@@ -91,7 +91,7 @@ impl ModelSpec {
             return Err(ModelSpecError::WeightsNotFound { path: weights });
         }
         let device = device_by_name(&self.device).map_err(ModelSpecError::Device)?;
-        let window = self.window.as_deref().map(HuWindow::parse).transpose().map_err(ModelSpecError::Window)?;
+        let window = self.window.as_deref().map(InputWindow::parse).transpose().map_err(ModelSpecError::Window)?;
         Ok(ResolvedModel { config, weights, device, threads: self.threads, window, half: self.half })
     }
 
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(on("cpu", Some("1000,-500")).resolve().unwrap_err().code(), "CONFIG_INVALID");
         let resolved = on("cpu", Some("-160,240")).resolve().unwrap();
         assert_eq!(resolved.device, Device::Cpu);
-        assert_eq!(resolved.window, Some(HuWindow::parse("-160,240").unwrap()));
+        assert_eq!(resolved.window, Some(InputWindow::parse("-160,240").unwrap()));
         // An empty file is no checkpoint: refused when loaded, with the loader's code.
         assert_eq!(resolved.load().unwrap_err().code(), "MODEL_LOAD");
     }

@@ -95,8 +95,20 @@ impl EncoderKey {
         let mut prefix = Sha256::new();
         prefix.update(b"radsam-embedding-v1");
         prefix.update(sam.encoder_fingerprint());
-        prefix.update(c.window.lo.to_le_bytes());
-        prefix.update(c.window.hi.to_le_bytes());
+        // A grey window hashes as before multi-channel windows existed: its cached embeddings stay valid.
+        match c.window.as_grey() {
+            Some(w) => {
+                prefix.update(w.lo.to_le_bytes());
+                prefix.update(w.hi.to_le_bytes());
+            }
+            None => {
+                prefix.update(b"rgb");
+                for w in c.window.channels {
+                    prefix.update(w.lo.to_le_bytes());
+                    prefix.update(w.hi.to_le_bytes());
+                }
+            }
+        }
         prefix.update(c.image_size.to_le_bytes());
         prefix.update(match c.normalization {
             InputNormalization::UnitRange => [0u8],

@@ -130,10 +130,11 @@ fn make_views(
     count
 }
 
-/// A key for the embedding cache: the encoder's weights (as loaded, whatever the file), the data
-/// and the view settings.
+/// A key for the embedding cache: the encoder's weights (as loaded, whatever the file), its input
+/// window, the data and the view settings.
 fn cache_key(sam: &Sam, cases: &[LabeledVolume], settings: &ExampleSettings) -> String {
     let mut h = Sha256::new();
+    h.update(sam.config.window.to_string().as_bytes());
     let mut encoder: Vec<(String, Tensor)> =
         sam.var_store().variables().into_iter().filter(|(n, _)| n.starts_with("image_encoder.")).collect();
     encoder.sort_by(|a, b| a.0.cmp(&b.0));

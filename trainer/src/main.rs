@@ -116,10 +116,11 @@ struct TrainArgs {
     /// error (the paper).
     #[arg(long, default_value_t = 0.0)]
     centre_clicks: f64,
-    /// The encoder's input window LO,HI in HU (e.g. -160,240, MedSAM's soft-tissue window);
-    /// default: the base weights' own (RadSAM's -500,1000 unless the file names another). Saved in
-    /// the trained file, which every loader then uses.
-    #[arg(long)]
+    /// The encoder's input window LO,HI in HU (e.g. -160,240, MedSAM's soft-tissue window), or one
+    /// per input channel, LO,HI/LO,HI/LO,HI (R, G, B); default: the base weights' own (RadSAM's
+    /// -500,1000 unless the file names another). Saved in the trained file, which every loader
+    /// then uses.
+    #[arg(long, allow_hyphen_values = true)]
     window: Option<String>,
     /// Views per slice: the original plus N-1 augmented ones.
     #[arg(long, default_value_t = 3)]
@@ -222,7 +223,13 @@ fn train(args: TrainArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.class_balance) || !(0.0..=1.0).contains(&args.centre_clicks) {
         bail!("--class-balance and --centre-clicks must lie in [0, 1]");
     }
-    let aug = Augmentation { max_zoom_out: args.max_zoom_out, window: sam.config.window, ..Augmentation::default() };
+    // The random HU shift is sized for the narrowest channel: a soft-tissue channel must keep its
+    // anatomy in view.
+    let aug = Augmentation {
+        max_zoom_out: args.max_zoom_out,
+        window: sam.config.window.narrowest(),
+        ..Augmentation::default()
+    };
     let settings = |views| ExampleSettings {
         views,
         min_pixels: args.min_pixels,

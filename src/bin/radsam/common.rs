@@ -23,7 +23,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub threads: Option<i32>,
     /// The encoder's input window LO,HI in HU, instead of the model's own (the weights file's, or
-    /// RadSAM's -500,1000): e.g. -160,240 runs LiteMedSAM on MedSAM's soft-tissue window.
+    /// RadSAM's -500,1000): e.g. -160,240 runs LiteMedSAM on MedSAM's soft-tissue window;
+    /// LO,HI/LO,HI/LO,HI gives each input channel (R, G, B) its own window.
     #[arg(long, allow_hyphen_values = true)]
     pub window: Option<String>,
     /// On CUDA: run the model in mixed precision (f16 autocast: tensor cores, half the memory
