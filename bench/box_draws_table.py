@@ -1,9 +1,10 @@
 """Table of bench/run_box_draws.sh: volume-level box Dice per object and model over the seeds'
-box draws (mean, min, max), and how many draws fall below half the base model's Dice."""
+box draws (mean, min, max), and how many draws fall more than 10 points below v1's.
+Usage: box_draws_table.py WORK_DIR OUT.csv SEED... > OUT.md"""
 import csv, statistics, sys
 from pathlib import Path
 
-work, seeds = Path(sys.argv[1]), sys.argv[2:]
+work, out_csv, seeds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 # (model, carry) -> class -> [dice per seed]
 dice = {}
 for s in seeds:
@@ -19,7 +20,6 @@ rows = [(m, c) for m in radsams for c in ("mask", "box")]
 rows += [(m, c) for m in models if not m.startswith("radsam") for c in ("box", "reference_box")]
 rows = [k for k in rows if k in dice]
 classes = sorted({c for k in rows for c in dice[k]})
-out_csv = Path(sys.argv[0]).parent / "results" / "box_draws.csv"
 with open(out_csv, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["model", "carry", "class"] + [f"seed_{s}" for s in seeds])

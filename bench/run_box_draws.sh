@@ -5,8 +5,8 @@
 # `make benchmark`, seed 1: aorta, spinal cord, inferior vena cava, adrenal gland; and four they did
 # not: spleen, liver, colon, a rib), for v4, v3, v1 and the reference baseline (LiteMedSAM on
 # MedSAM's window), in one run (MODELS overrides the list). Evaluation only: nothing here is tuned or trained on.
-# Writes runs/box_draws/seed-N/ (one `radsam bench` each; a finished seed is not run again) and
-# bench/results/box_draws.{md,csv} (Dice per object, model and carry over the draws).
+# Writes runs/box_draws/seed-N/ (WORK=; one `radsam bench` each; a finished seed is not run again)
+# and bench/results/box_draws.{md,csv} (RESULTS=; Dice per object, model and carry over the draws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
@@ -26,5 +26,6 @@ for s in $seeds; do
     --device "${DEVICE:-cpu}" --threads "${THREADS:-$(nproc)}" --max-clicks 0 --cvpr25-clicks 0 --no-oracle \
     --seed "$s" --out "$work/seed-$s" > "$work/seed-$s.log" 2>&1
 done
-python bench/box_draws_table.py "$work" $seeds > bench/results/box_draws.md
-cat bench/results/box_draws.md
+results=${RESULTS:-bench/results/box_draws}
+python bench/box_draws_table.py "$work" "$results.csv" $seeds > "$results.md"
+cat "$results.md"
