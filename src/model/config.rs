@@ -54,7 +54,8 @@ impl std::fmt::Display for HuWindow {
 /// The encoder's input: each of its three channels (R, G, B) the slice under one HU window. One
 /// window in all three is the grey image every shipped encoder was trained on; three windows (soft
 /// tissue, RadSAM's, lung) let a frozen encoder see the spinal cord, vessels, bone and lung at
-/// once, where any single window hides some of them (bench/results/window_mix.md).
+/// once, where any single window hides some of them (bench/results/window_mix.md), though it reads
+/// some organs worse than the soft-tissue window (bench/results/base_windows/).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputWindow {
     pub channels: [HuWindow; 3],
