@@ -19,6 +19,7 @@
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
 #   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
 #   make bench-box-draws - start-slice losses over 8 box draws per object, v3 vs v1 vs the reference baseline (bench/results/box_draws.*)
+#   make bench-base-windows - the base LiteMedSAM on RadSAM's, MedSAM's and the three-window input, validation CT (bench/results/base_windows/)
 #   make bench-window - which HU window the frozen encoder reads best, on the training split (bench/results/window_choice.*, window_mix.*)
 RADSAM_CACHE ?= $(HOME)/.cache/radsam
 VENV := $(RADSAM_CACHE)/venv
@@ -33,7 +34,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-box-draws chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -95,6 +96,9 @@ bench-box-draws: build
 
 bench-clicks: build
 	bash bench/run_click_diagnosis.sh
+
+bench-base-windows: build
+	bash bench/run_base_windows.sh
 
 bench-window: setup
 	$(PYTHON) bench/window_choice.py bench/results/window_choice.md 2 radsam,soft,wide,lung,bone
