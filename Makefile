@@ -17,6 +17,8 @@
 #   make bench-clicks - single-click diagnosis on the validation CT: what one click does to its slice (bench/results/click_diagnosis/)
 #   make bench-reference - the reference baseline (LiteMedSAM's own 3D inference) and drift curves on the validation CT (bench/results/reference_baseline/)
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
+#   make bench-mask-choice - carried slices: primary mask vs the best continuation, on the training split (bench/results/mask_choice/)
+#   make bench-click-check - the click check off vs on, on the training split (bench/results/click_check/)
 #   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
 #   make bench-box-draws - start-slice losses over 8 box draws per object, v3 vs v1 vs the reference baseline (bench/results/box_draws.*)
 #   make bench-base-windows - the base LiteMedSAM on RadSAM's, MedSAM's and the three-window input, validation CT (bench/results/base_windows/)
@@ -34,7 +36,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -109,6 +111,12 @@ bench-reference: build
 
 bench-guards: build
 	bash bench/run_guard_choice.sh
+
+bench-mask-choice: build
+	bash bench/run_mask_choice.sh
+
+bench-click-check: build
+	bash bench/run_click_check.sh
 
 chaos: build services
 	$(CARGO) test --release -p radsam-worker --test chaos -- --ignored --nocapture --test-threads=1 chaos_full

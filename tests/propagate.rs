@@ -531,3 +531,93 @@ fn guards_judge_carried_slices_report_each_firing_and_stop_a_leak_with_no_way_ou
     assert!(d_guarded > 0.5, "{d_guarded}");
     assert!(default.guard_events().iter().all(|e| e.slice != start && (lo..=hi).contains(&e.slice)));
 }
+
+#[test]
+fn continuity_keeps_the_users_slices_and_continues_carried_ones() {
+    radsam::allocator::keep_freed_memory();
+    let sam = Sam::load(ModelConfig::by_name("radsam").unwrap(), &weights("radsam"), Device::Cpu).unwrap().0;
+    let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
+    let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
+    let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
+    let (lo, hi, start) = (69, 111, 106);
+    let w = ct.grid.plane_shape().1;
+    let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
+    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
+
+    for carry in [Carry::Mask, Carry::Box] {
+        let mut primary = Segmenter::new(&session, carry, MaskChoice::Primary, None);
+        primary.start(start, &prompt).unwrap();
+        let mut continued = Segmenter::new(&session, carry, MaskChoice::Continuity, None);
+        continued.start(start, &prompt).unwrap();
+        // The prompted slice is the user's: the decoder's primary mask, as without continuity.
+        let (p, c) = (&primary.states()[&start], &continued.states()[&start]);
+        assert_eq!((c.chosen, &c.mask), (0, &p.mask));
+        // Carried slices take another mask where one continues the previous slice better: on this
+        // liver some do (else this checks nothing), never the prompted one.
+        let switched: Vec<usize> = continued.states().iter().filter(|(_, s)| s.chosen != 0).map(|(&k, _)| k).collect();
+        assert!(!switched.is_empty(), "{carry:?}: no carried slice switched");
+        assert!(!switched.contains(&start));
+        let (d_primary, d_continued) = (dice(&primary.mask(), &liver), dice(&continued.mask(), &liver));
+        println!(
+            "liver, {carry:?} carry: Dice {d_primary:.3} primary, {d_continued:.3} continuity ({} slices switched)",
+            switched.len()
+        );
+        assert!(d_continued > 0.5, "{d_continued}");
+    }
+    // Slice-level prompts are the user's own on every slice: continuity changes nothing there.
+    let per_slice: std::collections::BTreeMap<usize, SlicePrompt> = (100..=104)
+        .filter_map(|s| {
+            bounding_box(&ct.grid.extract(&liver, s), w)
+                .map(|b| (s, SlicePrompt { bbox: Some(b), ..Default::default() }))
+        })
+        .collect();
+    let mut a = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+    let mut b = Segmenter::new(&session, Carry::Mask, MaskChoice::Continuity, None);
+    a.slice_level(&per_slice).unwrap();
+    b.slice_level(&per_slice).unwrap();
+    assert_eq!(a.mask(), b.mask());
+}
+
+#[test]
+fn the_click_check_honours_a_click_the_decoder_ignored_and_changes_nothing_else() {
+    radsam::allocator::keep_freed_memory();
+    let sam = Sam::load(ModelConfig::by_name("radsam").unwrap(), &weights("radsam"), Device::Cpu).unwrap().0;
+    let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
+    let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
+    let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
+    let (lo, hi, start) = (69, 111, 106);
+    let w = ct.grid.plane_shape().1;
+    let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
+    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
+    let mut off = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+    off.start(start, &prompt).unwrap();
+    let mut on = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_click_check(true);
+    on.start(start, &prompt).unwrap();
+    assert_eq!(off.mask(), on.mask(), "no click yet: the check has nothing to do");
+
+    // Clicks drawn uniformly from the first result's error (the paper's), each alone on that result.
+    let mut rng = radsam::rng::SplitMix64(7);
+    let at = |seg: &Segmenter, c: &Click| ct.grid.extract(&seg.mask(), c.slice)[c.y as usize * w + c.x as usize];
+    let mut honoured_by_the_check = 0;
+    for _ in 0..12 {
+        let click = radsam::prompt::simulate_click(&off.mask(), &liver, &ct.grid, (lo, hi), &mut rng).unwrap();
+        let (mut a, mut b) = (off.clone(), on.clone());
+        a.add_click(click).unwrap();
+        b.add_click(click).unwrap();
+        let (sa, sb) = (&a.states()[&click.slice], &b.states()[&click.slice]);
+        let agrees = |seg: &Segmenter| (at(seg, &click) != 0) == click.positive;
+        if agrees(&a) {
+            // The decoder's mask already agrees: the check keeps it, and everything else.
+            assert_eq!((sb.chosen, a.mask()), (sa.chosen, b.mask()), "{click:?}");
+        } else if sb.chosen != sa.chosen {
+            // It took another mask: one that agrees with the click.
+            assert!(agrees(&b), "{click:?}");
+            honoured_by_the_check += 1;
+        } else {
+            // No mask agrees: the decoder's stays.
+            assert_eq!(a.mask(), b.mask(), "{click:?}");
+        }
+    }
+    println!("the click check honoured {honoured_by_the_check} of 12 clicks the decoder ignored");
+    assert!(honoured_by_the_check > 0, "no click where the check acted: this checks nothing");
+}

@@ -42,6 +42,8 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         seed,
         cvpr25_clicks: 0,
         guards: false,
+        continuity: false,
+        click_check: false,
     }
 }
 

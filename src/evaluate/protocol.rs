@@ -68,6 +68,14 @@ pub struct ProtocolSettings {
     /// before they existed.
     #[serde(default)]
     pub guards: bool,
+    /// MaskChoice::Continuity instead of the primary mask on carried slices (every run but the
+    /// oracle's and the reference pipeline's); off in runs saved before it existed.
+    #[serde(default)]
+    pub continuity: bool,
+    /// The click check (Segmenter::with_click_check) on every run with clicks but the oracle's;
+    /// off in runs saved before it existed.
+    #[serde(default)]
+    pub click_check: bool,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -127,6 +135,7 @@ impl ProtocolSettings {
     /// runs (mask, box carry) and LiteMedSAM's reference pipeline (volume-level box, no clicks).
     pub fn benchmark_runs(&self) -> Vec<RunSpec> {
         let mut runs = Vec::new();
+        let model_choice = if self.continuity { MaskChoice::Continuity } else { MaskChoice::Primary };
         let run = |level, prompt, carry, choice, clicks, click_mode| RunSpec {
             level,
             prompt,
@@ -138,7 +147,7 @@ impl ProtocolSettings {
         for level in [Level::Volume, Level::Slice] {
             for kind in [PromptKind::Box, PromptKind::Point] {
                 for carry in [Carry::Mask, Carry::Box] {
-                    runs.push(run(level, kind, carry, MaskChoice::Primary, self.max_clicks, self.click_mode));
+                    runs.push(run(level, kind, carry, model_choice, self.max_clicks, self.click_mode));
                     if self.oracle && !(level == Level::Slice && carry == Carry::Box) {
                         runs.push(run(level, kind, carry, MaskChoice::BestReference, 0, self.click_mode));
                     }
@@ -148,7 +157,7 @@ impl ProtocolSettings {
         if self.cvpr25_clicks > 0 {
             for carry in [Carry::Mask, Carry::Box] {
                 let centre = ClickMode::LargestErrorCentre;
-                runs.push(run(Level::Cvpr25, PromptKind::Box, carry, MaskChoice::Primary, self.cvpr25_clicks, centre));
+                runs.push(run(Level::Cvpr25, PromptKind::Box, carry, model_choice, self.cvpr25_clicks, centre));
             }
         }
         runs.push(run(Level::Volume, PromptKind::Box, Carry::ReferenceBox, MaskChoice::Primary, 0, self.click_mode));
@@ -275,7 +284,9 @@ pub fn run_object_with(
 
     for &run in runs {
         let oracle = run.choice == MaskChoice::BestReference;
-        let mut seg = Segmenter::new(&session, run.carry, run.choice, Some(truth)).with_guards(guards);
+        let mut seg = Segmenter::new(&session, run.carry, run.choice, Some(truth))
+            .with_guards(guards)
+            .with_click_check(settings.click_check);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

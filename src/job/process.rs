@@ -29,6 +29,9 @@ pub struct ProcessOptions {
     pub overlays: bool,
     /// Propagation guards (crate::segment::GuardSettings); None: off.
     pub guards: Option<GuardSettings>,
+    /// The click check (Segmenter::with_click_check): a clicked slice keeps a mask that agrees
+    /// with its clicks.
+    pub click_check: bool,
     /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
     /// target and each correction click, so the model thread is free soon after; None: no bound.
     pub deadline: Option<Instant>,
@@ -62,6 +65,7 @@ impl Default for ProcessOptions {
             choice: MaskChoice::Primary,
             overlays: false,
             guards: None,
+            click_check: false,
             deadline: None,
             recorded_volume_uri: None,
             embedding_cache: None,
@@ -232,6 +236,10 @@ fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, op
     let geometry = (volume.dims(), volume.spacing, volume.affine, volume.grid.slice_axis);
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&(prompt, settings, geometry)).expect("serialisable"));
+    // Only when on, so that sessions saved before the check existed keep their fingerprint.
+    if opts.click_check {
+        h.update(b"click_check");
+    }
     for k in lo..=hi {
         let plane = volume.grid.extract(&volume.data, k);
         h.update(plane.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
@@ -467,8 +475,9 @@ pub fn process(
                     && opts.choice != MaskChoice::BestReference;
                 let fingerprint = (resumable && (opts.save_sessions || opts.resume.contains_key(&target.label)))
                     .then(|| session_fingerprint(target, model_version, volume, opts));
-                let mut segmenter =
-                    Segmenter::new(&own, carry, opts.choice, reference.as_deref()).with_guards(opts.guards);
+                let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref())
+                    .with_guards(opts.guards)
+                    .with_click_check(opts.click_check);
                 let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
                 // A revision takes up its parent's session where it can (snapshot.rs).
                 let (clicks_resumed, resume_refused) = match (opts.resume.get(&target.label), &fingerprint) {

@@ -31,6 +31,11 @@ pub enum MaskChoice {
     Index(i64),
     /// The secondary mask (1..=3) closest to the reference (benchmarks: the paper's oracle).
     BestReference,
+    /// On a carried slice, of the four masks the one that best continues the previous slice (the
+    /// highest Dice with its mask, on the decoder's grid; the primary on a tie); on the user's
+    /// own slices (the prompt, clicks, slice-level prompts), the primary. Chosen by the
+    /// propagation engine (propagate.rs); elsewhere the primary.
+    Continuity,
 }
 
 /// Predictions of one slice.
@@ -64,6 +69,8 @@ pub(super) fn choose(iou: &[f32], choice: MaskChoice) -> i64 {
         }
         // Needs the reference mask: chosen by the propagation engine, refused by predict_slices.
         MaskChoice::BestReference => 0,
+        // Needs the previous slice: chosen by the propagation engine on carried slices.
+        MaskChoice::Continuity => 0,
     }
 }
 

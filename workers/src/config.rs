@@ -59,6 +59,10 @@ pub struct Config {
     /// another of the decoder's masks, or stops the propagation; firings are in result.json.
     #[arg(long, env = "RADSAM_GUARDS")]
     pub guards: bool,
+    /// The click check (src/segment/propagate.rs): a clicked slice keeps, of the decoder's four
+    /// masks, one that agrees with its clicks.
+    #[arg(long, env = "RADSAM_CLICK_CHECK")]
+    pub click_check: bool,
     /// Where embeddings are kept by content (segment/embedding_cache.rs), so a correction or a
     /// second job on the same slices skips the encoder: a folder (workers on one host may share
     /// it), `off` for none; default $RADSAM_CACHE/embeddings.

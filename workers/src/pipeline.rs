@@ -318,6 +318,7 @@ impl Worker {
         let opts = ProcessOptions {
             overlays: self.config.overlays,
             guards: self.config.guards.then(radsam::segment::GuardSettings::default),
+            click_check: self.config.click_check,
             deadline,
             recorded_volume_uri: Some(volume_uri.to_string()),
             embedding_cache: self.embedding_cache.clone(),

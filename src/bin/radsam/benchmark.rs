@@ -101,6 +101,15 @@ pub struct BenchmarkArgs {
     /// carried slice takes another of the decoder's masks, or stops the propagation.
     #[arg(long)]
     guards: bool,
+    /// Which of the decoder's masks a carried slice keeps: primary (the decoder's single-mask
+    /// output) or continuity (of its four masks, the one that best continues the previous slice;
+    /// src/segment/propagate.rs). The oracle and the reference pipeline keep theirs.
+    #[arg(long, default_value = "primary")]
+    mask_choice: String,
+    /// The click check (src/segment/propagate.rs): a clicked slice keeps, of the decoder's masks,
+    /// one that agrees with its clicks.
+    #[arg(long)]
+    click_check: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -170,6 +179,12 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             seed: args.seed,
             cvpr25_clicks: args.cvpr25_clicks,
             guards: args.guards,
+            continuity: match args.mask_choice.as_str() {
+                "primary" => false,
+                "continuity" => true,
+                c => bail!("--mask-choice {c}: expected primary or continuity"),
+            },
+            click_check: args.click_check,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -734,11 +749,16 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
         settings.protocol.max_clicks,
         if settings.protocol.oracle { "on" } else { "off" },
         settings.protocol.seed,
-        match (settings.protocol.cvpr25_clicks, settings.protocol.guards) {
-            (0, false) => String::new(),
-            (0, true) => ", propagation guards on".to_string(),
-            (n, g) => format!(", CVPR 2025 protocol with {n} clicks{}", if g { ", propagation guards on" } else { "" }),
-        },
+        [
+            (settings.protocol.cvpr25_clicks > 0)
+                .then(|| format!(", CVPR 2025 protocol with {} clicks", settings.protocol.cvpr25_clicks)),
+            settings.protocol.guards.then(|| ", propagation guards on".to_string()),
+            settings.protocol.continuity.then(|| ", carried slices keep the mask that best continues the previous one".to_string()),
+            settings.protocol.click_check.then(|| ", click check on".to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
         settings.min_voxels,
         if settings.classes.is_empty() { String::new() } else { format!(", classes {}", settings.classes.join(", ")) },
         if settings.known_classes.is_empty() { String::new() } else { format!("; known classes: {}", settings.known_classes.join(", ")) },

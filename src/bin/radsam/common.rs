@@ -66,9 +66,10 @@ pub fn parse_choice(s: &str) -> Result<MaskChoice> {
     Ok(match s {
         "primary" => MaskChoice::Primary,
         "best-iou" => MaskChoice::BestPredictedIou,
+        "continuity" => MaskChoice::Continuity,
         i => match i.parse::<i64>() {
             Ok(i @ 0..=3) => MaskChoice::Index(i),
-            _ => bail!("--mask-choice {s}: expected primary, best-iou or 0..3"),
+            _ => bail!("--mask-choice {s}: expected primary, best-iou, continuity or 0..3"),
         },
     })
 }

@@ -57,7 +57,8 @@ pub struct SegmentArgs {
     reference: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     reference_label: u32,
-    /// primary, best-iou, or 0..3.
+    /// primary, best-iou, continuity (on carried slices, the mask that best continues the previous
+    /// slice), or 0..3.
     #[arg(long, default_value = "primary")]
     mask_choice: String,
     /// Slices encoded per batch (default: 1 on CPU, 8 on GPU).
@@ -75,6 +76,10 @@ pub struct SegmentArgs {
     /// another of the decoder's masks, or stops the propagation; firings are in result.json.
     #[arg(long)]
     guards: bool,
+    /// The click check (src/segment/propagate.rs): a clicked slice keeps, of the decoder's four
+    /// masks, one that agrees with its clicks.
+    #[arg(long)]
+    click_check: bool,
     /// Encode every slice afresh: neither read nor store the embedding cache
     /// (RADSAM_CACHE_EMBEDDINGS, default $RADSAM_CACHE/embeddings; RADSAM_CACHE_EMBEDDINGS_MB).
     #[arg(long)]
@@ -193,6 +198,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         choice: parse_choice(&args.mask_choice)?,
         overlays: args.overlays,
         guards: args.guards.then(radsam::segment::GuardSettings::default),
+        click_check: args.click_check,
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
         recorded_volume_uri: None,

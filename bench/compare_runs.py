@@ -1,0 +1,72 @@
+"""A/B table of two `radsam bench` runs with the same prompts.
+
+Usage: compare_runs.py TITLE COMMAND OUT.md NAME_A=DIR_A NAME_B=DIR_B
+
+Reads DIR/cases.csv of both runs (non-oracle rows) and writes OUT.md: mean Dice per volume-level
+prompt and carry without clicks, then per object for the volume box with mask carry, per model;
+when the runs made clicks, also Dice before and after the last click of every protocol.
+Used by bench/run_guard_choice.sh, bench/run_mask_choice.sh and bench/run_click_check.sh.
+"""
+import csv
+import sys
+from collections import defaultdict
+
+title, command, out, *runs = sys.argv[1:]
+if len(runs) != 2:
+    sys.exit(__doc__)
+names, dirs = zip(*(r.split("=", 1) for r in runs))
+every = {n: [r for r in csv.DictReader(open(f"{d}/cases.csv")) if r["oracle"] == "false"] for n, d in zip(names, dirs)}
+rows = {n: [r for r in rs if r["clicks"] == "0"] for n, rs in every.items()}
+models = sorted({r["model"] for rs in rows.values() for r in rs})
+
+
+def dice(name, model, level, prompt, carry):
+    """class -> Dice (%) of one run's rows."""
+    return {r["class"]: 100 * float(r["dice"]) for r in rows[name]
+            if (r["model"], r["level"], r["prompt"], r["carry"]) == (model, level, prompt, carry)}
+
+
+def mean(d):
+    return sum(d.values()) / len(d) if d else float("nan")
+
+
+a, b = names
+lines = [f"# {title}", "", f"Command: `{command}`. Volume-level prompts on the largest slice plus the true "
+         "boundaries, no clicks, same prompts in both runs; mean Dice (%) over the objects.", "",
+         f"| model | prompt | carry | {a} | {b} | change | objects |", "|---|---|---|---|---|---|---|"]
+for model in models:
+    for prompt in ("box", "point"):
+        for carry in ("mask", "box"):
+            da, db = dice(a, model, "volume", prompt, carry), dice(b, model, "volume", prompt, carry)
+            if da:
+                lines.append(f"| {model} | {prompt} | {carry} | {mean(da):.1f} | {mean(db):.1f} | "
+                             f"{mean(db) - mean(da):+.1f} | {len(da)} |")
+for model in models:
+    da, db = dice(a, model, "volume", "box", "mask"), dice(b, model, "volume", "box", "mask")
+    lines += ["", f"Per object, {model}, volume box, mask carry:", "", f"| object | {a} | {b} | change |",
+              "|---|---|---|---|"]
+    for c in sorted(da):
+        lines.append(f"| {c} | {da[c]:.1f} | {db[c]:.1f} | {db[c] - da[c]:+.1f} |")
+max_clicks = max(int(r["clicks"]) for rs in every.values() for r in rs)
+if max_clicks > 0:
+    lines += ["", "Dice after clicks (each protocol's last click; change: after the clicks minus before):", "",
+              f"| model | level | prompt | carry | clicks | before | {a} | {b} | {a} change | {b} change | objects |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        for level in ("volume", "slice", "cvpr25"):
+            for prompt in ("box", "point"):
+                for carry in ("mask", "box"):
+                    def at(name, clicks):
+                        return {r["class"]: 100 * float(r["dice"]) for r in every[name]
+                                if (r["model"], r["level"], r["prompt"], r["carry"], int(r["clicks"]))
+                                == (model, level, prompt, carry, clicks)}
+                    last = max((int(r["clicks"]) for r in every[a] if (r["model"], r["level"], r["prompt"], r["carry"])
+                                == (model, level, prompt, carry)), default=0)
+                    if last == 0:
+                        continue
+                    before, da, db = at(a, 0), at(a, last), at(b, last)
+                    lines.append(f"| {model} | {level} | {prompt} | {carry} | {last} | {mean(before):.1f} | "
+                                 f"{mean(da):.1f} | {mean(db):.1f} | {mean(da) - mean(before):+.1f} | "
+                                 f"{mean(db) - mean(before):+.1f} | {len(da)} |")
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))

