@@ -474,17 +474,27 @@ fn cli_segment_gives_codes_not_backtraces() {
     assert!(!dir.join("out").exists());
 }
 
-#[test]
-fn guards_judge_carried_slices_report_each_firing_and_stop_a_leak_with_no_way_out() {
+/// The liver (label 5) of the sample CT: its slices `lo..=hi` and the slice of its box prompt, the
+/// case of the guard, continuity and click-check tests.
+const LIVER: (usize, usize, usize) = (69, 111, 106);
+
+/// The shipped RadSAM, the sample CT, its liver mask and the box around it on LIVER's prompt slice.
+fn liver_case() -> (Sam, radsam::volume::Volume, Vec<u8>, SlicePrompt) {
     radsam::allocator::keep_freed_memory();
     let sam = Sam::load(ModelConfig::by_name("radsam").unwrap(), &weights("radsam"), Device::Cpu).unwrap().0;
     let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
     let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
     let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
-    let (lo, hi, start) = (69, 111, 106);
     let w = ct.grid.plane_shape().1;
+    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, LIVER.2), w), ..Default::default() };
+    (sam, ct, liver, prompt)
+}
+
+#[test]
+fn guards_judge_carried_slices_report_each_firing_and_stop_a_leak_with_no_way_out() {
+    let (sam, ct, liver, prompt) = liver_case();
+    let (lo, hi, start) = LIVER;
     let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
-    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
 
     // Off (the default): no event.
     let mut plain = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
@@ -534,15 +544,10 @@ fn guards_judge_carried_slices_report_each_firing_and_stop_a_leak_with_no_way_ou
 
 #[test]
 fn continuity_keeps_the_users_slices_and_continues_carried_ones() {
-    radsam::allocator::keep_freed_memory();
-    let sam = Sam::load(ModelConfig::by_name("radsam").unwrap(), &weights("radsam"), Device::Cpu).unwrap().0;
-    let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
-    let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
-    let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
-    let (lo, hi, start) = (69, 111, 106);
+    let (sam, ct, liver, prompt) = liver_case();
+    let (lo, hi, start) = LIVER;
     let w = ct.grid.plane_shape().1;
     let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
-    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
 
     for carry in [Carry::Mask, Carry::Box] {
         let mut primary = Segmenter::new(&session, carry, MaskChoice::Primary, None);
@@ -580,15 +585,10 @@ fn continuity_keeps_the_users_slices_and_continues_carried_ones() {
 
 #[test]
 fn the_click_check_honours_a_click_the_decoder_ignored_and_changes_nothing_else() {
-    radsam::allocator::keep_freed_memory();
-    let sam = Sam::load(ModelConfig::by_name("radsam").unwrap(), &weights("radsam"), Device::Cpu).unwrap().0;
-    let ct = read_nifti(&data("example_ct.nii.gz")).unwrap();
-    let labels = read_nifti(&data("example_seg_fast_force_split.nii.gz")).unwrap();
-    let liver: Vec<u8> = labels.data.iter().map(|&v| (v == 5.0) as u8).collect();
-    let (lo, hi, start) = (69, 111, 106);
+    let (sam, ct, liver, prompt) = liver_case();
+    let (lo, hi, start) = LIVER;
     let w = ct.grid.plane_shape().1;
     let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
-    let prompt = SlicePrompt { bbox: bounding_box(&ct.grid.extract(&liver, start), w), ..Default::default() };
     let mut off = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
     off.start(start, &prompt).unwrap();
     let mut on = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_click_check(true);
@@ -618,6 +618,6 @@ fn the_click_check_honours_a_click_the_decoder_ignored_and_changes_nothing_else(
             assert_eq!(a.mask(), b.mask(), "{click:?}");
         }
     }
-    println!("the click check honoured {honoured_by_the_check} of 12 clicks the decoder ignored");
+    println!("of 12 clicks, the click check honoured {honoured_by_the_check} that the decoder's mask ignored");
     assert!(honoured_by_the_check > 0, "no click where the check acted: this checks nothing");
 }
