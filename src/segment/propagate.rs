@@ -87,6 +87,14 @@ pub struct SliceState {
     pub chosen: i64,
 }
 
+impl SliceState {
+    /// The same decoding with another of its masks kept: mask `k` of its (1, 4, M, M) low-resolution
+    /// `logits`, `mask` being that mask on the slice grid (guards, continuity, click check).
+    fn switched(self, logits: &Tensor, k: i64, mask: Vec<u8>) -> Self {
+        Self { low_res: logits.narrow(1, k, 1).gt(0.0).to_kind(Kind::Float), mask, iou: self.iou, chosen: k }
+    }
+}
+
 impl Clone for SliceState {
     /// Shares the low-resolution tensor: states are replaced, never changed in place.
     fn clone(&self) -> Self {
@@ -388,12 +396,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if best == state.chosen {
             return state;
         }
-        SliceState {
-            low_res: candidates.narrow(1, best, 1),
-            mask: self.plane(logits, best),
-            iou: state.iou,
-            chosen: best,
-        }
+        let mask = self.plane(logits, best);
+        state.switched(logits, best, mask)
     }
 
     /// The guards' verdict on the carried slice `next` (guard.rs): the state kept, and the event
@@ -415,7 +419,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if !guard.suspicious(limit, chosen_pixels, state.iou[state.chosen as usize]) {
             return state;
         }
-        let planes: Vec<Vec<u8>> = (0..NUM_MASKS)
+        let mut planes: Vec<Vec<u8>> = (0..NUM_MASKS)
             .map(|c| if c == state.chosen { state.mask.clone() } else { self.plane(logits, c) })
             .collect();
         let areas: Vec<u64> = planes.iter().map(|p| pixels(p)).collect();
@@ -440,12 +444,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             },
         );
         match kept {
-            Some(c) => SliceState {
-                low_res: logits.narrow(1, c, 1).gt(0.0).to_kind(Kind::Float),
-                mask: planes[c as usize].clone(),
-                iou: state.iou,
-                chosen: c,
-            },
+            Some(c) => state.switched(logits, c, std::mem::take(&mut planes[c as usize])),
             // An empty slice: the propagation stops on it, as on any empty slice.
             None => SliceState {
                 low_res: state.low_res.zeros_like(),
@@ -509,7 +508,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if agreeing(&state.mask) == clicks.len() {
             return Ok(state);
         }
-        let planes: Vec<Vec<u8>> = (0..NUM_MASKS)
+        let mut planes: Vec<Vec<u8>> = (0..NUM_MASKS)
             .map(|c| if c == state.chosen { state.mask.clone() } else { self.plane(&logits, c) })
             .collect();
         let agree: Vec<usize> = planes.iter().map(|p| agreeing(p)).collect();
@@ -517,12 +516,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if kept == state.chosen {
             return Ok(state);
         }
-        Ok(SliceState {
-            low_res: logits.narrow(1, kept, 1).gt(0.0).to_kind(Kind::Float),
-            mask: planes[kept as usize].clone(),
-            iou: state.iou,
-            chosen: kept,
-        })
+        Ok(state.switched(&logits, kept, std::mem::take(&mut planes[kept as usize])))
     }
 
     /// Mask `channel` of (1, 4, M, M) low-resolution logits on the slice grid, 0/1.
