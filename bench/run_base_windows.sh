@@ -7,14 +7,9 @@
 # Writes bench/results/base_windows/ (report.md, cases.csv; resumable). Evaluation only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-bin=${CARGO_TARGET_DIR:-target}/release/radsam
-mkdir -p runs
-python scripts/write_label_names.py runs/total_names.json > /dev/null
-classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
-classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
-"$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
-  --phantoms 0 --classes "$classes" \
+source bench/validation_split.sh
+"$bin" bench "${validation_pair[@]}" \
+  --phantoms 0 --classes "$benchmark_classes" \
   --model "lite_medsam@-160,240/-500,1000/-1350,150" --model lite_medsam --model lite_medsam@-160,240 \
-  --device "${DEVICE:-cpu}" --threads "${THREADS:-$(nproc)}" --max-clicks 0 --cvpr25-clicks 0 --no-oracle \
+  --device "${DEVICE:-cpu}" --threads "$threads" --max-clicks 0 --cvpr25-clicks 0 --no-oracle \
   --seed 1 --out bench/results/base_windows "$@"

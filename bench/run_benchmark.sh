@@ -19,19 +19,13 @@
 # protocol change, or --model to run one model's units alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-bin=${CARGO_TARGET_DIR:-target}/release/radsam
-mkdir -p runs
-python scripts/write_label_names.py runs/total_names.json > /dev/null
+source bench/validation_split.sh
 # The scan's 7 AMOS classes (known) and 7 others (unknown: bowel, vessels, bone, muscle, spinal
 # cord), and the phantom's 6 organs.
-classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
-classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
-classes=$classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra"
+classes=$benchmark_classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra"
 models=${MODELS:---model radsam=models/radsam-v4.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
 # shellcheck disable=SC2086
-"$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
+"$bin" bench "${validation_pair[@]}" \
   --phantoms 1 --classes "$classes" --known-classes amos \
   $models --device "${DEVICE:-cpu}" --threads "$threads" \
   --max-clicks 20 --cvpr25-clicks 5 --seed 1 --out "${OUT:-bench/results/benchmark}" "$@"

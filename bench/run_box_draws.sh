@@ -9,21 +9,19 @@
 # and bench/results/box_draws.{md,csv} (RESULTS=; Dice per object, model and carry over the draws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-bin=${CARGO_TARGET_DIR:-target}/release/radsam
+source bench/validation_split.sh
 work=${WORK:-runs/box_draws}
 seeds=${SEEDS:-1 2 3 4 5 6 7 8}
 models=${MODELS:---model radsam=models/radsam-v4.safetensors --model radsam=models/radsam-v3.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
 mkdir -p "$work"
-python scripts/write_label_names.py runs/total_names.json > /dev/null
 for s in $seeds; do
   [ -f "$work/seed-$s/cases.csv" ] && continue
   echo "box draws: seed $s" >&2
   # shellcheck disable=SC2086
-  "$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
+  "$bin" bench "${validation_pair[@]}" \
     --phantoms 0 --classes aorta,spinal_cord,inferior_vena_cava,adrenal_gland_right,spleen,liver,colon,rib_left_8 \
     $models \
-    --device "${DEVICE:-cpu}" --threads "${THREADS:-$(nproc)}" --max-clicks 0 --cvpr25-clicks 0 --no-oracle \
+    --device "${DEVICE:-cpu}" --threads "$threads" --max-clicks 0 --cvpr25-clicks 0 --no-oracle \
     --seed "$s" --out "$work/seed-$s" > "$work/seed-$s.log" 2>&1
 done
 results=${RESULTS:-bench/results/box_draws}

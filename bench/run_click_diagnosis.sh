@@ -8,13 +8,7 @@
 # Writes bench/results/click_diagnosis/click_diagnosis.{csv,md}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-bin=${RADSAM_BIN:-${CARGO_TARGET_DIR:-target}/release/radsam}
-mkdir -p runs
-python scripts/write_label_names.py runs/total_names.json > /dev/null
-classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
-classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
-"$bin" bench --diagnose-clicks --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
-  --classes "$classes" --model lite_medsam --model radsam "$@" --device "${DEVICE:-cpu}" --threads "$threads" \
+source bench/validation_split.sh
+"$bin" bench --diagnose-clicks "${validation_pair[@]}" \
+  --classes "$benchmark_classes" --model lite_medsam --model radsam "$@" --device "${DEVICE:-cpu}" --threads "$threads" \
   --seed 1 --out bench/results/click_diagnosis

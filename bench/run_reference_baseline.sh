@@ -11,14 +11,8 @@
 # Writes bench/results/reference_baseline/ (report.md, cases.csv, drift.csv, drift.png, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-bin=${RADSAM_BIN:-${CARGO_TARGET_DIR:-target}/release/radsam}
-mkdir -p runs
-python scripts/write_label_names.py runs/total_names.json > /dev/null
-classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
-classes=$classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
-"$bin" bench --pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
-  --classes "$classes" --known-classes amos \
+source bench/validation_split.sh
+"$bin" bench "${validation_pair[@]}" \
+  --classes "$benchmark_classes" --known-classes amos \
   --model lite_medsam --model lite_medsam@-160,240 --model radsam "$@" --device "${DEVICE:-cpu}" --threads "$threads" \
   --max-clicks 0 --no-oracle --seed 1 --out bench/results/reference_baseline

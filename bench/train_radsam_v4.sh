@@ -31,6 +31,6 @@ python scripts/write_label_names.py runs/total_names.json
   --val-classes spleen,liver,stomach,pancreas,adrenal_gland_right,colon,aorta,inferior_vena_cava,portal_vein_and_splenic_vein \
   --views 2 --phantom-views 1 --epochs 3 --steps-per-epoch 100 --batch-size 8 --max-clicks 4 --centre-clicks 0.5 \
   --carry-steps 3 --carry-fraction 0.3 --ema-decay 0.99 \
-  --class-balance 0.5 --lr 1e-4 --warmup-steps 20 --seed 3 --run-dir "$run" --out "$out" "$@"
+  --class-balance 0.5 --lr "${LR:-1e-4}" --warmup-steps 20 --seed 3 --run-dir "$run" --out "$out" "$@"
 cp "$run/log.jsonl" "${results}_log.jsonl"
 python scripts/plot_training.py "$run/log.jsonl" "${results}_curves.png"

@@ -1,0 +1,13 @@
+# Sourced by the scripts that measure on the validation CT (run_benchmark.sh, run_base_windows.sh,
+# run_box_draws.sh, run_click_diagnosis.sh, run_reference_baseline.sh): the TotalSegmentator
+# example DICOM scan (`validation_pair`, never trained on) and the benchmark's 14 classes (the 7 AMOS
+# classes it holds, and 7 others: bowel, vessels, bone, muscle, spinal cord). RADSAM_BIN overrides
+# the binary (e.g. the GPU bundle's), THREADS libtorch's threads (default: all cores).
+threads=${THREADS:-$(nproc)}
+data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
+bin=${RADSAM_BIN:-${CARGO_TARGET_DIR:-target}/release/radsam}
+mkdir -p runs
+python scripts/write_label_names.py runs/total_names.json > /dev/null
+validation_pair=(--pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json)
+benchmark_classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
+benchmark_classes=$benchmark_classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
