@@ -1,15 +1,17 @@
 //! The paper's benchmark for single-prompt 3D segmentation and editing (`radsam bench`), over
 //! the project's one evaluation (crate::evaluate: the protocol on one object, click simulation):
 //! - click_diagnosis.rs: the effect of single clicks on one slice's error (why clicks help or not);
+//! - kind.rs: kinds of object (organ, vessel, bone, muscle, lesion) from class names;
 //! - stats.rs: means with 95% confidence intervals;
 //! - report.rs: the Markdown report (tables shaped like the paper's Tables 2, 3, 5, 6, per-class
-//!   results, speed and memory) and its plots (plot.rs).
+//!   results and results by kind of object, speed and memory) and its plots (plot.rs).
 //!
 //! Every measurement is one CSV row (`CaseRow`), every (model, volume) one timing row
 //! (`SpeedRow`); the report is computed from those files alone, so a resumed or merged run
 //! reports the same as one uninterrupted run.
 
 pub mod click_diagnosis;
+pub mod kind;
 pub mod plot;
 pub mod report;
 pub mod stats;

@@ -1,13 +1,14 @@
 //! The benchmark report, computed from the CSV rows alone: Markdown tables shaped like the paper's
 //! Table 2 (Dice by prompt, with and without edits), Table 3 (known vs unknown classes), Table 5
-//! (mask vs box carry), Table 6 (oracle mask), Dice against clicks, per-class Dice, and speed and
-//! memory; plus the PNG plots (Dice against clicks, per-class bars).
+//! (mask vs box carry), Table 6 (oracle mask), Dice against clicks, per-class Dice, Dice by kind of
+//! object, and speed and memory; plus the PNG plots (Dice against clicks, per-class bars).
 //!
 //! Every figure is a mean over objects (one object = one class in one volume) with the half-width
 //! of its 95% Student-t interval. A model's "carry" in Tables 2, 3 and the plots is the one with its
 //! better volume-level box Dice without clicks (mask carry for RadSAM, box carry for models never
 //! trained on mask prompts), as the paper runs each model in its own mode.
 
+use super::kind::ObjectKind;
 use super::plot::{bar_chart, line_chart, Panel, Series, PALETTE};
 use super::stats::{mean_ci, MeanCi};
 use super::{CaseRow, DriftRow, Level, PromptKind, SpeedRow};
@@ -196,6 +197,7 @@ impl<'a> Report<'a> {
         self.cvpr25_table(&mut md);
         self.drift_table(&mut md);
         self.per_class(&mut md);
+        self.by_kind(&mut md);
         self.speed_table(&mut md);
         md
     }
@@ -488,6 +490,48 @@ impl<'a> Report<'a> {
         md.push_str("\n![Per-class Dice](classes.png)\n\n");
     }
 
+    /// Each kind of object in every volume-level pipeline, so that a fine-tuned model can be read
+    /// against its base pipeline by pipeline.
+    fn by_kind(&self, md: &mut String) {
+        let mut objects: std::collections::BTreeMap<ObjectKind, BTreeSet<(&str, &str, u16)>> = Default::default();
+        for r in self.rows {
+            objects.entry(ObjectKind::of(&r.class)).or_default().insert((&r.dataset, &r.case, r.class_id));
+        }
+        let reference = self.rows.iter().any(|r| r.carry == Carry::ReferenceBox);
+        let _ = writeln!(
+            md,
+            "## By kind of object
+"
+        );
+        let _ = writeln!(md, "Volume-level box prompt, no clicks: mean Dice over the kind's objects in each pipeline. Read a fine-tuned model against its base (LiteMedSAM on the same input window) pipeline by pipeline: a kind where it falls below the base is a kind the fine-tune made it forget.
+");
+        let _ = writeln!(
+            md,
+            "| kind | objects | model | mask carry | box carry |{}\n|---|---|---|---|---|{}",
+            if reference { " reference pipeline |" } else { "" },
+            if reference { "---|" } else { "" }
+        );
+        let mut carries = vec![Carry::Mask, Carry::Box];
+        if reference {
+            carries.push(Carry::ReferenceBox);
+        }
+        for (kind, set) in &objects {
+            for m in &self.models {
+                let mut line = format!("| {kind} | {} | {m} |", set.len());
+                for &carry in &carries {
+                    let v = mean_ci(&self.values(
+                        m,
+                        Config { level: Level::Volume, prompt: PromptKind::Box, carry, oracle: false, clicks: 0 },
+                        &|r| ObjectKind::of(&r.class) == *kind,
+                    ));
+                    let _ = write!(line, " {} |", if v.n == 0 { "–".to_string() } else { format!("{:.1}", v.mean) });
+                }
+                let _ = writeln!(md, "{line}");
+            }
+        }
+        md.push('\n');
+    }
+
     fn speed_table(&self, md: &mut String) {
         let _ = writeln!(md, "## Speed and memory\n");
         let _ = writeln!(md, "Per model over its volumes: encoding (each volume's slices once, batched), decoding (every protocol run above), the whole protocol per volume, and peak memory.\n");
@@ -670,6 +714,23 @@ mod tests {
         // Known vs unknown: one object each, no interval.
         assert!(md.contains("| radsam | known | 1 | 0 | 90.00 |"), "{md}");
         assert!(md.contains("| radsam | 80.00 ± 127.06 | – | 55.00 ± 63.53 | – |"), "Table 5: {md}");
+    }
+
+    #[test]
+    fn the_kind_table_averages_each_kind_in_each_pipeline() {
+        let mut rows = Vec::new();
+        for (class, mask, boxed) in [("liver", 0.9, 0.8), ("spleen", 0.7, 0.6), ("aorta", 0.5, 0.9)] {
+            rows.push(row("radsam", class, Level::Volume, Carry::Mask, 0, mask));
+            rows.push(row("radsam", class, Level::Volume, Carry::Box, 0, boxed));
+        }
+        // Clicks and slice-level rows do not count.
+        rows.push(row("radsam", "liver", Level::Volume, Carry::Mask, 5, 0.0));
+        rows.push(row("radsam", "aorta", Level::Slice, Carry::Mask, 0, 0.0));
+        let md = Report::new(&rows, &[]).markdown("# t\n");
+        assert!(md.contains("| kind | objects | model | mask carry | box carry |\n"), "no reference column: {md}");
+        assert!(md.contains("| organs | 2 | radsam | 80.0 | 70.0 |"), "{md}");
+        assert!(md.contains("| vessels | 1 | radsam | 50.0 | 90.0 |"), "{md}");
+        assert!(!md.contains("| lesions |"), "{md}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A synthetic abdominal CT with its organ labels, for tests and benchmarks that need anatomy-like
 //! input without patient data: air, an elliptical body with subcutaneous fat around soft tissue,
-//! liver, spleen, kidneys in perirenal fat, the aorta in front of a vertebral body, bowel gas.
+//! liver, spleen, kidneys in perirenal fat, the aorta in front of a vertebral body, bowel gas, and a
+//! hypodense lesion in the liver (a metastasis-like blob: small, round, low contrast).
 //! Organs are smoothly deformed blobs that start and end inside the scan, so they have top and
 //! bottom slices for 3D propagation. Sizes and positions vary with the seed; the same seed gives
 //! the same phantom on every run and machine (own PRNG, HU rounded to integers).
@@ -19,13 +20,15 @@ const KIDNEY_LEFT: u8 = 3;
 const KIDNEY_RIGHT: u8 = 4;
 const AORTA: u8 = 5;
 const VERTEBRA: u8 = 6;
-const CLASSES: [(u8, &str); 6] = [
+const LIVER_LESION: u8 = 7;
+const CLASSES: [(u8, &str); 7] = [
     (LIVER, "liver"),
     (SPLEEN, "spleen"),
     (KIDNEY_LEFT, "kidney_left"),
     (KIDNEY_RIGHT, "kidney_right"),
     (AORTA, "aorta"),
     (VERTEBRA, "vertebra"),
+    (LIVER_LESION, "liver_lesion"),
 ];
 
 const AIR_HU: f64 = -1000.0;
@@ -72,7 +75,8 @@ pub struct Phantom {
 pub fn generate(config: &PhantomConfig, seed: u64) -> Phantom {
     let mut rng = SplitMix64(seed);
     // Anatomy first, noise after: the anatomy of a seed does not depend on the grid or the noise.
-    let anatomy = Anatomy::sample(&mut rng);
+    let mut anatomy = Anatomy::sample(&mut rng);
+    anatomy.sample_lesion(&mut SplitMix64(seed ^ LESION_STREAM));
     let [nx, ny, nz] = config.dims;
     let mut data = Vec::with_capacity(nx * ny * nz);
     let mut labels = Vec::with_capacity(nx * ny * nz);
@@ -233,6 +237,23 @@ const ORGANS: [Nominal; 6] = [
     },
 ];
 
+/// The liver lesion: hypodense against the liver's 60 HU (as a metastasis in the portal venous
+/// phase), no fat around it. Its geometry is drawn inside the liver (`Anatomy::sample_lesion`).
+const LESION: Nominal = Nominal {
+    label: LIVER_LESION,
+    // Unused: the lesion's shape is drawn relative to the liver's.
+    blob: Blob { centre: [0.0; 3], semi: [0.0; 3], ends: ELLIPSOID, tilt: 0.0, drift: [0.0, 0.0], lobe: 0.0 },
+    hu: 25.0,
+    rim: None,
+    halo_mm: 0.0,
+};
+/// The lesion's in-plane semi-axes (mm) are drawn from this range, its semi-axis along z a little
+/// longer (at 5 mm slices it spans 5 to 10 slices).
+const LESION_SEMI_MM: (f64, f64) = (10.0, 18.0);
+/// Seeds the lesion's own random stream (from the phantom's seed), so that adding it left every
+/// other voxel of a seed's phantom as it was.
+const LESION_STREAM: u64 = 0x1e51_0a11_ce5e_ed00;
+
 /// A smooth blob: an ellipse in the axial plane whose size follows a super-ellipse profile along z
 /// (exponent 2: an ellipsoid; larger: a tube with rounded ends). Its centre drifts and its outline
 /// undulates with angular harmonics that twist along z, so the cross-section changes from slice to
@@ -324,7 +345,7 @@ struct Anatomy {
     body: Shape,
     /// Subcutaneous fat thickness (mm).
     fat_mm: f64,
-    /// In the priority order of [`ORGANS`].
+    /// In the priority order of [`ORGANS`], the lesion just before the liver that holds it.
     organs: Vec<Organ>,
     gas: Vec<Shape>,
     texture: Vec<Wave>,
@@ -368,6 +389,57 @@ impl Anatomy {
             })
             .collect();
         Anatomy { body, fat_mm, organs, gas, texture }
+    }
+
+    /// Places the lesion inside the liver: a centre drawn over the liver's inner half, kept where
+    /// the liver (not a neighbour or its fat) surrounds the lesion's outline, bumps included, with
+    /// 3 mm to spare, and inserted before the liver so that it wins where they overlap.
+    fn sample_lesion(&mut self, rng: &mut SplitMix64) {
+        let liver_at = self.organs.iter().position(|o| o.nominal.label == LIVER).expect("the phantom has a liver");
+        let liver = &self.organs[liver_at].shape;
+        let r = rng.range(LESION_SEMI_MM.0, LESION_SEMI_MM.1);
+        let semi = [rng.vary(r, 0.1), rng.vary(r, 0.1), rng.vary(1.2 * r, 0.1)];
+        let lobes: Vec<Lobe> = (2..=3)
+            .map(|order| Lobe {
+                order: order as f64,
+                amp: rng.range(0.0, 0.08) / order as f64,
+                phase: rng.range(0.0, TAU),
+                twist: rng.range(-0.02, 0.02),
+            })
+            .collect();
+        // The lobes widen the outline by at most this factor.
+        let bulge = 1.0 + lobes.iter().map(|l| l.amp).sum::<f64>();
+        let (radius, half_z) = (bulge * semi[0].max(semi[1]) + 3.0, semi[2] + 3.0);
+        // Points just outside the lesion: 8 directions on 3 levels (the ellipsoid narrows towards
+        // its ends) and both ends.
+        let around: Vec<[f64; 3]> = [-0.7, 0.0, 0.7]
+            .iter()
+            .flat_map(|&t: &f64| {
+                let ring = radius * (1.0 - t * t).sqrt();
+                (0..8).map(move |a| {
+                    let angle = f64::from(a) * TAU / 8.0;
+                    [ring * angle.cos(), ring * angle.sin(), t * half_z]
+                })
+            })
+            .chain([[0.0, 0.0, half_z], [0.0, 0.0, -half_z]])
+            .collect();
+        let fits = |c: [f64; 3]| around.iter().all(|d| self.tissue([c[0] + d[0], c[1] + d[1], c[2] + d[2]]).1 == LIVER);
+        // The liver's centre as the fallback: its semi-axes are about 4 times the largest lesion's.
+        let mut centre = liver.centre;
+        for _ in 0..32 {
+            let c = [
+                liver.centre[0] + rng.range(-0.5, 0.5) * liver.semi[0],
+                liver.centre[1] + rng.range(-0.5, 0.5) * liver.semi[1],
+                liver.centre[2] + rng.range(-0.4, 0.4) * liver.semi[2],
+            ];
+            if fits(c) {
+                centre = c;
+                break;
+            }
+        }
+        let tilt = rng.range(0.0, TAU);
+        let shape = Shape { centre, semi, ends: ELLIPSOID, tilt: (tilt.cos(), tilt.sin()), drift: [0.0, 0.0], lobes };
+        self.organs.insert(liver_at, Organ { nominal: &LESION, shape });
     }
 
     /// Nominal HU and label at `p` (layout mm).
@@ -468,6 +540,7 @@ mod tests {
                 (KIDNEY_RIGHT, 70.0, 300.0),
                 (AORTA, 35.0, 120.0),
                 (VERTEBRA, 120.0, 350.0),
+                (LIVER_LESION, 3.0, 60.0),
             ];
             for (label, lo, hi) in plausible {
                 assert!(
@@ -491,9 +564,14 @@ mod tests {
     fn organs_have_their_nominal_hu() {
         let p = phantom();
         // Kidneys: medulla 22 HU in a 42 HU cortex, about 30 on average.
-        for (label, nominal) in
-            [(LIVER, 60.0), (SPLEEN, 50.0), (KIDNEY_LEFT, 30.0), (KIDNEY_RIGHT, 30.0), (AORTA, 180.0)]
-        {
+        for (label, nominal) in [
+            (LIVER, 60.0),
+            (SPLEEN, 50.0),
+            (KIDNEY_LEFT, 30.0),
+            (KIDNEY_RIGHT, 30.0),
+            (AORTA, 180.0),
+            (LIVER_LESION, 25.0),
+        ] {
             let mean = mean_hu(p, &voxels(p, label));
             assert!((mean - nominal).abs() <= 25.0, "class {label}: mean {mean:.1} HU, nominal {nominal}");
         }
@@ -532,7 +610,45 @@ mod tests {
             let last = present.iter().rposition(|&x| x).unwrap();
             assert!(first > 0 && last < nz - 1, "{name} spans slices {first}..={last} of {nz}");
             assert!(present[first..=last].iter().all(|&x| x), "{name} has a gap between slices {first} and {last}");
-            assert!(last - first >= 8, "{name} spans only {} slices", last - first + 1);
+            // Lesions are short; organs span at least 9 slices.
+            let least = if *label == LIVER_LESION { 4 } else { 9 };
+            assert!(last - first + 1 >= least, "{name} spans only {} slices", last - first + 1);
+        }
+    }
+
+    #[test]
+    fn the_lesion_lies_inside_the_liver_and_takes_only_liver_voxels() {
+        for seed in [7, 11, 12, 30] {
+            let p = generate(&PhantomConfig::default(), seed);
+            let [nx, ny, nz] = p.volume.dims();
+            let lesion = voxels(&p, LIVER_LESION);
+            assert!(!lesion.is_empty(), "seed {seed}: no lesion");
+            // Every in-plane neighbour of a lesion voxel is lesion or liver: the liver surrounds it.
+            for &i in &lesion {
+                let (x, y) = (i % nx, i / nx % ny);
+                for n in [i - 1, i + 1, i - nx, i + nx] {
+                    assert!(x > 0 && y > 0 && x + 1 < nx && y + 1 < ny, "seed {seed}: lesion at the edge");
+                    assert!(
+                        [LIVER, LIVER_LESION].contains(&p.labels[n]),
+                        "seed {seed}: lesion voxel {i} touches class {}",
+                        p.labels[n]
+                    );
+                }
+            }
+            // The lesion takes liver voxels and no others: liver + lesion is the liver of the same
+            // anatomy without its lesion (the lesion draws from its own random stream).
+            let without = Anatomy::sample(&mut SplitMix64(seed));
+            let liver_with = voxels(&p, LIVER).len() + lesion.len();
+            let mut liver_without = 0;
+            for k in 0..nz {
+                for j in 0..ny {
+                    for i in 0..nx {
+                        let q = [layout_mm(i, nx, 0), layout_mm(j, ny, 1), layout_mm(k, nz, 2)];
+                        liver_without += usize::from(without.tissue(q).1 == LIVER);
+                    }
+                }
+            }
+            assert_eq!(liver_with, liver_without, "seed {seed}: the lesion is carved out of the liver alone");
         }
     }
 }
