@@ -7,7 +7,7 @@
 #   make train-radsam-v2 - continues the shipped weights on both training CTs, class-balanced, centred edit clicks (runs/train-radsam-v2/; ~1 h on 2 CPU cores)
 #   make train-radsam-v3 - continues v2 with propagation (carry) training, a lower rate and weight averaging (runs/train-radsam-v3/; ~1 h)
 #   make train-radsam-v4 - v3's recipe from v3 on a three-window encoder input (soft tissue, RadSAM, lung) (runs/train-radsam-v4/; ~1 h)
-#   make train-radsam-v5 - v4 continued from its committed weights at half its rate (runs/train-radsam-v5/; ~1.5 h)
+#   make train-radsam-v5 - v4 continued from its committed weights at half its rate (runs/train-radsam-v5/; ~50 min)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)
