@@ -75,6 +75,16 @@ fn area_under(values: &[f64]) -> f64 {
     values.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum::<f64>() / n as f64
 }
 
+/// The mean alone, one decimal (per-class and per-kind cells, where intervals over 1-11 objects
+/// would crowd the table).
+fn mean_only(m: &MeanCi) -> String {
+    if m.n == 0 {
+        "–".into()
+    } else {
+        format!("{:.1}", m.mean)
+    }
+}
+
 fn fmt(m: &MeanCi) -> String {
     match (m.n, m.half_width.is_nan()) {
         (0, _) => "–".into(),
@@ -482,7 +492,7 @@ impl<'a> Report<'a> {
                         Config { level, prompt: PromptKind::Box, carry: self.carry_of(m), oracle: false, clicks: 0 },
                         &|r| r.class == class,
                     ));
-                    let _ = write!(line, " {} |", if v.n == 0 { "–".to_string() } else { format!("{:.1}", v.mean) });
+                    let _ = write!(line, " {} |", mean_only(&v));
                 }
             }
             let _ = writeln!(md, "{line}");
@@ -524,7 +534,7 @@ impl<'a> Report<'a> {
                         Config { level: Level::Volume, prompt: PromptKind::Box, carry, oracle: false, clicks: 0 },
                         &|r| ObjectKind::of(&r.class) == *kind,
                     ));
-                    let _ = write!(line, " {} |", if v.n == 0 { "–".to_string() } else { format!("{:.1}", v.mean) });
+                    let _ = write!(line, " {} |", mean_only(&v));
                 }
                 let _ = writeln!(md, "{line}");
             }
