@@ -1,18 +1,19 @@
 """A/B table of two `radsam bench` runs with the same prompts.
 
-Usage: compare_runs.py TITLE COMMAND OUT.md NAME_A=DIR_A NAME_B=DIR_B
+Usage: compare_runs.py TITLE COMMAND OUT.md NAME_A=DIR_A NAME_B=DIR_B [NAME_C=DIR_C ...]
 
-Reads DIR/cases.csv of both runs (non-oracle rows) and writes OUT.md: mean Dice per volume-level
-prompt and carry without clicks, then per object for the volume box with mask carry, per model;
-when the runs made clicks, also Dice before and after the last click of every protocol.
-Used by bench/run_guard_choice.sh, bench/run_mask_choice.sh and bench/run_click_check.sh.
+Reads DIR/cases.csv of the runs (non-oracle rows) and writes OUT.md: mean Dice per volume-level
+prompt and carry without clicks, then per object for the volume box with mask carry, per model,
+each run beside the first and its change against it; when two runs made clicks, also Dice before
+and after the last click of every protocol. Used by bench/run_guard_choice.sh,
+bench/run_mask_choice.sh, bench/run_click_check.sh and bench/run_carry_cue.sh (three runs).
 """
 import csv
 import sys
 from collections import defaultdict
 
 title, command, out, *runs = sys.argv[1:]
-if len(runs) != 2:
+if len(runs) < 2:
     sys.exit(__doc__)
 names, dirs = zip(*(r.split("=", 1) for r in runs))
 every = {n: [r for r in csv.DictReader(open(f"{d}/cases.csv")) if r["oracle"] == "false"] for n, d in zip(names, dirs)}
@@ -30,25 +31,38 @@ def mean(d):
     return sum(d.values()) / len(d) if d else float("nan")
 
 
-a, b = names
+a, b = names[:2]
+others = names[1:]
+# Two runs: one "change" column (the tables as they always were); more: one per run after the first.
+changes = ["change"] if len(names) == 2 else [f"{n} change" for n in others]
+
+
+def row(cells, first, rest):
+    """Table cells, then each run's value, then each later run's change against the first."""
+    return ("| " + " | ".join(cells + [f"{first:.1f}"] + [f"{v:.1f}" for v in rest]
+                              + [f"{v - first:+.1f}" for v in rest]))
+
+
 lines = [f"# {title}", "", f"Command: `{command}`. Volume-level prompts on the largest slice plus the true "
-         "boundaries, no clicks, same prompts in both runs; mean Dice (%) over the objects.", "",
-         f"| model | prompt | carry | {a} | {b} | change | objects |", "|---|---|---|---|---|---|---|"]
+         f"boundaries, no clicks, same prompts in {'both' if len(names) == 2 else 'all'} runs; mean Dice (%) "
+         "over the objects.", "",
+         f"| model | prompt | carry | {' | '.join(names)} | {' | '.join(changes)} | objects |",
+         "|---|---|---|" + "---|" * (len(names) + len(changes)) + "---|"]
 for model in models:
     for prompt in ("box", "point"):
         for carry in ("mask", "box"):
-            da, db = dice(a, model, "volume", prompt, carry), dice(b, model, "volume", prompt, carry)
-            if da:
-                lines.append(f"| {model} | {prompt} | {carry} | {mean(da):.1f} | {mean(db):.1f} | "
-                             f"{mean(db) - mean(da):+.1f} | {len(da)} |")
+            runs_dice = [dice(n, model, "volume", prompt, carry) for n in names]
+            if runs_dice[0]:
+                lines.append(row([model, prompt, carry], mean(runs_dice[0]), [mean(d) for d in runs_dice[1:]])
+                             + f" | {len(runs_dice[0])} |")
 for model in models:
-    da, db = dice(a, model, "volume", "box", "mask"), dice(b, model, "volume", "box", "mask")
-    lines += ["", f"Per object, {model}, volume box, mask carry:", "", f"| object | {a} | {b} | change |",
-              "|---|---|---|---|"]
-    for c in sorted(da):
-        lines.append(f"| {c} | {da[c]:.1f} | {db[c]:.1f} | {db[c] - da[c]:+.1f} |")
+    runs_dice = [dice(n, model, "volume", "box", "mask") for n in names]
+    lines += ["", f"Per object, {model}, volume box, mask carry:", "",
+              f"| object | {' | '.join(names)} | {' | '.join(changes)} |", "|---|" + "---|" * (len(names) + len(changes))]
+    for c in sorted(runs_dice[0]):
+        lines.append(row([c], runs_dice[0][c], [d[c] for d in runs_dice[1:]]) + " |")
 max_clicks = max(int(r["clicks"]) for rs in every.values() for r in rs)
-if max_clicks > 0:
+if max_clicks > 0 and len(names) == 2:
     lines += ["", "Dice after clicks (each protocol's last click; change: after the clicks minus before):", "",
               f"| model | level | prompt | carry | clicks | before | {a} | {b} | {a} change | {b} change | objects |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]

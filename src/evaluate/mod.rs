@@ -44,6 +44,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         guards: false,
         continuity: false,
         click_check: false,
+        carry_cue: Default::default(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::mask_stats::dice;
 use crate::prompt::simulate::{jittered_box, random_point};
 use crate::prompt::{bounding_box, interior_point, SlicePrompt};
 use crate::rng::SplitMix64;
-use crate::segment::{Carry, GuardSettings, MaskChoice, SegmentError, Segmenter, VolumeSession};
+use crate::segment::{Carry, CarryCue, GuardSettings, MaskChoice, SegmentError, Segmenter, VolumeSession};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -76,6 +76,10 @@ pub struct ProtocolSettings {
     /// off in runs saved before it existed.
     #[serde(default)]
     pub click_check: bool,
+    /// What mask carry hands on besides the mask (crate::segment::CarryCue); the mask alone in
+    /// runs saved before it existed.
+    #[serde(default)]
+    pub carry_cue: CarryCue,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -286,7 +290,8 @@ pub fn run_object_with(
         let oracle = run.choice == MaskChoice::BestReference;
         let mut seg = Segmenter::new(&session, run.carry, run.choice, Some(truth))
             .with_guards(guards)
-            .with_click_check(settings.click_check);
+            .with_click_check(settings.click_check)
+            .with_carry_cue(settings.carry_cue);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

@@ -65,6 +65,52 @@ impl Carry {
     }
 }
 
+/// What mask carry hands on besides the previous slice's binary mask (`Segmenter::with_carry_cue`).
+/// Why: the mask alone lets a carried slice drift, leaking into a neighbour of the same density or
+/// shrinking to nothing part-way (issue #17); a box or a positive point taken from the previous
+/// slice's mask tells the decoder where the object is as well as what shape it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CarryCue {
+    /// The mask alone (the paper's RadSAM).
+    #[default]
+    MaskOnly,
+    /// The mask plus the box around it, widened as the reference pipeline widens its box.
+    Box,
+    /// The mask plus a positive point at its deepest interior pixel (farthest from its outline).
+    Centre,
+}
+
+impl CarryCue {
+    /// The name flags and result files use (as serde spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MaskOnly => "mask_only",
+            Self::Box => "box",
+            Self::Centre => "centre",
+        }
+    }
+
+    /// The cue in words, for reports.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MaskOnly => "mask alone",
+            Self::Box => "widened box as a cue",
+            Self::Centre => "deepest point as a positive click",
+        }
+    }
+
+    /// Parses a flag's value: `mask-only`, `box` or `centre` (`_` and `-` alike).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name.replace('-', "_").as_str() {
+            "mask_only" => Some(Self::MaskOnly),
+            "box" => Some(Self::Box),
+            "centre" | "center" => Some(Self::Centre),
+            _ => None,
+        }
+    }
+}
+
 /// The reference pipeline's box margin, in pixels of its 256-pixel grid.
 const REFERENCE_MARGIN_256: f64 = 3.0;
 
@@ -107,6 +153,8 @@ impl Clone for SliceState {
 pub struct Segmenter<'s, 'a> {
     session: &'s VolumeSession<'a>,
     carry: Carry,
+    /// With mask carry: what a carried slice receives besides the mask.
+    cue: CarryCue,
     choice: MaskChoice,
     /// Reference mask on the volume grid, for the BestReference oracle of benchmarks.
     reference: Option<&'s [u8]>,
@@ -142,6 +190,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         Self {
             session,
             carry,
+            cue: CarryCue::MaskOnly,
             choice,
             reference,
             states: BTreeMap::new(),
@@ -167,6 +216,13 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// carry, never on the reference pipeline or the oracle's choice.
     pub fn with_guards(mut self, guard: Option<GuardSettings>) -> Self {
         self.guard = guard;
+        self
+    }
+
+    /// With mask carry, what a carried slice receives besides the previous slice's mask (CarryCue;
+    /// the mask alone by default). Box and reference carry ignore it.
+    pub fn with_carry_cue(mut self, cue: CarryCue) -> Self {
+        self.cue = cue;
         self
     }
 
@@ -351,10 +407,10 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let mut prompt =
             SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
         let low_res = match self.carry_prompt(from) {
-            Some(CarriedPrompt::Mask(m)) => Some(m),
-            Some(CarriedPrompt::Box(b)) => {
-                prompt.bbox = Some(b);
-                None
+            Some(CarriedPrompt { mask, bbox, point }) => {
+                prompt.bbox = bbox;
+                prompt.points.extend(point);
+                mask
             }
             None => None,
         };
@@ -461,13 +517,17 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     fn carry_prompt(&self, from: usize) -> Option<CarriedPrompt> {
         let (w, h) = self.plane_size();
         let state = self.states.get(&from)?;
+        let boxed = |b| CarriedPrompt { mask: None, bbox: Some(b), point: None };
         match self.carry {
-            Carry::Mask => (!is_empty(&state.mask)).then(|| CarriedPrompt::Mask(state.low_res.shallow_clone())),
-            Carry::Box => bounding_box(&state.mask, w).map(CarriedPrompt::Box),
+            Carry::Mask if is_empty(&state.mask) => None,
+            Carry::Mask => Some(CarriedPrompt {
+                mask: Some(state.low_res.shallow_clone()),
+                bbox: (self.cue == CarryCue::Box).then(|| bounding_box(&state.mask, w).map(|b| widen(b, w, h))).flatten(),
+                point: (self.cue == CarryCue::Centre).then(|| deepest_point(&state.mask, w)).flatten(),
+            }),
+            Carry::Box => bounding_box(&state.mask, w).map(boxed),
             // An empty slice hands on the prompted slice's box, as the reference code does.
-            Carry::ReferenceBox => {
-                bounding_box(&state.mask, w).map(|b| widen(b, w, h)).or(self.origin_box).map(CarriedPrompt::Box)
-            }
+            Carry::ReferenceBox => bounding_box(&state.mask, w).map(|b| widen(b, w, h)).or(self.origin_box).map(boxed),
         }
     }
 
@@ -690,10 +750,59 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     }
 }
 
-/// A carried prompt: a low-resolution binary mask, or a box.
-enum CarriedPrompt {
-    Mask(Tensor),
-    Box(crate::prompt::BoxPrompt),
+/// A carried prompt: a low-resolution binary mask (mask carry), a box, a positive point, or a mask
+/// with its cue (CarryCue).
+struct CarriedPrompt {
+    mask: Option<Tensor>,
+    bbox: Option<crate::prompt::BoxPrompt>,
+    point: Option<Point>,
+}
+
+/// The positive point of CarryCue::Centre: the foreground pixel of `mask` (row-major, `w` wide)
+/// farthest from the background and the image border (a two-pass 3-4 chamfer distance), the first
+/// in row-major order on a tie. Why the deepest pixel and not the centroid: a curved or hollow
+/// cross-section (colon, a vessel bend) can have its centroid outside it. None: empty mask.
+fn deepest_point(mask: &[u8], w: usize) -> Option<Point> {
+    if w == 0 || is_empty(mask) {
+        return None;
+    }
+    let h = mask.len() / w;
+    const UNREACHED: u32 = u32::MAX / 2;
+    let mut d: Vec<u32> = mask.iter().map(|&v| if v != 0 { UNREACHED } else { 0 }).collect();
+    // Outside the image counts as background.
+    let at = |d: &[u32], x: i64, y: i64| -> u32 {
+        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
+            0
+        } else {
+            d[y as usize * w + x as usize]
+        }
+    };
+    for y in 0..h as i64 {
+        for x in 0..w as i64 {
+            let i = y as usize * w + x as usize;
+            if d[i] != 0 {
+                let best = (at(&d, x - 1, y) + 3)
+                    .min(at(&d, x, y - 1) + 3)
+                    .min(at(&d, x - 1, y - 1) + 4)
+                    .min(at(&d, x + 1, y - 1) + 4);
+                d[i] = d[i].min(best);
+            }
+        }
+    }
+    for y in (0..h as i64).rev() {
+        for x in (0..w as i64).rev() {
+            let i = y as usize * w + x as usize;
+            if d[i] != 0 {
+                let best = (at(&d, x + 1, y) + 3)
+                    .min(at(&d, x, y + 1) + 3)
+                    .min(at(&d, x + 1, y + 1) + 4)
+                    .min(at(&d, x - 1, y + 1) + 4);
+                d[i] = d[i].min(best);
+            }
+        }
+    }
+    let (i, _) = d.iter().enumerate().fold((0, 0), |best, (i, &v)| if v > best.1 { (i, v) } else { best });
+    Some(Point { x: (i % w) as f64, y: (i / w) as f64, positive: true })
 }
 
 /// The reference pipeline's box: `b` widened by its margin (3 pixels of the 256-pixel grid, in
@@ -765,6 +874,34 @@ mod choice_tests {
         assert_eq!(most_agreeing(&[1, 1, 0, 1], &iou, 0), 0);
         // Equal predicted IoU: the lower index.
         assert_eq!(most_agreeing(&[0, 1, 1, 0], &[0.5, 0.7, 0.7, 0.9], 0), 1);
+    }
+
+    #[test]
+    fn the_centre_cue_is_the_pixel_deepest_inside_the_mask() {
+        use super::deepest_point;
+        let w = 12;
+        let draw = |cells: &[(usize, usize)]| {
+            let mut m = vec![0u8; w * 10];
+            for &(x, y) in cells {
+                m[y * w + x] = 1;
+            }
+            m
+        };
+        assert!(deepest_point(&vec![0; w * 10], w).is_none());
+        // A 5 x 5 square at x 2..=6, y 3..=7: its centre (4, 5).
+        let square: Vec<(usize, usize)> = (2..=6).flat_map(|x| (3..=7).map(move |y| (x, y))).collect();
+        let p = deepest_point(&draw(&square), w).unwrap();
+        assert_eq!((p.x, p.y, p.positive), (4.0, 5.0, true));
+        // An L: its centroid (about 3.2, 4.8) lies outside it; the deepest pixel is inside, in the
+        // thicker leg.
+        let mut l: Vec<(usize, usize)> = (1..=3).flat_map(|x| (1..=9).map(move |y| (x, y))).collect();
+        l.extend((4..=10).flat_map(|x| (7..=9).map(move |y| (x, y))));
+        let m = draw(&l);
+        let p = deepest_point(&m, w).unwrap();
+        assert_eq!(m[p.y as usize * w + p.x as usize], 1, "inside the L: ({}, {})", p.x, p.y);
+        // The image border counts as outside: a mask filling the image peaks in its middle.
+        let p = deepest_point(&vec![1; w * 10], w).unwrap();
+        assert!((4.0..=7.0).contains(&p.x) && (4.0..=5.0).contains(&p.y), "({}, {})", p.x, p.y);
     }
 }
 
@@ -903,6 +1040,28 @@ mod tests {
         reference.start(5, &boxed()).unwrap();
         assert_eq!(reference.decode_order, vec![5, 6, 7, 8, 4, 3, 2]);
         assert!(reference.stops().is_empty());
+    }
+
+    #[test]
+    fn mask_carry_hands_on_its_cue_and_box_carry_ignores_it() {
+        let (sam, volume) = (stub_model(), volume());
+        set_answer(&sam, FULL);
+        let session = session(&sam, &volume);
+        let carried = |carry, cue| {
+            let mut seg = Segmenter::new(&session, carry, MaskChoice::Primary, None).with_carry_cue(cue);
+            seg.start(5, &boxed()).unwrap();
+            let c = seg.carry_prompt(6).expect("a full slice carries");
+            (c.mask.is_some(), c.bbox, c.point.map(|p| (p.x, p.y, p.positive)))
+        };
+        let whole = Some(BoxPrompt { x0: 0.0, y0: 0.0, x1: 23.0, y1: 23.0 });
+        assert_eq!(carried(Carry::Mask, CarryCue::MaskOnly), (true, None, None));
+        // The whole slice's box, widened inside the slice: the whole slice.
+        assert_eq!(carried(Carry::Mask, CarryCue::Box), (true, whole, None));
+        let (mask, bbox, point) = carried(Carry::Mask, CarryCue::Centre);
+        assert!(mask && bbox.is_none());
+        let (x, y, positive) = point.unwrap();
+        assert!(positive && (10.0..=13.0).contains(&x) && (10.0..=13.0).contains(&y), "({x}, {y})");
+        assert_eq!(carried(Carry::Box, CarryCue::Centre), (false, whole, None));
     }
 
     #[test]

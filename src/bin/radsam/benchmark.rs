@@ -12,7 +12,7 @@ use radsam::benchmark::report::Report;
 use radsam::benchmark::{object_seed, run_object, CaseRow, ClickMode, Level, PromptStyle, ProtocolSettings, SpeedRow};
 use radsam::dataset::{self, LabeledVolume, Pair};
 use radsam::evaluate::extent;
-use radsam::segment::VolumeSession;
+use radsam::segment::{CarryCue, VolumeSession};
 use radsam::volume::phantom::PhantomConfig;
 use radsam::volume::ReadLimits;
 use std::collections::BTreeMap;
@@ -110,6 +110,11 @@ pub struct BenchmarkArgs {
     /// one that agrees with its clicks.
     #[arg(long)]
     click_check: bool,
+    /// What mask carry hands on besides the previous slice's mask (src/segment/propagate.rs,
+    /// CarryCue): mask-only (the paper), box (the box around it, widened) or centre (a positive
+    /// point at its deepest pixel).
+    #[arg(long, default_value = "mask-only", value_parser = parse_carry_cue)]
+    carry_cue: CarryCue,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -185,6 +190,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
                 c => bail!("--mask-choice {c}: expected primary or continuity"),
             },
             click_check: args.click_check,
+            carry_cue: args.carry_cue,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -297,6 +303,10 @@ fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
 
 /// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
 /// model's own, e.g. `lite_medsam@-160,240`).
+fn parse_carry_cue(s: &str) -> Result<CarryCue> {
+    CarryCue::by_name(s).with_context(|| format!("--carry-cue {s}: expected mask-only, box or centre"))
+}
+
 fn parse_model(spec: &str, args: &BenchmarkArgs) -> ModelArgs {
     let (name, weights) = match spec.split_once('=') {
         Some((n, w)) => (n.to_string(), Some(PathBuf::from(w))),
@@ -755,6 +765,8 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             settings.protocol.guards.then(|| ", propagation guards on".to_string()),
             settings.protocol.continuity.then(|| ", carried slices keep the mask that best continues the previous one".to_string()),
             settings.protocol.click_check.then(|| ", click check on".to_string()),
+            (settings.protocol.carry_cue != CarryCue::MaskOnly)
+                .then(|| format!(", mask carry with its {}", settings.protocol.carry_cue.description())),
         ]
         .into_iter()
         .flatten()

