@@ -522,7 +522,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             Carry::Mask if is_empty(&state.mask) => None,
             Carry::Mask => Some(CarriedPrompt {
                 mask: Some(state.low_res.shallow_clone()),
-                bbox: (self.cue == CarryCue::Box).then(|| bounding_box(&state.mask, w).map(|b| widen(b, w, h))).flatten(),
+                bbox: (self.cue == CarryCue::Box)
+                    .then(|| bounding_box(&state.mask, w).map(|b| widen(b, w, h)))
+                    .flatten(),
                 point: (self.cue == CarryCue::Centre).then(|| deepest_point(&state.mask, w)).flatten(),
             }),
             Carry::Box => bounding_box(&state.mask, w).map(boxed),
