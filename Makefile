@@ -20,6 +20,7 @@
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
 #   make bench-mask-choice - carried slices: primary mask vs the best continuation, on the training split (bench/results/mask_choice/)
 #   make bench-carry-cue - mask carry alone vs with the previous mask's box or deepest point, on the training split (bench/results/carry_cue/)
+#   make bench-refinement - the prompted slice decoded again from its own mask (0, 1, 2 passes), on the training split (bench/results/refinement/)
 #   make bench-click-check - the click check off vs on, on the training split (bench/results/click_check/)
 #   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
 #   make bench-box-draws - start-slice losses over 8 box draws per object, v3 vs v1 vs the reference baseline (bench/results/box_draws.*)
@@ -38,7 +39,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -122,6 +123,9 @@ bench-mask-choice: build
 
 bench-carry-cue: build
 	bash bench/run_carry_cue.sh
+
+bench-refinement: build
+	bash bench/run_refinement.sh
 
 bench-click-check: build
 	bash bench/run_click_check.sh

@@ -45,6 +45,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         continuity: false,
         click_check: false,
         carry_cue: Default::default(),
+        refine_passes: 0,
     }
 }
 

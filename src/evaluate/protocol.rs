@@ -80,6 +80,10 @@ pub struct ProtocolSettings {
     /// runs saved before it existed.
     #[serde(default)]
     pub carry_cue: CarryCue,
+    /// Extra decodings of each user-prompted slice from its own mask (Segmenter::with_refinement);
+    /// 0 in runs saved before it existed.
+    #[serde(default)]
+    pub refine_passes: usize,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -291,7 +295,8 @@ pub fn run_object_with(
         let mut seg = Segmenter::new(&session, run.carry, run.choice, Some(truth))
             .with_guards(guards)
             .with_click_check(settings.click_check)
-            .with_carry_cue(settings.carry_cue);
+            .with_carry_cue(settings.carry_cue)
+            .with_refinement(settings.refine_passes);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

@@ -155,6 +155,8 @@ pub struct Segmenter<'s, 'a> {
     carry: Carry,
     /// With mask carry: what a carried slice receives besides the mask.
     cue: CarryCue,
+    /// Times a user-prompted slice is decoded again from its own mask (`with_refinement`).
+    refine_passes: usize,
     choice: MaskChoice,
     /// Reference mask on the volume grid, for the BestReference oracle of benchmarks.
     reference: Option<&'s [u8]>,
@@ -191,6 +193,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             session,
             carry,
             cue: CarryCue::MaskOnly,
+            refine_passes: 0,
             choice,
             reference,
             states: BTreeMap::new(),
@@ -224,6 +227,30 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     pub fn with_carry_cue(mut self, cue: CarryCue) -> Self {
         self.cue = cue;
         self
+    }
+
+    /// Decodes each user-prompted slice (the volume-level prompt's, each slice-level prompt's)
+    /// `passes` more times, each from its previous binary mask plus the prompt's points (no box),
+    /// before anything is carried from it (0, the default: once). Why: the fine-tune's edit steps
+    /// teach the decoder to improve a mask handed back with the clicks (trainer/src/recipe.rs), and
+    /// a mask-prompted slice is what every carried slice is; the first answer from a box or a single
+    /// point is the one every other slice inherits. Box and reference carry also use it.
+    pub fn with_refinement(mut self, passes: usize) -> Self {
+        self.refine_passes = passes;
+        self
+    }
+
+    /// The prompted slice's answer: decoded from `prompt`, then refined (`with_refinement`).
+    fn decode_prompted(&mut self, slice: usize, prompt: &SlicePrompt) -> Result<SliceState, SegmentError> {
+        let mut state = self.decode(slice, prompt, None)?;
+        let points_only = SlicePrompt { points: prompt.points.clone(), ..Default::default() };
+        for _ in 0..self.refine_passes {
+            if is_empty(&state.mask) {
+                break;
+            }
+            state = self.decode(slice, &points_only, Some(&state.low_res))?;
+        }
+        Ok(state)
     }
 
     /// Turns the click check on or off (the default). On: a clicked slice whose decoded mask
@@ -265,7 +292,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.origin = slice;
         self.origin_box = prompt.bbox;
         self.slice_prompts = None;
-        let state = self.decode(slice, prompt, None)?;
+        let state = self.decode_prompted(slice, prompt)?;
         self.states.insert(slice, state);
         self.started = true;
         self.propagate(slice, 1)?;
@@ -288,7 +315,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self.anchors.clear();
         self.slice_prompts = Some(prompts.clone());
         for (&slice, prompt) in prompts {
-            let state = self.decode(slice, prompt, None)?;
+            let state = self.decode_prompted(slice, prompt)?;
             self.states.insert(slice, state);
         }
         self.started = true;
@@ -1045,7 +1072,7 @@ mod tests {
     }
 
     #[test]
-    fn mask_carry_hands_on_its_cue_and_box_carry_ignores_it() {
+    fn mask_carry_hands_on_its_cue_and_prompted_slices_are_refined_from_their_own_mask() {
         let (sam, volume) = (stub_model(), volume());
         set_answer(&sam, FULL);
         let session = session(&sam, &volume);
@@ -1064,6 +1091,21 @@ mod tests {
         let (x, y, positive) = point.unwrap();
         assert!(positive && (10.0..=13.0).contains(&x) && (10.0..=13.0).contains(&y), "({x}, {y})");
         assert_eq!(carried(Carry::Box, CarryCue::Centre), (false, whole, None));
+        // Refinement decodes the prompted slice again before carrying from it...
+        let mut refined = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_refinement(2);
+        refined.start(5, &boxed()).unwrap();
+        assert_eq!(refined.decode_order, vec![5, 5, 5, 6, 7, 8, 4, 3, 2]);
+        // ...each slice-level prompt too, and a click does not refine again.
+        let prompts: BTreeMap<usize, SlicePrompt> = [(3, boxed()), (6, boxed())].into();
+        refined.decode_order.clear();
+        refined.slice_level(&prompts).unwrap();
+        refined.add_click(click(6)).unwrap();
+        assert_eq!(refined.decode_order, vec![3, 3, 3, 6, 6, 6, 6]);
+        // ...but not an empty answer: nothing to refine from.
+        set_answer(&sam, EMPTY);
+        refined.decode_order.clear();
+        refined.start(5, &boxed()).unwrap();
+        assert_eq!(refined.decode_order, vec![5]);
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub struct BenchmarkArgs {
     /// point at its deepest pixel).
     #[arg(long, default_value = "mask-only", value_parser = parse_carry_cue)]
     carry_cue: CarryCue,
+    /// Extra decodings of each user-prompted slice from its own mask and the prompt's points,
+    /// before anything is carried (src/segment/propagate.rs, Segmenter::with_refinement).
+    #[arg(long, default_value_t = 0)]
+    refine_passes: usize,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -191,6 +195,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             },
             click_check: args.click_check,
             carry_cue: args.carry_cue,
+            refine_passes: args.refine_passes,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -767,6 +772,9 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             settings.protocol.click_check.then(|| ", click check on".to_string()),
             (settings.protocol.carry_cue != CarryCue::MaskOnly)
                 .then(|| format!(", mask carry with its {}", settings.protocol.carry_cue.description())),
+            (settings.protocol.refine_passes > 0).then(|| {
+                format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)
+            }),
         ]
         .into_iter()
         .flatten()
