@@ -68,7 +68,10 @@ impl Carry {
 /// What mask carry hands on besides the previous slice's binary mask (`Segmenter::with_carry_cue`).
 /// Why: the mask alone lets a carried slice drift, leaking into a neighbour of the same density or
 /// shrinking to nothing part-way (issue #17); a box or a positive point taken from the previous
-/// slice's mask tells the decoder where the object is as well as what shape it had.
+/// slice's mask tells the decoder where the object is as well as what shape it had. Measured on
+/// the training split (bench/results/carry_cue/, v1), neither cue beats the mask alone: each holds
+/// large organs in place and drags small vessels into a neighbour. So the mask alone is the
+/// default and the only cue jobs use; the others are for benchmarks (`radsam bench --carry-cue`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CarryCue {
@@ -82,15 +85,6 @@ pub enum CarryCue {
 }
 
 impl CarryCue {
-    /// The name flags and result files use (as serde spells it).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::MaskOnly => "mask_only",
-            Self::Box => "box",
-            Self::Centre => "centre",
-        }
-    }
-
     /// The cue in words, for reports.
     pub fn description(self) -> &'static str {
         match self {
@@ -234,7 +228,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// before anything is carried from it (0, the default: once). Why: the fine-tune's edit steps
     /// teach the decoder to improve a mask handed back with the clicks (trainer/src/recipe.rs), and
     /// a mask-prompted slice is what every carried slice is; the first answer from a box or a single
-    /// point is the one every other slice inherits. Box and reference carry also use it.
+    /// point is the one every other slice inherits. Box and reference carry also use it. Measured
+    /// on the training split (bench/results/refinement/, v1), one pass loses 1.5 points from a
+    /// box: off in jobs, for benchmarks only (`radsam bench --refine-passes`).
     pub fn with_refinement(mut self, passes: usize) -> Self {
         self.refine_passes = passes;
         self

@@ -306,12 +306,12 @@ fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
     dir.join(format!("{}__{}__{}.json", clean(model), clean(&tail), &hex[..12]))
 }
 
-/// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
-/// model's own, e.g. `lite_medsam@-160,240`).
 fn parse_carry_cue(s: &str) -> Result<CarryCue> {
     CarryCue::by_name(s).with_context(|| format!("--carry-cue {s}: expected mask-only, box or centre"))
 }
 
+/// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
+/// model's own, e.g. `lite_medsam@-160,240`).
 fn parse_model(spec: &str, args: &BenchmarkArgs) -> ModelArgs {
     let (name, weights) = match spec.split_once('=') {
         Some((n, w)) => (n.to_string(), Some(PathBuf::from(w))),
