@@ -11,12 +11,11 @@ cd "$(dirname "$0")/.."
 source bench/training_split.sh
 results=bench/results/carry_cue
 classes=$benchmark_classes,$chest_classes
-model=${MODEL:-models/radsam-v1.safetensors}
+model=${MODEL:-models/radsam-v1.safetensors}  # for the title (bench_training_split reads MODEL itself)
 # The cues first, the plain mask carry last (a first look needs only the new runs).
 for cue in box centre mask_only; do
-  "$bin" bench --pair "$pair" --classes "$classes" \
-    --model radsam="$model" --device "${DEVICE:-cpu}" --threads "$threads" \
-    --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --carry-cue "$cue" --out "$results/$cue" "$@"
+  bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 --carry-cue "$cue" \
+    --out "$results/$cue" "$@"
 done
 python3 bench/compare_runs.py "Mask carry's cue: the mask alone, with its box, with its deepest point (training split, $(basename "$model"))" \
   "make bench-carry-cue (bench/run_carry_cue.sh)" "$results/README.md" \

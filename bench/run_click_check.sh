@@ -15,9 +15,8 @@ classes=$benchmark_classes
 for mode in off on; do
   flag=()
   [ "$mode" = on ] && flag=(--click-check)
-  "$bin" bench --pair "$pair" --classes "$classes" \
-    --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
-    --max-clicks ${CLICKS:-10} --no-oracle --cvpr25-clicks 5 --seed 1 "${flag[@]}" --out "$results/$mode" "$@"
+  bench_training_split --classes "$classes" --max-clicks "${CLICKS:-10}" --cvpr25-clicks 5 "${flag[@]}" \
+    --out "$results/$mode" "$@"
 done
 python3 bench/compare_runs.py "Click check: off vs on (training split, previous RadSAM weights)" \
   "make bench-click-check (bench/run_click_check.sh)" "$results/README.md" \

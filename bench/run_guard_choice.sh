@@ -14,9 +14,8 @@ classes=$benchmark_classes,$chest_classes
 for mode in off on; do
   flag=()
   [ "$mode" = on ] && flag=(--guards)
-  "$bin" bench --pair "$pair" --classes "$classes" \
-    --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
-    --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 "${flag[@]}" --out "bench/results/guard_choice/$mode" "$@"
+  bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 "${flag[@]}" \
+    --out "bench/results/guard_choice/$mode" "$@"
 done
 python3 bench/compare_runs.py "Propagation guards: off vs on (training split, previous RadSAM weights)" \
   "make bench-guards (bench/run_guard_choice.sh)" bench/results/guard_choice/README.md \

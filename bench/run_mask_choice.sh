@@ -12,9 +12,8 @@ source bench/training_split.sh
 results=bench/results/mask_choice
 classes=$benchmark_classes,$chest_classes
 for choice in primary continuity; do
-  "$bin" bench --pair "$pair" --classes "$classes" \
-    --model radsam=models/radsam-v1.safetensors --device "${DEVICE:-cpu}" --threads "$threads" \
-    --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --mask-choice "$choice" --out "$results/$choice" "$@"
+  bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 --mask-choice "$choice" \
+    --out "$results/$choice" "$@"
 done
 python3 bench/compare_runs.py "Carried slices: primary mask vs the best continuation (training split, previous RadSAM weights)" \
   "make bench-mask-choice (bench/run_mask_choice.sh)" "$results/README.md" \

@@ -11,12 +11,11 @@ cd "$(dirname "$0")/.."
 source bench/training_split.sh
 results=bench/results/refinement
 classes=$benchmark_classes,$chest_classes
-model=${MODEL:-models/radsam-v1.safetensors}
+model=${MODEL:-models/radsam-v1.safetensors}  # for the title (bench_training_split reads MODEL itself)
 # The new settings first, the plain decoding last (a first look needs only the new runs).
 for passes in 1 0; do
-  "$bin" bench --pair "$pair" --classes "$classes" \
-    --model radsam="$model" --device "${DEVICE:-cpu}" --threads "$threads" \
-    --max-clicks 0 --no-oracle --cvpr25-clicks 0 --seed 1 --refine-passes "$passes" --out "$results/passes_$passes" "$@"
+  bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 --refine-passes "$passes" \
+    --out "$results/passes_$passes" "$@"
 done
 python3 bench/compare_runs.py "The prompted slice refined from its own mask: 0 or 1 pass (training split, $(basename "$model"))" \
   "make bench-refinement (bench/run_refinement.sh)" "$results/README.md" \
