@@ -35,7 +35,7 @@ use super::SegmentError;
 use crate::mask_stats::dice;
 use crate::model::preprocess::logits_to_slice;
 use crate::model::NUM_MASKS;
-use crate::prompt::{bounding_box, interior_point, Click, Point, SlicePrompt};
+use crate::prompt::{bounding_box, Click, Point, SlicePrompt};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -80,8 +80,7 @@ pub enum CarryCue {
     MaskOnly,
     /// The mask plus the box around it, widened as the reference pipeline widens its box.
     Box,
-    /// The mask plus a positive point at its deepest interior pixel (farthest from its outline:
-    /// crate::prompt::interior_point, inside even a curved or hollow section, unlike a centroid).
+    /// The mask plus a positive point at its deepest interior pixel (farthest from its outline).
     Centre,
 }
 
@@ -549,7 +548,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 bbox: (self.cue == CarryCue::Box)
                     .then(|| bounding_box(&state.mask, w).map(|b| widen(b, w, h)))
                     .flatten(),
-                point: (self.cue == CarryCue::Centre).then(|| interior_point(&state.mask, w)).flatten(),
+                point: (self.cue == CarryCue::Centre).then(|| deepest_point(&state.mask, w)).flatten(),
             }),
             Carry::Box => bounding_box(&state.mask, w).map(boxed),
             // An empty slice hands on the prompted slice's box, as the reference code does.
@@ -784,6 +783,53 @@ struct CarriedPrompt {
     point: Option<Point>,
 }
 
+/// The positive point of CarryCue::Centre: the foreground pixel of `mask` (row-major, `w` wide)
+/// farthest from the background and the image border (a two-pass 3-4 chamfer distance), the first
+/// in row-major order on a tie. Why the deepest pixel and not the centroid: a curved or hollow
+/// cross-section (colon, a vessel bend) can have its centroid outside it. None: empty mask.
+fn deepest_point(mask: &[u8], w: usize) -> Option<Point> {
+    if w == 0 || is_empty(mask) {
+        return None;
+    }
+    let h = mask.len() / w;
+    const UNREACHED: u32 = u32::MAX / 2;
+    let mut d: Vec<u32> = mask.iter().map(|&v| if v != 0 { UNREACHED } else { 0 }).collect();
+    // Outside the image counts as background.
+    let at = |d: &[u32], x: i64, y: i64| -> u32 {
+        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
+            0
+        } else {
+            d[y as usize * w + x as usize]
+        }
+    };
+    for y in 0..h as i64 {
+        for x in 0..w as i64 {
+            let i = y as usize * w + x as usize;
+            if d[i] != 0 {
+                let best = (at(&d, x - 1, y) + 3)
+                    .min(at(&d, x, y - 1) + 3)
+                    .min(at(&d, x - 1, y - 1) + 4)
+                    .min(at(&d, x + 1, y - 1) + 4);
+                d[i] = d[i].min(best);
+            }
+        }
+    }
+    for y in (0..h as i64).rev() {
+        for x in (0..w as i64).rev() {
+            let i = y as usize * w + x as usize;
+            if d[i] != 0 {
+                let best = (at(&d, x + 1, y) + 3)
+                    .min(at(&d, x, y + 1) + 3)
+                    .min(at(&d, x + 1, y + 1) + 4)
+                    .min(at(&d, x - 1, y + 1) + 4);
+                d[i] = d[i].min(best);
+            }
+        }
+    }
+    let (i, _) = d.iter().enumerate().fold((0, 0), |best, (i, &v)| if v > best.1 { (i, v) } else { best });
+    Some(Point { x: (i % w) as f64, y: (i / w) as f64, positive: true })
+}
+
 /// The reference pipeline's box: `b` widened by its margin (3 pixels of the 256-pixel grid, in
 /// slice pixels), inside the slice.
 fn widen(b: crate::prompt::BoxPrompt, w: usize, h: usize) -> crate::prompt::BoxPrompt {
@@ -853,6 +899,34 @@ mod choice_tests {
         assert_eq!(most_agreeing(&[1, 1, 0, 1], &iou, 0), 0);
         // Equal predicted IoU: the lower index.
         assert_eq!(most_agreeing(&[0, 1, 1, 0], &[0.5, 0.7, 0.7, 0.9], 0), 1);
+    }
+
+    #[test]
+    fn the_centre_cue_is_the_pixel_deepest_inside_the_mask() {
+        use super::deepest_point;
+        let w = 12;
+        let draw = |cells: &[(usize, usize)]| {
+            let mut m = vec![0u8; w * 10];
+            for &(x, y) in cells {
+                m[y * w + x] = 1;
+            }
+            m
+        };
+        assert!(deepest_point(&vec![0; w * 10], w).is_none());
+        // A 5 x 5 square at x 2..=6, y 3..=7: its centre (4, 5).
+        let square: Vec<(usize, usize)> = (2..=6).flat_map(|x| (3..=7).map(move |y| (x, y))).collect();
+        let p = deepest_point(&draw(&square), w).unwrap();
+        assert_eq!((p.x, p.y, p.positive), (4.0, 5.0, true));
+        // An L: its centroid (about 3.2, 4.8) lies outside it; the deepest pixel is inside, in the
+        // thicker leg.
+        let mut l: Vec<(usize, usize)> = (1..=3).flat_map(|x| (1..=9).map(move |y| (x, y))).collect();
+        l.extend((4..=10).flat_map(|x| (7..=9).map(move |y| (x, y))));
+        let m = draw(&l);
+        let p = deepest_point(&m, w).unwrap();
+        assert_eq!(m[p.y as usize * w + p.x as usize], 1, "inside the L: ({}, {})", p.x, p.y);
+        // The image border counts as outside: a mask filling the image peaks in its middle.
+        let p = deepest_point(&vec![1; w * 10], w).unwrap();
+        assert!((4.0..=7.0).contains(&p.x) && (4.0..=5.0).contains(&p.y), "({}, {})", p.x, p.y);
     }
 }
 
