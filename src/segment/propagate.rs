@@ -354,7 +354,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             match self.carry {
                 Carry::Mask => previous = Some(state.low_res.shallow_clone()),
                 Carry::Box => prompt.bbox = bounding_box(&state.mask, w),
-                Carry::ReferenceBox => prompt.bbox = bounding_box(&state.mask, w).map(|b| widen(b, w, h)),
+                Carry::ReferenceBox => prompt.bbox = bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)),
             }
         }
         let state = self.decode_clicked(click.slice, &prompt, previous.as_ref())?;
@@ -546,13 +546,15 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             Carry::Mask => Some(CarriedPrompt {
                 mask: Some(state.low_res.shallow_clone()),
                 bbox: (self.cue == CarryCue::Box)
-                    .then(|| bounding_box(&state.mask, w).map(|b| widen(b, w, h)))
+                    .then(|| bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)))
                     .flatten(),
                 point: (self.cue == CarryCue::Centre).then(|| deepest_point(&state.mask, w)).flatten(),
             }),
             Carry::Box => bounding_box(&state.mask, w).map(boxed),
             // An empty slice hands on the prompted slice's box, as the reference code does.
-            Carry::ReferenceBox => bounding_box(&state.mask, w).map(|b| widen(b, w, h)).or(self.origin_box).map(boxed),
+            Carry::ReferenceBox => {
+                bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)).or(self.origin_box).map(boxed)
+            }
         }
     }
 
@@ -834,8 +836,9 @@ fn deepest_point(mask: &[u8], w: usize) -> Option<Point> {
 }
 
 /// The reference pipeline's box: `b` widened by its margin (3 pixels of the 256-pixel grid, in
-/// slice pixels), inside the slice.
-fn widen(b: crate::prompt::BoxPrompt, w: usize, h: usize) -> crate::prompt::BoxPrompt {
+/// slice pixels), inside the slice. Also the box of `CarryCue::Box`, and of the trainer's
+/// mask-with-box prompts, which teach a model that cue.
+pub fn widened_box(b: crate::prompt::BoxPrompt, w: usize, h: usize) -> crate::prompt::BoxPrompt {
     let m = REFERENCE_MARGIN_256 * w.max(h) as f64 / 256.0;
     crate::prompt::BoxPrompt {
         x0: (b.x0 - m).max(0.0),

@@ -116,6 +116,11 @@ struct TrainArgs {
     /// error (the paper).
     #[arg(long, default_value_t = 0.0)]
     centre_clicks: f64,
+    /// The share of mask prompts that also hold the widened box around the mask, and (with
+    /// --carry-steps) of carry batches that hand it on with the carried mask: training for
+    /// `radsam bench --carry-cue box` (0: the mask alone, the paper).
+    #[arg(long, default_value_t = 0.0)]
+    mask_box: f64,
     /// The encoder's input window LO,HI in HU (e.g. -160,240, MedSAM's soft-tissue window), or one
     /// per input channel, LO,HI/LO,HI/LO,HI (R, G, B); default: the base weights' own (RadSAM's
     /// -500,1000 unless the file names another). Saved in the trained file, which every loader
@@ -220,8 +225,8 @@ fn train(args: TrainArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.max_zoom_out) || !(0.0..1.0).contains(&args.ema_decay) {
         bail!("--max-zoom-out and --ema-decay must lie in [0, 1)");
     }
-    if !(0.0..=1.0).contains(&args.class_balance) || !(0.0..=1.0).contains(&args.centre_clicks) {
-        bail!("--class-balance and --centre-clicks must lie in [0, 1]");
+    if ![args.class_balance, args.centre_clicks, args.mask_box].iter().all(|v| (0.0..=1.0).contains(v)) {
+        bail!("--class-balance, --centre-clicks and --mask-box must lie in [0, 1]");
     }
     // The random HU shift is sized for the narrowest channel: a soft-tissue channel must keep its
     // anatomy in view.
@@ -284,13 +289,14 @@ fn train(args: TrainArgs) -> Result<()> {
         mixed_precision: !args.no_amp && device.is_cuda(),
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
-        prompt_mix: PromptMix::default(),
+        prompt_mix: PromptMix::with_mask_boxes(args.mask_box),
         carry_steps: args.carry_steps,
         // Stored only when it matters, so that a run without carry training resumes under any default.
         carry_fraction: if args.carry_steps > 0 { args.carry_fraction } else { 0.0 },
         ema_decay: args.ema_decay,
         class_balance: args.class_balance,
         centre_clicks: args.centre_clicks,
+        carry_box: if args.carry_steps > 0 { args.mask_box } else { 0.0 },
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;

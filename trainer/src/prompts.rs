@@ -2,9 +2,11 @@
 //! clicks of edit training.
 //!
 //! The first prompt of a batch is one kind for all its samples (a batch of prompts must share a
-//! shape): a point, a jittered box, or a noisy mask. The noisy mask starts from the slice's own
-//! mask or, half of the time, from a neighbouring slice's mask (what propagation actually hands
-//! over), before the random rotation, scaling, translation and erosion/dilation.
+//! shape): a point, a jittered box, a noisy mask, or (off by default) a noisy mask with the box
+//! around it widened as `CarryCue::Box` widens it at inference (radsam::segment::widened_box). The
+//! noisy mask starts from the slice's own mask or, half of the time, from a neighbouring slice's
+//! mask (what propagation actually hands over), before the random rotation, scaling, translation
+//! and erosion/dilation.
 //!
 //! Clicks fall in the error region of the previous primary mask on the decoder's low-resolution
 //! grid (inside the slice's valid area): a missed pixel gives a positive click, a false one a
@@ -18,7 +20,9 @@ use radsam::benchmark::click_diagnosis::largest_component_centre;
 use radsam::model::preprocess::{mask_to_prompt, SliceGeometry};
 use radsam::model::PromptBatch;
 use radsam::prompt::simulate::{jittered_box, noisy_mask, random_point, MaskNoise};
+use radsam::prompt::{bounding_box, BoxPrompt};
 use radsam::rng::SplitMix64;
+use radsam::segment::widened_box;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,6 +31,8 @@ pub enum PromptKind {
     Point,
     Box,
     Mask,
+    /// A noisy mask and the widened box around it (the carry's `CarryCue::Box`).
+    MaskBox,
 }
 
 /// The relative frequency of each first-prompt kind.
@@ -35,24 +41,36 @@ pub struct PromptMix {
     pub point: f64,
     pub r#box: f64,
     pub mask: f64,
+    /// Noisy masks with their widened box; absent from older runs' settings (0).
+    #[serde(default)]
+    pub mask_box: f64,
 }
 
 impl Default for PromptMix {
     /// Mask prompts are RadSAM's point: half of the batches; points and boxes share the rest.
     fn default() -> Self {
-        Self { point: 0.25, r#box: 0.25, mask: 0.5 }
+        Self { point: 0.25, r#box: 0.25, mask: 0.5, mask_box: 0.0 }
     }
 }
 
 impl PromptMix {
+    /// The default mix with a share `fraction` of its mask prompts given their widened box too.
+    pub fn with_mask_boxes(fraction: f64) -> Self {
+        let d = Self::default();
+        Self { mask: d.mask * (1.0 - fraction), mask_box: d.mask * fraction, ..d }
+    }
+
     pub fn draw(&self, rng: &mut SplitMix64) -> PromptKind {
-        let u = rng.uniform() * (self.point + self.r#box + self.mask);
+        // Mask-with-box comes last, so that a mix without it draws exactly as before it existed.
+        let u = rng.uniform() * (self.point + self.r#box + self.mask + self.mask_box);
         if u < self.point {
             PromptKind::Point
         } else if u < self.point + self.r#box {
             PromptKind::Box
-        } else {
+        } else if u < self.point + self.r#box + self.mask {
             PromptKind::Mask
+        } else {
+            PromptKind::MaskBox
         }
     }
 }
@@ -137,16 +155,52 @@ impl Batch {
                     ..Default::default()
                 }
             }
-            PromptKind::Mask => {
-                let masks: Vec<Tensor> = picks
-                    .iter()
-                    .map(|&(v, id)| {
-                        low_res(&noisy_prompt_mask(&set.views[v], id, rng), &set.views[v].geometry, mask_size)
-                    })
-                    .collect();
-                PromptBatch { masks: Some(Tensor::cat(&masks, 0).to_device(device)), ..Default::default() }
+            PromptKind::Mask | PromptKind::MaskBox => {
+                let (mut masks, mut v4) = (Vec::new(), Vec::new());
+                for &(v, id) in picks {
+                    let view = &set.views[v];
+                    let g = view.geometry;
+                    let noisy = noisy_prompt_mask(view, id, rng);
+                    if kind == PromptKind::MaskBox {
+                        // Noise can erase a small object's mask; its own mask's box stands in.
+                        let b = bounding_box(&noisy, g.w as usize)
+                            .or_else(|| bounding_box(&view.mask_of(id), g.w as usize))
+                            .expect("samples have pixels");
+                        let b = widened_box(b, g.w as usize, g.h as usize);
+                        let (x0, y0) = g.to_input(b.x0, b.y0);
+                        let (x1, y1) = g.to_input(b.x1, b.y1);
+                        v4.extend([x0 as f32, y0 as f32, x1 as f32, y1 as f32]);
+                    }
+                    masks.push(low_res(&noisy, &g, mask_size));
+                }
+                PromptBatch {
+                    masks: Some(Tensor::cat(&masks, 0).to_device(device)),
+                    boxes: (!v4.is_empty()).then(|| Tensor::from_slice(&v4).view([b, 4]).to_device(device)),
+                    ..Default::default()
+                }
             }
         }
+    }
+
+    /// The box cue of a carry step: for each sample, the box around its carried binary mask
+    /// ((B, 1, M, M), the low-resolution grid) widened as at inference, in the input frame. A
+    /// sample whose mask is empty (inference would stop there) gets its whole slice.
+    pub fn carried_boxes(&self, carried: &Tensor) -> Tensor {
+        let m = carried.size()[3];
+        let grid = carried.to_device(Device::Cpu).to_kind(Kind::Uint8);
+        let mut v4 = Vec::new();
+        for (i, g) in self.geometries.iter().enumerate() {
+            let mask: Vec<u8> = Vec::try_from(grid.get(i as i64).flatten(0, -1)).expect("u8");
+            // The slice's area on the grid (as mask_to_prompt sizes it): its long side is the
+            // grid's, so the margin is the same share of it as in slice pixels at inference.
+            let s = g.target as f64 / m as f64;
+            let (gw, gh) = ((g.scaled_w as f64 / s).round() as usize, (g.scaled_h as f64 / s).round() as usize);
+            let whole = BoxPrompt { x0: 0.0, y0: 0.0, x1: (gw - 1) as f64, y1: (gh - 1) as f64 };
+            let b = bounding_box(&mask, m as usize).map_or(whole, |b| widened_box(b, gw, gh));
+            // Grid pixels to the input frame, as SliceGeometry::to_input maps slice pixels.
+            v4.extend([b.x0, b.y0, b.x1, b.y1].map(|v| (v * s) as f32));
+        }
+        Tensor::from_slice(&v4).view([self.geometries.len() as i64, 4]).to_device(carried.device())
     }
 
     /// Adds one click per sample in the error region of `previous` ((B, 1, M, M) logits) and returns
@@ -237,7 +291,7 @@ mod tests {
     fn mix_draws_every_kind_in_proportion() {
         let mix = PromptMix::default();
         let mut rng = SplitMix64(5);
-        let mut counts = [0usize; 3];
+        let mut counts = [0usize; 4];
         for _ in 0..4000 {
             counts[mix.draw(&mut rng) as usize] += 1;
         }
@@ -245,6 +299,22 @@ mod tests {
             (800..1200).contains(&counts[0]) && (800..1200).contains(&counts[1]) && (1800..2200).contains(&counts[2]),
             "{counts:?}"
         );
+        assert_eq!(counts[3], 0);
+    }
+
+    #[test]
+    fn mask_boxes_take_their_share_of_the_masks_and_leave_the_default_draws_alone() {
+        // Without mask boxes the mix draws exactly as the default (older runs keep their batches).
+        let (mut a, mut b) = (SplitMix64(9), SplitMix64(9));
+        let none = PromptMix::with_mask_boxes(0.0);
+        assert!((0..500).all(|_| none.draw(&mut a) == PromptMix::default().draw(&mut b)));
+        let half = PromptMix::with_mask_boxes(0.5);
+        let mut rng = SplitMix64(5);
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            counts[half.draw(&mut rng) as usize] += 1;
+        }
+        assert!((800..1200).contains(&counts[2]) && (800..1200).contains(&counts[3]), "{counts:?}");
     }
 }
 
@@ -308,6 +378,44 @@ mod click_tests {
                 prev.gt(0.0).sum(Kind::Float).double_value(&[])
             );
         }
+    }
+
+    #[test]
+    fn mask_box_prompts_hold_the_widened_box_around_their_own_mask() {
+        let set = set();
+        let picks = [(0usize, 2u16), (0, 2), (0, 2), (0, 2)];
+        let batch = Batch::new(&set, &picks, 256, Device::Cpu);
+        let mut rng = SplitMix64(7);
+        let p = batch.first_prompt(&set, &picks, PromptKind::MaskBox, 256, &mut rng);
+        let (masks, boxes) = (p.masks.as_ref().unwrap(), p.boxes.as_ref().unwrap());
+        assert_eq!(boxes.size(), vec![4, 4]);
+        for i in 0..4 {
+            // Input frame = low-res grid here (256 both), 4 per slice pixel. The box is the mask's
+            // slice-pixel box widened by 0.75 slice pixels (3 of 256) and scaled: 3 grid pixels
+            // before the mask's first grid pixel; its far side, a pixel *index* plus 0.75, lands
+            // on the mask's last grid pixel (4 x + 3), as at inference.
+            let on = masks.get(i).get(0).nonzero();
+            let (ys, xs) = (on.select(1, 0), on.select(1, 1));
+            let b: Vec<f64> = (0..4).map(|k| boxes.double_value(&[i, k])).collect();
+            let extent = [xs.min(), ys.min(), xs.max(), ys.max()].map(|t| t.double_value(&[]));
+            assert_eq!(b, vec![extent[0] - 3.0, extent[1] - 3.0, extent[2], extent[3]]);
+        }
+        // A plain mask prompt has no box.
+        assert!(batch.first_prompt(&set, &picks, PromptKind::Mask, 256, &mut rng).boxes.is_none());
+    }
+
+    #[test]
+    fn carried_boxes_widen_the_carried_mask_or_take_the_whole_slice() {
+        let set = set();
+        let picks = [(0usize, 2u16), (0, 2)];
+        let batch = Batch::new(&set, &picks, 256, Device::Cpu);
+        // Sample 0 carries the object (grid x 40..120, y 80..160), sample 1 nothing.
+        let carried =
+            Tensor::cat(&[batch.targets.get(0).unsqueeze(0), batch.targets.get(1).unsqueeze(0).zeros_like()], 0);
+        let boxes = batch.carried_boxes(&carried);
+        let b = |i: i64| (0..4).map(|k| boxes.double_value(&[i, k])).collect::<Vec<_>>();
+        assert_eq!(b(0), vec![37.0, 77.0, 122.0, 162.0]);
+        assert_eq!(b(1), vec![0.0, 0.0, 255.0, 255.0]);
     }
 
     #[test]

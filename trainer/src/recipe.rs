@@ -63,11 +63,15 @@ pub struct TrainSettings {
     /// 2025 click) instead of uniformly over the error (0: all uniform, the paper).
     #[serde(default)]
     pub centre_clicks: f64,
+    /// The fraction of carry batches whose carried prompts also hold the widened box around the
+    /// carried mask (what `CarryCue::Box` hands on at inference; 0: the mask alone, the paper).
+    #[serde(default)]
+    pub carry_box: f64,
 }
 
 impl PartialEq for PromptMix {
     fn eq(&self, o: &Self) -> bool {
-        self.point == o.point && self.r#box == o.r#box && self.mask == o.mask
+        self.point == o.point && self.r#box == o.r#box && self.mask == o.mask && self.mask_box == o.mask_box
     }
 }
 
@@ -237,6 +241,8 @@ impl<'a> Trainer<'a> {
             } else {
                 ((0..self.settings.batch_size).map(|_| set.samples[sampler.draw(&mut rng)]).collect(), Vec::new())
             };
+            // Drawn only when the box cue is on, so that runs without it keep their batches.
+            let carry_box = carry_len > 0 && self.settings.carry_box > 0.0 && rng.uniform() < self.settings.carry_box;
             let kind = self.settings.prompt_mix.draw(&mut rng);
             let edit_steps = if carry_len > 0 { 0 } else { rng.below(self.settings.max_clicks + 1) };
             let mut batch = Batch::new(set, &picks, m, self.sam.device());
@@ -274,7 +280,8 @@ impl<'a> Trainer<'a> {
                         if frozen_embeddings.is_some() {
                             frozen_embeddings = Some(set.embeddings(self.sam, &batch.views));
                         }
-                        prompt = PromptBatch { masks: Some(carried), ..Default::default() };
+                        let boxes = carry_box.then(|| batch.carried_boxes(&carried));
+                        prompt = PromptBatch { masks: Some(carried), boxes, ..Default::default() };
                     } else {
                         prompt = batch.click_prompt(&previous, self.settings.centre_clicks, &mut rng);
                     }
