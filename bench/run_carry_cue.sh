@@ -14,6 +14,7 @@ results=${RESULTS:-bench/results/carry_cue}
 cues=(${CUES:-box centre})
 classes=$benchmark_classes,$chest_classes
 model=${MODEL:-models/radsam-v1.safetensors}  # for the title (bench_training_split reads MODEL itself)
+# The cues first, the plain mask carry last (a first look needs only the new runs).
 for cue in "${cues[@]}" mask_only; do
   bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 --carry-cue "$cue" \
     --out "$results/$cue" "$@"

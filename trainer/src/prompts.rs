@@ -194,7 +194,8 @@ impl Batch {
             // The slice's area on the grid (as mask_to_prompt sizes it): its long side is the
             // grid's, so the margin is the same share of it as in slice pixels at inference.
             let s = g.target as f64 / m as f64;
-            let (gw, gh) = ((g.scaled_w as f64 / s).round() as usize, (g.scaled_h as f64 / s).round() as usize);
+            let side = |scaled: i64| ((scaled as f64 / s).round() as usize).max(1);
+            let (gw, gh) = (side(g.scaled_w), side(g.scaled_h));
             let whole = BoxPrompt { x0: 0.0, y0: 0.0, x1: (gw - 1) as f64, y1: (gh - 1) as f64 };
             let b = bounding_box(&mask, m as usize).map_or(whole, |b| widened_box(b, gw, gh));
             // Grid pixels to the input frame, as SliceGeometry::to_input maps slice pixels.
