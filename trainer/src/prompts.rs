@@ -146,9 +146,7 @@ impl Batch {
                     let view = &set.views[v];
                     let bx =
                         jittered_box(&view.mask_of(id), view.geometry.w as usize, rng).expect("samples have pixels");
-                    let (x0, y0) = view.geometry.to_input(bx.x0, bx.y0);
-                    let (x1, y1) = view.geometry.to_input(bx.x1, bx.y1);
-                    v4.extend([x0 as f32, y0 as f32, x1 as f32, y1 as f32]);
+                    v4.extend(box_in_input(&view.geometry, bx));
                 }
                 PromptBatch {
                     boxes: Some(Tensor::from_slice(&v4).view([b, 4]).to_device(device)),
@@ -166,10 +164,7 @@ impl Batch {
                         let b = bounding_box(&noisy, g.w as usize)
                             .or_else(|| bounding_box(&view.mask_of(id), g.w as usize))
                             .expect("samples have pixels");
-                        let b = widened_box(b, g.w as usize, g.h as usize);
-                        let (x0, y0) = g.to_input(b.x0, b.y0);
-                        let (x1, y1) = g.to_input(b.x1, b.y1);
-                        v4.extend([x0 as f32, y0 as f32, x1 as f32, y1 as f32]);
+                        v4.extend(box_in_input(&g, widened_box(b, g.w as usize, g.h as usize)));
                     }
                     masks.push(low_res(&noisy, &g, mask_size));
                 }
@@ -249,6 +244,13 @@ impl Batch {
             masks: Some(pred),
         }
     }
+}
+
+/// A box in slice pixels as the model's input-frame corners (x0, y0, x1, y1).
+fn box_in_input(g: &SliceGeometry, b: BoxPrompt) -> [f32; 4] {
+    let (x0, y0) = g.to_input(b.x0, b.y0);
+    let (x1, y1) = g.to_input(b.x1, b.y1);
+    [x0 as f32, y0 as f32, x1 as f32, y1 as f32]
 }
 
 /// The centre of the largest error component on an M x M grid: missed pixels (error on the target)
