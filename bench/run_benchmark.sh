@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 source bench/validation_split.sh
 # The scan's 7 AMOS classes (known) and 7 others (unknown: bowel, vessels, bone, muscle, spinal
 # cord), and the phantom's 6 organs and its liver lesion.
-classes=$benchmark_classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra","phantom liver_lesion"
+classes=$benchmark_classes,$benchmark_phantom_classes
 models=${MODELS:---model radsam=models/radsam-v4.safetensors --model radsam=models/radsam-v1.safetensors --model lite_medsam@-160,240}
 # shellcheck disable=SC2086
 "$bin" bench "${validation_pair[@]}" \

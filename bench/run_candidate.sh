@@ -15,7 +15,7 @@ cue=${CUE:-mask_only}
 name=$(basename "$model" .safetensors)
 [ "$name" = weights ] && name=$(basename "$(dirname "$model")")
 results=${RESULTS:-bench/results/candidate/$name$([ "$cue" = mask_only ] || echo "-$cue")}
-classes=$benchmark_classes,"phantom liver","phantom spleen","phantom kidney_left","phantom kidney_right","phantom aorta","phantom vertebra","phantom liver_lesion"
+classes=$benchmark_classes,$benchmark_phantom_classes
 models=(--model "radsam=$model")
 [ "$cue" = mask_only ] && models+=(--model radsam=models/radsam-v1.safetensors)
 "$bin" bench "${validation_pair[@]}" --phantoms 1 --classes "$classes" --known-classes amos "${models[@]}" \

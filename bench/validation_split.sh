@@ -1,5 +1,5 @@
 # Sourced by the scripts that measure on the validation CT (run_benchmark.sh, run_base_windows.sh,
-# run_box_draws.sh, run_click_diagnosis.sh, run_reference_baseline.sh): the TotalSegmentator
+# run_box_draws.sh, run_click_diagnosis.sh, run_reference_baseline.sh, run_candidate.sh): the TotalSegmentator
 # example DICOM scan (`validation_pair`, never trained on) and the benchmark's 14 classes (the 7 AMOS
 # classes it holds, and 7 others: bowel, vessels, bone, muscle, spinal cord). RADSAM_BIN overrides
 # the binary (e.g. the GPU bundle's), THREADS libtorch's threads (default: all cores).
@@ -11,3 +11,5 @@ python scripts/write_label_names.py runs/total_names.json > /dev/null
 validation_pair=(--pair "$data/example_ct_dicom=$data/example_seg_dicom.nii.gz" --label-names runs/total_names.json)
 benchmark_classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferior_vena_cava
 benchmark_classes=$benchmark_classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
+# The benchmark's phantom objects (`--phantoms 1`: 6 organs and the liver lesion).
+benchmark_phantom_classes="phantom liver,phantom spleen,phantom kidney_left,phantom kidney_right,phantom aorta,phantom vertebra,phantom liver_lesion"
