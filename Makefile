@@ -9,6 +9,8 @@
 #   make train-radsam-v4 - v3's recipe from v3 on a three-window encoder input (soft tissue, RadSAM, lung) (runs/train-radsam-v4/; ~1 h)
 #   make train-radsam-v5 - v4 continued from its committed weights at half its rate (runs/train-radsam-v5/; ~50 min)
 #   make train-radsam-v6 - v1 with v3's recipe, half its mask prompts and carries with the widened box as a cue (runs/train-radsam-v6/; ~1 h)
+#   make compose-radsam-v7 - v1 with v3's decoder as its correction head for clicked slices, no training (models/radsam-v7.safetensors; seconds)
+#   make bench-correction-head - v7 beside v1 in the paper's benchmark, clicks included (bench/results/correction_head/; ~35 min)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)
@@ -41,7 +43,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 bench-correction-head bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -85,6 +87,12 @@ train-radsam-v5: build
 
 train-radsam-v6: build
 	bash bench/train_radsam_v6.sh
+
+compose-radsam-v7: build
+	bash bench/compose_radsam_v7.sh
+
+bench-correction-head: build
+	bash bench/run_correction_head.sh
 
 bench-radsam: build
 	bash bench/run_radsam_validation.sh

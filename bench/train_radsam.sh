@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Trains the project's RadSAM weights (models/radsam.safetensors) from LiteMedSAM with the RadSAM
+# Trains the project's RadSAM decoder, v1 (models/radsam-v1.safetensors), from LiteMedSAM with the RadSAM
 # recipe: the recorded, seeded command. Training data: the sample CT (the training split of
 # ../shared/assets.md, all ~100 structures) plus 2 synthetic phantoms; validation: the DICOM scan
 # (the validation split), 9 abdominal organs, never trained on. Encoder frozen (CPU).
-# Writes runs/train-radsam/ (resumable: run again after a kill), models/radsam.safetensors, and
-# bench/results/train_radsam_{log.jsonl,curves.png}.
+# The shipped models/radsam.safetensors is v7: this decoder with v3's as its correction head
+# (`make compose-radsam-v7`). Writes runs/train-radsam/ (resumable: run again after a kill),
+# models/radsam-v1.safetensors, and bench/results/train_radsam_{log.jsonl,curves.png}.
 # Experiments: extra arguments go to the trainer, and RUN_DIR, OUT (the weights) and RESULTS (the
 # log and curves' prefix) keep them apart from the recorded run, e.g. the propagation-training
 # experiment of bench/results/experiments/:
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/training_data.sh
 run=${RUN_DIR:-runs/train-radsam}
-out=${OUT:-models/radsam.safetensors}
+out=${OUT:-models/radsam-v1.safetensors}
 results=${RESULTS:-bench/results/train_radsam}
 "$bin" train --model lite_medsam --device "${DEVICE:-cpu}" \
   "${sample_ct[@]}" --phantoms 2 "${validation[@]}" \

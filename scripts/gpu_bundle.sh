@@ -16,7 +16,7 @@ rm -rf "$out" && mkdir -p "$out/bin" "$out/models" "$out/data/totalsegmentator"
 cp "$bin/radsam" "$out/bin/"
 strip "$out/bin/radsam" 2>/dev/null || true
 # The RadSAM file is a fine-tuned delta on LiteMedSAM's 38 MB checkpoint: merged here into one
-# whole checkpoint, carried in half precision (../shared/gpu.md; the loader widens it), 20 MB.
+# whole checkpoint, carried in half precision (../shared/gpu.md; the loader widens it), 24 MB.
 # Its version hash is the bundle's own, and its encoder's f32 path runs on f16-rounded weights.
 "${PYTHON:-python3}" - models/radsam.safetensors "$cache/weights/lite_medsam.safetensors" "$out/models/radsam.safetensors" <<'PY'
 import sys
@@ -24,6 +24,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 delta_path, base_path, out_path = sys.argv[1:]
 base, delta = load_file(base_path), load_file(delta_path)
+# A correction head ("edit." tensors, `radsam-trainer compose`): a second decoder, whole in the
+# merged checkpoint too (the base's decoder, overlaid by the file's "edit." tensors).
+if any(k.startswith("edit.") for k in delta):
+    base.update({"edit." + k: v for k, v in base.items() if k.startswith(("prompt_encoder.", "mask_decoder."))})
 unknown = sorted(set(delta) - set(base))
 if unknown:
     sys.exit(f"the fine-tuned tensors {unknown[:3]} are not in the base checkpoint")

@@ -112,8 +112,11 @@ fn the_committed_radsam_weights_load_by_name() {
     let diff = |n: &str| (&r[n] - &l[n]).abs().max().double_value(&[]);
     assert!(diff("prompt_encoder.mask_downscaling.0.weight") > 0.0, "the mask-prompt path was trained");
     assert_eq!(diff("image_encoder.neck.0.weight"), 0.0, "the encoder is LiteMedSAM's");
+    // v7: v1's decoder with v3's as the correction head (bench/compose_radsam_v7.sh).
+    assert!(radsam.has_correction_head());
+    assert!(meta[finetuned::META_CORRECTION_FROM].starts_with("models/radsam-v3.safetensors sha256:"));
     // Files of half-precision tensors, a few MB: fit to commit.
-    assert!(std::fs::metadata(&path).unwrap().len() < 16 << 20);
+    assert!(std::fs::metadata(&path).unwrap().len() < 20 << 20);
 }
 
 #[test]
@@ -141,4 +144,67 @@ fn the_encoder_training_path_matches_inference_and_gets_gradients() {
         })
         .count();
     assert!(with_grad > 100, "{with_grad} encoder tensors got gradients");
+}
+
+/// Decodes one point prompt on a fixed random embedding: the four masks' logits.
+fn answer(sam: &Sam, correction: bool) -> Tensor {
+    // A fixed pattern, not the global RNG, which the other tests of this file draw from in parallel.
+    let embedding = Tensor::arange(256 * 64 * 64, (Kind::Float, Device::Cpu)).sin().view([1, 256, 64, 64]);
+    let prompt = radsam::model::PromptBatch {
+        points: Some((
+            Tensor::from_slice(&[100.0f32, 120.0]).view([1, 1, 2]),
+            Tensor::from_slice(&[1i64]).view([1, 1]),
+        )),
+        ..Default::default()
+    };
+    let pred = if correction { sam.decode_correction(&embedding, &prompt) } else { sam.decode(&embedding, &prompt) };
+    pred.low_res_logits
+}
+
+#[test]
+fn a_composed_file_answers_clicks_by_its_correction_head_and_all_else_by_its_own() {
+    let dir = common::temp_dir("compose");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let (main, edit) = (models.join("radsam-v1.safetensors"), models.join("radsam-v3.safetensors"));
+    let composed = dir.join("composed.safetensors");
+    finetuned::compose(&main, &edit, &composed).unwrap();
+    let radsam = || ModelConfig::by_name("radsam").unwrap();
+    let load = |p: &std::path::Path| Sam::load(radsam(), p, Device::Cpu).unwrap().0;
+    let (both, v1, v3) = (load(&composed), load(&main), load(&edit));
+    assert!(both.has_correction_head() && !v1.has_correction_head());
+    let same = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) == 0.0;
+    assert!(same(&answer(&both, false), &answer(&v1, false)), "the first prompt and the carry: v1's decoder");
+    assert!(same(&answer(&both, true), &answer(&v3, false)), "clicked slices: v3's decoder, bit for bit");
+    assert!(!same(&answer(&both, true), &answer(&both, false)), "two different decoders");
+    assert!(same(&answer(&v1, true), &answer(&v1, false)), "without a correction head, one decoder");
+    let meta = finetuned::read_metadata(&composed).unwrap();
+    assert!(meta[finetuned::META_CORRECTION_FROM].contains(&finetuned::sha256_hex(&edit).unwrap()));
+    assert_eq!(meta["radsam.training_settings"], finetuned::read_metadata(&main).unwrap()["radsam.training_settings"]);
+    assert_eq!(
+        meta[finetuned::META_CORRECTION_SETTINGS],
+        finetuned::read_metadata(&edit).unwrap()["radsam.training_settings"]
+    );
+
+    // Refused by name: a head on another input window (v4: three windows), a file composed
+    // already, a base checkpoint that is no fine-tuned file.
+    let out = dir.join("refused.safetensors");
+    let refused = |a: &std::path::Path, b: &std::path::Path| finetuned::compose(a, b, &out).unwrap_err();
+    let e = refused(&main, &models.join("radsam-v4.safetensors"));
+    assert!(matches!(e, finetuned::ComposeError::Differ { key: finetuned::META_INPUT_WINDOW, .. }), "{e}");
+    assert!(matches!(refused(&composed, &edit), finetuned::ComposeError::AlreadyComposed { .. }));
+    let base = common::weights("lite_medsam");
+    assert!(matches!(refused(&main, &base), finetuned::ComposeError::NotFineTuned { .. }));
+    assert!(!out.exists(), "nothing written for a refused composition");
+
+    // A correction head that lacks a tensor would decode with random weights: the file is refused,
+    // naming the tensor.
+    let mut tensors = Tensor::read_safetensors(&composed).unwrap();
+    let dropped = "edit.mask_decoder.iou_token.weight";
+    tensors.retain(|(n, _)| n != dropped);
+    let partial = dir.join("partial.safetensors");
+    finetuned::write(&partial, &tensors, &meta).unwrap();
+    match Sam::load(radsam(), &partial, Device::Cpu) {
+        Err(CheckpointError::Missing { name, .. }) => assert_eq!(name, dropped),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }

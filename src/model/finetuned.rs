@@ -5,6 +5,7 @@
 //! decoder only (8 MB instead of 20 MB for the whole model).
 
 use super::checkpoint::CheckpointError;
+use super::{InputWindow, CORRECTION_PREFIX, RADSAM_WINDOW};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -23,8 +24,8 @@ fn unreadable(path: &Path, reason: impl ToString) -> CheckpointError {
     CheckpointError::Unreadable { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
-/// The `__metadata__` of a safetensors file (empty when it has none).
-pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+/// The JSON header of a safetensors file (tensor names, shapes and `__metadata__`).
+fn read_header(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, CheckpointError> {
     let mut f = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
     let file_len = f.metadata().map_err(|e| unreadable(path, e))?.len();
     let mut len = [0u8; 8];
@@ -36,7 +37,15 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, Checkpoint
     }
     let mut header = vec![0u8; len as usize];
     f.read_exact(&mut header).map_err(|e| unreadable(path, e))?;
-    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| unreadable(path, e))?;
+    match serde_json::from_slice(&header).map_err(|e| unreadable(path, e))? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(unreadable(path, "the header is not a JSON object")),
+    }
+}
+
+/// The `__metadata__` of a safetensors file (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let header = read_header(path)?;
     let mut out = BTreeMap::new();
     if let Some(meta) = header.get("__metadata__").and_then(|m| m.as_object()) {
         for (k, v) in meta {
@@ -46,6 +55,38 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, Checkpoint
         }
     }
     Ok(out)
+}
+
+/// Whether a fine-tuned file holds a correction head (`edit.` tensors; crate::model docs), read
+/// from its header alone.
+pub fn has_correction_head(path: &Path) -> Result<bool, CheckpointError> {
+    Ok(read_header(path)?.keys().any(|k| k.starts_with(super::CORRECTION_PREFIX)))
+}
+
+/// A file's correction head holds a tensor for every decoder tensor of its propagation head, of the same
+/// shape: the first that it lacks is refused by name (otherwise that tensor would silently keep
+/// the base's value). What [`apply`] cannot see: it checks the file's tensors against the model.
+pub fn check_correction_head(path: &Path) -> Result<(), CheckpointError> {
+    let header = read_header(path)?;
+    let shape =
+        |name: &str| -> Option<Vec<i64>> { serde_json::from_value(header.get(name)?.get("shape")?.clone()).ok() };
+    // The decoder's tensors: a file trained with its encoder holds image_encoder ones too, which
+    // both heads share.
+    let mut names: Vec<&String> =
+        header.keys().filter(|n| n.starts_with("prompt_encoder.") || n.starts_with("mask_decoder.")).collect();
+    names.sort();
+    for name in names {
+        let edit = format!("{CORRECTION_PREFIX}{name}");
+        let expected = shape(name).unwrap_or_default();
+        match shape(&edit) {
+            None => return Err(CheckpointError::Missing { path: path.to_path_buf(), name: edit, expected }),
+            Some(found) if found != expected => {
+                return Err(CheckpointError::ShapeMismatch { path: path.to_path_buf(), name: edit, expected, found })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
@@ -144,4 +185,101 @@ pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
         dst.copy_(&file[*name].to_kind(dst.kind()).to_device(dst.device()));
     }
     Ok(names.len())
+}
+
+/// Metadata key of a composed file: the file its correction head came from, with its SHA-256.
+pub const META_CORRECTION_FROM: &str = "radsam.correction_head";
+/// Metadata key of a composed file: the correction head's own training settings.
+pub const META_CORRECTION_SETTINGS: &str = "radsam.correction_training_settings";
+
+/// Why two fine-tuned files cannot be composed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "{path}: not a fine-tuned file (no `{META_BASE_MODEL}` in its metadata); compose fine-tuned decoders only"
+    )]
+    NotFineTuned { path: PathBuf },
+    #[error("{path}: holds more than a prompt encoder and mask decoder (a trained encoder?); both heads must read one encoder's embeddings")]
+    NotDecoderOnly { path: PathBuf },
+    #[error("{path}: already holds a correction head; compose from the files training wrote")]
+    AlreadyComposed { path: PathBuf },
+    #[error(
+        "{main} and {edit} differ in `{key}` ({a:?} against {b:?}): a correction head must read the same embeddings"
+    )]
+    Differ { main: PathBuf, edit: PathBuf, key: &'static str, a: Option<String>, b: Option<String> },
+    #[error("{edit}: holds tensor `{name}` that {main} does not (or not in that shape); not the same decoder")]
+    TensorMismatch { main: PathBuf, edit: PathBuf, name: String },
+    #[error("writing {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+}
+
+/// Writes `out`: the fine-tuned file `main` (its tensors and metadata, bit for bit) plus the
+/// prompt encoder and mask decoder of the fine-tuned file `edit` as the correction head, under
+/// `edit.` (crate::model docs). Both must apply to the same base checkpoint and input window, since
+/// both heads read the same embeddings, and hold the same tensors.
+pub fn compose(main: &Path, edit: &Path, out: &Path) -> Result<(), ComposeError> {
+    let (main_meta, edit_meta) = (read_metadata(main)?, read_metadata(edit)?);
+    for (path, meta) in [(main, &main_meta), (edit, &edit_meta)] {
+        if !meta.contains_key(META_BASE_MODEL) {
+            return Err(ComposeError::NotFineTuned { path: path.to_path_buf() });
+        }
+        if has_correction_head(path)? {
+            return Err(ComposeError::AlreadyComposed { path: path.to_path_buf() });
+        }
+    }
+    for key in [META_BASE_MODEL, META_BASE_SHA256, META_INPUT_WINDOW] {
+        let (a, b) = (main_meta.get(key), edit_meta.get(key));
+        let same = match key {
+            // A file without a window was trained on RadSAM's, so "-500,1000" and none are equal.
+            META_INPUT_WINDOW => {
+                let window =
+                    |v: Option<&String>| v.map_or(Ok(InputWindow::grey(RADSAM_WINDOW)), |w| InputWindow::parse(w)).ok();
+                window(a).is_some() && window(a) == window(b)
+            }
+            _ => a == b,
+        };
+        if !same {
+            return Err(ComposeError::Differ {
+                main: main.to_path_buf(),
+                edit: edit.to_path_buf(),
+                key,
+                a: a.cloned(),
+                b: b.cloned(),
+            });
+        }
+    }
+    let read = |path: &Path| -> Result<Vec<(String, Tensor)>, CheckpointError> {
+        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
+    };
+    let main_tensors = read(main)?;
+    let edit_tensors = read(edit)?;
+    // Both heads read one encoder's embeddings: files that trained their own encoder cannot share.
+    for (path, tensors) in [(main, &main_tensors), (edit, &edit_tensors)] {
+        if tensors.iter().any(|(n, _)| !n.starts_with("prompt_encoder.") && !n.starts_with("mask_decoder.")) {
+            return Err(ComposeError::NotDecoderOnly { path: path.to_path_buf() });
+        }
+    }
+    let shapes: HashMap<&str, Vec<i64>> = main_tensors.iter().map(|(n, t)| (n.as_str(), t.size())).collect();
+    if let Some((name, _)) = edit_tensors
+        .iter()
+        .find(|(n, t)| shapes.get(n.as_str()) != Some(&t.size()))
+        .or_else(|| main_tensors.iter().find(|(n, _)| !edit_tensors.iter().any(|(e, _)| e == n)))
+    {
+        return Err(ComposeError::TensorMismatch {
+            main: main.to_path_buf(),
+            edit: edit.to_path_buf(),
+            name: name.clone(),
+        });
+    }
+    let mut tensors = main_tensors;
+    tensors.extend(edit_tensors.into_iter().map(|(n, t)| (format!("{CORRECTION_PREFIX}{n}"), t)));
+    let mut metadata = main_meta;
+    let sha = sha256_hex(edit).map_err(|e| unreadable(edit, e))?;
+    metadata.insert(META_CORRECTION_FROM.into(), format!("{} sha256:{sha}", edit.display()));
+    if let Some(settings) = edit_meta.get("radsam.training_settings") {
+        metadata.insert(META_CORRECTION_SETTINGS.into(), settings.clone());
+    }
+    write(out, &tensors, &metadata).map_err(|e| ComposeError::Write { path: out.to_path_buf(), reason: e.to_string() })
 }

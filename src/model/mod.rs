@@ -1,6 +1,13 @@
 //! SAM-family networks in tch: one model with pluggable image encoders (SAM's ViT, TinyViT), the
 //! prompt encoder (points, box, binary mask) and the mask decoder (always 4 masks + IoU).
 //!
+//! A fine-tuned file may also hold a second prompt encoder and mask decoder, the *correction
+//! head* (`edit.` tensors, [`finetuned::compose`]): the decoder pair that reads a mask and the
+//! user's clicks on a clicked slice ([`Sam::decode_correction`]), beside the one that reads the
+//! first prompt and carries masks ([`Sam::decode`]). Both read the same image embeddings, so a
+//! slice is still encoded once. Why two: the fine-tunes that learnt to edit (v2, v3) lost some of
+//! what the shipped one propagates from a single prompt, and the shipped one ignores clicks.
+//!
 //! Public surface: [`Sam`], [`ModelConfig`], [`PromptBatch`], [`MaskPrediction`], and the
 //! strict checkpoint loader's error type.
 
@@ -61,12 +68,33 @@ pub struct Sam {
     prompt_encoder: prompt_encoder::PromptEncoder,
     mask_decoder: mask_decoder::MaskDecoder,
     dense_pe: Tensor,
+    /// The correction head, when the weights file holds one (module docs).
+    correction: Option<CorrectionHead>,
     /// SHA-256 of the image encoder's weights, computed on first use (the embedding cache's key);
     /// forgotten whenever the weights change (`prepare_inference`).
     encoder_fingerprint: std::sync::OnceLock<[u8; 32]>,
     /// Mixed precision (CUDA autocast to f16) for encode and decode; outputs stay f32.
     half: bool,
 }
+
+/// A second prompt encoder and mask decoder, under `edit.` in the model's variables.
+#[derive(Debug)]
+struct CorrectionHead {
+    prompt_encoder: prompt_encoder::PromptEncoder,
+    mask_decoder: mask_decoder::MaskDecoder,
+    dense_pe: Tensor,
+}
+
+/// Variables that training never changes (fixed buffers: SAM's Fourier position matrix, batch-norm
+/// statistics), so fine-tuned files hold none of them.
+fn is_fixed_buffer(name: &str) -> bool {
+    name.ends_with("positional_encoding_gaussian_matrix")
+        || name.ends_with("running_mean")
+        || name.ends_with("running_var")
+}
+
+/// The variables' prefix of the correction head (and its tensors' in a weights file).
+pub const CORRECTION_PREFIX: &str = "edit.";
 
 impl Sam {
     pub fn new(config: ModelConfig, device: Device) -> Self {
@@ -87,6 +115,7 @@ impl Sam {
             prompt_encoder,
             mask_decoder,
             dense_pe,
+            correction: None,
             encoder_fingerprint: Default::default(),
             half: false,
         };
@@ -113,15 +142,31 @@ impl Sam {
                 reason: format!("{}: {reason}", finetuned::META_INPUT_WINDOW),
             })?;
         }
+        let correction_head = finetuned::has_correction_head(weights)?;
+        if correction_head {
+            finetuned::check_correction_head(weights)?;
+        }
         let report = match metadata.get(finetuned::META_BASE_MODEL) {
             Some(base) => {
                 let base_path = base_weights(base);
                 finetuned::base_of(weights, &metadata, &base_path)?;
                 let report = checkpoint::load_strict(&mut sam.vs, &base_path)?;
+                if correction_head {
+                    // A copy of the base's decoder (its fixed buffers, never trained, are not in
+                    // the file), then the file's trained tensors over it, as for the other head.
+                    sam.add_correction_head();
+                    sam.copy_into_correction_head();
+                }
                 finetuned::apply(&mut sam.vs, weights)?;
                 report
             }
-            None => checkpoint::load_strict(&mut sam.vs, weights)?,
+            // A whole checkpoint (scripts/gpu_bundle.sh merges one) holds every tensor of both heads.
+            None => {
+                if correction_head {
+                    sam.add_correction_head();
+                }
+                checkpoint::load_strict(&mut sam.vs, weights)?
+            }
         };
         sam.prepare_inference();
         Ok((sam, report))
@@ -135,7 +180,51 @@ impl Sam {
             t.fuse();
         }
         self.dense_pe = self.prompt_encoder.dense_pe();
+        if let Some(head) = &mut self.correction {
+            head.dense_pe = head.prompt_encoder.dense_pe();
+        }
         self.encoder_fingerprint = Default::default();
+    }
+
+    /// Adds an (initialised) correction head under `edit.`, for the loader (and unit tests) to fill.
+    pub(crate) fn add_correction_head(&mut self) {
+        let root = self.vs.root() / "edit";
+        let e = self.config.embedding_size();
+        let prompt_encoder =
+            prompt_encoder::PromptEncoder::new(&root / "prompt_encoder", 256, e, self.config.image_size);
+        let mask_decoder = mask_decoder::MaskDecoder::new(&root / "mask_decoder", 256);
+        let dense_pe = prompt_encoder.dense_pe();
+        self.correction = Some(CorrectionHead { prompt_encoder, mask_decoder, dense_pe });
+    }
+
+    /// Sets the correction head's variables to the propagation head's.
+    fn copy_into_correction_head(&mut self) {
+        let _guard = tch::no_grad_guard();
+        let variables = self.vs.variables();
+        for (name, mut t) in
+            variables.iter().filter(|(n, _)| n.starts_with(CORRECTION_PREFIX)).map(|(n, t)| (n, t.shallow_clone()))
+        {
+            t.copy_(&variables[&name[CORRECTION_PREFIX.len()..]]);
+        }
+    }
+
+    /// Whether the weights hold a correction head (module docs).
+    pub fn has_correction_head(&self) -> bool {
+        self.correction.is_some()
+    }
+
+    /// The correction head's variables by name (`edit.`...), sorted, without its fixed buffers (as
+    /// a fine-tuned file holds them); empty without one. Training leaves them as they are and
+    /// writes them beside the trained tensors.
+    pub fn correction_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(CORRECTION_PREFIX) && !is_fixed_buffer(name))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// SHA-256 of the image encoder's variables (names, shapes and values, in name order): equal
@@ -228,10 +317,7 @@ impl Sam {
                 let part = name.starts_with("prompt_encoder.")
                     || name.starts_with("mask_decoder.")
                     || (encoder && name.starts_with("image_encoder."));
-                let buffer = name.ends_with("positional_encoding_gaussian_matrix")
-                    || name.ends_with("running_mean")
-                    || name.ends_with("running_var");
-                part && !buffer
+                part && !is_fixed_buffer(name)
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -258,10 +344,30 @@ impl Sam {
     /// All four masks and their IoU predictions for B prompts. `embeddings` is (B, 256, E, E), one
     /// per prompt, or (1, 256, E, E) shared by all prompts.
     pub fn decode(&self, embeddings: &Tensor, prompts: &PromptBatch) -> MaskPrediction {
+        self.decode_by(&self.prompt_encoder, &self.mask_decoder, &self.dense_pe, embeddings, prompts)
+    }
+
+    /// [`decode`](Self::decode) by the correction head, for a clicked slice: the slice's mask and
+    /// its clicks (module docs). Without a correction head, the same as `decode`.
+    pub fn decode_correction(&self, embeddings: &Tensor, prompts: &PromptBatch) -> MaskPrediction {
+        match &self.correction {
+            Some(head) => self.decode_by(&head.prompt_encoder, &head.mask_decoder, &head.dense_pe, embeddings, prompts),
+            None => self.decode(embeddings, prompts),
+        }
+    }
+
+    fn decode_by(
+        &self,
+        prompt_encoder: &prompt_encoder::PromptEncoder,
+        mask_decoder: &mask_decoder::MaskDecoder,
+        dense_pe: &Tensor,
+        embeddings: &Tensor,
+        prompts: &PromptBatch,
+    ) -> MaskPrediction {
         let _guard = tch::no_grad_guard();
         let forward = || {
-            let (sparse, dense) = self.prompt_encoder.forward(prompts);
-            self.mask_decoder.forward(embeddings, &self.dense_pe, &sparse, &dense)
+            let (sparse, dense) = prompt_encoder.forward(prompts);
+            mask_decoder.forward(embeddings, dense_pe, &sparse, &dense)
         };
         if !self.half {
             return forward();

@@ -40,6 +40,16 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
+/// Which of the model's decoders answers a slice (crate::model docs; one and the same for weights
+/// without a correction head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// The prompted slice and every carried one.
+    Propagation,
+    /// A clicked slice.
+    Correction,
+}
+
 /// How a slice's result becomes the prompt of its neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -437,7 +447,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             }
             None => None,
         };
-        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref())?;
+        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref(), Head::Propagation)?;
         let state = match self.carry {
             Carry::Mask | Carry::Box if self.choice == MaskChoice::Continuity => self.continued(from, state, &logits),
             _ => state,
@@ -566,18 +576,20 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         prompt: &SlicePrompt,
         low_res_mask: Option<&Tensor>,
     ) -> Result<SliceState, SegmentError> {
-        Ok(self.decode_with_logits(slice, prompt, low_res_mask)?.0)
+        Ok(self.decode_with_logits(slice, prompt, low_res_mask, Head::Propagation)?.0)
     }
 
-    /// Decodes a clicked slice; with the click check on, keeps a mask that agrees with the clicks
-    /// stored on the slice (`with_click_check`).
+    /// Decodes a clicked slice, by the model's correction head when it has one (crate::model docs:
+    /// the decoder trained to read a mask with clicks); with the click check on, keeps a mask that
+    /// agrees with the clicks stored on the slice (`with_click_check`). The slices re-propagated
+    /// from it are carried by the propagation head, as every carried slice is.
     fn decode_clicked(
         &mut self,
         slice: usize,
         prompt: &SlicePrompt,
         low_res_mask: Option<&Tensor>,
     ) -> Result<SliceState, SegmentError> {
-        let (state, logits) = self.decode_with_logits(slice, prompt, low_res_mask)?;
+        let (state, logits) = self.decode_with_logits(slice, prompt, low_res_mask, Head::Correction)?;
         if !self.click_check || self.choice == MaskChoice::BestReference {
             return Ok(state);
         }
@@ -619,12 +631,13 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         .expect("u8 mask")
     }
 
-    /// `decode`, with the decoder's four low-resolution logits maps.
+    /// `decode` by `head`, with the decoder's four low-resolution logits maps.
     fn decode_with_logits(
         &mut self,
         slice: usize,
         prompt: &SlicePrompt,
         low_res_mask: Option<&Tensor>,
+        head: Head,
     ) -> Result<(SliceState, Tensor), SegmentError> {
         // Encoded now if the propagation is the first to reach it: the encoder's time, not the decoder's.
         let embedding = self.session.embedding(slice)?;
@@ -635,7 +648,10 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         if let Some(m) = low_res_mask {
             batch.masks = Some(m.shallow_clone());
         }
-        let pred = sam.decode(&embedding, &batch);
+        let pred = match head {
+            Head::Propagation => sam.decode(&embedding, &batch),
+            Head::Correction => sam.decode_correction(&embedding, &batch),
+        };
         let iou: Vec<f32> = Vec::try_from(pred.iou.to_device(tch::Device::Cpu).flatten(0, -1)).expect("float IoU");
         let plane = |channel: i64| self.plane(&pred.low_res_logits, channel);
         let (chosen, mask) = match (self.choice, self.reference) {
@@ -959,8 +975,17 @@ mod tests {
     /// hypernetwork output is `sign`, so every logit has the sign of `sign`. The weights are
     /// changed in place, so a session encoded once serves both answers.
     fn set_answer(sam: &Sam, sign: f64) {
+        set_answer_where(sam, sign, |_| true);
+    }
+
+    /// `set_answer` for the correction head alone (`correction`) or the propagation head alone.
+    fn set_head_answer(sam: &Sam, correction: bool, sign: f64) {
+        set_answer_where(sam, sign, |name| name.starts_with(crate::model::CORRECTION_PREFIX) == correction);
+    }
+
+    fn set_answer_where(sam: &Sam, sign: f64, which: impl Fn(&str) -> bool) {
         tch::no_grad(|| {
-            for (name, mut t) in sam.var_store().variables() {
+            for (name, mut t) in sam.var_store().variables().into_iter().filter(|(n, _)| which(n)) {
                 let hyper_out = name.contains("output_hypernetworks_mlps") && name.contains("layers.2.");
                 let upscale_out = name.contains("output_upscaling.3.");
                 match (hyper_out || upscale_out, name.ends_with("weight")) {
@@ -1151,5 +1176,32 @@ mod tests {
             "{err}"
         );
         assert_eq!(late.encoded_slices(), 0);
+    }
+
+    #[test]
+    fn a_clicked_slice_is_answered_by_the_correction_head_and_carried_slices_by_the_other() {
+        let (mut sam, volume) = (stub_model(), volume());
+        sam.add_correction_head();
+        set_head_answer(&sam, false, FULL);
+        set_head_answer(&sam, true, EMPTY);
+        let session = session(&sam, &volume);
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        seg.start(4, &boxed()).unwrap();
+        assert!((LO..=HI).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24), "the first prompt and its carry");
+        // The correction head answers the clicked slice (empty); nothing is carried from it.
+        seg.add_click(click(6)).unwrap();
+        assert_eq!(super::pixels(&seg.states()[&6].mask), 0);
+        assert!(!seg.states().contains_key(&7), "past the emptied click, the stretch is cleared");
+        // The other way round: the clicked slice full by the correction head, the slices carried
+        // from it empty by the propagation head.
+        set_head_answer(&sam, false, EMPTY);
+        set_head_answer(&sam, true, FULL);
+        seg.decode_order.clear();
+        seg.add_click(click(6)).unwrap();
+        assert_eq!(seg.decode_order, vec![6, 7]);
+        assert_eq!(super::pixels(&seg.states()[&6].mask), 24 * 24);
+        assert_eq!(super::pixels(&seg.states()[&7].mask), 0);
+        // The slices the click does not reach keep the first prompt's answer.
+        assert!((LO..=5).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24));
     }
 }

@@ -32,6 +32,33 @@ enum Command {
     /// The periodic fine-tuning service: trains on accepted annotations, registers and (if not
     /// worse) promotes the result. See the README, "The trainer service".
     Serve(serve::ServeArgs),
+    /// Writes one weights file from two fine-tuned ones: --weights answers the first prompt and
+    /// carries masks, --correction answers clicked slices (its decoder as the correction head).
+    Compose(ComposeArgs),
+}
+
+#[derive(clap::Args)]
+struct ComposeArgs {
+    /// The fine-tuned file whose decoder reads the first prompt and carries masks.
+    #[arg(long)]
+    weights: PathBuf,
+    /// The fine-tuned file whose decoder answers clicked slices (same base and input window).
+    #[arg(long)]
+    correction: PathBuf,
+    /// The composed file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn compose(args: ComposeArgs) -> Result<()> {
+    radsam::model::finetuned::compose(&args.weights, &args.correction, &args.out)?;
+    eprintln!(
+        "{}: {} with the correction head of {}",
+        args.out.display(),
+        args.weights.display(),
+        args.correction.display()
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -302,12 +329,19 @@ fn train(args: TrainArgs) -> Result<()> {
     trainer.run(&set, &mut validation)?;
     let out = args.out.clone().unwrap_or_else(|| args.run_dir.join("weights.safetensors"));
     let data: Vec<String> = train_pairs.iter().map(|p| p.image.display().to_string()).collect();
-    let meta = BTreeMap::from([
+    let mut meta = BTreeMap::from([
         ("radsam.training_data".to_string(), serde_json::to_string(&data)?),
         ("radsam.phantoms".to_string(), args.phantoms.to_string()),
         ("radsam.initial_weights".to_string(), weights.display().to_string()),
         (radsam::model::finetuned::META_INPUT_WINDOW.to_string(), sam_ref.config.window.to_string()),
     ]);
+    // A correction head is written back unchanged (Trainer::export): so is where it came from.
+    let initial = radsam::model::finetuned::read_metadata(&weights)?;
+    for key in [radsam::model::finetuned::META_CORRECTION_FROM, radsam::model::finetuned::META_CORRECTION_SETTINGS] {
+        if let Some(v) = initial.get(key).filter(|_| sam_ref.has_correction_head()) {
+            meta.insert(key.to_string(), v.clone());
+        }
+    }
     trainer.export(&out, meta)?;
     eprintln!("weights: {}", out.display());
     Ok(())
@@ -317,5 +351,6 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train(a) => train(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Compose(a) => compose(a),
     }
 }

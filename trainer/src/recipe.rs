@@ -365,7 +365,8 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// Writes the trained tensors (half precision) on top of the base checkpoint.
+    /// Writes the trained tensors (half precision) on top of the base checkpoint, and the model's
+    /// correction head, when it has one, unchanged (training teaches the propagation head only).
     pub fn export(&self, path: &Path, extra: BTreeMap<String, String>) -> Result<()> {
         let mut meta = extra;
         meta.insert(finetuned::META_BASE_MODEL.into(), self.settings.base_model.clone());
@@ -376,7 +377,9 @@ impl<'a> Trainer<'a> {
             Some(ema) => ema.params(),
             None => self.opt.params(),
         };
-        finetuned::write(path, params, &meta)?;
+        let mut tensors: Vec<(String, Tensor)> = params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        tensors.extend(self.sam.correction_tensors());
+        finetuned::write(path, &tensors, &meta)?;
         Ok(())
     }
 }

@@ -173,3 +173,36 @@ fn a_run_with_mask_boxes_in_its_prompts_and_carries_trains_and_records_them() {
     let config = std::fs::read_to_string(boxed.join("config.json")).unwrap();
     assert!(config.contains("\"mask_box\": 0.25") && config.contains("\"carry_box\": 0.5"), "{config}");
 }
+
+#[test]
+fn a_run_from_a_composed_file_trains_its_propagation_head_and_keeps_its_correction_head() {
+    // The trainer service fine-tunes the promoted weights, which may hold a correction head
+    // (`radsam-trainer compose`): training must hand it on unchanged, not drop it.
+    use radsam::model::finetuned;
+    let dir = temp_dir("composed");
+    let pair = phantom_pair(&dir);
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let composed = dir.join("composed.safetensors");
+    finetuned::compose(&models.join("radsam-v1.safetensors"), &models.join("radsam-v3.safetensors"), &composed)
+        .unwrap();
+    let run = dir.join("run");
+    let weights = ["--model", "lite_medsam", "--weights", composed.to_str().unwrap()];
+    let out = train_cmd(&pair, &run, "2", &weights).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&composed).unwrap().into_iter().collect();
+    let after = read_weights(&run);
+    assert_eq!(before.len(), after.len(), "both heads written");
+    let diff = |name: &str| (&before[name] - &after[name]).abs().max().double_value(&[]);
+    let (edit, trained): (Vec<&String>, Vec<&String>) = before.keys().partition(|n| n.starts_with("edit."));
+    assert!(edit.iter().all(|n| diff(n) == 0.0), "the correction head is handed on unchanged");
+    assert!(trained.iter().any(|n| diff(n) > 0.0), "the propagation head trained");
+    let meta = finetuned::read_metadata(&run.join("weights.safetensors")).unwrap();
+    assert_eq!(
+        meta[finetuned::META_CORRECTION_FROM],
+        finetuned::read_metadata(&composed).unwrap()[finetuned::META_CORRECTION_FROM]
+    );
+    let (sam, _) =
+        Sam::load(ModelConfig::by_name("radsam").unwrap(), &run.join("weights.safetensors"), Device::Cpu).unwrap();
+    assert!(sam.has_correction_head());
+}
