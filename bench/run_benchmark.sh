@@ -5,8 +5,10 @@
 # same prompts for every model, for:
 # - lite_medsam@-160,240: LiteMedSAM on MedSAM's soft-tissue window; its `reference box` carry is
 #   the reference baseline of issue #17 (LiteMedSAM's own 3D inference);
-# - radsam:radsam-v1: the shipped RadSAM weights (models/radsam.safetensors = radsam-v1,
-#   bench/train_radsam.sh), the previous model's rows;
+# - radsam:radsam-v1: the RadSAM weights shipped until 2026-12-06 (bench/train_radsam.sh), the
+#   previous model's rows; the shipped v7 (models/radsam.safetensors) is v1's decoder with v3's
+#   for clicked slices, so its rows without clicks are v1's (its own run beside v1:
+#   bench/run_correction_head.sh);
 # - radsam:radsam-v4: the candidate (bench/train_radsam_v4.sh: v3's recipe from v3 on a three-window
 #   encoder input, soft tissue / RadSAM / lung in R / G / B).
 # (radsam-v2's rows are in the run of 2026-12-03, radsam-v3's in that of 2026-12-05, in git history;
