@@ -205,10 +205,8 @@ pub enum ComposeError {
     NotDecoderOnly { path: PathBuf },
     #[error("{path}: already holds a correction head; compose from the files training wrote")]
     AlreadyComposed { path: PathBuf },
-    #[error(
-        "{main} and {edit} differ in `{key}` ({a:?} against {b:?}): a correction head must read the same embeddings"
-    )]
-    Differ { main: PathBuf, edit: PathBuf, key: &'static str, a: Option<String>, b: Option<String> },
+    #[error("{main} and {edit} differ in `{key}` ({a} against {b}): a correction head must read the same embeddings")]
+    Differ { main: PathBuf, edit: PathBuf, key: &'static str, a: String, b: String },
     #[error("{edit}: holds tensor `{name}` that {main} does not (or not in that shape); not the same decoder")]
     TensorMismatch { main: PathBuf, edit: PathBuf, name: String },
     #[error("writing {path}: {reason}")]
@@ -245,8 +243,8 @@ pub fn compose(main: &Path, edit: &Path, out: &Path) -> Result<(), ComposeError>
                 main: main.to_path_buf(),
                 edit: edit.to_path_buf(),
                 key,
-                a: a.cloned(),
-                b: b.cloned(),
+                a: a.cloned().unwrap_or_else(|| "none".into()),
+                b: b.cloned().unwrap_or_else(|| "none".into()),
             });
         }
     }
