@@ -46,6 +46,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         click_check: false,
         carry_cue: Default::default(),
         refine_passes: 0,
+        correction_carry: false,
     }
 }
 

@@ -84,6 +84,10 @@ pub struct ProtocolSettings {
     /// 0 in runs saved before it existed.
     #[serde(default)]
     pub refine_passes: usize,
+    /// The slices re-propagated from a click carried by the correction head too
+    /// (Segmenter::with_correction_carry); off in runs saved before it existed.
+    #[serde(default)]
+    pub correction_carry: bool,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -296,7 +300,8 @@ pub fn run_object_with(
             .with_guards(guards)
             .with_click_check(settings.click_check)
             .with_carry_cue(settings.carry_cue)
-            .with_refinement(settings.refine_passes);
+            .with_refinement(settings.refine_passes)
+            .with_correction_carry(settings.correction_carry);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

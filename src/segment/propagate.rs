@@ -181,6 +181,8 @@ pub struct Segmenter<'s, 'a> {
     guard: Option<GuardSettings>,
     /// Click check (`with_click_check`): a clicked slice keeps a mask that agrees with its clicks.
     click_check: bool,
+    /// Which head carries the slices re-propagated from a click (`with_correction_carry`).
+    click_carry: Head,
     /// The guards that fired, by slice: a slice's event goes when the slice is computed again.
     guard_events: BTreeMap<usize, GuardEvent>,
     started: bool,
@@ -210,6 +212,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             stops: Vec::new(),
             guard: None,
             click_check: false,
+            click_carry: Head::Propagation,
             guard_events: BTreeMap::new(),
             started: false,
             decode_seconds: 0.0,
@@ -271,6 +274,14 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self
     }
 
+    /// With a correction head: the slices re-propagated from a click are carried by it too (on),
+    /// or by the propagation head as every other carried slice (off, the default). For benchmarks
+    /// (`radsam bench --correction-carry`); without a correction head it changes nothing.
+    pub fn with_correction_carry(mut self, on: bool) -> Self {
+        self.click_carry = if on { Head::Correction } else { Head::Propagation };
+        self
+    }
+
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
         if self.session.contains(slice) {
             Ok(())
@@ -301,8 +312,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let state = self.decode_prompted(slice, prompt)?;
         self.states.insert(slice, state);
         self.started = true;
-        self.propagate(slice, 1)?;
-        self.propagate(slice, -1)?;
+        self.propagate(slice, 1, Head::Propagation)?;
+        self.propagate(slice, -1, Head::Propagation)?;
         Ok(())
     }
 
@@ -372,9 +383,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         for direction in [1i8, -1] {
             let towards_origin = click.slice != self.origin && (self.origin > click.slice) == (direction > 0);
             if towards_origin {
-                self.fill_empty(click.slice, direction)?;
+                self.fill_empty(click.slice, direction, self.click_carry)?;
             } else {
-                self.propagate(click.slice, direction)?;
+                self.propagate(click.slice, direction, self.click_carry)?;
             }
         }
         // A stop is a slice that came out empty: one that a click has since filled is no stop.
@@ -395,8 +406,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     }
 
     /// Carries the result of `from` slice by slice in `direction`, up to the next anchor or the
-    /// boundary; stops at an empty slice, leaving the rest of that stretch empty.
-    fn propagate(&mut self, from: usize, direction: i8) -> Result<(), SegmentError> {
+    /// boundary, each slice decoded by `head`; stops at an empty slice, leaving the rest of that
+    /// stretch empty.
+    fn propagate(&mut self, from: usize, direction: i8, head: Head) -> Result<(), SegmentError> {
         let stretch = self.reach(from, direction);
         self.stops.retain(|s| s.direction != direction || !(s.empty_slice == from || stretch.contains(&s.empty_slice)));
         let mut current = from;
@@ -409,7 +421,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 }
                 return Ok(());
             }
-            self.carry_to(current, next, direction)?;
+            self.carry_to(current, next, direction, head)?;
             current = next;
         }
         Ok(())
@@ -418,7 +430,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Carries the result of `from` in `direction` over the slices that hold no mask (never
     /// reached, or past a stop), up to the first slice that holds one, the next anchor or the
     /// boundary; stops at an empty result.
-    fn fill_empty(&mut self, from: usize, direction: i8) -> Result<(), SegmentError> {
+    fn fill_empty(&mut self, from: usize, direction: i8, head: Head) -> Result<(), SegmentError> {
         let mut current = from;
         for next in self.reach(from, direction) {
             if is_empty(&self.states[&current].mask) && self.carry_prompt(current).is_none() {
@@ -428,15 +440,15 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             if self.states.get(&next).is_some_and(|s| !is_empty(&s.mask)) {
                 return Ok(());
             }
-            self.carry_to(current, next, direction)?;
+            self.carry_to(current, next, direction, head)?;
             current = next;
         }
         Ok(())
     }
 
-    /// Decodes `next` from the result of its neighbour `from` in the carry's form, plus the clicks
+    /// Decodes `next` (by `head`) from the result of its neighbour `from` in the carry's form, plus the clicks
     /// stored on `next`; then the guards, when on, judge it.
-    fn carry_to(&mut self, from: usize, next: usize, direction: i8) -> Result<(), SegmentError> {
+    fn carry_to(&mut self, from: usize, next: usize, direction: i8, head: Head) -> Result<(), SegmentError> {
         let mut prompt =
             SlicePrompt { points: self.clicks.get(&next).cloned().unwrap_or_default(), ..Default::default() };
         let low_res = match self.carry_prompt(from) {
@@ -447,7 +459,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             }
             None => None,
         };
-        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref(), Head::Propagation)?;
+        let (state, logits) = self.decode_with_logits(next, &prompt, low_res.as_ref(), head)?;
         let state = match self.carry {
             Carry::Mask | Carry::Box if self.choice == MaskChoice::Continuity => self.continued(from, state, &logits),
             _ => state,
@@ -582,7 +594,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Decodes a clicked slice, by the model's correction head when it has one (crate::model docs:
     /// the decoder trained to read a mask with clicks); with the click check on, keeps a mask that
     /// agrees with the clicks stored on the slice (`with_click_check`). The slices re-propagated
-    /// from it are carried by the propagation head, as every carried slice is.
+    /// from it are carried by the propagation head, as every carried slice is (unless
+    /// `with_correction_carry`).
     fn decode_clicked(
         &mut self,
         slice: usize,
@@ -1203,5 +1216,12 @@ mod tests {
         assert_eq!(super::pixels(&seg.states()[&7].mask), 0);
         // The slices the click does not reach keep the first prompt's answer.
         assert!((LO..=5).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24));
+        // With the correction carry, the slices carried from the click are the correction head's too.
+        set_head_answer(&sam, false, FULL);
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_correction_carry(true);
+        seg.start(4, &boxed()).unwrap();
+        set_head_answer(&sam, false, EMPTY);
+        seg.add_click(click(6)).unwrap();
+        assert!((6..=HI).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24));
     }
 }

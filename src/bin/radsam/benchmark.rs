@@ -119,6 +119,10 @@ pub struct BenchmarkArgs {
     /// before anything is carried (src/segment/propagate.rs, Segmenter::with_refinement).
     #[arg(long, default_value_t = 0)]
     refine_passes: usize,
+    /// After a click, carry the re-propagated slices by the model's correction head too, not only
+    /// the clicked slice (src/segment/propagate.rs, Segmenter::with_correction_carry).
+    #[arg(long)]
+    correction_carry: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -196,6 +200,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             click_check: args.click_check,
             carry_cue: args.carry_cue,
             refine_passes: args.refine_passes,
+            correction_carry: args.correction_carry,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -772,6 +777,10 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             settings.protocol.click_check.then(|| ", click check on".to_string()),
             (settings.protocol.carry_cue != CarryCue::MaskOnly)
                 .then(|| format!(", mask carry with its {}", settings.protocol.carry_cue.description())),
+            settings
+                .protocol
+                .correction_carry
+                .then(|| ", slices re-propagated from a click carried by the correction head".to_string()),
             (settings.protocol.refine_passes > 0).then(|| {
                 format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)
             }),
