@@ -5,7 +5,7 @@
 //! decoder only (8 MB instead of 20 MB for the whole model).
 
 use super::checkpoint::CheckpointError;
-use super::{InputWindow, CORRECTION_PREFIX, RADSAM_WINDOW};
+use super::{is_decoder_tensor, InputWindow, CORRECTION_PREFIX, RADSAM_WINDOW};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -60,7 +60,7 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, Checkpoint
 /// Whether a fine-tuned file holds a correction head (`edit.` tensors; crate::model docs), read
 /// from its header alone.
 pub fn has_correction_head(path: &Path) -> Result<bool, CheckpointError> {
-    Ok(read_header(path)?.keys().any(|k| k.starts_with(super::CORRECTION_PREFIX)))
+    Ok(read_header(path)?.keys().any(|k| k.starts_with(CORRECTION_PREFIX)))
 }
 
 /// A file's correction head holds a tensor for every decoder tensor of its propagation head, of the same
@@ -72,8 +72,7 @@ pub fn check_correction_head(path: &Path) -> Result<(), CheckpointError> {
         |name: &str| -> Option<Vec<i64>> { serde_json::from_value(header.get(name)?.get("shape")?.clone()).ok() };
     // The decoder's tensors: a file trained with its encoder holds image_encoder ones too, which
     // both heads share.
-    let mut names: Vec<&String> =
-        header.keys().filter(|n| n.starts_with("prompt_encoder.") || n.starts_with("mask_decoder.")).collect();
+    let mut names: Vec<&String> = header.keys().filter(|n| is_decoder_tensor(n)).collect();
     names.sort();
     for name in names {
         let edit = format!("{CORRECTION_PREFIX}{name}");
@@ -255,15 +254,16 @@ pub fn compose(main: &Path, edit: &Path, out: &Path) -> Result<(), ComposeError>
     let edit_tensors = read(edit)?;
     // Both heads read one encoder's embeddings: files that trained their own encoder cannot share.
     for (path, tensors) in [(main, &main_tensors), (edit, &edit_tensors)] {
-        if tensors.iter().any(|(n, _)| !n.starts_with("prompt_encoder.") && !n.starts_with("mask_decoder.")) {
+        if !tensors.iter().all(|(n, _)| is_decoder_tensor(n)) {
             return Err(ComposeError::NotDecoderOnly { path: path.to_path_buf() });
         }
     }
     let shapes: HashMap<&str, Vec<i64>> = main_tensors.iter().map(|(n, t)| (n.as_str(), t.size())).collect();
-    if let Some((name, _)) = edit_tensors
-        .iter()
-        .find(|(n, t)| shapes.get(n.as_str()) != Some(&t.size()))
-        .or_else(|| main_tensors.iter().find(|(n, _)| !edit_tensors.iter().any(|(e, _)| e == n)))
+    if let Some((name, _)) =
+        edit_tensors.iter().find(|(n, t)| shapes.get(n.as_str()) != Some(&t.size())).or_else(|| {
+            let edit_names: std::collections::HashSet<&str> = edit_tensors.iter().map(|(n, _)| n.as_str()).collect();
+            main_tensors.iter().find(|(n, _)| !edit_names.contains(n.as_str()))
+        })
     {
         return Err(ComposeError::TensorMismatch {
             main: main.to_path_buf(),

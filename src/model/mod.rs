@@ -93,6 +93,12 @@ fn is_fixed_buffer(name: &str) -> bool {
         || name.ends_with("running_var")
 }
 
+/// A prompt encoder's or mask decoder's variable (of the propagation head): what a decoder-only
+/// fine-tune trains and a fine-tuned file holds.
+pub(crate) fn is_decoder_tensor(name: &str) -> bool {
+    name.starts_with("prompt_encoder.") || name.starts_with("mask_decoder.")
+}
+
 /// The variables' prefix of the correction head (and its tensors' in a weights file).
 pub const CORRECTION_PREFIX: &str = "edit.";
 
@@ -314,9 +320,7 @@ impl Sam {
             .variables()
             .into_iter()
             .filter(|(name, _)| {
-                let part = name.starts_with("prompt_encoder.")
-                    || name.starts_with("mask_decoder.")
-                    || (encoder && name.starts_with("image_encoder."));
+                let part = is_decoder_tensor(name) || (encoder && name.starts_with("image_encoder."));
                 part && !is_fixed_buffer(name)
             })
             .collect();
