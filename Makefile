@@ -11,6 +11,7 @@
 #   make train-radsam-v6 - v1 with v3's recipe, half its mask prompts and carries with the widened box as a cue (runs/train-radsam-v6/; ~1 h)
 #   make compose-radsam-v7 - v1 with v3's decoder as its correction head for clicked slices, no training (models/radsam-v7.safetensors; seconds)
 #   make bench-correction-head - v7 beside v1 in the paper's benchmark, clicks included (bench/results/correction_head/; ~35 min)
+#   make bench-correction-carry - v7 with the re-propagated slices carried by either head, on 6 unseen phantoms (bench/results/correction_carry/; ~75 min)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)
@@ -43,7 +44,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 bench-correction-head bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -93,6 +94,9 @@ compose-radsam-v7: build
 
 bench-correction-head: build
 	bash bench/run_correction_head.sh
+
+bench-correction-carry: build
+	bash bench/run_correction_carry.sh
 
 bench-radsam: build
 	bash bench/run_radsam_validation.sh

@@ -19,11 +19,18 @@ names, dirs = zip(*(r.split("=", 1) for r in runs))
 every = {n: [r for r in csv.DictReader(open(f"{d}/cases.csv")) if r["oracle"] == "false"] for n, d in zip(names, dirs)}
 rows = {n: [r for r in rs if r["clicks"] == "0"] for n, rs in every.items()}
 models = sorted({r["model"] for rs in rows.values() for r in rs})
+# An object is a class in one case: runs over several volumes (phantoms) hold each class per case.
+several_cases = len({r["case"] for rs in every.values() for r in rs}) > 1
+
+
+def key(r):
+    """The object a row measures, as the tables name it."""
+    return f'{r["case"]} {r["class"]}' if several_cases else r["class"]
 
 
 def dice(name, model, level, prompt, carry):
-    """class -> Dice (%) of one run's rows."""
-    return {r["class"]: 100 * float(r["dice"]) for r in rows[name]
+    """object -> Dice (%) of one run's rows."""
+    return {key(r): 100 * float(r["dice"]) for r in rows[name]
             if (r["model"], r["level"], r["prompt"], r["carry"]) == (model, level, prompt, carry)}
 
 
@@ -71,7 +78,7 @@ if max_clicks > 0 and len(names) == 2:
             for prompt in ("box", "point"):
                 for carry in ("mask", "box"):
                     def at(name, clicks):
-                        return {r["class"]: 100 * float(r["dice"]) for r in every[name]
+                        return {key(r): 100 * float(r["dice"]) for r in every[name]
                                 if (r["model"], r["level"], r["prompt"], r["carry"], int(r["clicks"]))
                                 == (model, level, prompt, carry, clicks)}
                     last = max((int(r["clicks"]) for r in every[a] if (r["model"], r["level"], r["prompt"], r["carry"])
@@ -82,5 +89,21 @@ if max_clicks > 0 and len(names) == 2:
                     lines.append(f"| {model} | {level} | {prompt} | {carry} | {last} | {mean(before):.1f} | "
                                  f"{mean(da):.1f} | {mean(db):.1f} | {mean(da) - mean(before):+.1f} | "
                                  f"{mean(db) - mean(before):+.1f} | {len(da)} |")
+    # Per object after the paper's clicks, volume box with mask carry: where the runs part.
+    for model in models:
+        def clicked(name, clicks):
+            return {key(r): 100 * float(r["dice"]) for r in every[name]
+                    if (r["model"], r["level"], r["prompt"], r["carry"], r["click_mode"], int(r["clicks"]))
+                    == (model, "volume", "box", "mask", "uniform", clicks)}
+        last = max((int(r["clicks"]) for r in every[a] if r["model"] == model and r["level"] == "volume"
+                    and r["click_mode"] == "uniform"), default=0)
+        before, da, db = clicked(a, 0), clicked(a, last), clicked(b, last)
+        if not da or not db:
+            continue
+        lines += ["", f"Per object, {model}, volume box, mask carry, after {last} clicks:", "",
+                  f"| object | before | {a} | {b} | {b} - {a} |", "|---|---|---|---|---|"]
+        for c in sorted(da):
+            if c in db and c in before:
+                lines.append(f"| {c} | {before[c]:.1f} | {da[c]:.1f} | {db[c]:.1f} | {db[c] - da[c]:+.1f} |")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -223,17 +223,19 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     std::fs::write(dir.join("job.json"), job.to_string()).unwrap();
     // This test's own embedding cache: the first run finds nothing in it.
     let cache = dir.join("embeddings");
-    let run = |job: &std::path::Path, out: &std::path::Path| {
+    let run_with = |job: &std::path::Path, out: &std::path::Path, flags: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_radsam"))
             .env("RADSAM_CACHE_EMBEDDINGS", &cache)
             .args(["segment", "--job"])
             .arg(job)
             .arg("--overlays")
+            .args(flags)
             .arg("--out")
             .arg(out)
             .output()
             .unwrap()
     };
+    let run = |job: &std::path::Path, out: &std::path::Path| run_with(job, out, &[]);
     let ok = run(&dir.join("job.json"), &dir.join("out"));
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let result: serde_json::Value =
@@ -301,6 +303,14 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     let fixed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out-corrected/result.json")).unwrap()).unwrap();
     assert_eq!((fixed["encoded_slices"].as_u64(), fixed["targets"][0]["clicks_applied"].as_u64()), (Some(0), Some(2)));
+    // With --correction-carry the slices carried on from the clicks come from the shipped model's
+    // correction head: another mask on some of them, same clicks applied.
+    let carried = run_with(&dir.join("corrected.json"), &dir.join("out-carried"), &["--correction-carry"]);
+    assert!(carried.status.success(), "{}", String::from_utf8_lossy(&carried.stderr));
+    let carried: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out-carried/result.json")).unwrap()).unwrap();
+    assert_eq!(carried["targets"][0]["clicks_applied"].as_u64(), Some(2));
+    assert!(mask("out-carried") != mask("out-corrected"), "--correction-carry changed no slice");
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.
     for (name, edit, code) in [
@@ -620,4 +630,48 @@ fn the_click_check_honours_a_click_the_decoder_ignored_and_changes_nothing_else(
     }
     println!("of 12 clicks, the click check honoured {honoured_by_the_check} that the decoder's mask ignored");
     assert!(honoured_by_the_check > 0, "no click where the check acted: this checks nothing");
+}
+
+#[test]
+fn correction_carry_recarries_the_slices_after_a_click_by_the_correction_head_and_no_others() {
+    let (sam, ct, liver, prompt) = liver_case();
+    assert!(sam.has_correction_head(), "the shipped RadSAM holds a correction head (v7)");
+    let (lo, hi, start) = LIVER;
+    let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
+    let mut off = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_correction_carry(false);
+    off.start(start, &prompt).unwrap();
+    let mut on = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_correction_carry(true);
+    on.start(start, &prompt).unwrap();
+    assert_eq!(off.mask(), on.mask(), "no click yet: both carry by the propagation head");
+    let before = on.clone();
+
+    // A click below the prompted slice (the paper's uniform draw from the first result's error).
+    let mut rng = radsam::rng::SplitMix64(7);
+    let click = std::iter::repeat_with(|| {
+        radsam::prompt::simulate_click(&off.mask(), &liver, &ct.grid, (lo, hi), &mut rng).unwrap()
+    })
+    .take(50)
+    .find(|c| c.slice + 5 < start && c.slice > lo + 5)
+    .expect("a click at least 5 slices from the prompt and the boundary");
+    off.add_click(click).unwrap();
+    on.add_click(click).unwrap();
+    // A slice beyond a stop has no state: None.
+    let slice = |seg: &Segmenter, k: usize| seg.states().get(&k).map(|s| s.mask.clone());
+    // The clicked slice is the correction head's answer either way.
+    assert_eq!(slice(&on, click.slice), slice(&off, click.slice));
+    // The slices carried on from it, away from the prompt, are re-propagated by the other head: a
+    // different decoder gives different masks on some of them.
+    let recarried: Vec<usize> = (lo..click.slice).filter(|&k| slice(&on, k) != slice(&off, k)).collect();
+    assert!(!recarried.is_empty(), "no re-propagated slice differs: the option did nothing");
+    // Beyond the prompted slice nothing was re-propagated: the result before the click, both ways.
+    for k in start..=hi {
+        assert_eq!(slice(&on, k), slice(&before, k), "slice {k}");
+        assert_eq!(slice(&off, k), slice(&before, k), "slice {k}");
+    }
+    let (d_off, d_on) = (dice(&off.mask(), &liver), dice(&on.mask(), &liver));
+    println!(
+        "liver, one click on slice {}: Dice {d_off:.3} carried by the propagation head, {d_on:.3} by the correction head ({} slices differ)",
+        click.slice,
+        recarried.len()
+    );
 }

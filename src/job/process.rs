@@ -32,6 +32,11 @@ pub struct ProcessOptions {
     /// The click check (Segmenter::with_click_check): a clicked slice keeps a mask that agrees
     /// with its clicks.
     pub click_check: bool,
+    /// Correction carry (Segmenter::with_correction_carry): the slices re-propagated from a click
+    /// are carried by the model's correction head too, not only the clicked slice (a model without
+    /// one carries with its own decoder either way). Off by default: it gained on the validation
+    /// CT and lost on unseen phantoms (README, Benchmarks, v7).
+    pub correction_carry: bool,
     /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
     /// target and each correction click, so the model thread is free soon after; None: no bound.
     pub deadline: Option<Instant>,
@@ -66,6 +71,7 @@ impl Default for ProcessOptions {
             overlays: false,
             guards: None,
             click_check: false,
+            correction_carry: false,
             deadline: None,
             recorded_volume_uri: None,
             embedding_cache: None,
@@ -224,8 +230,9 @@ fn parent_mask(path: &Path, volume: &Volume) -> Option<Vec<u8>> {
 
 /// What a target's editing session depends on besides its clicks, hashed: the model, the voxels
 /// between its boundaries and the volume's geometry, the prompt's slice, points and box, the
-/// boundaries, the carry, the mask choice and the guards. (Not its URIs: a worker reads copies of
-/// them under other names.) A saved session resumes only under the same.
+/// boundaries, the carry, the mask choice, the guards, the click check and the correction carry.
+/// (Not its URIs: a worker reads copies of them under other names.) A saved session resumes only
+/// under the same.
 fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, opts: &ProcessOptions) -> String {
     use sha2::{Digest, Sha256};
     let p = &target.initial_prompt;
@@ -239,6 +246,10 @@ fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, op
     // Only when on, so that sessions saved before the check existed keep their fingerprint.
     if opts.click_check {
         h.update(b"click_check");
+    }
+    // Only when on, as the click check.
+    if opts.correction_carry {
+        h.update(b"correction_carry");
     }
     for k in lo..=hi {
         let plane = volume.grid.extract(&volume.data, k);
@@ -477,7 +488,8 @@ pub fn process(
                     .then(|| session_fingerprint(target, model_version, volume, opts));
                 let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref())
                     .with_guards(opts.guards)
-                    .with_click_check(opts.click_check);
+                    .with_click_check(opts.click_check)
+                    .with_correction_carry(opts.correction_carry);
                 let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
                 // A revision takes up its parent's session where it can (snapshot.rs).
                 let (clicks_resumed, resume_refused) = match (opts.resume.get(&target.label), &fingerprint) {

@@ -63,6 +63,10 @@ pub struct Config {
     /// masks, one that agrees with its clicks.
     #[arg(long, env = "RADSAM_CLICK_CHECK")]
     pub click_check: bool,
+    /// Correction carry (src/segment/propagate.rs): the slices re-propagated from a click are
+    /// carried by the model's correction head too, not only the clicked slice.
+    #[arg(long, env = "RADSAM_CORRECTION_CARRY")]
+    pub correction_carry: bool,
     /// Where embeddings are kept by content (segment/embedding_cache.rs), so a correction or a
     /// second job on the same slices skips the encoder: a folder (workers on one host may share
     /// it), `off` for none; default $RADSAM_CACHE/embeddings.

@@ -319,6 +319,7 @@ impl Worker {
             overlays: self.config.overlays,
             guards: self.config.guards.then(radsam::segment::GuardSettings::default),
             click_check: self.config.click_check,
+            correction_carry: self.config.correction_carry,
             deadline,
             recorded_volume_uri: Some(volume_uri.to_string()),
             embedding_cache: self.embedding_cache.clone(),

@@ -120,8 +120,9 @@ pub struct BenchmarkArgs {
     #[arg(long, default_value_t = 0)]
     refine_passes: usize,
     /// After a click, carry the re-propagated slices by the model's correction head too, not only
-    /// the clicked slice (src/segment/propagate.rs, Segmenter::with_correction_carry).
-    #[arg(long)]
+    /// the clicked slice (src/segment/propagate.rs, Segmenter::with_correction_carry; the jobs'
+    /// `correction_carry`); `--correction-carry false` (the default) by the model's own decoder.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     correction_carry: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
@@ -777,10 +778,10 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             settings.protocol.click_check.then(|| ", click check on".to_string()),
             (settings.protocol.carry_cue != CarryCue::MaskOnly)
                 .then(|| format!(", mask carry with its {}", settings.protocol.carry_cue.description())),
-            settings
-                .protocol
-                .correction_carry
-                .then(|| ", slices re-propagated from a click carried by the correction head".to_string()),
+            Some(format!(
+                ", slices re-propagated from a click carried by {}",
+                if settings.protocol.correction_carry { "the correction head" } else { "the model's own decoder" }
+            )),
             (settings.protocol.refine_passes > 0).then(|| {
                 format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)
             }),

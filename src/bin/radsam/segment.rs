@@ -80,6 +80,10 @@ pub struct SegmentArgs {
     /// masks, one that agrees with its clicks.
     #[arg(long)]
     click_check: bool,
+    /// Correction carry (src/segment/propagate.rs): the slices re-propagated from a click are
+    /// carried by the model's correction head too, not only the clicked slice.
+    #[arg(long)]
+    correction_carry: bool,
     /// Encode every slice afresh: neither read nor store the embedding cache
     /// (RADSAM_CACHE_EMBEDDINGS, default $RADSAM_CACHE/embeddings; RADSAM_CACHE_EMBEDDINGS_MB).
     #[arg(long)]
@@ -199,6 +203,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         overlays: args.overlays,
         guards: args.guards.then(radsam::segment::GuardSettings::default),
         click_check: args.click_check,
+        correction_carry: args.correction_carry,
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
         recorded_volume_uri: None,
