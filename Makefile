@@ -11,7 +11,7 @@
 #   make train-radsam-v6 - v1 with v3's recipe, half its mask prompts and carries with the widened box as a cue (runs/train-radsam-v6/; ~1 h)
 #   make compose-radsam-v7 - v1 with v3's decoder as its correction head for clicked slices, no training (models/radsam-v7.safetensors; seconds)
 #   make bench-correction-head - v7 beside v1 in the paper's benchmark, clicks included (bench/results/correction_head/; ~35 min)
-#   make bench-correction-carry - v7 with the re-propagated slices carried by either head, on 6 unseen phantoms (bench/results/correction_carry/; ~75 min)
+#   make bench-correction-carry - v7 with the re-propagated slices carried by either head, on 3 unseen phantoms (bench/results/correction_carry/; ~35 min)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)

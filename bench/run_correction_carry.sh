@@ -4,9 +4,9 @@
 # slice either way; Segmenter::with_correction_carry). Measured on the validation CT after v7
 # shipped (bench/results/correction_head_carry), so decided here on data neither decoder saw:
 # synthetic phantoms of another seed than training's (1: phantoms 1001, 1002) and the benchmark's
-# (100), 6 of them (PHANTOMS=), 42 objects; the paper's 20 uniform clicks and the CVPR 2025
+# (100), 3 of them (PHANTOMS=), 21 objects; the paper's 20 uniform clicks and the CVPR 2025
 # protocol's 5; same prompts and click streams (seed 1) in both runs; no oracle runs. About 6 min
-# per phantom and run on 2 cores. Writes bench/results/correction_carry/{propagation-head,
+# per phantom and run on 2 cores (35 min in all). Writes bench/results/correction_carry/{propagation-head,
 # correction-head}/ and the table, README.md (bench/compare_runs.py); resumable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ results=${OUT:-bench/results/correction_carry}
 for head in propagation-head correction-head; do
   carry=false
   [ "$head" = correction-head ] && carry=true
-  "$bin" bench --phantoms "${PHANTOMS:-6}" --phantom-seed 7 --model "radsam=${MODEL:-models/radsam-v7.safetensors}" \
+  "$bin" bench --phantoms "${PHANTOMS:-3}" --phantom-seed 7 --model "radsam=${MODEL:-models/radsam-v7.safetensors}" \
     --device "${DEVICE:-cpu}" --threads "$threads" --max-clicks 20 --cvpr25-clicks 5 --seed 1 --no-oracle \
     --correction-carry "$carry" --out "$results/$head" "$@"
 done
