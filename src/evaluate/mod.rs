@@ -47,6 +47,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         carry_cue: Default::default(),
         refine_passes: 0,
         correction_carry: false,
+        click_settle: 0.0,
     }
 }
 

@@ -88,6 +88,10 @@ pub struct ProtocolSettings {
     /// (Segmenter::with_correction_carry); off in runs saved before it existed.
     #[serde(default)]
     pub correction_carry: bool,
+    /// Re-propagation from a click stops where a slice's mask is left as it was, at this Dice
+    /// (Segmenter::with_click_settle); 0, off, in runs saved before it existed.
+    #[serde(default)]
+    pub click_settle: f64,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -301,7 +305,8 @@ pub fn run_object_with(
             .with_click_check(settings.click_check)
             .with_carry_cue(settings.carry_cue)
             .with_refinement(settings.refine_passes)
-            .with_correction_carry(settings.correction_carry);
+            .with_correction_carry(settings.correction_carry)
+            .with_click_settle(settings.click_settle);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

@@ -183,6 +183,9 @@ pub struct Segmenter<'s, 'a> {
     click_check: bool,
     /// Which head carries the slices re-propagated from a click (`with_correction_carry`).
     click_carry: Head,
+    /// Re-propagation from a click settles (`with_click_settle`): it stops at the first slice whose
+    /// new mask has at least this Dice with its previous one; 0: off.
+    click_settle: f64,
     /// The guards that fired, by slice: a slice's event goes when the slice is computed again.
     guard_events: BTreeMap<usize, GuardEvent>,
     started: bool,
@@ -213,6 +216,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             guard: None,
             click_check: false,
             click_carry: Head::Propagation,
+            click_settle: 0.0,
             guard_events: BTreeMap::new(),
             started: false,
             decode_seconds: 0.0,
@@ -275,10 +279,22 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     }
 
     /// With a correction head: the slices re-propagated from a click are carried by it too (on),
-    /// or by the propagation head as every other carried slice (off, the default). For benchmarks
-    /// (`radsam bench --correction-carry`); without a correction head it changes nothing.
+    /// or by the propagation head as every other carried slice (off, the default; jobs'
+    /// `correction_carry`, `radsam bench --correction-carry`); without a correction head it
+    /// changes nothing.
     pub fn with_correction_carry(mut self, on: bool) -> Self {
         self.click_carry = if on { Head::Correction } else { Head::Propagation };
+        self
+    }
+
+    /// Re-propagation from a click stops at the first carried slice whose new mask has at least
+    /// `dice` (0..1) Dice with the mask it had: past a slice the change left as it was, the old
+    /// chain is what the new one would be, and a chain carried on from an edited slice can drift
+    /// where the old one held (bench/results/correction_carry: on unseen phantoms a positive click
+    /// raises its slice and lowers the volume). 0, the default: every slice up to the next anchor or
+    /// the boundary. For benchmarks (`radsam bench --click-settle`).
+    pub fn with_click_settle(mut self, dice: f64) -> Self {
+        self.click_settle = dice;
         self
     }
 
@@ -312,8 +328,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let state = self.decode_prompted(slice, prompt)?;
         self.states.insert(slice, state);
         self.started = true;
-        self.propagate(slice, 1, Head::Propagation)?;
-        self.propagate(slice, -1, Head::Propagation)?;
+        self.propagate(slice, 1, Head::Propagation, 0.0)?;
+        self.propagate(slice, -1, Head::Propagation, 0.0)?;
         Ok(())
     }
 
@@ -385,7 +401,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             if towards_origin {
                 self.fill_empty(click.slice, direction, self.click_carry)?;
             } else {
-                self.propagate(click.slice, direction, self.click_carry)?;
+                self.propagate(click.slice, direction, self.click_carry, self.click_settle)?;
             }
         }
         // A stop is a slice that came out empty: one that a click has since filled is no stop.
@@ -407,10 +423,14 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     /// Carries the result of `from` slice by slice in `direction`, up to the next anchor or the
     /// boundary, each slice decoded by `head`; stops at an empty slice, leaving the rest of that
-    /// stretch empty.
-    fn propagate(&mut self, from: usize, direction: i8, head: Head) -> Result<(), SegmentError> {
+    /// stretch empty, or (`settle` > 0) at a slice whose new mask has at least that Dice with the
+    /// one it had, leaving the rest as it was.
+    fn propagate(&mut self, from: usize, direction: i8, head: Head, settle: f64) -> Result<(), SegmentError> {
         let stretch = self.reach(from, direction);
-        self.stops.retain(|s| s.direction != direction || !(s.empty_slice == from || stretch.contains(&s.empty_slice)));
+        let (dropped, kept) = std::mem::take(&mut self.stops)
+            .into_iter()
+            .partition(|s| s.direction == direction && (s.empty_slice == from || stretch.contains(&s.empty_slice)));
+        self.stops = kept;
         let mut current = from;
         for (n, &next) in stretch.iter().enumerate() {
             if is_empty(&self.states[&current].mask) && self.carry_prompt(current).is_none() {
@@ -421,7 +441,17 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 }
                 return Ok(());
             }
+            let before = match settle > 0.0 {
+                true => self.states.get(&next).map(|s| s.mask.clone()).filter(|m| !is_empty(m)),
+                false => None,
+            };
             self.carry_to(current, next, direction, head)?;
+            if before.is_some_and(|b| crate::mask_stats::dice(&b, &self.states[&next].mask) >= settle) {
+                // The rest of the stretch keeps its masks, and the stops among them.
+                let rest = &stretch[n + 1..];
+                self.stops.extend(dropped.into_iter().filter(|s| rest.contains(&s.empty_slice)));
+                return Ok(());
+            }
             current = next;
         }
         Ok(())
@@ -1223,5 +1253,36 @@ mod tests {
         set_head_answer(&sam, false, EMPTY);
         seg.add_click(click(6)).unwrap();
         assert!((6..=HI).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24));
+    }
+
+    #[test]
+    fn re_propagation_from_a_click_settles_at_the_first_slice_it_leaves_as_it_was() {
+        let (sam, volume) = (stub_model(), volume());
+        set_answer_where(&sam, FULL, |_| true);
+        let session = session(&sam, &volume);
+        for (settle, decoded) in [(0.0, (6..=HI).collect::<Vec<_>>()), (0.95, vec![6, 7])] {
+            let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_click_settle(settle);
+            seg.start(4, &boxed()).unwrap();
+            seg.decode_order.clear();
+            // Every slice answers full again: slice 7 is as it was, so a settling run stops there.
+            seg.add_click(click(6)).unwrap();
+            assert_eq!(seg.decode_order, decoded, "settle {settle}");
+            assert!((LO..=HI).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24));
+        }
+        // A slice the click changes does not settle: the clicked slice full (correction head), slice
+        // 7 emptied by the propagation head is a stop, and the stretch past it is cleared, as
+        // without settling.
+        let mut sam = stub_model();
+        sam.add_correction_head();
+        set_answer_where(&sam, FULL, |_| true);
+        let session = VolumeSession::new(&sam, &volume, (LO, HI), 8, &mut |_, _| {}).unwrap();
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_click_settle(0.95);
+        seg.start(4, &boxed()).unwrap();
+        set_head_answer(&sam, false, EMPTY);
+        seg.decode_order.clear();
+        seg.add_click(click(6)).unwrap();
+        assert_eq!(seg.decode_order, vec![6, 7]);
+        assert!(seg.stops().contains(&Stop { direction: 1, empty_slice: 7 }), "{:?}", seg.stops());
+        assert!(!seg.states().contains_key(&8));
     }
 }

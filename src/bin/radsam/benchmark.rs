@@ -124,6 +124,10 @@ pub struct BenchmarkArgs {
     /// `correction_carry`); `--correction-carry false` (the default) by the model's own decoder.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     correction_carry: bool,
+    /// Re-propagation from a click stops at the first slice whose new mask has at least this Dice
+    /// (0..1) with its previous one, the rest left as it was (Segmenter::with_click_settle); 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    click_settle: f64,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -179,6 +183,9 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
     } else {
         args.known_classes.clone()
     };
+    if !(0.0..=1.0).contains(&args.click_settle) {
+        bail!("--click-settle {}: expected a Dice between 0 and 1 (0: off)", args.click_settle);
+    }
     let settings = RunSettings {
         protocol: ProtocolSettings {
             prompts: match args.prompts.as_str() {
@@ -202,6 +209,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             carry_cue: args.carry_cue,
             refine_passes: args.refine_passes,
             correction_carry: args.correction_carry,
+            click_settle: args.click_settle,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -782,6 +790,12 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
                 ", slices re-propagated from a click carried by {}",
                 if settings.protocol.correction_carry { "the correction head" } else { "the model's own decoder" }
             )),
+            (settings.protocol.click_settle > 0.0).then(|| {
+                format!(
+                    ", re-propagation from a click stopped where a slice's mask kept Dice {} with its previous one",
+                    settings.protocol.click_settle
+                )
+            }),
             (settings.protocol.refine_passes > 0).then(|| {
                 format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)
             }),
