@@ -290,9 +290,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Re-propagation from a click stops at the first carried slice whose new mask has at least
     /// `dice` (0..1) Dice with the mask it had: past a slice the change left as it was, the old
     /// chain is what the new one would be, and a chain carried on from an edited slice can drift
-    /// where the old one held (bench/results/correction_carry: on unseen phantoms a positive click
-    /// raises its slice and lowers the volume). 0, the default: every slice up to the next anchor or
-    /// the boundary. For benchmarks (`radsam bench --click-settle`).
+    /// where the old one held (bench/results/click_diagnosis_phantom_spleen: on unseen phantoms'
+    /// spleens a positive click raises its slice and lowers the volume). 0, the default: every
+    /// slice up to the next anchor or the boundary. For benchmarks (`radsam bench --click-settle`).
     pub fn with_click_settle(mut self, dice: f64) -> Self {
         self.click_settle = dice;
         self
