@@ -6,8 +6,8 @@
 # synthetic phantoms of another seed than training's (1: phantoms 1001, 1002) and the benchmark's
 # (100), 3 of them (PHANTOMS=), 21 objects; the paper's 20 uniform clicks and the CVPR 2025
 # protocol's 5; same prompts and click streams (seed 1) in both runs; no oracle runs. About 6 min
-# per phantom and run on 2 cores (35 min in all). Writes bench/results/correction_carry/{propagation-head,
-# correction-head}/ and the table, README.md (bench/compare_runs.py); resumable.
+# per phantom and run on 2 cores (35 min in all). Writes bench/results/correction_carry/
+# {propagation-head,correction-head}/ and the table, README.md (bench/compare_runs.py); resumable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/validation_split.sh
