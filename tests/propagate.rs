@@ -310,6 +310,8 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     let carried: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out-carried/result.json")).unwrap()).unwrap();
     assert_eq!(carried["targets"][0]["clicks_applied"].as_u64(), Some(2));
+    // result.json records the setting the masks were made with.
+    assert_eq!((fixed["correction_carry"].as_bool(), carried["correction_carry"].as_bool()), (Some(false), Some(true)));
     assert!(mask("out-carried") != mask("out-corrected"), "--correction-carry changed no slice");
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.

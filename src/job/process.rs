@@ -184,6 +184,10 @@ pub struct JobResult {
     pub seg_file: Option<String>,
     /// Its UIDs: derived from the job id and model, so the same job's SEG is the same instance.
     pub seg: Option<SegUids>,
+    /// The editing settings the masks were made with (ProcessOptions), so that a mask can be
+    /// traced to them: the click check and the correction carry.
+    pub click_check: bool,
+    pub correction_carry: bool,
 }
 
 fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
@@ -662,6 +666,8 @@ pub fn process(
         outputs,
         seg_file,
         seg,
+        click_check: opts.click_check,
+        correction_carry: opts.correction_carry,
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;
     std::fs::write(out.join("result.json"), json).map_err(|e| ProcessError::Output(e.to_string()))?;

@@ -441,9 +441,10 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 }
                 return Ok(());
             }
-            let before = match settle > 0.0 {
-                true => self.states.get(&next).map(|s| s.mask.clone()).filter(|m| !is_empty(m)),
-                false => None,
+            let before = if settle > 0.0 {
+                self.states.get(&next).map(|s| s.mask.clone()).filter(|m| !is_empty(m))
+            } else {
+                None
             };
             self.carry_to(current, next, direction, head)?;
             if before.is_some_and(|b| crate::mask_stats::dice(&b, &self.states[&next].mask) >= settle) {

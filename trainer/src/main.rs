@@ -109,9 +109,12 @@ struct TrainArgs {
     steps_per_epoch: usize,
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
-    /// Edit steps after the first prediction (0..=N per batch, uniformly).
+    /// Edit steps after the first prediction (--min-clicks..=N per batch, uniformly).
     #[arg(long, default_value_t = 3)]
     max_clicks: usize,
+    /// The fewest edit steps of a batch (carry batches have none): e.g. 1 to train on corrections only.
+    #[arg(long, default_value_t = 0)]
+    min_clicks: usize,
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
     #[arg(long, default_value_t = 0.01)]
@@ -143,6 +146,10 @@ struct TrainArgs {
     /// error (the paper).
     #[arg(long, default_value_t = 0.0)]
     centre_clicks: f64,
+    /// The fraction of edit clicks drawn from the prediction's false pixels where it has any
+    /// (negative clicks); the rest over the whole error (0: the paper).
+    #[arg(long, default_value_t = 0.0)]
+    negative_clicks: f64,
     /// The share of mask prompts that also hold the widened box around the mask, and (with
     /// --carry-steps) of carry batches that hand it on with the carried mask: training for
     /// `radsam bench --carry-cue box` (0: the mask alone, the paper).
@@ -252,8 +259,14 @@ fn train(args: TrainArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.max_zoom_out) || !(0.0..1.0).contains(&args.ema_decay) {
         bail!("--max-zoom-out and --ema-decay must lie in [0, 1)");
     }
-    if ![args.class_balance, args.centre_clicks, args.mask_box].iter().all(|v| (0.0..=1.0).contains(v)) {
-        bail!("--class-balance, --centre-clicks and --mask-box must lie in [0, 1]");
+    if ![args.class_balance, args.centre_clicks, args.negative_clicks, args.mask_box]
+        .iter()
+        .all(|v| (0.0..=1.0).contains(v))
+    {
+        bail!("--class-balance, --centre-clicks, --negative-clicks and --mask-box must lie in [0, 1]");
+    }
+    if args.min_clicks > args.max_clicks {
+        bail!("--min-clicks ({}) must not exceed --max-clicks ({})", args.min_clicks, args.max_clicks);
     }
     // The random HU shift is sized for the narrowest channel: a soft-tissue channel must keep its
     // anatomy in view.
@@ -308,6 +321,7 @@ fn train(args: TrainArgs) -> Result<()> {
         steps_per_epoch: args.steps_per_epoch,
         batch_size: args.batch_size,
         max_clicks: args.max_clicks,
+        min_clicks: args.min_clicks,
         learning_rate: args.lr,
         weight_decay: args.weight_decay,
         warmup_steps: args.warmup_steps,
@@ -323,6 +337,7 @@ fn train(args: TrainArgs) -> Result<()> {
         ema_decay: args.ema_decay,
         class_balance: args.class_balance,
         centre_clicks: args.centre_clicks,
+        negative_clicks: args.negative_clicks,
         carry_box: if args.carry_steps > 0 { args.mask_box } else { 0.0 },
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;

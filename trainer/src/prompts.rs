@@ -13,7 +13,9 @@
 //! negative click. A click is drawn uniformly over the error (the paper), or, for a fraction of the
 //! clicks (`centre_fraction`), placed at the centre of the largest error component, missed and
 //! false pixels taken apart (the CVPR 2025 challenge's click, what a user aiming at the worst
-//! error does). A sample without error gets a padding point (label -1).
+//! error does). For a fraction of the clicks (`negative`, off by default) the draw is kept to the
+//! false pixels where there are any: a prediction's errors are mostly missed pixels, so uniform
+//! clicks teach little about negative ones. A sample without error gets a padding point (label -1).
 
 use crate::examples::{ExampleSet, SliceView};
 use radsam::benchmark::click_diagnosis::largest_component_centre;
@@ -200,25 +202,34 @@ impl Batch {
     }
 
     /// Adds one click per sample in the error region of `previous` ((B, 1, M, M) logits) and returns
-    /// the next step's prompt: the previous binary mask and all clicks so far. A click is centred
-    /// (module docs) with probability `centre_fraction`; at 0 no draw is made for it, so that runs
-    /// without centred clicks keep their batches.
-    pub fn click_prompt(&mut self, previous: &Tensor, centre_fraction: f64, rng: &mut SplitMix64) -> PromptBatch {
+    /// the next step's prompt: the previous binary mask and all clicks so far. Where a click falls:
+    /// `ClickDraw` (module docs).
+    pub fn click_prompt(&mut self, previous: &Tensor, draw: ClickDraw, rng: &mut SplitMix64) -> PromptBatch {
         let m = previous.size()[3];
         let pred = previous.gt(0.0).to_kind(Kind::Float);
         let error = (&pred - &self.targets).abs() * &self.valid;
         let error = error.to_device(Device::Cpu).to_kind(Kind::Uint8);
         let targets = self.targets.to_device(Device::Cpu).to_kind(Kind::Uint8);
         for (i, clicks) in self.clicks.iter_mut().enumerate() {
-            let e: Vec<u8> = Vec::try_from(error.get(i as i64).flatten(0, -1)).expect("u8");
-            let n = e.iter().filter(|&&v| v != 0).count();
-            if n == 0 {
+            let mut e: Vec<u8> = Vec::try_from(error.get(i as i64).flatten(0, -1)).expect("u8");
+            if !e.iter().any(|&v| v != 0) {
                 clicks.push((0.0, 0.0, -1));
                 continue;
             }
-            let centred = centre_fraction > 0.0 && rng.uniform() < centre_fraction;
+            let t: Vec<u8> = Vec::try_from(targets.get(i as i64).flatten(0, -1)).expect("u8");
+            // Each draw is made only when its fraction is on, so that runs without it keep their
+            // batches.
+            if draw.negative > 0.0 && rng.uniform() < draw.negative && e.iter().zip(&t).any(|(&e, &t)| e != 0 && t == 0)
+            {
+                for (e, &t) in e.iter_mut().zip(&t) {
+                    if t != 0 {
+                        *e = 0;
+                    }
+                }
+            }
+            let n = e.iter().filter(|&&v| v != 0).count();
+            let centred = draw.centre > 0.0 && rng.uniform() < draw.centre;
             let idx = if centred {
-                let t: Vec<u8> = Vec::try_from(targets.get(i as i64).flatten(0, -1)).expect("u8");
                 largest_error_centre(&e, &t, m as usize)
             } else {
                 let k = rng.below(n);
@@ -227,7 +238,7 @@ impl Batch {
             let (u, v) = ((idx as i64 % m) as f64, (idx as i64 / m) as f64);
             // Centre of low-res pixel (u, v) in the input frame; the encoder adds the half pixel.
             let s = self.geometries[i].target as f64 / m as f64;
-            let positive = targets.get(i as i64).get(0).int64_value(&[v as i64, u as i64]) == 1;
+            let positive = t[idx] == 1;
             clicks.push((((u + 0.5) * s - 0.5) as f32, ((v + 0.5) * s - 0.5) as f32, positive as i64));
         }
         let b = self.clicks.len() as i64;
@@ -244,6 +255,15 @@ impl Batch {
             masks: Some(pred),
         }
     }
+}
+
+/// Where edit clicks fall (module docs): the fractions of clicks placed at the centre of the
+/// largest error component (`centre`) and kept to the false pixels (`negative`); both 0: uniform
+/// over the error, the paper.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClickDraw {
+    pub centre: f64,
+    pub negative: f64,
 }
 
 /// A box in slice pixels as the model's input-frame corners (x0, y0, x1, y1).
@@ -365,7 +385,7 @@ mod click_tests {
         );
         let mut rng = SplitMix64(11);
         for step in 1..=3 {
-            let p = batch.click_prompt(&prev, 0.0, &mut rng);
+            let p = batch.click_prompt(&prev, ClickDraw::default(), &mut rng);
             let (coords, labels) = p.points.as_ref().unwrap();
             assert_eq!(coords.size(), vec![3, step, 2]);
             let l: Vec<i64> = Vec::try_from(labels.select(1, step - 1)).unwrap();
@@ -422,6 +442,39 @@ mod click_tests {
     }
 
     #[test]
+    fn negative_clicks_keep_to_the_false_pixels_where_there_are_any() {
+        let set = set();
+        let picks = [(0usize, 2u16), (0, 2)];
+        let batch0 = Batch::new(&set, &picks, 256, Device::Cpu);
+        // Sample 0 predicts nothing (misses only); sample 1 misses the whole object (6400 low-res
+        // pixels) and predicts a 10 x 10 false square at 200..210 (both axes): a uniform click is
+        // nearly always positive, a negative draw must land in the square.
+        let square = Tensor::zeros([1, 1, 256, 256], (Kind::Float, Device::Cpu));
+        let _ = square.narrow(2, 200, 10).narrow(3, 200, 10).fill_(1.0);
+        let none = -batch0.targets.get(0).unsqueeze(0).ones_like();
+        let prev = Tensor::cat(&[none, &square * 2.0 - 1.0], 0);
+        let labels_of = |draw: ClickDraw, seed: u64| {
+            let mut batch = Batch::new(&set, &picks, 256, Device::Cpu);
+            let mut rng = SplitMix64(seed);
+            let p = batch.click_prompt(&prev, draw, &mut rng);
+            let (coords, labels) = p.points.unwrap();
+            let xy = (coords.double_value(&[1, 0, 0]), coords.double_value(&[1, 0, 1]));
+            (Vec::<i64>::try_from(labels.select(1, 0)).unwrap(), xy)
+        };
+        for seed in 0..20 {
+            let (labels, (x, y)) = labels_of(ClickDraw { centre: 0.0, negative: 1.0 }, seed);
+            assert_eq!(labels, vec![1, 0], "seed {seed}: no false pixel keeps the positive click");
+            assert!((200.0..210.0).contains(&x) && (200.0..210.0).contains(&y), "seed {seed}: ({x}, {y})");
+            let (labels, (x, y)) = labels_of(ClickDraw { centre: 1.0, negative: 1.0 }, seed);
+            assert_eq!(labels, vec![1, 0]);
+            assert!((x - 204.5).abs() <= 1.5 && (y - 204.5).abs() <= 1.5, "centred negative click ({x}, {y})");
+        }
+        // Without the negative draw the same error gives positive clicks.
+        let positives = (0..20).filter(|&seed| labels_of(ClickDraw::default(), seed).0 == vec![1, 1]).count();
+        assert!(positives >= 15, "{positives} of 20 uniform clicks positive");
+    }
+
+    #[test]
     fn centred_clicks_hit_the_middle_of_the_largest_error_component() {
         let set = set();
         let picks = [(0usize, 2u16), (0, 2)];
@@ -438,7 +491,7 @@ mod click_tests {
             0,
         );
         let mut rng = SplitMix64(3);
-        let p = batch.click_prompt(&prev, 1.0, &mut rng);
+        let p = batch.click_prompt(&prev, ClickDraw { centre: 1.0, negative: 0.0 }, &mut rng);
         let (coords, labels) = p.points.as_ref().unwrap();
         assert_eq!(Vec::<i64>::try_from(labels.select(1, 0)).unwrap(), vec![1, 0]);
         let at = |i: i64| (coords.double_value(&[i, 0, 0]), coords.double_value(&[i, 0, 1]));

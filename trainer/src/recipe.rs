@@ -13,7 +13,7 @@
 use crate::examples::ExampleSet;
 use crate::loss::radsam_loss;
 use crate::optim::{learning_rate, AdamW, LossScale, WeightAverage};
-use crate::prompts::{Batch, PromptMix};
+use crate::prompts::{Batch, ClickDraw, PromptMix};
 use crate::validation::{ValidationResult, ValidationSet};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,8 +31,11 @@ pub struct TrainSettings {
     pub epochs: usize,
     pub steps_per_epoch: usize,
     pub batch_size: usize,
-    /// Edit steps after the first prediction: 0..=max_clicks, uniformly, per batch.
+    /// Edit steps after the first prediction: min_clicks..=max_clicks, uniformly, per batch.
     pub max_clicks: usize,
+    /// The fewest edit steps of a batch that is not a carry batch (0: the paper's 0..=max_clicks).
+    #[serde(default)]
+    pub min_clicks: usize,
     pub learning_rate: f64,
     pub weight_decay: f64,
     pub warmup_steps: usize,
@@ -63,6 +66,10 @@ pub struct TrainSettings {
     /// 2025 click) instead of uniformly over the error (0: all uniform, the paper).
     #[serde(default)]
     pub centre_clicks: f64,
+    /// The fraction of edit clicks drawn from the false pixels where a prediction has any
+    /// (`prompts::ClickDraw`; 0: over the whole error, the paper).
+    #[serde(default)]
+    pub negative_clicks: f64,
     /// The fraction of carry batches whose carried prompts also hold the widened box around the
     /// carried mask (what `CarryCue::Box` hands on at inference; 0: the mask alone, the paper).
     #[serde(default)]
@@ -244,7 +251,8 @@ impl<'a> Trainer<'a> {
             // Drawn only when the box cue is on, so that runs without it keep their batches.
             let carry_box = carry_len > 0 && self.settings.carry_box > 0.0 && rng.uniform() < self.settings.carry_box;
             let kind = self.settings.prompt_mix.draw(&mut rng);
-            let edit_steps = if carry_len > 0 { 0 } else { rng.below(self.settings.max_clicks + 1) };
+            let (lo, hi) = (self.settings.min_clicks, self.settings.max_clicks);
+            let edit_steps = if carry_len > 0 { 0 } else { lo + rng.below(hi - lo + 1) };
             let mut batch = Batch::new(set, &picks, m, self.sam.device());
             let mut prompt = batch.first_prompt(set, &picks, kind, m, &mut rng);
             self.opt.zero_grad();
@@ -283,7 +291,9 @@ impl<'a> Trainer<'a> {
                         let boxes = carry_box.then(|| batch.carried_boxes(&carried));
                         prompt = PromptBatch { masks: Some(carried), boxes, ..Default::default() };
                     } else {
-                        prompt = batch.click_prompt(&previous, self.settings.centre_clicks, &mut rng);
+                        let draw =
+                            ClickDraw { centre: self.settings.centre_clicks, negative: self.settings.negative_clicks };
+                        prompt = batch.click_prompt(&previous, draw, &mut rng);
                     }
                 }
             }

@@ -213,6 +213,20 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
 
     // SIGTERM with nothing in hand: a clean exit.
     assert!(worker.terminate().success());
+
+    // A worker with RADSAM_CORRECTION_CARRY: result.json says so, and the session saved without
+    // it is refused (the setting is part of its inputs); the prompt and all clicks are replayed.
+    let mut carrying = world.worker(&[("RADSAM_CORRECTION_CARRY", "true")]);
+    let fix4 = json!({"schema_version": 1, "job_id": "job-flow-fix4", "parent_job_id": "job-flow-fix3",
+        "targets": [{"label": "spleen", "correction_clicks": [{"slice": 5, "x": 330, "y": 305, "positive": true}]}]});
+    world.submit(&fix4.to_string());
+    world.wait_status("job-flow-fix4", &["succeeded", "failed"], 120, &mut [&mut carrying]);
+    assert_eq!(world.status("job-flow-fix4").as_deref(), Some("succeeded"), "{}", carrying.log_tail());
+    let fixed4 = result_of("job-flow-fix4");
+    assert_eq!((fixed3["correction_carry"].as_bool(), fixed4["correction_carry"].as_bool()), (Some(false), Some(true)));
+    assert!(fixed4["targets"][0]["resume_refused"].as_str().is_some_and(|r| r.contains("other inputs")), "{fixed4}");
+    assert_eq!(fixed4["targets"][0]["clicks_applied"], 4, "{fixed4}");
+    assert!(carrying.terminate().success());
 }
 
 #[test]
