@@ -45,8 +45,13 @@ a.set_title("Training loss")
 a.grid(alpha=0.3)
 a.legend()
 if val:
-    for key, style in [("volume box/mask carry", "-o"), ("volume box/box carry", "--s"), ("slice box", ":^"), ("slice point", ":v")]:
-        b.plot([s for s, _ in val], [m[key] for _, m in val], style, label=key)
+    keys = [("volume box/mask carry", "-o"), ("volume box/box carry", "--s"), ("slice box", ":^"), ("slice point", ":v")]
+    # Editing, in the logs of runs that measured it.
+    keys.append(("volume box/mask carry + 5 clicks", "-D"))
+    for key, style in keys:
+        points = [(s, m[key]) for s, m in val if key in m]
+        if points:
+            b.plot([s for s, _ in points], [v for _, v in points], style, label=key)
     b.set_xlabel("step (validation after each epoch; step 0 = base model)")
     b.set_ylabel("mean Dice (%)")
     b.set_title("Validation Dice (validation CT, whole volumes)")
