@@ -11,7 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/validation_split.sh
 results=${OUT:-bench/results/negative_clicks}
-models=(--model radsam=models/radsam-v7.safetensors --model "radsam=${MODEL:-models/radsam-v8.safetensors}")
+v8=${MODEL:-models/radsam-v8.safetensors}
+if [ ! -f "$v8" ]; then
+  echo "$v8 is missing: its weights are not committed; build it with make train-radsam-v8 compose-radsam-v8 (about 65 min on 2 cores)" >&2
+  exit 1
+fi
+models=(--model radsam=models/radsam-v7.safetensors --model "radsam=$v8")
 phantoms=(--phantoms "${PHANTOMS:-3}" --phantom-seed 7)
 "$bin" bench --diagnose-clicks --diagnose-slices 3 "${phantoms[@]}" "${models[@]}" \
   --device "${DEVICE:-cpu}" --threads "$threads" --seed 1 --out "$results/diagnosis" "$@"
