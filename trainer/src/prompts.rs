@@ -11,11 +11,12 @@
 //! Clicks fall in the error region of the previous primary mask on the decoder's low-resolution
 //! grid (inside the slice's valid area): a missed pixel gives a positive click, a false one a
 //! negative click. A click is drawn uniformly over the error (the paper), or, for a fraction of the
-//! clicks (`centre_fraction`), placed at the centre of the largest error component, missed and
+//! clicks (`ClickDraw::centre`), placed at the centre of the largest error component, missed and
 //! false pixels taken apart (the CVPR 2025 challenge's click, what a user aiming at the worst
-//! error does). For a fraction of the clicks (`negative`, off by default) the draw is kept to the
-//! false pixels where there are any: a prediction's errors are mostly missed pixels, so uniform
-//! clicks teach little about negative ones. A sample without error gets a padding point (label -1).
+//! error does). For a fraction of the clicks (`ClickDraw::negative`, off by default) the draw is
+//! kept to the false pixels where there are any: a prediction's errors are mostly missed pixels,
+//! so uniform clicks teach little about negative ones. A sample without error gets a padding point
+//! (label -1).
 
 use crate::examples::{ExampleSet, SliceView};
 use radsam::benchmark::click_diagnosis::largest_component_centre;
