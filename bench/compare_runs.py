@@ -2,6 +2,9 @@
 
 Usage: compare_runs.py TITLE COMMAND OUT.md NAME_A=DIR_A NAME_B=DIR_B [NAME_C=DIR_C ...]
 
+A run given as NAME=DIR#MODEL is that run's rows of one model (`radsam bench` labels, e.g.
+radsam:radsam-v7): two models of one run compared as two runs.
+
 Reads DIR/cases.csv of the runs (non-oracle rows) and writes OUT.md: mean Dice per volume-level
 prompt and carry without clicks, then per object for the volume box with mask carry, per model,
 each run beside the first and its change against it; when two runs made clicks, also Dice before
@@ -16,7 +19,20 @@ title, command, out, *runs = sys.argv[1:]
 if len(runs) < 2:
     sys.exit(__doc__)
 names, dirs = zip(*(r.split("=", 1) for r in runs))
-every = {n: [r for r in csv.DictReader(open(f"{d}/cases.csv")) if r["oracle"] == "false"] for n, d in zip(names, dirs)}
+
+
+def read_run(spec):
+    """A run's non-oracle rows; DIR#MODEL keeps one model's, under one label for every run."""
+    folder, _, model = spec.partition("#")
+    rows = [r for r in csv.DictReader(open(f"{folder}/cases.csv")) if r["oracle"] == "false"]
+    if model:
+        rows = [dict(r, model="one model per run") for r in rows if r["model"] == model]
+        if not rows:
+            sys.exit(f"{folder}: no rows of model {model}")
+    return rows
+
+
+every = {n: read_run(d) for n, d in zip(names, dirs)}
 rows = {n: [r for r in rs if r["clicks"] == "0"] for n, rs in every.items()}
 models = sorted({r["model"] for rs in rows.values() for r in rs})
 # An object is a class in one case: runs over several volumes (phantoms) hold each class per case.

@@ -6,7 +6,7 @@
 # or negative click alone on its slice's error, uniform and centred, on 3 slices per object), (2) the
 # paper's protocol with 20 uniform clicks and the CVPR 2025 one (5 centred clicks), v7 and v8 in one
 # run, same prompts and clicks. Extra arguments go to both `radsam bench` calls.
-# Writes bench/results/negative_clicks/{diagnosis,protocol}/.
+# Writes bench/results/negative_clicks/{diagnosis,protocol}/ and README.md (v7 against v8, per object).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/validation_split.sh
@@ -22,3 +22,6 @@ phantoms=(--phantoms "${PHANTOMS:-3}" --phantom-seed 7)
   --device "${DEVICE:-cpu}" --threads "$threads" --seed 1 --out "$results/diagnosis" "$@"
 "$bin" bench "${phantoms[@]}" "${models[@]}" --device "${DEVICE:-cpu}" --threads "$threads" \
   --max-clicks 20 --cvpr25-clicks 5 --seed 1 --no-oracle --out "$results/protocol" "$@"
+python3 bench/compare_runs.py "Correction heads: v7 (v3's) and v8 (trained for negative clicks), 3 unseen phantoms (seed 7)" \
+  "make bench-negative-clicks (bench/run_negative_clicks.sh)" "$results/README.md" \
+  "v7=$results/protocol#radsam:radsam-v7" "v8=$results/protocol#radsam:radsam-v8"
