@@ -43,13 +43,15 @@ pub struct ClickEffect {
 }
 
 /// Every single click on every erroneous slice of one object (module docs), for each carry.
-/// `truth` is the object's mask on the volume grid; `seed` its `object_seed`.
+/// `truth` is the object's mask on the volume grid; `seed` its `object_seed`; `negative_erase`:
+/// Segmenter::with_negative_erase.
 pub fn diagnose_object(
     session: &VolumeSession,
     truth: &[u8],
     carries: &[Carry],
     seed: u64,
     slices_per_object: usize,
+    negative_erase: bool,
 ) -> Result<Vec<ClickEffect>, SegmentError> {
     let volume = session.volume;
     let Some((lo, hi, largest)) = extent(volume, truth) else { return Ok(Vec::new()) };
@@ -59,7 +61,7 @@ pub fn diagnose_object(
     let Some(prompt) = object_seed_prompt(&grid.extract(truth, largest), cols, seed) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for &carry in carries {
-        let mut start = Segmenter::new(&session, carry, MaskChoice::Primary, None);
+        let mut start = Segmenter::new(&session, carry, MaskChoice::Primary, None).with_negative_erase(negative_erase);
         start.start(largest, &prompt)?;
         let before = start.mask();
         let volume_before = dice(&before, truth);

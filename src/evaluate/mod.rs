@@ -48,6 +48,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         refine_passes: 0,
         correction_carry: false,
         click_settle: 0.0,
+        negative_erase: false,
     }
 }
 

@@ -92,6 +92,10 @@ pub struct ProtocolSettings {
     /// (Segmenter::with_click_settle); 0, off, in runs saved before it existed.
     #[serde(default)]
     pub click_settle: f64,
+    /// Negative clicks take their region out of the clicked slice's mask prompt
+    /// (Segmenter::with_negative_erase); off in runs saved before it existed.
+    #[serde(default)]
+    pub negative_erase: bool,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -306,7 +310,8 @@ pub fn run_object_with(
             .with_carry_cue(settings.carry_cue)
             .with_refinement(settings.refine_passes)
             .with_correction_carry(settings.correction_carry)
-            .with_click_settle(settings.click_settle);
+            .with_click_settle(settings.click_settle)
+            .with_negative_erase(settings.negative_erase);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

@@ -7,10 +7,12 @@
 //! - snapshot.rs: an editing session saved with a job's outputs, so a revision applies its new
 //!   clicks alone;
 //! - guard.rs: the propagation guards (leaks and collapsing slices, from the decoder's predicted
-//!   IoU and secondary masks).
+//!   IoU and secondary masks);
+//! - negative_erase.rs: what a negative click takes out of its slice's mask prompt.
 
 mod embedding_cache;
 mod guard;
+mod negative_erase;
 mod propagate;
 mod session;
 mod slice_level;

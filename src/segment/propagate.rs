@@ -28,12 +28,13 @@
 //! stateless worker replaying a job's clicks in order gets the mask of the interactive session.
 
 use super::guard::{GuardEvent, GuardSettings, Verdict};
+use super::negative_erase::erased_by_negative_clicks;
 use super::session::VolumeSession;
 use super::slice_level::{choose, prompt_batch, MaskChoice};
 use super::snapshot::{SavedSlice, Snapshot, SnapshotError};
 use super::SegmentError;
 use crate::mask_stats::dice;
-use crate::model::preprocess::logits_to_slice;
+use crate::model::preprocess::{logits_to_slice, mask_to_prompt};
 use crate::model::NUM_MASKS;
 use crate::prompt::{bounding_box, Click, Point, SlicePrompt};
 use std::collections::BTreeMap;
@@ -186,6 +187,8 @@ pub struct Segmenter<'s, 'a> {
     /// Re-propagation from a click settles (`with_click_settle`): it stops at the first slice whose
     /// new mask has at least this Dice with its previous one; 0: off.
     click_settle: f64,
+    /// Negative clicks take their region out of a clicked slice's mask prompt (`with_negative_erase`).
+    negative_erase: bool,
     /// The guards that fired, by slice: a slice's event goes when the slice is computed again.
     guard_events: BTreeMap<usize, GuardEvent>,
     started: bool,
@@ -217,6 +220,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             click_check: false,
             click_carry: Head::Propagation,
             click_settle: 0.0,
+            negative_erase: false,
             guard_events: BTreeMap::new(),
             started: false,
             decode_seconds: 0.0,
@@ -298,6 +302,26 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self
     }
 
+    /// With mask carry, a clicked slice's mask prompt loses the region each negative click on it
+    /// points at (negative_erase.rs) before the slice is decoded (on), or is its mask as it was
+    /// (off, the default). Box and reference carry ignore it.
+    pub fn with_negative_erase(mut self, on: bool) -> Self {
+        self.negative_erase = on;
+        self
+    }
+
+    /// A clicked slice's mask prompt (mask carry): its current binary low-resolution mask, less
+    /// what its negative clicks erase (`with_negative_erase`).
+    fn clicked_mask_prompt(&self, slice: usize, state: &SliceState) -> Tensor {
+        let clicks = self.clicks.get(&slice).map(Vec::as_slice).unwrap_or_default();
+        let erased = self.negative_erase.then(|| erased_by_negative_clicks(&state.mask, self.plane_size().0, clicks));
+        let Some(erased) = erased.flatten() else { return state.low_res.shallow_clone() };
+        let geo = &self.session.geometry;
+        let erased = Tensor::from_slice(&erased).view([1, geo.h, geo.w]).to_device(state.low_res.device());
+        let erased = mask_to_prompt(&erased, geo, self.session.sam.mask_size());
+        &state.low_res * (1.0 - erased)
+    }
+
     fn check_slice(&self, slice: usize) -> Result<(), SegmentError> {
         if self.session.contains(slice) {
             Ok(())
@@ -377,7 +401,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             points.extend(self.clicks[&click.slice].iter().copied());
             let prompt = SlicePrompt { points, bbox: own.bbox, mask: None };
             let previous = match self.carry {
-                Carry::Mask => self.states.get(&click.slice).map(|s| s.low_res.shallow_clone()),
+                Carry::Mask => self.states.get(&click.slice).map(|s| self.clicked_mask_prompt(click.slice, s)),
                 Carry::Box | Carry::ReferenceBox => None,
             };
             let state = self.decode_clicked(click.slice, &prompt, previous.as_ref())?;
@@ -389,7 +413,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         let mut previous = None;
         if let Some(state) = self.states.get(&click.slice) {
             match self.carry {
-                Carry::Mask => previous = Some(state.low_res.shallow_clone()),
+                Carry::Mask => previous = Some(self.clicked_mask_prompt(click.slice, state)),
                 Carry::Box => prompt.bbox = bounding_box(&state.mask, w),
                 Carry::ReferenceBox => prompt.bbox = bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)),
             }
@@ -1254,6 +1278,37 @@ mod tests {
         set_head_answer(&sam, false, EMPTY);
         seg.add_click(click(6)).unwrap();
         assert!((6..=HI).all(|s| super::pixels(&seg.states()[&s].mask) == 24 * 24));
+    }
+
+    #[test]
+    fn with_the_negative_erase_a_negative_click_takes_its_region_out_of_the_clicked_slices_mask_prompt() {
+        let (sam, volume) = (stub_model(), volume());
+        set_answer(&sam, FULL);
+        let session = session(&sam, &volume);
+        let sum = |t: &Tensor| t.sum(Kind::Float).double_value(&[]);
+        for (erase, positive) in [(false, false), (true, true), (true, false)] {
+            let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_negative_erase(erase);
+            seg.start(5, &boxed()).unwrap();
+            seg.clicks.entry(5).or_default().push(Point { x: 12.0, y: 12.0, positive });
+            let state = &seg.states()[&5];
+            let prompt = seg.clicked_mask_prompt(5, state);
+            let whole = sum(&state.low_res);
+            assert!(whole > 0.0, "the stub answers with the whole slice");
+            if erase && !positive {
+                // The whole slice is one component: the disc around the click (radius 12 of 24, ~3/4 of it).
+                assert_eq!(prompt.double_value(&[0, 0, 128, 128]), 0.0, "the clicked pixel is erased");
+                let share = sum(&prompt) / whole;
+                assert!((0.1..0.5).contains(&share), "kept {share}");
+            } else {
+                assert_eq!(sum(&prompt), whole, "erase {erase}, positive {positive}: the mask as it was");
+            }
+        }
+        // Through a click: decoded as without the erase (the same slices, in the same order).
+        let mut seg = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_negative_erase(true);
+        seg.start(4, &boxed()).unwrap();
+        seg.decode_order.clear();
+        seg.add_click(Click { slice: 6, x: 12.0, y: 12.0, positive: false }).unwrap();
+        assert_eq!(seg.decode_order, vec![6, 7, 8]);
     }
 
     #[test]

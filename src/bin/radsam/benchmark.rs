@@ -128,6 +128,10 @@ pub struct BenchmarkArgs {
     /// (0..1) with its previous one, the rest left as it was (Segmenter::with_click_settle); 0: off.
     #[arg(long, default_value_t = 0.0)]
     click_settle: f64,
+    /// With mask carry, a negative click takes its region out of its slice's mask prompt before the
+    /// slice is decoded (src/segment/negative_erase.rs, Segmenter::with_negative_erase).
+    #[arg(long)]
+    negative_erase: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -210,6 +214,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             refine_passes: args.refine_passes,
             correction_carry: args.correction_carry,
             click_settle: args.click_settle,
+            negative_erase: args.negative_erase,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -500,8 +505,15 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
                 let class = case.class_name(*id);
                 bar.set_message(class.clone());
                 let seed = object_seed(settings.protocol.seed, &format!("{dataset}/{}", case.name), *id);
-                for effect in diagnose_object(&session, truth, &[Carry::Mask, Carry::Box], seed, args.diagnose_slices)
-                    .map_err(radsam::error::with_code)?
+                for effect in diagnose_object(
+                    &session,
+                    truth,
+                    &[Carry::Mask, Carry::Box],
+                    seed,
+                    args.diagnose_slices,
+                    settings.protocol.negative_erase,
+                )
+                .map_err(radsam::error::with_code)?
                 {
                     all.push((label.clone(), case.name.clone(), class.clone(), effect));
                 }
@@ -796,6 +808,8 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
                     settings.protocol.click_settle
                 )
             }),
+            settings.protocol.negative_erase
+                .then(|| ", negative clicks take their region out of the clicked slice's mask prompt".to_string()),
             (settings.protocol.refine_passes > 0).then(|| {
                 format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)
             }),
