@@ -313,6 +313,27 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     // result.json records the setting the masks were made with.
     assert_eq!((fixed["correction_carry"].as_bool(), carried["correction_carry"].as_bool()), (Some(false), Some(true)));
     assert!(mask("out-carried") != mask("out-corrected"), "--correction-carry changed no slice");
+    // With mask carry and a negative click inside the liver, --negative-erase takes the click's
+    // region out of the slice's mask prompt: the mask loses voxels (the slice and those carried
+    // on from it), result.json says so.
+    let mut negative = job.clone();
+    negative["targets"][0]["carry"] = serde_json::json!("mask");
+    negative["targets"][0]["correction_clicks"] =
+        serde_json::json!([{"slice": 12, "x": 188, "y": 285, "positive": false}]);
+    std::fs::write(dir.join("negative.json"), negative.to_string()).unwrap();
+    let kept = run(&dir.join("negative.json"), &dir.join("out-negative"));
+    let erased = run_with(&dir.join("negative.json"), &dir.join("out-erased"), &["--negative-erase"]);
+    for out in [&kept, &erased] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let settings = |out: &str| {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("result.json")).unwrap()).unwrap();
+        (r["negative_erase"].as_bool(), r["targets"][0]["clicks_applied"].as_u64())
+    };
+    assert_eq!((settings("out-negative"), settings("out-erased")), ((Some(false), Some(1)), (Some(true), Some(1))));
+    let voxels = |out: &str| mask(out).iter().filter(|&&v| v != 0.0).count();
+    assert!(voxels("out-erased") < voxels("out-negative"), "--negative-erase took nothing out");
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.
     for (name, edit, code) in [

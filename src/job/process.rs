@@ -37,6 +37,9 @@ pub struct ProcessOptions {
     /// one carries with its own decoder either way). Off by default: it gained on the validation
     /// CT and lost on unseen phantoms (README, Benchmarks, v7).
     pub correction_carry: bool,
+    /// Negative erase (Segmenter::with_negative_erase): with mask carry, a negative click takes
+    /// its region out of its slice's mask prompt before the slice is decoded.
+    pub negative_erase: bool,
     /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
     /// target and each correction click, so the model thread is free soon after; None: no bound.
     pub deadline: Option<Instant>,
@@ -72,6 +75,7 @@ impl Default for ProcessOptions {
             guards: None,
             click_check: false,
             correction_carry: false,
+            negative_erase: false,
             deadline: None,
             recorded_volume_uri: None,
             embedding_cache: None,
@@ -185,9 +189,10 @@ pub struct JobResult {
     /// Its UIDs: derived from the job id and model, so the same job's SEG is the same instance.
     pub seg: Option<SegUids>,
     /// The editing settings the masks were made with (ProcessOptions), so that a mask can be
-    /// traced to them: the click check and the correction carry.
+    /// traced to them: the click check, the correction carry and the negative erase.
     pub click_check: bool,
     pub correction_carry: bool,
+    pub negative_erase: bool,
 }
 
 fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
@@ -254,6 +259,9 @@ fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, op
     // Only when on, as the click check.
     if opts.correction_carry {
         h.update(b"correction_carry");
+    }
+    if opts.negative_erase {
+        h.update(b"negative_erase");
     }
     for k in lo..=hi {
         let plane = volume.grid.extract(&volume.data, k);
@@ -493,7 +501,8 @@ pub fn process(
                 let mut segmenter = Segmenter::new(&own, carry, opts.choice, reference.as_deref())
                     .with_guards(opts.guards)
                     .with_click_check(opts.click_check)
-                    .with_correction_carry(opts.correction_carry);
+                    .with_correction_carry(opts.correction_carry)
+                    .with_negative_erase(opts.negative_erase);
                 let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
                 // A revision takes up its parent's session where it can (snapshot.rs).
                 let (clicks_resumed, resume_refused) = match (opts.resume.get(&target.label), &fingerprint) {
@@ -668,6 +677,7 @@ pub fn process(
         seg,
         click_check: opts.click_check,
         correction_carry: opts.correction_carry,
+        negative_erase: opts.negative_erase,
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;
     std::fs::write(out.join("result.json"), json).map_err(|e| ProcessError::Output(e.to_string()))?;

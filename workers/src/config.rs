@@ -67,6 +67,10 @@ pub struct Config {
     /// carried by the model's correction head too, not only the clicked slice.
     #[arg(long, env = "RADSAM_CORRECTION_CARRY")]
     pub correction_carry: bool,
+    /// Negative erase (src/segment/negative_erase.rs): with mask carry, a negative click takes its
+    /// region out of its slice's mask prompt before the slice is decoded.
+    #[arg(long, env = "RADSAM_NEGATIVE_ERASE")]
+    pub negative_erase: bool,
     /// Where embeddings are kept by content (segment/embedding_cache.rs), so a correction or a
     /// second job on the same slices skips the encoder: a folder (workers on one host may share
     /// it), `off` for none; default $RADSAM_CACHE/embeddings.

@@ -320,6 +320,7 @@ impl Worker {
             guards: self.config.guards.then(radsam::segment::GuardSettings::default),
             click_check: self.config.click_check,
             correction_carry: self.config.correction_carry,
+            negative_erase: self.config.negative_erase,
             deadline,
             recorded_volume_uri: Some(volume_uri.to_string()),
             embedding_cache: self.embedding_cache.clone(),

@@ -84,6 +84,10 @@ pub struct SegmentArgs {
     /// carried by the model's correction head too, not only the clicked slice.
     #[arg(long)]
     correction_carry: bool,
+    /// Negative erase (src/segment/negative_erase.rs): with mask carry, a negative click takes its
+    /// region out of its slice's mask prompt before the slice is decoded.
+    #[arg(long)]
+    negative_erase: bool,
     /// Encode every slice afresh: neither read nor store the embedding cache
     /// (RADSAM_CACHE_EMBEDDINGS, default $RADSAM_CACHE/embeddings; RADSAM_CACHE_EMBEDDINGS_MB).
     #[arg(long)]
@@ -204,6 +208,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         guards: args.guards.then(radsam::segment::GuardSettings::default),
         click_check: args.click_check,
         correction_carry: args.correction_carry,
+        negative_erase: args.negative_erase,
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
         recorded_volume_uri: None,
