@@ -7,7 +7,10 @@
 # centred, 3 slices per object), (2) the paper's protocol with 20 uniform clicks and the CVPR 2025
 # one (5 centred clicks). The two settings run side by side, one libtorch thread each (THREADS=
 # overrides); logs in $results/{off,on}.log. Writes bench/results/negative_erase/{diagnosis,protocol}-
-# {off,on}/ and README.md (off against on, per object, bench/compare_runs.py); resumable.
+# {off,on}/ and README.md (off against on, per object, bench/compare_runs.py); the protocols resume.
+# Then (3) the benchmark's 21 objects (the validation CT and the benchmark's phantom,
+# bench/run_benchmark.sh, no oracle runs), both settings side by side: validation-{off,on}/ and
+# validation.md. STAGE=phantoms or STAGE=validation runs one part alone (default: both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/validation_split.sh
@@ -15,33 +18,54 @@ results=${OUT:-bench/results/negative_erase}
 model=${MODEL:-models/radsam-v7.safetensors}
 phantoms=(--phantoms "${PHANTOMS:-3}" --phantom-seed 7)
 mkdir -p "$results"
+stage=${STAGE:-all}
 one_setting() {
   local name=$1
   shift
-  "$bin" bench --diagnose-clicks --diagnose-slices 3 "${phantoms[@]}" --model "radsam=$model" \
-    --device "${DEVICE:-cpu}" --threads "${THREADS:-1}" --seed 1 --out "$results/diagnosis-$name" "$@"
+  # The diagnosis does not resume: a finished one is kept (delete the folder to run it again).
+  [ -f "$results/diagnosis-$name/click_diagnosis.md" ] ||
+    "$bin" bench --diagnose-clicks --diagnose-slices 3 "${phantoms[@]}" --model "radsam=$model" \
+      --device "${DEVICE:-cpu}" --threads "${THREADS:-1}" --seed 1 --out "$results/diagnosis-$name" "$@"
   "$bin" bench "${phantoms[@]}" --model "radsam=$model" --device "${DEVICE:-cpu}" --threads "${THREADS:-1}" \
     --max-clicks 20 --cvpr25-clicks 5 --seed 1 --no-oracle --out "$results/protocol-$name" "$@"
 }
-one_setting off "$@" > "$results/off.log" 2>&1 &
+if [ "$stage" != validation ]; then
+  one_setting off "$@" > "$results/off.log" 2>&1 &
+  off=$!
+  one_setting on --negative-erase "$@" > "$results/on.log" 2>&1 &
+  on=$!
+  status=0
+  wait "$off" || { echo "the run without the erase failed: $results/off.log" >&2; status=1; }
+  wait "$on" || { echo "the run with the erase failed: $results/on.log" >&2; status=1; }
+  [ "$status" = 0 ] || exit 1
+  python3 bench/compare_runs.py "Negative clicks: the mask prompt as it was or less the clicked region (phantoms, seed 7, v7)" \
+    "make bench-negative-erase (bench/run_negative_erase.sh)" "$results/README.md" \
+    "erase off=$results/protocol-off" "erase on=$results/protocol-on"
+  # The single-click diagnosis of both settings, mask carry (the erase does nothing with box carry).
+  {
+    echo
+    echo "## Single clicks, mask carry (diagnosis-off/, diagnosis-on/: each click alone, 3 slices per object)"
+    echo
+    grep -m1 '^| model |' "$results/diagnosis-off/click_diagnosis.md" | sed 's/^| model |/| erase |/'
+    grep -m1 '^|---' "$results/diagnosis-off/click_diagnosis.md"
+    for name in off on; do
+      grep '^| [^|]* | mask |' "$results/diagnosis-$name/click_diagnosis.md" | sed "s/^| [^|]* |/| $name |/"
+    done
+  } >> "$results/README.md"
+fi
+
+[ "$stage" = phantoms ] && exit 0
+validation_run() {
+  MODELS="--model radsam=$model" OUT="$results/validation-$1" THREADS=${THREADS:-1} bash bench/run_benchmark.sh --no-oracle "${@:2}"
+}
+validation_run off "$@" > "$results/validation-off.log" 2>&1 &
 off=$!
-one_setting on --negative-erase "$@" > "$results/on.log" 2>&1 &
+validation_run on --negative-erase "$@" > "$results/validation-on.log" 2>&1 &
 on=$!
 status=0
-wait "$off" || { echo "the run without the erase failed: $results/off.log" >&2; status=1; }
-wait "$on" || { echo "the run with the erase failed: $results/on.log" >&2; status=1; }
+wait "$off" || { echo "the validation run without the erase failed: $results/validation-off.log" >&2; status=1; }
+wait "$on" || { echo "the validation run with the erase failed: $results/validation-on.log" >&2; status=1; }
 [ "$status" = 0 ] || exit 1
-python3 bench/compare_runs.py "Negative clicks: the mask prompt as it was or less the clicked region (phantoms, seed 7, v7)" \
-  "make bench-negative-erase (bench/run_negative_erase.sh)" "$results/README.md" \
-  "erase off=$results/protocol-off" "erase on=$results/protocol-on"
-# The single-click diagnosis of both settings, mask carry (the erase does nothing with box carry).
-{
-  echo
-  echo "## Single clicks, mask carry (diagnosis-off/, diagnosis-on/: each click alone, 3 slices per object)"
-  echo
-  grep -m1 '^| model |' "$results/diagnosis-off/click_diagnosis.md" | sed 's/^| model |/| erase |/'
-  grep -m1 '^|---' "$results/diagnosis-off/click_diagnosis.md"
-  for name in off on; do
-    grep '^| [^|]* | mask |' "$results/diagnosis-$name/click_diagnosis.md" | sed "s/^| [^|]* |/| $name |/"
-  done
-} >> "$results/README.md"
+python3 bench/compare_runs.py "Negative clicks: the mask prompt as it was or less the clicked region (the benchmark's 21 objects, v7)" \
+  "make bench-negative-erase (bench/run_negative_erase.sh)" "$results/validation.md" \
+  "erase off=$results/validation-off" "erase on=$results/validation-on"

@@ -415,7 +415,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             match self.carry {
                 Carry::Mask => previous = Some(self.clicked_mask_prompt(click.slice, state)),
                 Carry::Box => prompt.bbox = bounding_box(&state.mask, w),
-                Carry::ReferenceBox => prompt.bbox = bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)),
+                Carry::ReferenceBox => prompt.bbox = widened_bounding_box(&state.mask, w, h),
             }
         }
         let state = self.decode_clicked(click.slice, &prompt, previous.as_ref())?;
@@ -622,16 +622,12 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             Carry::Mask if is_empty(&state.mask) => None,
             Carry::Mask => Some(CarriedPrompt {
                 mask: Some(state.low_res.shallow_clone()),
-                bbox: (self.cue == CarryCue::Box)
-                    .then(|| bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)))
-                    .flatten(),
+                bbox: (self.cue == CarryCue::Box).then(|| widened_bounding_box(&state.mask, w, h)).flatten(),
                 point: (self.cue == CarryCue::Centre).then(|| deepest_point(&state.mask, w)).flatten(),
             }),
             Carry::Box => bounding_box(&state.mask, w).map(boxed),
             // An empty slice hands on the prompted slice's box, as the reference code does.
-            Carry::ReferenceBox => {
-                bounding_box(&state.mask, w).map(|b| widened_box(b, w, h)).or(self.origin_box).map(boxed)
-            }
+            Carry::ReferenceBox => widened_bounding_box(&state.mask, w, h).or(self.origin_box).map(boxed),
         }
     }
 
@@ -917,6 +913,11 @@ fn deepest_point(mask: &[u8], w: usize) -> Option<Point> {
     }
     let (i, _) = d.iter().enumerate().fold((0, 0), |best, (i, &v)| if v > best.1 { (i, v) } else { best });
     Some(Point { x: (i % w) as f64, y: (i / w) as f64, positive: true })
+}
+
+/// The box around `mask` (`w` x `h`), widened as the reference pipeline widens it; None: empty.
+fn widened_bounding_box(mask: &[u8], w: usize, h: usize) -> Option<crate::prompt::BoxPrompt> {
+    bounding_box(mask, w).map(|b| widened_box(b, w, h))
 }
 
 /// The reference pipeline's box: `b` widened by its margin (3 pixels of the 256-pixel grid, in
