@@ -12,6 +12,9 @@
 #   make compose-radsam-v7 - v1 with v3's decoder as its correction head for clicked slices, no training (models/radsam-v7.safetensors; seconds)
 #   make bench-correction-head - v7 beside v1 in the paper's benchmark, clicks included (bench/results/correction_head/; ~35 min)
 #   make bench-correction-carry - v7 with the re-propagated slices carried by either head, on 3 unseen phantoms (bench/results/correction_carry/; ~35 min)
+#   make train-radsam-v8 / compose-radsam-v8 - a correction head trained for negative clicks, v1 with it (not shipped; ~65 min)
+#   make bench-negative-clicks - v7 against v8 on 3 unseen phantoms (bench/results/negative_clicks/; needs v8's weights)
+#   make bench-negative-erase - v7 with the negative erase off and on: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/negative_erase/; ~80 min)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)

@@ -313,16 +313,16 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     // result.json records the setting the masks were made with.
     assert_eq!((fixed["correction_carry"].as_bool(), carried["correction_carry"].as_bool()), (Some(false), Some(true)));
     assert!(mask("out-carried") != mask("out-corrected"), "--correction-carry changed no slice");
-    // With mask carry and a negative click inside the liver, --negative-erase takes the click's
-    // region out of the slice's mask prompt: the mask loses voxels (the slice and those carried
-    // on from it), result.json says so.
+    // With mask carry and a negative click inside the liver, the negative erase (on by default)
+    // takes the click's region out of the slice's mask prompt: the mask loses voxels (the slice
+    // and those carried on from it) against `--negative-erase false`; result.json says which.
     let mut negative = job.clone();
     negative["targets"][0]["carry"] = serde_json::json!("mask");
     negative["targets"][0]["correction_clicks"] =
         serde_json::json!([{"slice": 12, "x": 188, "y": 285, "positive": false}]);
     std::fs::write(dir.join("negative.json"), negative.to_string()).unwrap();
-    let kept = run(&dir.join("negative.json"), &dir.join("out-negative"));
-    let erased = run_with(&dir.join("negative.json"), &dir.join("out-erased"), &["--negative-erase"]);
+    let kept = run_with(&dir.join("negative.json"), &dir.join("out-negative"), &["--negative-erase", "false"]);
+    let erased = run(&dir.join("negative.json"), &dir.join("out-erased"));
     for out in [&kept, &erased] {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
@@ -333,7 +333,7 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     };
     assert_eq!((settings("out-negative"), settings("out-erased")), ((Some(false), Some(1)), (Some(true), Some(1))));
     let voxels = |out: &str| mask(out).iter().filter(|&&v| v != 0.0).count();
-    assert!(voxels("out-erased") < voxels("out-negative"), "--negative-erase took nothing out");
+    assert!(voxels("out-erased") < voxels("out-negative"), "the negative erase took nothing out");
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.
     for (name, edit, code) in [

@@ -32,7 +32,8 @@ pub fn extent(volume: &Volume, truth: &[u8]) -> Option<(usize, usize, usize)> {
 }
 
 /// Settings of the fixed-prompt evaluations (bench-propagation, the validation table, the
-/// trainer's validation): the exact box and the deepest point, the paper's uniform clicks.
+/// trainer's validation): the exact box and the deepest point, the paper's uniform clicks; every
+/// inference rule off (the negative erase too), so that their figures stay comparable across runs.
 fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
     ProtocolSettings {
         prompts: PromptStyle::Tight,

@@ -38,7 +38,8 @@ pub struct ProcessOptions {
     /// CT and lost on unseen phantoms (README, Benchmarks, v7).
     pub correction_carry: bool,
     /// Negative erase (Segmenter::with_negative_erase): with mask carry, a negative click takes
-    /// its region out of its slice's mask prompt before the slice is decoded.
+    /// its region out of its slice's mask prompt before the slice is decoded. On by default: it
+    /// raised 20 clicks' gain on unseen phantoms and on the validation CT (README, Benchmarks).
     pub negative_erase: bool,
     /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
     /// target and each correction click, so the model thread is free soon after; None: no bound.
@@ -75,7 +76,7 @@ impl Default for ProcessOptions {
             guards: None,
             click_check: false,
             correction_carry: false,
-            negative_erase: false,
+            negative_erase: true,
             deadline: None,
             recorded_volume_uri: None,
             embedding_cache: None,
@@ -260,6 +261,7 @@ fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, op
     if opts.correction_carry {
         h.update(b"correction_carry");
     }
+    // Only when on, as the click check (sessions saved before it existed were made without it).
     if opts.negative_erase {
         h.update(b"negative_erase");
     }

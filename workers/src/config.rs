@@ -68,8 +68,9 @@ pub struct Config {
     #[arg(long, env = "RADSAM_CORRECTION_CARRY")]
     pub correction_carry: bool,
     /// Negative erase (src/segment/negative_erase.rs): with mask carry, a negative click takes its
-    /// region out of its slice's mask prompt before the slice is decoded.
-    #[arg(long, env = "RADSAM_NEGATIVE_ERASE")]
+    /// region out of its slice's mask prompt before the slice is decoded; on by default,
+    /// RADSAM_NEGATIVE_ERASE=false turns it off.
+    #[arg(long, env = "RADSAM_NEGATIVE_ERASE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub negative_erase: bool,
     /// Where embeddings are kept by content (segment/embedding_cache.rs), so a correction or a
     /// second job on the same slices skips the encoder: a folder (workers on one host may share

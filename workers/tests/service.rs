@@ -228,19 +228,19 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert_eq!(fixed4["targets"][0]["clicks_applied"], 4, "{fixed4}");
     assert!(carrying.terminate().success());
 
-    // The same with RADSAM_NEGATIVE_ERASE (and fix4's correction carry, so that the erase is the
-    // one input that differs from the saved session's).
-    let mut erasing = world.worker(&[("RADSAM_CORRECTION_CARRY", "true"), ("RADSAM_NEGATIVE_ERASE", "true")]);
+    // The same with RADSAM_NEGATIVE_ERASE=false (the erase is on by default; fix4's correction
+    // carry kept, so that the erase is the one input that differs from the saved session's).
+    let mut without_erase = world.worker(&[("RADSAM_CORRECTION_CARRY", "true"), ("RADSAM_NEGATIVE_ERASE", "false")]);
     let fix5 = json!({"schema_version": 1, "job_id": "job-flow-fix5", "parent_job_id": "job-flow-fix4",
         "targets": [{"label": "spleen", "correction_clicks": [{"slice": 6, "x": 330, "y": 305, "positive": false}]}]});
     world.submit(&fix5.to_string());
-    world.wait_status("job-flow-fix5", &["succeeded", "failed"], 120, &mut [&mut erasing]);
-    assert_eq!(world.status("job-flow-fix5").as_deref(), Some("succeeded"), "{}", erasing.log_tail());
+    world.wait_status("job-flow-fix5", &["succeeded", "failed"], 120, &mut [&mut without_erase]);
+    assert_eq!(world.status("job-flow-fix5").as_deref(), Some("succeeded"), "{}", without_erase.log_tail());
     let fixed5 = result_of("job-flow-fix5");
-    assert_eq!((fixed4["negative_erase"].as_bool(), fixed5["negative_erase"].as_bool()), (Some(false), Some(true)));
+    assert_eq!((fixed4["negative_erase"].as_bool(), fixed5["negative_erase"].as_bool()), (Some(true), Some(false)));
     assert!(fixed5["targets"][0]["resume_refused"].as_str().is_some_and(|r| r.contains("other inputs")), "{fixed5}");
     assert_eq!(fixed5["targets"][0]["clicks_applied"], 5, "{fixed5}");
-    assert!(erasing.terminate().success());
+    assert!(without_erase.terminate().success());
 }
 
 #[test]

@@ -129,8 +129,9 @@ pub struct BenchmarkArgs {
     #[arg(long, default_value_t = 0.0)]
     click_settle: f64,
     /// With mask carry, a negative click takes its region out of its slice's mask prompt before the
-    /// slice is decoded (src/segment/negative_erase.rs, Segmenter::with_negative_erase).
-    #[arg(long)]
+    /// slice is decoded (src/segment/negative_erase.rs, Segmenter::with_negative_erase): on by
+    /// default, as in jobs; `--negative-erase false` turns it off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]

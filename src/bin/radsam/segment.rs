@@ -85,8 +85,9 @@ pub struct SegmentArgs {
     #[arg(long)]
     correction_carry: bool,
     /// Negative erase (src/segment/negative_erase.rs): with mask carry, a negative click takes its
-    /// region out of its slice's mask prompt before the slice is decoded.
-    #[arg(long)]
+    /// region out of its slice's mask prompt before the slice is decoded; on by default,
+    /// `--negative-erase false` turns it off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
     /// Encode every slice afresh: neither read nor store the embedding cache
     /// (RADSAM_CACHE_EMBEDDINGS, default $RADSAM_CACHE/embeddings; RADSAM_CACHE_EMBEDDINGS_MB).
