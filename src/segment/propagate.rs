@@ -24,8 +24,10 @@
 //! a stop) are filled from the click. Re-propagating upstream too let one boundary click overwrite
 //! good slices next to the prompt (bench/results/radsam_validation.md, before and after). A click on
 //! the prompted slice re-propagates both ways. Slices beyond an anchor derive from that anchor and
-//! are unchanged. The result depends only on the initial prompt and the sequence of clicks, so a
-//! stateless worker replaying a job's clicks in order gets the mask of the interactive session.
+//! are unchanged. With mask carry and the negative erase on (`with_negative_erase`, on in jobs), a
+//! negative click first takes its region out of its slice's mask prompt (negative_erase.rs). The
+//! result depends only on the initial prompt and the sequence of clicks, so a stateless worker
+//! replaying a job's clicks in order gets the mask of the interactive session.
 
 use super::guard::{GuardEvent, GuardSettings, Verdict};
 use super::negative_erase::erased_by_negative_clicks;
@@ -304,7 +306,8 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     /// With mask carry, a clicked slice's mask prompt loses the region each negative click on it
     /// points at (negative_erase.rs) before the slice is decoded (on), or is its mask as it was
-    /// (off, the default). Box and reference carry ignore it.
+    /// (off, the Segmenter's default; jobs and `radsam bench` turn it on unless told otherwise).
+    /// Box and reference carry ignore it.
     pub fn with_negative_erase(mut self, on: bool) -> Self {
         self.negative_erase = on;
         self
