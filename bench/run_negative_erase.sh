@@ -30,15 +30,21 @@ one_setting() {
   "$bin" bench "${phantoms[@]}" --model "radsam=$model" --device "${DEVICE:-cpu}" --threads "${THREADS:-1}" \
     --max-clicks 20 --cvpr25-clicks 5 --seed 1 --no-oracle --out "$results/protocol-$name" "$@"
 }
+# Runs `$1 off --negative-erase false ARGS` and `$1 on --negative-erase true ARGS` side by side,
+# logs in $results/$2off.log and $results/$2on.log; fails if either fails.
+side_by_side() {
+  local run=$1 log=$results/$2
+  shift 2
+  "$run" off --negative-erase false "$@" > "${log}off.log" 2>&1 &
+  local off=$!
+  "$run" on --negative-erase true "$@" > "${log}on.log" 2>&1 &
+  local on=$! status=0
+  wait "$off" || { echo "the run without the erase failed: ${log}off.log" >&2; status=1; }
+  wait "$on" || { echo "the run with the erase failed: ${log}on.log" >&2; status=1; }
+  return "$status"
+}
 if [ "$stage" != validation ]; then
-  one_setting off --negative-erase false "$@" > "$results/off.log" 2>&1 &
-  off=$!
-  one_setting on --negative-erase true "$@" > "$results/on.log" 2>&1 &
-  on=$!
-  status=0
-  wait "$off" || { echo "the run without the erase failed: $results/off.log" >&2; status=1; }
-  wait "$on" || { echo "the run with the erase failed: $results/on.log" >&2; status=1; }
-  [ "$status" = 0 ] || exit 1
+  side_by_side one_setting "" "$@"
   python3 bench/compare_runs.py "Negative clicks: the mask prompt as it was or less the clicked region (phantoms, seed 7, v7)" \
     "make bench-negative-erase (bench/run_negative_erase.sh)" "$results/README.md" \
     "erase off=$results/protocol-off" "erase on=$results/protocol-on"
@@ -59,14 +65,7 @@ fi
 validation_run() {
   MODELS="--model radsam=$model" OUT="$results/validation-$1" THREADS=${THREADS:-1} bash bench/run_benchmark.sh --no-oracle "${@:2}"
 }
-validation_run off --negative-erase false "$@" > "$results/validation-off.log" 2>&1 &
-off=$!
-validation_run on --negative-erase true "$@" > "$results/validation-on.log" 2>&1 &
-on=$!
-status=0
-wait "$off" || { echo "the validation run without the erase failed: $results/validation-off.log" >&2; status=1; }
-wait "$on" || { echo "the validation run with the erase failed: $results/validation-on.log" >&2; status=1; }
-[ "$status" = 0 ] || exit 1
+side_by_side validation_run validation- "$@"
 python3 bench/compare_runs.py "Negative clicks: the mask prompt as it was or less the clicked region (the benchmark's 21 objects, v7)" \
   "make bench-negative-erase (bench/run_negative_erase.sh)" "$results/validation.md" \
   "erase off=$results/validation-off" "erase on=$results/validation-on"
