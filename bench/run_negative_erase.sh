@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does taking a negative click's region out of its slice's mask prompt (src/segment/negative_erase.rs,
-# `radsam bench --negative-erase`, on by default since this measurement) make negative clicks work?
-# Issue #17; `make bench-negative-erase`.
+# `radsam bench --negative-erase`; on by default in jobs since this measurement) make negative
+# clicks work? Issue #17; `make bench-negative-erase`.
 # v7, the erase off and on, same prompts and clicks, measured on unseen phantoms only (seed 7:
 # training draws 1001-1002, the benchmark's phantoms 1100+), so that the choice is not made on the
 # validation CT: (1) the single-click diagnosis (each click alone on its slice's error, uniform and

@@ -5,7 +5,7 @@
 //! negative click points at out of the mask prompt before decoding, so the prompt no longer says
 //! what the click denies. With it, a centred negative click raised its slice by 2.1, and 20 clicks
 //! gained +2.1 on those phantoms and +6.7 on the benchmark's objects, against +0.3 and +4.4
-//! without (bench/results/negative_erase/): on by default in jobs and benchmarks.
+//! without (bench/results/negative_erase/): on by default in jobs.
 //!
 //! Which region, from one pixel and the current mask alone (no other input is known): the click's
 //! connected component of the mask when the mask has a larger one (a separate false region: a

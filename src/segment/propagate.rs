@@ -306,7 +306,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
 
     /// With mask carry, a clicked slice's mask prompt loses the region each negative click on it
     /// points at (negative_erase.rs) before the slice is decoded (on), or is its mask as it was
-    /// (off, the Segmenter's default; jobs and `radsam bench` turn it on unless told otherwise).
+    /// (off, the Segmenter's default and `radsam bench`'s; jobs turn it on unless told otherwise).
     /// Box and reference carry ignore it.
     pub fn with_negative_erase(mut self, on: bool) -> Self {
         self.negative_erase = on;

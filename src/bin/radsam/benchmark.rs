@@ -129,9 +129,11 @@ pub struct BenchmarkArgs {
     #[arg(long, default_value_t = 0.0)]
     click_settle: f64,
     /// With mask carry, a negative click takes its region out of its slice's mask prompt before the
-    /// slice is decoded (src/segment/negative_erase.rs, Segmenter::with_negative_erase): on by
-    /// default, as in jobs; `--negative-erase false` turns it off.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// slice is decoded (src/segment/negative_erase.rs, Segmenter::with_negative_erase). Jobs have
+    /// it on; here it is off unless asked for (`--negative-erase` or `--negative-erase true`), as
+    /// every setting added to the protocol defaults to what runs saved before it did, so that the
+    /// committed runs resume.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
