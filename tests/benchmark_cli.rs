@@ -126,6 +126,12 @@ fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("holds a run with other settings"));
     assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
+    // The negative erase is such a setting, off unless asked for: a run saved without it (every
+    // committed run from before it existed) resumes, one asking for it is refused here.
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["protocol"]["negative_erase"].as_bool(), Some(false), "{run}");
+    let erasing = bench(&out, &["--negative-erase"]);
+    assert!(String::from_utf8_lossy(&erasing.stderr).contains("holds a run with other settings"));
 
     // A committed run in a fresh clone: its settings and report, no units (they are not
     // committed). Rerunning recomputes them and gives the same measurements.
