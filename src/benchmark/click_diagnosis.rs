@@ -125,32 +125,14 @@ pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> (us
             (c + 1 < cols).then(|| i + 1),
         ]
     };
-    // Components by flood fill.
-    let mut label = vec![usize::MAX; error.len()];
-    let mut best: Vec<usize> = Vec::new();
-    for start in 0..error.len() {
-        if !error[start] || label[start] != usize::MAX {
-            continue;
-        }
-        let mut members = vec![start];
-        label[start] = start;
-        let mut k = 0;
-        while k < members.len() {
-            for n in neighbours(members[k]).into_iter().flatten() {
-                if error[n] && label[n] == usize::MAX {
-                    label[n] = start;
-                    members.push(n);
-                }
-            }
-            k += 1;
-        }
-        if members.len() > best.len() {
-            best = members;
-        }
-    }
+    // The largest component, the first of those of its size.
+    let (label, sizes) = crate::mask_stats::components4(error.len(), cols, |i| error[i]);
+    let largest = *sizes.iter().max().expect("a non-empty error");
+    let id = sizes.iter().position(|&s| s == largest).expect("its size");
+    let inside = |i: usize| label[i] == id;
+    let best: Vec<usize> = (0..error.len()).filter(|&i| inside(i)).collect();
     // Distance to the outside by breadth-first layers from the component's border (a pixel next to
     // a non-member, or on the image edge, is at distance 1).
-    let inside = |i: usize| label[i] == label[best[0]];
     let mut distance = vec![0usize; error.len()];
     let mut layer: Vec<usize> =
         best.iter().copied().filter(|&i| neighbours(i).iter().any(|n| n.is_none_or(|n| !inside(n)))).collect();
@@ -172,9 +154,8 @@ pub fn largest_component_centre(error: &[bool], rows: usize, cols: usize) -> (us
         layer = next;
     }
     let size = best.len();
-    let mut sorted = best;
-    sorted.sort_unstable();
-    (sorted.into_iter().max_by_key(|&i| (distance[i], std::cmp::Reverse(i))).expect("a non-empty component"), size)
+    // `best` is in index order: ties go to the first pixel.
+    (best.into_iter().max_by_key(|&i| (distance[i], std::cmp::Reverse(i))).expect("a non-empty component"), size)
 }
 
 #[cfg(test)]

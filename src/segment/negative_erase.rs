@@ -13,6 +13,7 @@
 //! inside the mask (a leak or an over-grown border joined to the object: erasing the whole
 //! component would erase the object).
 
+use crate::mask_stats::components4;
 use crate::prompt::Point;
 
 /// The pixels (row-major, `w` wide, 1 = take out) that the negative clicks among `points` take out
@@ -32,7 +33,7 @@ pub fn erased_by_negative_clicks(mask: &[u8], w: usize, points: &[Point]) -> Opt
     if inside.is_empty() {
         return None;
     }
-    let (label, sizes) = components(mask, w, h);
+    let (label, sizes) = components4(mask.len(), w, |i| mask[i] != 0);
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let mut erased = vec![0u8; mask.len()];
     for at in inside {
@@ -48,41 +49,6 @@ pub fn erased_by_negative_clicks(mask: &[u8], w: usize, points: &[Point]) -> Opt
         }
     }
     Some(erased)
-}
-
-/// 4-connected components of the foreground: each pixel's label (usize::MAX for background) and
-/// each label's size.
-fn components(mask: &[u8], w: usize, h: usize) -> (Vec<usize>, Vec<usize>) {
-    let mut label = vec![usize::MAX; mask.len()];
-    let mut sizes = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..mask.len() {
-        if mask[start] == 0 || label[start] != usize::MAX {
-            continue;
-        }
-        let id = sizes.len();
-        label[start] = id;
-        stack.push(start);
-        let mut size = 0;
-        while let Some(i) = stack.pop() {
-            size += 1;
-            let (r, c) = (i / w, i % w);
-            let neighbours = [
-                (r > 0).then(|| i - w),
-                (r + 1 < h).then(|| i + w),
-                (c > 0).then(|| i - 1),
-                (c + 1 < w).then(|| i + 1),
-            ];
-            for n in neighbours.into_iter().flatten() {
-                if mask[n] != 0 && label[n] == usize::MAX {
-                    label[n] = id;
-                    stack.push(n);
-                }
-            }
-        }
-        sizes.push(size);
-    }
-    (label, sizes)
 }
 
 /// Marks in `erased` the mask pixels closer to `at` than the nearest pixel outside the mask (the
