@@ -1,13 +1,14 @@
 """A/B table of two `radsam bench` runs with the same prompts.
 
-Usage: compare_runs.py TITLE COMMAND OUT.md NAME_A=DIR_A NAME_B=DIR_B [NAME_C=DIR_C ...]
+Usage: compare_runs.py [--prompt point] TITLE COMMAND OUT.md NAME_A=DIR_A NAME_B=DIR_B [NAME_C=DIR_C ...]
 
 A run given as NAME=DIR#MODEL is that run's rows of one model (`radsam bench` labels, e.g.
 radsam:radsam-v7): two models of one run compared as two runs.
 
 Reads DIR/cases.csv of the runs (non-oracle rows) and writes OUT.md: mean Dice per volume-level
 prompt and carry without clicks, then per object for the volume box with mask carry, per model,
-each run beside the first and its change against it; when two runs made clicks, also Dice before
+each run beside the first and its change against it (`--prompt point`: per object for the volume
+point with mask carry, and a table of slice-level prompts without clicks); when two runs made clicks, also Dice before
 and after the last click of every protocol. Used by bench/run_guard_choice.sh,
 bench/run_mask_choice.sh, bench/run_click_check.sh and bench/run_carry_cue.sh (three runs).
 """
@@ -15,7 +16,11 @@ import csv
 import sys
 from collections import defaultdict
 
-title, command, out, *runs = sys.argv[1:]
+args = sys.argv[1:]
+per_object_prompt = "box"
+if args[:1] == ["--prompt"]:
+    per_object_prompt, args = args[1], args[2:]
+title, command, out, *runs = args
 if len(runs) < 2:
     sys.exit(__doc__)
 names, dirs = zip(*(r.split("=", 1) for r in runs))
@@ -78,9 +83,19 @@ for model in models:
             if runs_dice[0]:
                 lines.append(row([model, prompt, carry], mean(runs_dice[0]), [mean(d) for d in runs_dice[1:]])
                              + f" | {len(runs_dice[0])} |")
+if per_object_prompt != "box":
+    lines += ["", "Slice-level prompts (one on each slice of the object), no clicks:", "",
+              f"| model | prompt | carry | {' | '.join(names)} | {' | '.join(changes)} | objects |",
+              "|---|---|---|" + "---|" * (len(names) + len(changes)) + "---|"]
+    for model in models:
+        for prompt in ("box", "point"):
+            runs_dice = [dice(n, model, "slice", prompt, "mask") for n in names]
+            if runs_dice[0]:
+                lines.append(row([model, prompt, "mask"], mean(runs_dice[0]), [mean(d) for d in runs_dice[1:]])
+                             + f" | {len(runs_dice[0])} |")
 for model in models:
-    runs_dice = [dice(n, model, "volume", "box", "mask") for n in names]
-    lines += ["", f"Per object, {model}, volume box, mask carry:", "",
+    runs_dice = [dice(n, model, "volume", per_object_prompt, "mask") for n in names]
+    lines += ["", f"Per object, {model}, volume {per_object_prompt}, mask carry:", "",
               f"| object | {' | '.join(names)} | {' | '.join(changes)} |", "|---|" + "---|" * (len(names) + len(changes))]
     for c in sorted(runs_dice[0]):
         lines.append(row([c], runs_dice[0][c], [d[c] for d in runs_dice[1:]]) + " |")

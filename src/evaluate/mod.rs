@@ -50,6 +50,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         correction_carry: false,
         click_settle: 0.0,
         negative_erase: false,
+        point_start: Default::default(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::mask_stats::dice;
 use crate::prompt::simulate::{jittered_box, random_point};
 use crate::prompt::{bounding_box, interior_point, SlicePrompt};
 use crate::rng::SplitMix64;
-use crate::segment::{Carry, CarryCue, GuardSettings, MaskChoice, SegmentError, Segmenter, VolumeSession};
+use crate::segment::{Carry, CarryCue, GuardSettings, MaskChoice, PointStart, SegmentError, Segmenter, VolumeSession};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -96,6 +96,10 @@ pub struct ProtocolSettings {
     /// (Segmenter::with_negative_erase); off in runs saved before it existed.
     #[serde(default)]
     pub negative_erase: bool,
+    /// How a user-prompted slice with a point alone is answered (Segmenter::with_point_start); the
+    /// primary mask in runs saved before it existed.
+    #[serde(default)]
+    pub point_start: PointStart,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -311,7 +315,8 @@ pub fn run_object_with(
             .with_refinement(settings.refine_passes)
             .with_correction_carry(settings.correction_carry)
             .with_click_settle(settings.click_settle)
-            .with_negative_erase(settings.negative_erase);
+            .with_negative_erase(settings.negative_erase)
+            .with_point_start(settings.point_start);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

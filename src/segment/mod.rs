@@ -22,7 +22,7 @@ pub use embedding_cache::{
     CacheConfigError, CacheStats, EmbeddingCache, RemoteTier, DEFAULT_MAX_MB as DEFAULT_EMBEDDING_CACHE_MB,
 };
 pub use guard::{GuardEvent, GuardReason, GuardSettings};
-pub use propagate::{widened_box, Carry, CarryCue, Segmenter, SliceState, Stop};
+pub use propagate::{widened_box, Carry, CarryCue, PointStart, Segmenter, SliceState, Stop};
 pub use session::{EncodeOptions, VolumeSession};
 pub use slice_level::{predict_slices, MaskChoice, PredictError, SlicePrediction, SlicePredictions};
 pub use snapshot::{Snapshot, SnapshotError};

@@ -78,6 +78,45 @@ impl Carry {
     }
 }
 
+/// How the user's slice is answered when its prompt is points alone, no box and no mask
+/// (`Segmenter::with_point_start`). Why: one point is ambiguous (a part, the organ, the organ and
+/// its neighbour) and the slice it is on is the one every carried slice inherits; a box is not
+/// (the benchmark's slice-level box is 16 points above its point, bench/results/benchmark/). SAM
+/// answers a lone point with the secondary mask it predicts best; or the point's own answer can
+/// be turned into a box and decoded again with the point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointStart {
+    /// The decoder's primary mask, as for any other prompt.
+    #[default]
+    Primary,
+    /// The secondary mask (1..=3) with the best predicted IoU (SAM's answer to one point).
+    BestIou,
+    /// The primary mask's bounding box joins the points, and the slice is decoded again.
+    Box,
+}
+
+impl PointStart {
+    /// The name flags and reports use (as serde spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::BestIou => "best_iou",
+            Self::Box => "box",
+        }
+    }
+
+    /// Parses a flag's value: `primary`, `best-iou` or `box` (`_` and `-` alike).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name.replace('-', "_").as_str() {
+            "primary" => Some(Self::Primary),
+            "best_iou" => Some(Self::BestIou),
+            "box" => Some(Self::Box),
+            _ => None,
+        }
+    }
+}
+
 /// What mask carry hands on besides the previous slice's binary mask (`Segmenter::with_carry_cue`).
 /// Why: the mask alone lets a carried slice drift, leaking into a neighbour of the same density or
 /// shrinking to nothing part-way (issue #17); a box or a positive point taken from the previous
@@ -164,6 +203,8 @@ pub struct Segmenter<'s, 'a> {
     cue: CarryCue,
     /// Times a user-prompted slice is decoded again from its own mask (`with_refinement`).
     refine_passes: usize,
+    /// How a user-prompted slice with points alone is answered (`with_point_start`).
+    point_start: PointStart,
     choice: MaskChoice,
     /// Reference mask on the volume grid, for the BestReference oracle of benchmarks.
     reference: Option<&'s [u8]>,
@@ -208,6 +249,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             carry,
             cue: CarryCue::MaskOnly,
             refine_passes: 0,
+            point_start: PointStart::Primary,
             choice,
             reference,
             states: BTreeMap::new(),
@@ -259,9 +301,43 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         self
     }
 
-    /// The prompted slice's answer: decoded from `prompt`, then refined (`with_refinement`).
+    /// How a user-prompted slice whose prompt is points alone is answered (PointStart; the
+    /// primary mask by default). Box prompts, masks, clicks and carried slices are unchanged.
+    pub fn with_point_start(mut self, start: PointStart) -> Self {
+        self.point_start = start;
+        self
+    }
+
+    /// The prompted slice's answer: decoded from `prompt` (`with_point_start`), then refined
+    /// (`with_refinement`).
     fn decode_prompted(&mut self, slice: usize, prompt: &SlicePrompt) -> Result<SliceState, SegmentError> {
-        let mut state = self.decode(slice, prompt, None)?;
+        let points_only = prompt.bbox.is_none() && prompt.mask.is_none() && !prompt.points.is_empty();
+        let mut state = match self.point_start {
+            // The oracle picks by the truth on every slice: nothing to choose before it.
+            PointStart::BestIou if points_only && self.choice != MaskChoice::BestReference => {
+                let (state, logits) = self.decode_with_logits(slice, prompt, None, Head::Propagation)?;
+                let best = (1..NUM_MASKS)
+                    .max_by(|&a, &b| state.iou[a as usize].total_cmp(&state.iou[b as usize]))
+                    .expect("three secondary masks");
+                if best == state.chosen {
+                    state
+                } else {
+                    let mask = self.plane(&logits, best);
+                    state.switched(&logits, best, mask)
+                }
+            }
+            PointStart::Box if points_only => {
+                let first = self.decode(slice, prompt, None)?;
+                match bounding_box(&first.mask, self.plane_size().0) {
+                    Some(bbox) => {
+                        let with_box = SlicePrompt { points: prompt.points.clone(), bbox: Some(bbox), mask: None };
+                        self.decode(slice, &with_box, None)?
+                    }
+                    None => first,
+                }
+            }
+            _ => self.decode(slice, prompt, None)?,
+        };
         let points_only = SlicePrompt { points: prompt.points.clone(), ..Default::default() };
         for _ in 0..self.refine_passes {
             if is_empty(&state.mask) {
@@ -1313,6 +1389,49 @@ mod tests {
         seg.decode_order.clear();
         seg.add_click(Click { slice: 6, x: 12.0, y: 12.0, positive: false }).unwrap();
         assert_eq!(seg.decode_order, vec![6, 7, 8]);
+    }
+
+    #[test]
+    fn a_point_alone_is_answered_as_the_point_start_says_and_a_box_as_before() {
+        let (sam, volume) = (stub_model(), volume());
+        // The primary mask empty, the three secondary masks the whole slice.
+        set_answer_where(&sam, FULL, |_| true);
+        set_answer_where(&sam, EMPTY, |name| name.contains("output_hypernetworks_mlps.0."));
+        let session = session(&sam, &volume);
+        let point = SlicePrompt { points: vec![Point { x: 12.0, y: 12.0, positive: true }], ..Default::default() };
+        let filled = |seg: &Segmenter| super::pixels(&seg.states()[&5].mask);
+        let mut primary = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        primary.start(5, &point).unwrap();
+        assert_eq!(filled(&primary), 0, "the primary mask");
+        let mut best =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::BestIou);
+        best.start(5, &point).unwrap();
+        assert_eq!(filled(&best), 24 * 24, "a secondary mask");
+        assert!(best.states()[&5].chosen >= 1);
+        // Carried from the chosen (full) mask; an empty start carries nothing. (The carried slices
+        // are answered by the primary mask: empty, so each direction stops after one slice.)
+        assert_eq!(primary.decode_order, vec![5]);
+        assert_eq!(best.decode_order, vec![5, 6, 4]);
+        // A box prompt is answered by the primary mask whatever the point start.
+        let mut boxed_start =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::BestIou);
+        boxed_start.start(5, &boxed()).unwrap();
+        assert_eq!(filled(&boxed_start), 0);
+        // Box: the point's answer (empty here) has no box, so it stands, decoded once; with a
+        // non-empty primary the slice is decoded twice, the second time with its box.
+        let mut with_box =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::Box);
+        with_box.start(5, &point).unwrap();
+        assert_eq!((filled(&with_box), with_box.decode_order.clone()), (0, vec![5]));
+        set_answer(&sam, FULL);
+        let mut with_box =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::Box);
+        with_box.start(5, &point).unwrap();
+        assert_eq!(with_box.decode_order[..2], [5, 5]);
+        assert_eq!(filled(&with_box), 24 * 24);
+        assert_eq!(PointStart::by_name("best-iou"), Some(PointStart::BestIou));
+        assert_eq!(PointStart::by_name(PointStart::Box.name()), Some(PointStart::Box));
+        assert_eq!(PointStart::by_name("centre"), None);
     }
 
     #[test]

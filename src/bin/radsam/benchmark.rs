@@ -12,7 +12,7 @@ use radsam::benchmark::report::Report;
 use radsam::benchmark::{object_seed, run_object, CaseRow, ClickMode, Level, PromptStyle, ProtocolSettings, SpeedRow};
 use radsam::dataset::{self, LabeledVolume, Pair};
 use radsam::evaluate::extent;
-use radsam::segment::{CarryCue, VolumeSession};
+use radsam::segment::{CarryCue, PointStart, VolumeSession};
 use radsam::volume::phantom::PhantomConfig;
 use radsam::volume::ReadLimits;
 use std::collections::BTreeMap;
@@ -135,6 +135,11 @@ pub struct BenchmarkArgs {
     /// committed runs resume.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
+    /// How the user's slice is answered when its prompt is a point alone (src/segment/propagate.rs,
+    /// PointStart): primary (the decoder's primary mask), best-iou (the secondary mask with the
+    /// best predicted IoU) or box (the primary mask's box joins the point, decoded again).
+    #[arg(long, default_value = "primary", value_parser = parse_point_start)]
+    point_start: PointStart,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -218,6 +223,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             correction_carry: args.correction_carry,
             click_settle: args.click_settle,
             negative_erase: args.negative_erase,
+            point_start: args.point_start,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -330,6 +336,10 @@ fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
 
 fn parse_carry_cue(s: &str) -> Result<CarryCue> {
     CarryCue::by_name(s).with_context(|| format!("--carry-cue {s}: expected mask-only, box or centre"))
+}
+
+fn parse_point_start(s: &str) -> Result<PointStart> {
+    PointStart::by_name(s).with_context(|| format!("--point-start {s}: expected primary, best-iou or box"))
 }
 
 /// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
@@ -813,6 +823,9 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             }),
             settings.protocol.negative_erase
                 .then(|| ", negative clicks take their region out of the clicked slice's mask prompt".to_string()),
+            (settings.protocol.point_start != PointStart::Primary).then(|| {
+                format!(", a slice prompted by a point alone answered by: {}", settings.protocol.point_start.name())
+            }),
             (settings.protocol.refine_passes > 0).then(|| {
                 format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)
             }),
