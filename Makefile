@@ -15,6 +15,7 @@
 #   make train-radsam-v8 / compose-radsam-v8 - a correction head trained for negative clicks, v1 with it (not shipped; ~65 min)
 #   make bench-negative-clicks - v7 against v8 on 3 unseen phantoms (bench/results/negative_clicks/; needs v8's weights)
 #   make bench-negative-erase - v7 with the negative erase off and on: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/negative_erase/; ~80 min)
+#   make bench-prompt-box   - v7 (negative erase on): a click on the prompted slice without or with the user's box, 3 unseen phantoms and the benchmark's 21 objects (bench/results/prompt_box/)
 #   make bench-point-start  - a point alone answered by the primary mask, the best predicted IoU or the point's box: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/point_start/)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
@@ -48,7 +49,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 bench-negative-clicks bench-negative-erase bench-point-start bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 bench-negative-clicks bench-negative-erase bench-point-start bench-prompt-box bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -110,6 +111,9 @@ bench-negative-erase: build
 
 bench-point-start: build
 	bash bench/run_point_start.sh
+
+bench-prompt-box: build
+	bash bench/run_prompt_box.sh
 
 bench-correction-head: build
 	bash bench/run_correction_head.sh

@@ -44,7 +44,7 @@ pub struct ClickEffect {
 
 /// Every single click on every erroneous slice of one object (module docs), for each carry.
 /// `truth` is the object's mask on the volume grid; `seed` its `object_seed`; `negative_erase`:
-/// Segmenter::with_negative_erase.
+/// Segmenter::with_negative_erase; `keep_prompt_box`: Segmenter::with_prompt_box_kept.
 pub fn diagnose_object(
     session: &VolumeSession,
     truth: &[u8],
@@ -52,6 +52,7 @@ pub fn diagnose_object(
     seed: u64,
     slices_per_object: usize,
     negative_erase: bool,
+    keep_prompt_box: bool,
 ) -> Result<Vec<ClickEffect>, SegmentError> {
     let volume = session.volume;
     let Some((lo, hi, largest)) = extent(volume, truth) else { return Ok(Vec::new()) };
@@ -61,7 +62,9 @@ pub fn diagnose_object(
     let Some(prompt) = object_seed_prompt(&grid.extract(truth, largest), cols, seed) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for &carry in carries {
-        let mut start = Segmenter::new(&session, carry, MaskChoice::Primary, None).with_negative_erase(negative_erase);
+        let mut start = Segmenter::new(&session, carry, MaskChoice::Primary, None)
+            .with_negative_erase(negative_erase)
+            .with_prompt_box_kept(keep_prompt_box);
         start.start(largest, &prompt)?;
         let before = start.mask();
         let volume_before = dice(&before, truth);

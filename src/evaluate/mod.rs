@@ -51,6 +51,7 @@ fn fixed_prompt_settings(seed: u64) -> ProtocolSettings {
         click_settle: 0.0,
         negative_erase: false,
         point_start: Default::default(),
+        keep_prompt_box: false,
     }
 }
 

@@ -100,6 +100,10 @@ pub struct ProtocolSettings {
     /// primary mask in runs saved before it existed.
     #[serde(default)]
     pub point_start: PointStart,
+    /// A click on the prompted slice decodes it with the user's box too
+    /// (Segmenter::with_prompt_box_kept); off in runs saved before it existed.
+    #[serde(default)]
+    pub keep_prompt_box: bool,
 }
 
 /// Dice of one (level, prompt, carry, mask) run after `clicks` correction clicks.
@@ -316,7 +320,8 @@ pub fn run_object_with(
             .with_correction_carry(settings.correction_carry)
             .with_click_settle(settings.click_settle)
             .with_negative_erase(settings.negative_erase)
-            .with_point_start(settings.point_start);
+            .with_point_start(settings.point_start)
+            .with_prompt_box_kept(settings.keep_prompt_box);
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

@@ -135,6 +135,10 @@ pub struct BenchmarkArgs {
     /// committed runs resume.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
+    /// A click on the volume-level prompt's slice decodes it from the user's box too, with mask and
+    /// box carry (src/segment/propagate.rs, Segmenter::with_prompt_box_kept); off unless asked for.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    keep_prompt_box: bool,
     /// How the user's slice is answered when its prompt is a point alone (src/segment/propagate.rs,
     /// PointStart): primary (the decoder's primary mask), best-iou (the secondary mask with the
     /// best predicted IoU) or box (the primary mask's box joins the point, decoded again).
@@ -224,6 +228,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
             click_settle: args.click_settle,
             negative_erase: args.negative_erase,
             point_start: args.point_start,
+            keep_prompt_box: args.keep_prompt_box,
         },
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
@@ -525,6 +530,7 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
                     seed,
                     args.diagnose_slices,
                     settings.protocol.negative_erase,
+                    settings.protocol.keep_prompt_box,
                 )
                 .map_err(radsam::error::with_code)?
                 {
@@ -823,6 +829,8 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             }),
             settings.protocol.negative_erase
                 .then(|| ", negative clicks take their region out of the clicked slice's mask prompt".to_string()),
+            settings.protocol.keep_prompt_box
+                .then(|| ", a click on the prompted slice decodes it with the user's box too".to_string()),
             (settings.protocol.point_start != PointStart::Primary).then(|| {
                 format!(", a slice prompted by a point alone answered by: {}", settings.protocol.point_start.name())
             }),
