@@ -135,8 +135,8 @@ pub struct BenchmarkArgs {
     /// committed runs resume.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
-    /// A click on the volume-level prompt's slice decodes it from the user's box too, with mask and
-    /// box carry (src/segment/propagate.rs, Segmenter::with_prompt_box_kept); off unless asked for.
+    /// A click on the volume-level prompt's slice decodes it from the user's box too, with mask
+    /// carry (src/segment/propagate.rs, Segmenter::with_prompt_box_kept); off unless asked for.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     keep_prompt_box: bool,
     /// How the user's slice is answered when its prompt is a point alone (src/segment/propagate.rs,
