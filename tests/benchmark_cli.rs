@@ -132,6 +132,16 @@ fn a_tiny_benchmark_reports_every_protocol_and_resumes() {
     assert_eq!(run["protocol"]["negative_erase"].as_bool(), Some(false), "{run}");
     let erasing = bench(&out, &["--negative-erase"]);
     assert!(String::from_utf8_lossy(&erasing.stderr).contains("holds a run with other settings"));
+    // So are the point start and the prompt box kept (their defaults: what runs did before them).
+    assert_eq!(
+        (run["protocol"]["point_start"].as_str(), run["protocol"]["keep_prompt_box"].as_bool()),
+        (Some("primary"), Some(false)),
+        "{run}"
+    );
+    for other in [&["--point-start", "best-iou"][..], &["--keep-prompt-box"]] {
+        let refused = bench(&out, other);
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("holds a run with other settings"), "{other:?}");
+    }
 
     // A committed run in a fresh clone: its settings and report, no units (they are not
     // committed). Rerunning recomputes them and gives the same measurements.
@@ -260,6 +270,16 @@ fn bad_input_is_named() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&run.stderr).contains("--click-mode nearest: expected uniform or cvpr25"));
+    let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
+        .args(["bench", "--phantoms", "1", "--point-start", "centre", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("--point-start centre: expected primary, best-iou or box"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
         .args(["bench", "--phantoms", "1", "--model", "sam_vit_q", "--out"])
         .arg(&out)
