@@ -16,7 +16,7 @@
 #   make bench-negative-clicks - v7 against v8 on 3 unseen phantoms (bench/results/negative_clicks/; needs v8's weights)
 #   make bench-negative-erase - v7 with the negative erase off and on: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/negative_erase/; ~80 min)
 #   make bench-prompt-box   - v7 (negative erase on): a click on the prompted slice without or with the user's box, 3 unseen phantoms and the benchmark's 21 objects (bench/results/prompt_box/)
-#   make bench-point-start  - a point alone answered by the primary mask, the best predicted IoU or the point's box: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/point_start/)
+#   make bench-point-start  - a point alone answered by the primary mask, the best predicted IoU or the point's box: 3 unseen phantoms (STAGE=validation: the benchmark's 21 objects, for a setting that won there; bench/results/point_start/)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)

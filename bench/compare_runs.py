@@ -8,8 +8,8 @@ radsam:radsam-v7): two models of one run compared as two runs.
 Reads DIR/cases.csv of the runs (non-oracle rows) and writes OUT.md: mean Dice per volume-level
 prompt and carry without clicks, then per object for the volume box with mask carry, per model,
 each run beside the first and its change against it (`--prompt point`: per object for the volume
-point with mask carry, and a table of slice-level prompts without clicks); when two runs made clicks, also Dice before
-and after the last click of every protocol. Used by bench/run_guard_choice.sh,
+point with mask carry, and a table of slice-level prompts without clicks); when two runs made
+clicks, also Dice before and after the last click of every protocol. Used by bench/run_guard_choice.sh,
 bench/run_mask_choice.sh, bench/run_click_check.sh and bench/run_carry_cue.sh (three runs).
 """
 import csv
@@ -20,9 +20,9 @@ args = sys.argv[1:]
 per_object_prompt = "box"
 if args[:1] == ["--prompt"]:
     per_object_prompt, args = args[1], args[2:]
-title, command, out, *runs = args
-if len(runs) < 2:
+if len(args) < 5:
     sys.exit(__doc__)
+title, command, out, *runs = args
 names, dirs = zip(*(r.split("=", 1) for r in runs))
 
 

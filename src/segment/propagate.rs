@@ -83,7 +83,10 @@ impl Carry {
 /// its neighbour) and the slice it is on is the one every carried slice inherits; a box is not
 /// (the benchmark's slice-level box is 16 points above its point, bench/results/benchmark/). SAM
 /// answers a lone point with the secondary mask it predicts best; or the point's own answer can
-/// be turned into a box and decoded again with the point.
+/// be turned into a box and decoded again with the point. Measured on unseen phantoms
+/// (bench/results/point_start/, v7): both lose to the primary mask (volume point with mask carry
+/// 73.7 -> 70.5 and 66.4), so jobs answer with the primary; the others are for benchmarks
+/// (`radsam bench --point-start`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointStart {
@@ -402,8 +405,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
     /// Why asked: alone, a positive click on the prompted slice cost 8.2 points of volume Dice on
     /// unseen phantoms, against +0.5 elsewhere (bench/results/negative_erase/diagnosis-on/); that
     /// slice is re-decoded without the box (a phantom lesion's slice 93.7 -> 80.8 after one) and
-    /// every slice is carried again from it. Measured (bench/results/prompt_box/): after 20 clicks
-    /// +0.4 on 21 objects of unseen phantoms (one lesion +8.0), +0.0 on the benchmark's 21, so
+    /// every slice is carried again from it. Measured (bench/results/prompt_box/): single positive
+    /// clicks there cost -2.9 instead of -8.2 (their slice +0.1 instead of -3.5), but after 20
+    /// clicks +0.4 on 21 objects of unseen phantoms (one lesion +8.0), +0.0 on the benchmark's 21:
     /// not in jobs; for benchmarks (`radsam bench --keep-prompt-box`). With box carry, where the
     /// user's box would replace the box of the slice's mask, it lost (CVPR 2025 on the phantoms
     /// 86.1 -> 82.9) and is not applied.
@@ -1458,6 +1462,7 @@ mod tests {
             Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::Box);
         with_box.start(5, &point).unwrap();
         assert_eq!(with_box.decode_order[..2], [5, 5]);
+        assert_eq!(with_box.decode_boxes[..2], [None, Some(BoxPrompt { x0: 0.0, y0: 0.0, x1: 23.0, y1: 23.0 })]);
         assert_eq!(filled(&with_box), 24 * 24);
         assert_eq!(PointStart::by_name("best-iou"), Some(PointStart::BestIou));
         assert_eq!(PointStart::by_name(PointStart::Box.name()), Some(PointStart::Box));
