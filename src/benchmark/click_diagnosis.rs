@@ -10,11 +10,11 @@
 //! keep the cost of a run in minutes, at most `slices_per_object` slices of an object are clicked,
 //! evenly spaced over its extent (its end slices included).
 
-use crate::evaluate::{extent, object_seed_prompt};
+use crate::evaluate::{extent, object_seed_prompt, ProtocolSettings};
 use crate::mask_stats::dice;
 use crate::prompt::Click;
 use crate::rng::SplitMix64;
-use crate::segment::{Carry, MaskChoice, SegmentError, Segmenter, VolumeSession};
+use crate::segment::{Carry, MaskChoice, SegmentError, VolumeSession};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,16 +43,16 @@ pub struct ClickEffect {
 }
 
 /// Every single click on every erroneous slice of one object (module docs), for each carry.
-/// `truth` is the object's mask on the volume grid; `seed` its `object_seed`; `negative_erase`:
-/// Segmenter::with_negative_erase; `keep_prompt_box`: Segmenter::with_prompt_box_kept.
+/// `truth` is the object's mask on the volume grid; `seed` its `object_seed`; `settings`: the
+/// protocol's settings for propagation and editing (the negative erase, guards, ...;
+/// ProtocolSettings::segmenter), with the primary mask.
 pub fn diagnose_object(
     session: &VolumeSession,
     truth: &[u8],
     carries: &[Carry],
     seed: u64,
     slices_per_object: usize,
-    negative_erase: bool,
-    keep_prompt_box: bool,
+    settings: &ProtocolSettings,
 ) -> Result<Vec<ClickEffect>, SegmentError> {
     let volume = session.volume;
     let Some((lo, hi, largest)) = extent(volume, truth) else { return Ok(Vec::new()) };
@@ -62,9 +62,7 @@ pub fn diagnose_object(
     let Some(prompt) = object_seed_prompt(&grid.extract(truth, largest), cols, seed) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for &carry in carries {
-        let mut start = Segmenter::new(&session, carry, MaskChoice::Primary, None)
-            .with_negative_erase(negative_erase)
-            .with_prompt_box_kept(keep_prompt_box);
+        let mut start = settings.segmenter(&session, carry, MaskChoice::Primary, None);
         start.start(largest, &prompt)?;
         let before = start.mask();
         let volume_before = dice(&before, truth);

@@ -157,6 +157,29 @@ pub struct RunSpec {
 }
 
 impl ProtocolSettings {
+    /// A segmenter for one run with this protocol's settings for propagation and editing (guards,
+    /// click check, carry cue, refinement, correction carry, click settle, negative erase, point
+    /// start, prompt box): the protocols and the single-click diagnosis build theirs here, so that
+    /// a setting given to `radsam bench` reaches both.
+    pub fn segmenter<'s, 'a>(
+        &self,
+        session: &'s VolumeSession<'a>,
+        carry: Carry,
+        choice: MaskChoice,
+        reference: Option<&'s [u8]>,
+    ) -> Segmenter<'s, 'a> {
+        Segmenter::new(session, carry, choice, reference)
+            .with_guards(self.guards.then(GuardSettings::default))
+            .with_click_check(self.click_check)
+            .with_carry_cue(self.carry_cue)
+            .with_refinement(self.refine_passes)
+            .with_correction_carry(self.correction_carry)
+            .with_click_settle(self.click_settle)
+            .with_negative_erase(self.negative_erase)
+            .with_point_start(self.point_start)
+            .with_prompt_box_kept(self.keep_prompt_box)
+    }
+
     /// Every run of the benchmark, in its order: volume- then slice-level, box then point, mask
     /// then box carry, each with `max_clicks` clicks and (with `oracle`) an oracle run without
     /// clicks (slice-level: one, the carry does not matter without clicks); then the CVPR 2025
@@ -265,7 +288,6 @@ pub fn run_object_with(
     let mut measurements = Vec::new();
     let mut drift = Vec::new();
     let mut prompt_seconds = Vec::new();
-    let guards = settings.guards.then(GuardSettings::default);
     let (mut decoded_slices, mut decode_seconds) = (0, 0.0);
     // The drift curve of a volume-level box run: every slice's Dice against the truth.
     let drift_of = |seg: &Segmenter, carry: Carry| -> Vec<DriftPoint> {
@@ -312,16 +334,7 @@ pub fn run_object_with(
 
     for &run in runs {
         let oracle = run.choice == MaskChoice::BestReference;
-        let mut seg = Segmenter::new(&session, run.carry, run.choice, Some(truth))
-            .with_guards(guards)
-            .with_click_check(settings.click_check)
-            .with_carry_cue(settings.carry_cue)
-            .with_refinement(settings.refine_passes)
-            .with_correction_carry(settings.correction_carry)
-            .with_click_settle(settings.click_settle)
-            .with_negative_erase(settings.negative_erase)
-            .with_point_start(settings.point_start)
-            .with_prompt_box_kept(settings.keep_prompt_box);
+        let mut seg = settings.segmenter(&session, run.carry, run.choice, Some(truth));
         let t = Instant::now();
         match run.level {
             Level::Volume => match &initial[&run.prompt] {

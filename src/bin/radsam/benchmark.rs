@@ -529,8 +529,7 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
                     &[Carry::Mask, Carry::Box],
                     seed,
                     args.diagnose_slices,
-                    settings.protocol.negative_erase,
-                    settings.protocol.keep_prompt_box,
+                    &settings.protocol,
                 )
                 .map_err(radsam::error::with_code)?
                 {
