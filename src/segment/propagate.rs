@@ -327,9 +327,7 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             // The oracle picks by the truth on every slice: nothing to choose before it.
             PointStart::BestIou if points_only && self.choice != MaskChoice::BestReference => {
                 let (state, logits) = self.decode_with_logits(slice, prompt, None, Head::Propagation)?;
-                let best = (1..NUM_MASKS)
-                    .max_by(|&a, &b| state.iou[a as usize].total_cmp(&state.iou[b as usize]))
-                    .expect("three secondary masks");
+                let best = choose(&state.iou, MaskChoice::BestPredictedIou);
                 if best == state.chosen {
                     state
                 } else {
