@@ -17,6 +17,10 @@
 #   make bench-negative-erase - v7 with the negative erase off and on: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/negative_erase/; ~80 min)
 #   make bench-prompt-box   - v7 (negative erase on): a click on the prompted slice without or with the user's box, 3 unseen phantoms and the benchmark's 21 objects (bench/results/prompt_box/)
 #   make bench-point-start  - a point alone answered by the primary mask, the best predicted IoU or the point's box: 3 unseen phantoms (STAGE=validation: the benchmark's 21 objects, for a setting that won there; bench/results/point_start/)
+#   make bench-tight-prompts - v7 from the simulated and from exact prompts, the benchmark's 21 objects, no clicks: what the prompt costs (bench/results/tight_prompts/; ~10 min)
+#   make train-radsam-v9 - v1 with the image encoder trained too, at half the decoder's rate (GPU: DEVICE=cuda; on this CPU batch 8 runs out of 24 GiB; runs/train-radsam-v9/)
+#   make train-radsam-mobile - the RadSAM recipe on MobileSAM (1024-pixel encoder, frozen), v1's batches, both training CTs (runs/train-radsam-mobile/; ~1 h)
+#   make bench-mobile-sam [CANDIDATE=...] - MobileSAM as fetched (and a RadSAM fine-tune of it) beside the shipped RadSAM, the benchmark's 21 objects, no clicks (bench/results/mobile_sam/)
 #   make run-pacs - the PACS round trip: the sample series stored into the test PACS (Orthanc), segmented by DICOMweb URI, its SEG stored back
 #   make gpu-bundle - gpu/bundle: binary, weights, sample CT and the GPU check script for a GPU host (run.sh writes gpu_check.json)
 #   make bench-mask-prompts - the validation spleen from a box, from a mask file on one slice, and refined (bench/results/mask_prompts.md)
@@ -49,7 +53,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 bench-negative-clicks bench-negative-erase bench-point-start bench-prompt-box bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 bench-negative-clicks bench-negative-erase bench-point-start bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -114,6 +118,18 @@ bench-point-start: build
 
 bench-prompt-box: build
 	bash bench/run_prompt_box.sh
+
+bench-tight-prompts: build
+	bash bench/run_tight_prompts.sh
+
+train-radsam-v9: build
+	bash bench/train_radsam_v9.sh
+
+train-radsam-mobile: build
+	bash bench/train_radsam_mobile.sh
+
+bench-mobile-sam: build
+	bash bench/run_mobile_sam.sh
 
 bench-correction-head: build
 	bash bench/run_correction_head.sh

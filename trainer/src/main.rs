@@ -172,6 +172,14 @@ struct TrainArgs {
     /// Train the image encoder too (GPU); default: frozen, embeddings cached.
     #[arg(long)]
     train_encoder: bool,
+    /// With --train-encoder: the encoder's learning rate as a share of --lr (e.g. 0.1, so that a
+    /// small fine-tune adapts the base encoder rather than overwrites it).
+    #[arg(long, default_value_t = 1.0)]
+    encoder_lr_scale: f64,
+    /// The mask decoder's learning rate as a share of --lr (e.g. 0.1: the decoder keeps what the
+    /// base does with boxes and points while the prompt encoder learns to read masks).
+    #[arg(long, default_value_t = 1.0)]
+    decoder_lr_scale: f64,
     /// Turn off mixed precision (on by default on a GPU; never on the CPU).
     #[arg(long)]
     no_amp: bool,
@@ -339,6 +347,8 @@ fn train(args: TrainArgs) -> Result<()> {
         centre_clicks: args.centre_clicks,
         negative_clicks: args.negative_clicks,
         carry_box: if args.carry_steps > 0 { args.mask_box } else { 0.0 },
+        encoder_lr_scale: if args.train_encoder { args.encoder_lr_scale } else { 1.0 },
+        decoder_lr_scale: args.decoder_lr_scale,
     };
     let mut trainer = Trainer::new(sam_ref, params, settings, &args.run_dir, &base_weights)?;
     trainer.run(&set, &mut validation)?;

@@ -7,6 +7,8 @@ use tch::{Kind, Tensor};
 
 pub struct AdamW {
     params: Vec<(String, Tensor)>,
+    /// Each parameter's share of the scheduled learning rate (1 unless `scale_lr` lowered it).
+    lr_scales: Vec<f64>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     pub step: i64,
@@ -20,7 +22,18 @@ impl AdamW {
     pub fn new(params: Vec<(String, Tensor)>, weight_decay: f64) -> Self {
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Self { params, m, v, step: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
+        let lr_scales = vec![1.0; params.len()];
+        Self { params, lr_scales, m, v, step: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
+    }
+
+    /// Gives the parameters whose name starts with `prefix` `scale` times the scheduled learning
+    /// rate (weight decay scales with it, as it is decoupled: lr * wd).
+    pub fn scale_lr(&mut self, prefix: &str, scale: f64) {
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            if name.starts_with(prefix) {
+                self.lr_scales[i] = scale;
+            }
+        }
     }
 
     pub fn params(&self) -> &[(String, Tensor)] {
@@ -66,6 +79,7 @@ impl AdamW {
                 continue;
             }
             let mut p = p.shallow_clone();
+            let lr = lr * self.lr_scales[i];
             let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
             let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
             let update = (&self.m[i] / c1) / ((&self.v[i] / c2).sqrt() + self.eps);
@@ -249,6 +263,23 @@ mod tests {
         assert!((&y - &x).abs().max().double_value(&[]) == 0.0);
         let bad: HashMap<String, Tensor> = HashMap::new();
         assert!(other.load_state(&bad).unwrap_err().contains("param/x"));
+    }
+
+    #[test]
+    fn a_scaled_group_moves_by_its_share_of_the_rate() {
+        // Adam's first step moves every parameter by lr (times its sign), whatever the gradient's
+        // size: the encoder's parameter moves a tenth as far as the decoder's.
+        let enc = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+        let dec = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+        let mut opt = AdamW::new(
+            vec![("image_encoder.w".into(), enc.shallow_clone()), ("mask_decoder.w".into(), dec.shallow_clone())],
+            0.0,
+        );
+        opt.scale_lr("image_encoder.", 0.1);
+        (&enc * 5.0 + &dec * 5.0).sum(Kind::Float).backward();
+        opt.apply(0.01);
+        assert!((enc.double_value(&[0]) - 0.999).abs() < 1e-6, "{enc}");
+        assert!((dec.double_value(&[0]) - 0.99).abs() < 1e-6, "{dec}");
     }
 
     #[test]

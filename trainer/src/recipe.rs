@@ -74,6 +74,20 @@ pub struct TrainSettings {
     /// carried mask (what `CarryCue::Box` hands on at inference; 0: the mask alone, the paper).
     #[serde(default)]
     pub carry_box: f64,
+    /// The encoder's share of the learning rate when it trains (`train_encoder`): below 1 so that
+    /// a small fine-tune adapts what the base encoder knows rather than overwrites it. Stored as 1
+    /// (the default) for a frozen encoder, so such runs resume under any setting.
+    #[serde(default = "one")]
+    pub encoder_lr_scale: f64,
+    /// The mask decoder's share of the learning rate: below 1 so that the decoder keeps what the
+    /// base model does with boxes and points while the prompt encoder learns to read mask
+    /// prompts (a guard against forgetting; 1: the whole rate, as before).
+    #[serde(default = "one")]
+    pub decoder_lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl PartialEq for PromptMix {
@@ -140,6 +154,8 @@ impl<'a> Trainer<'a> {
             write_atomic(&config_path, serde_json::to_string_pretty(&settings)?.as_bytes())?;
         }
         let mut opt = AdamW::new(params, settings.weight_decay);
+        opt.scale_lr("image_encoder.", settings.encoder_lr_scale);
+        opt.scale_lr("mask_decoder.", settings.decoder_lr_scale);
         let mut ema = (settings.ema_decay > 0.0).then(|| WeightAverage::new(opt.params(), settings.ema_decay));
         let scale = LossScale::new(settings.mixed_precision);
         let mut start_step = 0;
@@ -488,6 +504,26 @@ mod tests {
             labels: vec![0; 64],
             neighbours: [None, None],
         }
+    }
+
+    #[test]
+    fn a_config_written_before_the_rate_shares_resumes_with_the_whole_rate() {
+        // A run directory started before --encoder-lr-scale and --decoder-lr-scale existed: its
+        // settings read back with both shares at 1, what that run trained with, so it resumes.
+        let mut old: serde_json::Value = serde_json::from_str(
+            r#"{"base_model":"mobile_sam","epochs":4,"steps_per_epoch":100,"batch_size":8,"max_clicks":2,
+            "learning_rate":0.0002,"weight_decay":0.01,"warmup_steps":30,"final_lr_fraction":0.05,
+            "train_encoder":false,"mixed_precision":false,"seed":1,"checkpoint_every":25,
+            "prompt_mix":{"point":0.25,"box":0.25,"mask":0.5,"mask_box":0.0}}"#,
+        )
+        .unwrap();
+        let settings: TrainSettings = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!((settings.encoder_lr_scale, settings.decoder_lr_scale), (1.0, 1.0));
+        // A share written down is read back, and a different one makes the settings differ.
+        old["decoder_lr_scale"] = serde_json::json!(0.05);
+        let lowered: TrainSettings = serde_json::from_value(old).unwrap();
+        assert_eq!(lowered.decoder_lr_scale, 0.05);
+        assert_ne!(lowered, settings);
     }
 
     #[test]
