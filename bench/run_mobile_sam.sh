@@ -11,7 +11,6 @@ source bench/validation_split.sh
 results=${OUT:-bench/results/mobile_sam}
 models=(--model mobile_sam --model radsam=models/radsam.safetensors)
 [ -n "${CANDIDATE:-}" ] && models+=(--model "mobile_sam=$CANDIDATE")
-"$bin" bench "${validation_pair[@]}" --phantoms 1 --classes "$benchmark_classes,$benchmark_phantom_classes" \
-  --known-classes amos "${models[@]}" --device "${DEVICE:-cpu}" --threads "$threads" --max-clicks 0 --cvpr25-clicks 0 \
+"$bin" bench "${benchmark_objects[@]}" --known-classes amos "${models[@]}" --device "${DEVICE:-cpu}" --threads "$threads" --max-clicks 0 --cvpr25-clicks 0 \
   --no-oracle --seed 1 --out "$results" "$@"
 rm -rf "$results/units"

@@ -12,8 +12,7 @@ results=${OUT:-bench/results/tight_prompts}
 model=${MODEL:-models/radsam-v7.safetensors}
 mkdir -p "$results"
 run() {
-  "$bin" bench "${validation_pair[@]}" --phantoms 1 --classes "$benchmark_classes,$benchmark_phantom_classes" \
-    --model "radsam=$model" --device "${DEVICE:-cpu}" --threads "${THREADS:-1}" --max-clicks 0 --cvpr25-clicks 0 \
+  "$bin" bench "${benchmark_objects[@]}" --model "radsam=$model" --device "${DEVICE:-cpu}" --threads "${THREADS:-1}" --max-clicks 0 --cvpr25-clicks 0 \
     --seed 1 --no-oracle --prompts "$1" --out "$results/$1" > "$results/$1.log" 2>&1
 }
 run simulated &

@@ -6,8 +6,8 @@
 # cord 29.6, the inferior vena cava 21.5, where the base model on the soft-tissue window reads
 # 92.2, 87.9, 53.8 (bench/results/benchmark/drift.csv, offset 0), and decoder-only training (v2-v6)
 # did not get them back. v9 lets the encoder learn RadSAM's window: from v1 (the shipped decoder),
-# v1's batches (point, box, noisy mask, up to 2 edit steps, no carry batches, so that each step
-# encodes only its batch's 8 views), both training CTs plus 2 phantoms, class-balanced, at a rate
+# v1's batches (point, box, noisy mask, up to 2 edit steps; no carry batches, which would encode
+# each slice of a chain as well; each edit step encodes the batch's 8 views again), both training CTs plus 2 phantoms, class-balanced, at a rate
 # (5e-5, the encoder at half of it) that adapts rather than overwrites, exported as an average.
 # ENCODER=frozen runs the same recipe with the encoder frozen: the control that tells what the
 # encoder adds (runs/train-radsam-v9-frozen/). Validation: the DICOM scan (the validation split),

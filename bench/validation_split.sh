@@ -13,3 +13,5 @@ benchmark_classes=spleen,liver,stomach,pancreas,adrenal_gland_right,aorta,inferi
 benchmark_classes=$benchmark_classes,colon,portal_vein_and_splenic_vein,vertebrae_T12,spinal_cord,autochthon_left,humerus_left,rib_left_8
 # The benchmark's phantom objects (`--phantoms 1`: 6 organs and the liver lesion).
 benchmark_phantom_classes="phantom liver,phantom spleen,phantom kidney_left,phantom kidney_right,phantom aorta,phantom vertebra,phantom liver_lesion"
+# The benchmark's 21 objects as `radsam bench` arguments: the validation scan's 14 and the phantom's 7.
+benchmark_objects=("${validation_pair[@]}" --phantoms 1 --classes "$benchmark_classes,$benchmark_phantom_classes")
