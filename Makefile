@@ -12,11 +12,13 @@
 #   make compose-radsam-v7 - v1 with v3's decoder as its correction head for clicked slices, no training (models/radsam-v7.safetensors; seconds)
 #   make bench-correction-head - v7 beside v1 in the paper's benchmark, clicks included (bench/results/correction_head/; ~35 min)
 #   make bench-correction-carry - v7 with the re-propagated slices carried by either head, on 3 unseen phantoms (bench/results/correction_carry/; ~35 min)
+#   make compose-radsam-v10 - v7 with radsam-mobile-v1 as its point assist for slices prompted by points alone, no training (models/radsam-v10.safetensors, shipped as models/radsam.safetensors; seconds)
 #   make train-radsam-v8 / compose-radsam-v8 - a correction head trained for negative clicks, v1 with it (not shipped; ~65 min)
 #   make bench-negative-clicks - v7 against v8 on 3 unseen phantoms (bench/results/negative_clicks/; needs v8's weights)
 #   make bench-negative-erase - v7 with the negative erase off and on: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/negative_erase/; ~80 min)
 #   make bench-prompt-box   - v7 (negative erase on): a click on the prompted slice without or with the user's box, 3 unseen phantoms and the benchmark's 21 objects (bench/results/prompt_box/)
 #   make bench-point-start  - a point alone answered by the primary mask, the best predicted IoU or the point's box: 3 unseen phantoms (STAGE=validation: the benchmark's 21 objects, for a setting that won there; bench/results/point_start/)
+#   make bench-point-assist - a point alone answered by another model (radsam-mobile-v1), v7 carrying its mask: 3 unseen phantoms, then the benchmark's 21 objects (STAGE=phantoms: the first alone) (bench/results/point_assist/)
 #   make bench-tight-prompts - v7 from the simulated and from exact prompts, the benchmark's 21 objects, no clicks: what the prompt costs (bench/results/tight_prompts/; ~10 min)
 #   make train-radsam-v9 - v1 with the image encoder trained too, at half the decoder's rate (GPU: DEVICE=cuda; on this CPU batch 8 runs out of 24 GiB; runs/train-radsam-v9/)
 #   make train-radsam-mobile - the RadSAM recipe on MobileSAM (1024-pixel encoder, frozen), v1's batches, both training CTs (runs/train-radsam-mobile/; ~1 h)
@@ -53,7 +55,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 bench-negative-clicks bench-negative-erase bench-point-start bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 compose-radsam-v10 bench-negative-clicks bench-negative-erase bench-point-start bench-point-assist bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -107,6 +109,9 @@ train-radsam-v8: build
 compose-radsam-v8: build
 	bash bench/compose_radsam_v8.sh
 
+compose-radsam-v10: build
+	bash bench/compose_radsam_v10.sh
+
 bench-negative-clicks: build
 	bash bench/run_negative_clicks.sh
 
@@ -115,6 +120,9 @@ bench-negative-erase: build
 
 bench-point-start: build
 	bash bench/run_point_start.sh
+
+bench-point-assist: build
+	bash bench/run_point_assist.sh
 
 bench-prompt-box: build
 	bash bench/run_prompt_box.sh

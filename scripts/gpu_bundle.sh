@@ -24,6 +24,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 delta_path, base_path, out_path = sys.argv[1:]
 base, delta = load_file(base_path), load_file(delta_path)
+# The point assist ("assist." tensors: a whole fine-tuned MobileSAM on its own 39 MB base) stays
+# out: the bundle must fit in 64 MiB and the GPU check prompts with boxes, which the assist never
+# answers. On the bundle, a slice prompted by points alone is answered by RadSAM itself.
+delta = {k: v for k, v in delta.items() if not k.startswith("assist.")}
 # A correction head ("edit." tensors, `radsam-trainer compose`): a second decoder, whole in the
 # merged checkpoint too (the base's decoder, overlaid by the file's "edit." tensors).
 if any(k.startswith("edit.") for k in delta):

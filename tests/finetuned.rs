@@ -112,11 +112,14 @@ fn the_committed_radsam_weights_load_by_name() {
     let diff = |n: &str| (&r[n] - &l[n]).abs().max().double_value(&[]);
     assert!(diff("prompt_encoder.mask_downscaling.0.weight") > 0.0, "the mask-prompt path was trained");
     assert_eq!(diff("image_encoder.neck.0.weight"), 0.0, "the encoder is LiteMedSAM's");
-    // v7: v1's decoder with v3's as the correction head (bench/compose_radsam_v7.sh).
+    // v10: v7 (v1's decoder with v3's as the correction head, bench/compose_radsam_v7.sh) with
+    // radsam-mobile-v1 as its point assist (bench/compose_radsam_v10.sh).
     assert!(radsam.has_correction_head());
     assert!(meta[finetuned::META_CORRECTION_FROM].starts_with("models/radsam-v3.safetensors sha256:"));
-    // Files of half-precision tensors, a few MB: fit to commit.
-    assert!(std::fs::metadata(&path).unwrap().len() < 20 << 20);
+    assert_eq!(radsam.point_assist().map(|a| a.config.name.as_str()), Some("mobile_sam"));
+    assert!(meta[finetuned::META_POINT_ASSIST_FROM].starts_with("models/radsam-mobile-v1.safetensors sha256:"));
+    // Files of half-precision tensors, MBs: fit to commit (three decoders and a prompt encoder each, 24 MB).
+    assert!(std::fs::metadata(&path).unwrap().len() < 30 << 20);
 }
 
 #[test]
@@ -205,6 +208,57 @@ fn a_composed_file_answers_clicks_by_its_correction_head_and_all_else_by_its_own
     finetuned::write(&partial, &tensors, &meta).unwrap();
     match Sam::load(radsam(), &partial, Device::Cpu) {
         Err(CheckpointError::Missing { name, .. }) => assert_eq!(name, dropped),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_point_assist_is_a_whole_second_model_loaded_on_its_own_base() {
+    let dir = common::temp_dir("point-assist");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let (main, assist) = (models.join("radsam-v7.safetensors"), models.join("radsam-mobile-v1.safetensors"));
+    let composed = dir.join("composed.safetensors");
+    finetuned::compose_point_assist(&main, &assist, &composed).unwrap();
+    let named = |name: &str| ModelConfig::by_name(name).unwrap();
+    let load = |name: &str, p: &std::path::Path| Sam::load(named(name), p, Device::Cpu).unwrap().0;
+    let (both, v7, mobile) = (load("radsam", &composed), load("radsam", &main), load("mobile_sam", &assist));
+    let point_assist = both.point_assist().expect("the composed file holds a point assist");
+    assert!(v7.point_assist().is_none() && point_assist.point_assist().is_none());
+    assert_eq!(point_assist.config, mobile.config, "MobileSAM's architecture, input size and window");
+    assert_eq!(both.config, v7.config);
+    let same = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) == 0.0;
+    // Bit for bit: this model is v7 (both heads), the assist is radsam-mobile-v1, encoder included.
+    assert!(same(&answer(&both, false), &answer(&v7, false)) && same(&answer(&both, true), &answer(&v7, true)));
+    assert!(same(&answer(point_assist, false), &answer(&mobile, false)));
+    assert!(!same(&answer(point_assist, false), &answer(&both, false)), "two different models");
+    assert_eq!(point_assist.encoder_fingerprint(), mobile.encoder_fingerprint());
+    let meta = finetuned::read_metadata(&composed).unwrap();
+    assert!(meta[finetuned::META_POINT_ASSIST_FROM].contains(&finetuned::sha256_hex(&assist).unwrap()));
+    assert_eq!(meta[finetuned::META_POINT_ASSIST_MODEL], "mobile_sam");
+    assert_eq!(meta[finetuned::META_BASE_MODEL], "lite_medsam", "the main model's metadata as it was");
+
+    // Refused by name: a file that has an assist already, an assist with a correction head (v7),
+    // a base checkpoint that is no fine-tuned file; nothing written.
+    let out = dir.join("refused.safetensors");
+    let refused = |a: &std::path::Path, b: &std::path::Path| finetuned::compose_point_assist(a, b, &out).unwrap_err();
+    assert!(matches!(refused(&composed, &assist), finetuned::ComposeError::AlreadyComposed { .. }));
+    assert!(matches!(refused(&main, &main), finetuned::ComposeError::AlreadyComposed { .. }));
+    assert!(matches!(refused(&main, &common::weights("lite_medsam")), finetuned::ComposeError::NotFineTuned { .. }));
+    assert!(!out.exists());
+
+    // The assist's own base is checked as a fine-tuned file's is: another base file is refused.
+    let mut wrong = meta.clone();
+    wrong.insert(finetuned::META_POINT_ASSIST_BASE_SHA256.into(), "0".repeat(64));
+    let tensors = Tensor::read_safetensors(&composed).unwrap();
+    let mismatched = dir.join("mismatched.safetensors");
+    finetuned::write(&mismatched, &tensors, &wrong).unwrap();
+    assert!(matches!(Sam::load(named("radsam"), &mismatched, Device::Cpu), Err(CheckpointError::BaseMismatch { .. })));
+    // An assist tensor its model lacks is refused by name, as any fine-tuned tensor.
+    let mut foreign = tensors;
+    foreign.push(("assist.mask_decoder.nonsense".into(), Tensor::zeros([2], (Kind::Float, Device::Cpu))));
+    finetuned::write(&mismatched, &foreign, &meta).unwrap();
+    match Sam::load(named("radsam"), &mismatched, Device::Cpu) {
+        Err(CheckpointError::Unexpected { name, .. }) => assert_eq!(name, "mask_decoder.nonsense"),
         other => panic!("{:?}", other.map(|_| ())),
     }
 }

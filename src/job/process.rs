@@ -6,8 +6,8 @@ use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{
-    Carry, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, SegmentError, Segmenter, Snapshot,
-    Stop, VolumeSession,
+    Carry, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, PointStart, SegmentError, Segmenter,
+    Snapshot, Stop, VolumeSession,
 };
 use crate::volume::{
     read_mask, resample_nearest, write_dicom_seg, write_mask_nifti, MaskFileError, ReadLimits, SegMeta, SegUids,
@@ -41,6 +41,10 @@ pub struct ProcessOptions {
     /// its region out of its slice's mask prompt before the slice is decoded. On by default: it
     /// raised 20 clicks' gain on unseen phantoms and on the validation CT (README, Benchmarks).
     pub negative_erase: bool,
+    /// Point assist (crate::model docs, PointStart::Assist): a slice prompted by points alone is
+    /// answered by the model's point assist when its weights hold one. On by default: it raised
+    /// volume-level point prompts on the validation CT (README, Benchmarks).
+    pub point_assist: bool,
     /// The job's time budget ends here (JOB_TIMEOUT): checked before each encoding batch, each
     /// target and each correction click, so the model thread is free soon after; None: no bound.
     pub deadline: Option<Instant>,
@@ -77,6 +81,7 @@ impl Default for ProcessOptions {
             click_check: false,
             correction_carry: false,
             negative_erase: true,
+            point_assist: true,
             deadline: None,
             recorded_volume_uri: None,
             embedding_cache: None,
@@ -194,6 +199,9 @@ pub struct JobResult {
     pub click_check: bool,
     pub correction_carry: bool,
     pub negative_erase: bool,
+    /// Slices prompted by points alone were answered by the model's point assist (the option on
+    /// and the model holding one).
+    pub point_assist: bool,
 }
 
 fn open_volume(uri: &str, series_uid: Option<&str>, limits: &ReadLimits) -> Result<Volume, ProcessError> {
@@ -264,6 +272,10 @@ fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, op
     // Only when on, as the click check (sessions saved before it existed were made without it).
     if opts.negative_erase {
         h.update(b"negative_erase");
+    }
+    // Only when off (the model version already tells whether there is an assist to use).
+    if !opts.point_assist {
+        h.update(b"no_point_assist");
     }
     for k in lo..=hi {
         let plane = volume.grid.extract(&volume.data, k);
@@ -504,7 +516,8 @@ pub fn process(
                     .with_guards(opts.guards)
                     .with_click_check(opts.click_check)
                     .with_correction_carry(opts.correction_carry)
-                    .with_negative_erase(opts.negative_erase);
+                    .with_negative_erase(opts.negative_erase)
+                    .with_point_start(if opts.point_assist { PointStart::Assist } else { PointStart::Primary });
                 let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
                 // A revision takes up its parent's session where it can (snapshot.rs).
                 let (clicks_resumed, resume_refused) = match (opts.resume.get(&target.label), &fingerprint) {
@@ -680,6 +693,7 @@ pub fn process(
         click_check: opts.click_check,
         correction_carry: opts.correction_carry,
         negative_erase: opts.negative_erase,
+        point_assist: opts.point_assist && sam.point_assist().is_some(),
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;
     std::fs::write(out.join("result.json"), json).map_err(|e| ProcessError::Output(e.to_string()))?;

@@ -5,7 +5,7 @@
 //! decoder only (8 MB instead of 20 MB for the whole model).
 
 use super::checkpoint::CheckpointError;
-use super::{is_decoder_tensor, InputWindow, CORRECTION_PREFIX, RADSAM_WINDOW};
+use super::{is_decoder_tensor, InputWindow, CORRECTION_PREFIX, POINT_ASSIST_PREFIX, RADSAM_WINDOW};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -152,11 +152,30 @@ pub fn base_of(path: &Path, metadata: &BTreeMap<String, String>, base_path: &Pat
     Ok(())
 }
 
-/// Copies every tensor of a fine-tuned file into `vs`. Strict: each tensor must name a variable of
-/// the model with the same shape; all are checked before any is written.
+/// Copies every tensor of a fine-tuned file into `vs`, but its point assist's (`assist.`, which
+/// [`apply_point_assist`] loads into the assist's own model). Strict: each tensor must name a
+/// variable of the model with the same shape; all are checked before any is written.
 pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
-    let file: HashMap<String, Tensor> =
-        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?.into_iter().collect();
+    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| unreadable(path, e))?
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with(POINT_ASSIST_PREFIX))
+        .collect();
+    apply_tensors(vs, path, file)
+}
+
+/// Copies a composed file's point-assist tensors (`assist.`, the prefix taken off) into the
+/// assist model's `vs`, as strictly as [`apply`].
+pub fn apply_point_assist(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
+    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| unreadable(path, e))?
+        .into_iter()
+        .filter_map(|(n, t)| n.strip_prefix(POINT_ASSIST_PREFIX).map(|n| (n.to_string(), t)))
+        .collect();
+    apply_tensors(vs, path, file)
+}
+
+fn apply_tensors(vs: &mut VarStore, path: &Path, file: HashMap<String, Tensor>) -> Result<usize, CheckpointError> {
     let vars = vs.variables();
     let err_path = || -> PathBuf { path.to_path_buf() };
     let mut names: Vec<&String> = file.keys().collect();
@@ -186,6 +205,79 @@ pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
     Ok(names.len())
 }
 
+/// Metadata keys of a file with a point assist ([`compose_point_assist`]): the assist's base model,
+/// its base file's SHA-256, its input window (when it has one), the file it came from and its
+/// training settings.
+pub const META_POINT_ASSIST_MODEL: &str = "radsam.point_assist.base_model";
+pub const META_POINT_ASSIST_BASE_SHA256: &str = "radsam.point_assist.base_sha256";
+pub const META_POINT_ASSIST_WINDOW: &str = "radsam.point_assist.input_window";
+pub const META_POINT_ASSIST_FROM: &str = "radsam.point_assist.from";
+pub const META_POINT_ASSIST_SETTINGS: &str = "radsam.point_assist.training_settings";
+
+/// Whether a metadata key describes a file's point assist.
+pub fn is_point_assist_key(key: &str) -> bool {
+    key.starts_with("radsam.point_assist.")
+}
+
+/// Whether a file holds a point assist (its metadata names the assist's base model).
+pub fn has_point_assist(metadata: &BTreeMap<String, String>) -> bool {
+    metadata.contains_key(META_POINT_ASSIST_MODEL)
+}
+
+/// The metadata of a composed file's point assist as a fine-tuned file of its own would hold it
+/// (base model, base SHA-256, window), for [`base_of`] and the assist's loader.
+pub fn point_assist_metadata(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    [
+        (META_POINT_ASSIST_MODEL, META_BASE_MODEL),
+        (META_POINT_ASSIST_BASE_SHA256, META_BASE_SHA256),
+        (META_POINT_ASSIST_WINDOW, META_INPUT_WINDOW),
+    ]
+    .into_iter()
+    .filter_map(|(from, to)| metadata.get(from).map(|v| (to.to_string(), v.clone())))
+    .collect()
+}
+
+/// Writes `out`: the fine-tuned file `main` (its tensors and metadata, bit for bit, a correction
+/// head included) plus every tensor of the fine-tuned file `assist` under `assist.`, with the
+/// assist's base model, base SHA-256 and window in the metadata (crate::model docs: the point
+/// assist answers a slice prompted by points alone; it may be another architecture, with its own
+/// encoder). The assist must be a plain fine-tune: no correction head and no assist of its own.
+pub fn compose_point_assist(main: &Path, assist: &Path, out: &Path) -> Result<(), ComposeError> {
+    let (main_meta, assist_meta) = (read_metadata(main)?, read_metadata(assist)?);
+    for (path, meta) in [(main, &main_meta), (assist, &assist_meta)] {
+        if !meta.contains_key(META_BASE_MODEL) {
+            return Err(ComposeError::NotFineTuned { path: path.to_path_buf() });
+        }
+        if has_point_assist(meta) {
+            return Err(ComposeError::AlreadyComposed { path: path.to_path_buf() });
+        }
+    }
+    if has_correction_head(assist)? {
+        return Err(ComposeError::AlreadyComposed { path: assist.to_path_buf() });
+    }
+    let read = |path: &Path| -> Result<Vec<(String, Tensor)>, CheckpointError> {
+        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
+    };
+    let mut tensors = read(main)?;
+    tensors.extend(read(assist)?.into_iter().map(|(n, t)| (format!("{POINT_ASSIST_PREFIX}{n}"), t)));
+    let mut metadata = main_meta;
+    for (key, assist_key) in [
+        (META_BASE_MODEL, META_POINT_ASSIST_MODEL),
+        (META_BASE_SHA256, META_POINT_ASSIST_BASE_SHA256),
+        (META_INPUT_WINDOW, META_POINT_ASSIST_WINDOW),
+    ] {
+        if let Some(v) = assist_meta.get(key) {
+            metadata.insert(assist_key.into(), v.clone());
+        }
+    }
+    let sha = sha256_hex(assist).map_err(|e| unreadable(assist, e))?;
+    metadata.insert(META_POINT_ASSIST_FROM.into(), format!("{} sha256:{sha}", assist.display()));
+    if let Some(settings) = assist_meta.get("radsam.training_settings") {
+        metadata.insert(META_POINT_ASSIST_SETTINGS.into(), settings.clone());
+    }
+    write(out, &tensors, &metadata).map_err(|e| ComposeError::Write { path: out.to_path_buf(), reason: e.to_string() })
+}
+
 /// Metadata key of a composed file: the file its correction head came from, with its SHA-256.
 pub const META_CORRECTION_FROM: &str = "radsam.correction_head";
 /// Metadata key of a composed file: the correction head's own training settings.
@@ -202,7 +294,7 @@ pub enum ComposeError {
     NotFineTuned { path: PathBuf },
     #[error("{path}: holds more than a prompt encoder and mask decoder (a trained encoder?); both heads must read one encoder's embeddings")]
     NotDecoderOnly { path: PathBuf },
-    #[error("{path}: already holds a correction head; compose from the files training wrote")]
+    #[error("{path}: already composed (it holds a correction head or a point assist); compose from the files training wrote")]
     AlreadyComposed { path: PathBuf },
     #[error("{main} and {edit} differ in `{key}` ({a} against {b}): a correction head must read the same embeddings")]
     Differ { main: PathBuf, edit: PathBuf, key: &'static str, a: String, b: String },

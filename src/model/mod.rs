@@ -8,6 +8,13 @@
 //! slice is still encoded once. Why two: the fine-tunes that learnt to edit (v2, v3) lost some of
 //! what the shipped one propagates from a single prompt, and the shipped one ignores clicks.
 //!
+//! A file may also hold a *point assist* (`assist.` tensors, [`finetuned::compose_point_assist`]):
+//! a whole second model, of any SAM-family architecture with its own encoder, that answers the
+//! user's slice when its prompt is points alone ([`Sam::point_assist`]; the segmenter's
+//! `PointStart::Assist`), while this model carries the mask on and takes the clicks. Why: the
+//! fine-tune of MobileSAM reads a lone point far better than RadSAM on LiteMedSAM, and carries a
+//! mask worse. It encodes only the slices it answers.
+//!
 //! Public surface: [`Sam`], [`ModelConfig`], [`PromptBatch`], [`MaskPrediction`], and the
 //! strict checkpoint loader's error type.
 
@@ -70,11 +77,22 @@ pub struct Sam {
     dense_pe: Tensor,
     /// The correction head, when the weights file holds one (module docs).
     correction: Option<CorrectionHead>,
+    /// The point assist, when the weights file holds one (module docs).
+    point_assist: Option<Box<PointAssist>>,
     /// SHA-256 of the image encoder's weights, computed on first use (the embedding cache's key);
     /// forgotten whenever the weights change (`prepare_inference`).
     encoder_fingerprint: std::sync::OnceLock<[u8; 32]>,
     /// Mixed precision (CUDA autocast to f16) for encode and decode; outputs stay f32.
     half: bool,
+}
+
+/// A point assist: its model, and the file's `assist.` tensors and point-assist metadata as read,
+/// so that a fine-tune of this model writes them again unchanged (training leaves the assist be).
+#[derive(Debug)]
+struct PointAssist {
+    model: Sam,
+    file_tensors: Vec<(String, Tensor)>,
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// A second prompt encoder and mask decoder, under `edit.` in the model's variables.
@@ -102,6 +120,9 @@ pub(crate) fn is_decoder_tensor(name: &str) -> bool {
 /// The variables' prefix of the correction head (and its tensors' in a weights file).
 pub const CORRECTION_PREFIX: &str = "edit.";
 
+/// The prefix of a point assist's tensors in a weights file (module docs).
+pub const POINT_ASSIST_PREFIX: &str = "assist.";
+
 impl Sam {
     pub fn new(config: ModelConfig, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
@@ -122,6 +143,7 @@ impl Sam {
             mask_decoder,
             dense_pe,
             correction: None,
+            point_assist: None,
             encoder_fingerprint: Default::default(),
             half: false,
         };
@@ -174,8 +196,60 @@ impl Sam {
                 checkpoint::load_strict(&mut sam.vs, weights)?
             }
         };
+        if finetuned::has_point_assist(&metadata) {
+            let model = Self::load_point_assist(weights, &metadata, device, base_weights)?;
+            let file_tensors = Tensor::read_safetensors(weights)
+                .map_err(|e| CheckpointError::Unreadable { path: weights.to_path_buf(), reason: e.to_string() })?
+                .into_iter()
+                .filter(|(n, _)| n.starts_with(POINT_ASSIST_PREFIX))
+                .collect();
+            let metadata = metadata.into_iter().filter(|(k, _)| finetuned::is_point_assist_key(k)).collect();
+            sam.point_assist = Some(Box::new(PointAssist { model, file_tensors, metadata }));
+        }
         sam.prepare_inference();
         Ok((sam, report))
+    }
+
+    /// The point assist of a composed file: its base model built and loaded from its own base
+    /// checkpoint (checked against the recorded SHA-256), then the file's `assist.` tensors.
+    fn load_point_assist(
+        weights: &Path,
+        metadata: &std::collections::BTreeMap<String, String>,
+        device: Device,
+        base_weights: &dyn Fn(&str) -> std::path::PathBuf,
+    ) -> Result<Self, CheckpointError> {
+        let unreadable = |reason: String| CheckpointError::Unreadable { path: weights.to_path_buf(), reason };
+        let own = finetuned::point_assist_metadata(metadata);
+        let name = &own[finetuned::META_BASE_MODEL];
+        let mut config = ModelConfig::by_name(name)
+            .ok_or_else(|| unreadable(format!("{}: no model named {name}", finetuned::META_POINT_ASSIST_MODEL)))?;
+        if let Some(w) = own.get(finetuned::META_INPUT_WINDOW) {
+            config.window = InputWindow::parse(w)
+                .map_err(|reason| unreadable(format!("{}: {reason}", finetuned::META_POINT_ASSIST_WINDOW)))?;
+        }
+        let mut assist = Self::new(config, device);
+        let base_path = base_weights(name);
+        finetuned::base_of(weights, &own, &base_path)?;
+        checkpoint::load_strict(&mut assist.vs, &base_path)?;
+        finetuned::apply_point_assist(&mut assist.vs, weights)?;
+        assist.prepare_inference();
+        Ok(assist)
+    }
+
+    /// The point assist, when the weights hold one (module docs).
+    pub fn point_assist(&self) -> Option<&Sam> {
+        self.point_assist.as_deref().map(|a| &a.model)
+    }
+
+    /// The point assist as its file held it: its tensors (`assist.` names) and metadata, for a
+    /// fine-tune of this model to write again (empty without one).
+    pub fn point_assist_part(&self) -> (Vec<(String, Tensor)>, std::collections::BTreeMap<String, String>) {
+        match self.point_assist.as_deref() {
+            Some(a) => {
+                (a.file_tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(), a.metadata.clone())
+            }
+            None => Default::default(),
+        }
     }
 
     /// Recomputes what inference derives from the weights: folded batch norms, gathered attention
@@ -297,6 +371,9 @@ impl Sam {
         if on != self.half {
             self.half = on;
             self.encoder_fingerprint = std::sync::OnceLock::new();
+        }
+        if let Some(assist) = &mut self.point_assist {
+            assist.model.set_half(on);
         }
     }
 

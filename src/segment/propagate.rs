@@ -97,6 +97,10 @@ pub enum PointStart {
     BestIou,
     /// The primary mask's bounding box joins the points, and the slice is decoded again.
     Box,
+    /// Another model answers the slice (the session's point assist,
+    /// `VolumeSession::with_point_assist`: e.g. one fine-tuned from MobileSAM, which reads a lone
+    /// point better) and this model carries its mask on; the primary mask without an assist.
+    Assist,
 }
 
 impl PointStart {
@@ -106,6 +110,7 @@ impl PointStart {
             Self::Primary => "primary",
             Self::BestIou => "best_iou",
             Self::Box => "box",
+            Self::Assist => "assist",
         }
     }
 
@@ -115,6 +120,7 @@ impl PointStart {
             "primary" => Some(Self::Primary),
             "best_iou" => Some(Self::BestIou),
             "box" => Some(Self::Box),
+            "assist" => Some(Self::Assist),
             _ => None,
         }
     }
@@ -344,6 +350,16 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                     }
                     None => first,
                 }
+            }
+            PointStart::Assist if points_only && self.session.point_assist().is_some() => {
+                let assist = self.session.point_assist().expect("checked");
+                // The assist decodes on its own session (its encoder, its input size); its binary
+                // low-resolution mask is on the grid this model's mask prompts use.
+                let mut helper = Segmenter::new(assist, self.carry, self.choice, self.reference);
+                let state = helper.decode(slice, prompt, None)?;
+                self.decode_seconds += helper.decode_seconds;
+                self.decoded_slices += helper.decoded_slices;
+                state
             }
             _ => self.decode(slice, prompt, None)?,
         };
@@ -1465,6 +1481,50 @@ mod tests {
         assert_eq!(PointStart::by_name("best-iou"), Some(PointStart::BestIou));
         assert_eq!(PointStart::by_name(PointStart::Box.name()), Some(PointStart::Box));
         assert_eq!(PointStart::by_name("centre"), None);
+    }
+
+    #[test]
+    fn with_a_point_assist_the_assist_answers_a_point_alone_and_this_model_carries_it_on() {
+        let (sam, assist_sam, volume) = (stub_model(), stub_model(), volume());
+        // This model answers every slice with an empty mask, the assist with the whole slice.
+        set_answer(&sam, EMPTY);
+        set_answer(&assist_sam, FULL);
+        let assist = VolumeSession::lazy(&assist_sam, &volume, (LO, HI), Default::default()).unwrap();
+        let session = session(&sam, &volume).with_point_assist(assist).unwrap();
+        let point = SlicePrompt { points: vec![Point { x: 12.0, y: 12.0, positive: true }], ..Default::default() };
+        let filled = |seg: &Segmenter, s: usize| super::pixels(&seg.states()[&s].mask);
+        let mut assisted =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::Assist);
+        assisted.start(5, &point).unwrap();
+        assert_eq!(filled(&assisted, 5), 24 * 24, "the assist's answer");
+        // This model decoded the carried slices only (empty: each direction stops after one), and
+        // the assist encoded the one slice it answered.
+        assert_eq!(assisted.decode_order, vec![6, 4]);
+        assert_eq!(filled(&assisted, 6), 0);
+        assert_eq!(session.point_assist().unwrap().encoded_slices(), 1);
+        assert_eq!(session.encoded_slices(), HI - LO + 2, "the session counts its assist's slices");
+        assert_eq!(assisted.decoded_slices, 3, "the assist's decoding is counted");
+        // A box is answered by this model; so is a point under any other point start.
+        let mut boxed_start =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::Assist);
+        boxed_start.start(5, &boxed()).unwrap();
+        assert_eq!(filled(&boxed_start, 5), 0);
+        let mut primary = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+        primary.start(5, &point).unwrap();
+        assert_eq!(filled(&primary, 5), 0);
+        // An assist that does not cover the session's slices, or reads another volume, is refused.
+        let short = VolumeSession::lazy(&assist_sam, &volume, (LO + 1, HI), Default::default()).unwrap();
+        assert!(VolumeSession::lazy(&sam, &volume, (LO, HI), Default::default())
+            .unwrap()
+            .with_point_assist(short)
+            .is_err());
+        let other = self::volume();
+        let elsewhere = VolumeSession::lazy(&assist_sam, &other, (LO, HI), Default::default()).unwrap();
+        assert!(VolumeSession::lazy(&sam, &volume, (LO, HI), Default::default())
+            .unwrap()
+            .with_point_assist(elsewhere)
+            .is_err());
+        assert_eq!(PointStart::by_name("assist"), Some(PointStart::Assist));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct VolumeSession<'a> {
     pub geometry: SliceGeometry,
     /// Shared with the sessions [`restrict`](Self::restrict) makes: one store per volume range.
     store: Rc<Store<'a>>,
+    /// A second model's session over the same slices, which answers a slice prompted by points
+    /// alone (`PointStart::Assist`; [`with_point_assist`](Self::with_point_assist)). Lazy: it
+    /// encodes only the slices it answers.
+    point_assist: Option<Rc<VolumeSession<'a>>>,
 }
 
 /// The embeddings of the slices `lo..lo + n` and which of them are filled.
@@ -101,6 +105,20 @@ impl<'a> VolumeSession<'a> {
             }
         }
         let (lo, hi) = (a.min(b), a.max(b));
+        // A model with a point assist (crate::model docs) gets the assist's session too, lazy, on
+        // the same cache and deadline: it encodes only the slices it answers.
+        let point_assist = match sam.point_assist() {
+            Some(assist) => {
+                let options = EncodeOptions {
+                    batch: options.batch,
+                    deadline: options.deadline,
+                    cache: options.cache,
+                    progress: None,
+                };
+                Some(Rc::new(Self::lazy(assist, volume, (lo, hi), options)?))
+            }
+            None => None,
+        };
         let device = sam.device();
         let store_kind = if device.is_cuda() { Kind::Half } else { Kind::Float };
         let (rows, cols) = volume.grid.plane_shape();
@@ -128,7 +146,39 @@ impl<'a> VolumeSession<'a> {
             hi,
             geometry: SliceGeometry::new(rows as i64, cols as i64, sam.config.image_size),
             store: Rc::new(store),
+            point_assist,
         })
+    }
+
+    /// Hands the slices prompted by points alone to `assist`, another model's session over the
+    /// same volume and at least these slices (`PointStart::Assist`), instead of the model's own
+    /// point assist if it has one: e.g. a model that reads a lone point better answers the user's
+    /// slice, and this one carries its mask on (benchmarks try models this way). The two
+    /// decoders must share the low-resolution mask grid (the carried mask prompt), which SAM-style
+    /// models do whatever their input size (the padded square, at a quarter of SAM's 1024 px).
+    pub fn with_point_assist(mut self, assist: VolumeSession<'a>) -> Result<Self, String> {
+        let same_volume = std::ptr::eq(self.volume, assist.volume);
+        if !same_volume || assist.lo > self.lo || assist.hi < self.hi || assist.sam.mask_size() != self.sam.mask_size()
+        {
+            return Err(format!(
+                "the point assist must cover slices {}..={} of the same volume with {} px masks \
+                 (it covers {}..={}{} with {} px masks)",
+                self.lo,
+                self.hi,
+                self.sam.mask_size(),
+                assist.lo,
+                assist.hi,
+                if same_volume { "" } else { " of another volume" },
+                assist.sam.mask_size()
+            ));
+        }
+        self.point_assist = Some(Rc::new(assist));
+        Ok(self)
+    }
+
+    /// The point assist's session ([`with_point_assist`](Self::with_point_assist)), if any.
+    pub fn point_assist(&self) -> Option<&VolumeSession<'a>> {
+        self.point_assist.as_deref()
     }
 
     /// The same store, limited to slices `a..=b` (either order) inside this session: an object's
@@ -140,7 +190,7 @@ impl<'a> VolumeSession<'a> {
                 return Err(SegmentError::SliceOutsideBoundaries { slice, lo: self.lo, hi: self.hi });
             }
         }
-        Ok(Self { lo, hi, store: self.store.clone(), ..*self })
+        Ok(Self { lo, hi, store: self.store.clone(), point_assist: self.point_assist.clone(), ..*self })
     }
 
     pub fn default_batch(device: tch::Device) -> usize {
@@ -173,19 +223,20 @@ impl<'a> VolumeSession<'a> {
         Ok(store.embeddings.narrow(0, (slice - store.lo) as i64, 1).to_kind(Kind::Float))
     }
 
-    /// Slices run through the encoder so far (in every session sharing this one's store).
+    /// Slices run through the encoder so far (in every session sharing this one's store), its
+    /// point assist's included.
     pub fn encoded_slices(&self) -> usize {
-        self.store.encoded.get()
+        self.store.encoded.get() + self.point_assist.as_ref().map_or(0, |a| a.encoded_slices())
     }
 
     /// Slices read from the embedding cache so far (ditto).
     pub fn cached_slices(&self) -> usize {
-        self.store.cached.get()
+        self.store.cached.get() + self.point_assist.as_ref().map_or(0, |a| a.cached_slices())
     }
 
     /// Seconds spent filling the store so far: encoding, and reading the cache (ditto).
     pub fn encode_seconds(&self) -> f64 {
-        self.store.seconds.get()
+        self.store.seconds.get() + self.point_assist.as_ref().map_or(0.0, |a| a.encode_seconds())
     }
 }
 

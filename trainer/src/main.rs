@@ -13,7 +13,7 @@ use radsam::volume::ReadLimits;
 use radsam_trainer::augment::Augmentation;
 use radsam_trainer::examples::{self, ExampleSettings};
 use radsam_trainer::prompts::PromptMix;
-use radsam_trainer::recipe::{TrainSettings, Trainer};
+use radsam_trainer::recipe::{parse_lr_share, TrainSettings, Trainer};
 use radsam_trainer::validation::ValidationSet;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,8 +32,9 @@ enum Command {
     /// The periodic fine-tuning service: trains on accepted annotations, registers and (if not
     /// worse) promotes the result. See the README, "The trainer service".
     Serve(serve::ServeArgs),
-    /// Writes one weights file from two fine-tuned ones: --weights answers the first prompt and
-    /// carries masks, --correction answers clicked slices (its decoder as the correction head).
+    /// Writes one weights file from fine-tuned ones: --weights answers the first prompt and carries
+    /// masks; --correction answers clicked slices (its decoder as the correction head);
+    /// --point-assist answers slices prompted by points alone (the whole model, its own encoder).
     Compose(ComposeArgs),
 }
 
@@ -44,19 +45,37 @@ struct ComposeArgs {
     weights: PathBuf,
     /// The fine-tuned file whose decoder answers clicked slices (same base and input window).
     #[arg(long)]
-    correction: PathBuf,
+    correction: Option<PathBuf>,
+    /// The fine-tuned file (any base) that answers slices prompted by points alone.
+    #[arg(long)]
+    point_assist: Option<PathBuf>,
     /// The composed file (written atomically).
     #[arg(long)]
     out: PathBuf,
 }
 
 fn compose(args: ComposeArgs) -> Result<()> {
-    radsam::model::finetuned::compose(&args.weights, &args.correction, &args.out)?;
+    use radsam::model::finetuned;
+    match (&args.correction, &args.point_assist) {
+        (None, None) => bail!("compose: give --correction, --point-assist or both"),
+        (Some(correction), None) => finetuned::compose(&args.weights, correction, &args.out)?,
+        (None, Some(assist)) => finetuned::compose_point_assist(&args.weights, assist, &args.out)?,
+        (Some(correction), Some(assist)) => {
+            // The correction head first (it needs a decoder-only file), then the assist over it.
+            let with_head = args.out.with_extension("with-correction.partial");
+            finetuned::compose(&args.weights, correction, &with_head)?;
+            let composed = finetuned::compose_point_assist(&with_head, assist, &args.out);
+            let _ = std::fs::remove_file(&with_head);
+            composed?;
+        }
+    }
+    let part = |what: &str, p: &Option<PathBuf>| p.as_ref().map(|p| format!(", {what} {}", p.display()));
     eprintln!(
-        "{}: {} with the correction head of {}",
+        "{}: {}{}{}",
         args.out.display(),
         args.weights.display(),
-        args.correction.display()
+        part("with the correction head of", &args.correction).unwrap_or_default(),
+        part("with the point assist", &args.point_assist).unwrap_or_default()
     );
     Ok(())
 }
@@ -174,11 +193,11 @@ struct TrainArgs {
     train_encoder: bool,
     /// With --train-encoder: the encoder's learning rate as a share of --lr (e.g. 0.1, so that a
     /// small fine-tune adapts the base encoder rather than overwrites it).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_lr_share)]
     encoder_lr_scale: f64,
     /// The mask decoder's learning rate as a share of --lr (e.g. 0.1: the decoder keeps what the
     /// base does with boxes and points while the prompt encoder learns to read masks).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_lr_share)]
     decoder_lr_scale: f64,
     /// Turn off mixed precision (on by default on a GPU; never on the CPU).
     #[arg(long)]

@@ -90,6 +90,17 @@ fn one() -> f64 {
     1.0
 }
 
+/// Reads a learning-rate share (`--encoder-lr-scale`, `--decoder-lr-scale`): a finite number of at
+/// least 0 (0 freezes the group). A negative share would climb the loss and NaN would poison every
+/// weight it touches, both silently, so they are refused before the run starts.
+pub fn parse_lr_share(text: &str) -> Result<f64, String> {
+    let share: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if !share.is_finite() || share < 0.0 {
+        return Err(format!("`{text}`: a learning-rate share must be a finite number >= 0 (0 freezes the group)"));
+    }
+    Ok(share)
+}
+
 impl PartialEq for PromptMix {
     fn eq(&self, o: &Self) -> bool {
         self.point == o.point && self.r#box == o.r#box && self.mask == o.mask && self.mask_box == o.mask_box
@@ -392,7 +403,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Writes the trained tensors (half precision) on top of the base checkpoint, and the model's
-    /// correction head, when it has one, unchanged (training teaches the propagation head only).
+    /// correction head and point assist, when it has them, unchanged (training teaches the
+    /// propagation head only).
     pub fn export(&self, path: &Path, extra: BTreeMap<String, String>) -> Result<()> {
         let mut meta = extra;
         meta.insert(finetuned::META_BASE_MODEL.into(), self.settings.base_model.clone());
@@ -405,6 +417,10 @@ impl<'a> Trainer<'a> {
         };
         let mut tensors: Vec<(String, Tensor)> = params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         tensors.extend(self.sam.correction_tensors());
+        // The point assist too, as the starting file held it (crate::model docs).
+        let (assist_tensors, assist_meta) = self.sam.point_assist_part();
+        tensors.extend(assist_tensors);
+        meta.extend(assist_meta);
         finetuned::write(path, &tensors, &meta)?;
         Ok(())
     }
@@ -503,6 +519,16 @@ mod tests {
             geometry: SliceGeometry::new(8, 8, 256),
             labels: vec![0; 64],
             neighbours: [None, None],
+        }
+    }
+
+    #[test]
+    fn learning_rate_shares_must_be_finite_and_not_negative() {
+        assert_eq!(parse_lr_share("0.5"), Ok(0.5));
+        assert_eq!(parse_lr_share("0"), Ok(0.0));
+        assert_eq!(parse_lr_share("2"), Ok(2.0));
+        for bad in ["-0.1", "NaN", "inf", "-inf", "half", ""] {
+            assert!(parse_lr_share(bad).is_err(), "{bad} was accepted");
         }
     }
 

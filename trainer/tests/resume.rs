@@ -175,16 +175,18 @@ fn a_run_with_mask_boxes_in_its_prompts_and_carries_trains_and_records_them() {
 }
 
 #[test]
-fn a_run_from_a_composed_file_trains_its_propagation_head_and_keeps_its_correction_head() {
-    // The trainer service fine-tunes the promoted weights, which may hold a correction head
-    // (`radsam-trainer compose`): training must hand it on unchanged, not drop it.
+fn a_run_from_a_composed_file_trains_its_propagation_head_and_keeps_its_correction_head_and_point_assist() {
+    // The trainer service fine-tunes the promoted weights, which may hold a correction head and a
+    // point assist (`radsam-trainer compose`): training must hand them on unchanged, not drop them.
     use radsam::model::finetuned;
     let dir = temp_dir("composed");
     let pair = phantom_pair(&dir);
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     let composed = dir.join("composed.safetensors");
-    finetuned::compose(&models.join("radsam-v1.safetensors"), &models.join("radsam-v3.safetensors"), &composed)
+    let with_head = dir.join("with-head.safetensors");
+    finetuned::compose(&models.join("radsam-v1.safetensors"), &models.join("radsam-v3.safetensors"), &with_head)
         .unwrap();
+    finetuned::compose_point_assist(&with_head, &models.join("radsam-mobile-v1.safetensors"), &composed).unwrap();
     let run = dir.join("run");
     let weights = ["--model", "lite_medsam", "--weights", composed.to_str().unwrap()];
     let out = train_cmd(&pair, &run, "2", &weights).output().unwrap();
@@ -192,10 +194,12 @@ fn a_run_from_a_composed_file_trains_its_propagation_head_and_keeps_its_correcti
     let before: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(&composed).unwrap().into_iter().collect();
     let after = read_weights(&run);
-    assert_eq!(before.len(), after.len(), "both heads written");
+    assert_eq!(before.len(), after.len(), "both heads and the assist written");
     let diff = |name: &str| (&before[name] - &after[name]).abs().max().double_value(&[]);
     let (edit, trained): (Vec<&String>, Vec<&String>) = before.keys().partition(|n| n.starts_with("edit."));
     assert!(edit.iter().all(|n| diff(n) == 0.0), "the correction head is handed on unchanged");
+    let assist: Vec<&&String> = trained.iter().filter(|n| n.starts_with("assist.")).collect();
+    assert!(!assist.is_empty() && assist.iter().all(|n| diff(n) == 0.0), "the point assist is handed on unchanged");
     assert!(trained.iter().any(|n| diff(n) > 0.0), "the propagation head trained");
     let meta = finetuned::read_metadata(&run.join("weights.safetensors")).unwrap();
     assert_eq!(
@@ -205,4 +209,13 @@ fn a_run_from_a_composed_file_trains_its_propagation_head_and_keeps_its_correcti
     let (sam, _) =
         Sam::load(ModelConfig::by_name("radsam").unwrap(), &run.join("weights.safetensors"), Device::Cpu).unwrap();
     assert!(sam.has_correction_head());
+    assert!(sam.point_assist().is_some());
+    let before_meta = finetuned::read_metadata(&composed).unwrap();
+    for key in [
+        finetuned::META_POINT_ASSIST_MODEL,
+        finetuned::META_POINT_ASSIST_BASE_SHA256,
+        finetuned::META_POINT_ASSIST_FROM,
+    ] {
+        assert_eq!(meta.get(key), before_meta.get(key), "{key}");
+    }
 }

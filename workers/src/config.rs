@@ -72,6 +72,11 @@ pub struct Config {
     /// RADSAM_NEGATIVE_ERASE=false turns it off.
     #[arg(long, env = "RADSAM_NEGATIVE_ERASE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub negative_erase: bool,
+    /// Point assist (crate::model docs): a slice prompted by points alone is answered by the
+    /// model's point assist when its weights hold one; on by default, RADSAM_POINT_ASSIST=false
+    /// turns it off.
+    #[arg(long, env = "RADSAM_POINT_ASSIST", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub point_assist: bool,
     /// Where embeddings are kept by content (segment/embedding_cache.rs), so a correction or a
     /// second job on the same slices skips the encoder: a folder (workers on one host may share
     /// it), `off` for none; default $RADSAM_CACHE/embeddings.

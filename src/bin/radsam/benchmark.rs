@@ -141,9 +141,16 @@ pub struct BenchmarkArgs {
     keep_prompt_box: bool,
     /// How the user's slice is answered when its prompt is a point alone (src/segment/propagate.rs,
     /// PointStart): primary (the decoder's primary mask), best-iou (the secondary mask with the
-    /// best predicted IoU) or box (the primary mask's box joins the point, decoded again).
+    /// best predicted IoU), box (the primary mask's box joins the point, decoded again) or assist
+    /// (the model of --point-assist, or else the model's own point assist, answers it; each
+    /// --model carries on from its mask).
     #[arg(long, default_value = "primary", value_parser = parse_point_start)]
     point_start: PointStart,
+    /// With --point-start assist: the model (a --model spec, e.g.
+    /// mobile_sam=models/radsam-mobile-v1.safetensors) that answers slices prompted by points alone,
+    /// instead of each model's own point assist. It encodes only the slices it answers.
+    #[arg(long)]
+    point_assist: Option<String>,
     /// Skip the oracle-mask runs (paper Table 6).
     #[arg(long)]
     no_oracle: bool,
@@ -175,6 +182,9 @@ struct RunSettings {
     classes: Vec<String>,
     min_voxels: usize,
     known_classes: Vec<String>,
+    /// The --point-assist model spec (runs saved before it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    point_assist: Option<String>,
 }
 
 /// One finished (model, volume): its measurements and timing.
@@ -199,6 +209,9 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
     } else {
         args.known_classes.clone()
     };
+    if args.point_assist.is_some() && args.point_start != PointStart::Assist {
+        bail!("--point-assist MODEL answers points with --point-start assist only");
+    }
     if !(0.0..=1.0).contains(&args.click_settle) {
         bail!("--click-settle {}: expected a Dice between 0 and 1 (0: off)", args.click_settle);
     }
@@ -233,6 +246,7 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
         classes: args.classes.clone(),
         min_voxels: args.min_voxels,
         known_classes: known.clone(),
+        point_assist: args.point_assist.clone(),
     };
     if args.diagnose_clicks {
         return diagnose_clicks(&args, &settings);
@@ -344,7 +358,7 @@ fn parse_carry_cue(s: &str) -> Result<CarryCue> {
 }
 
 fn parse_point_start(s: &str) -> Result<PointStart> {
-    PointStart::by_name(s).with_context(|| format!("--point-start {s}: expected primary, best-iou or box"))
+    PointStart::by_name(s).with_context(|| format!("--point-start {s}: expected primary, best-iou, box or assist"))
 }
 
 /// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
@@ -376,6 +390,10 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
     for spec in &args.models {
         parse_model(spec, args).spec().resolve().map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
     }
+    let assist = match &args.point_assist {
+        Some(spec) => Some(load_model(&parse_model(spec, args)).with_context(|| format!("--point-assist {spec}"))?),
+        None => None,
+    };
     let sources = sources(args)?;
     let todo: Vec<(&String, Vec<&CaseSource>)> = args
         .models
@@ -428,7 +446,7 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
                     continue;
                 }
             };
-            let unit = run_unit(&sam, &label, &dataset, &case, settings, &bar)?;
+            let unit = run_unit(&sam, assist.as_ref(), &label, &dataset, &case, settings, &bar)?;
             let path = unit_path(units_dir, &label, &case_key(source, args));
             write_atomically(&path, serde_json::to_string(&unit)?.as_bytes())?;
             bar.inc(1);
@@ -616,6 +634,7 @@ fn diagnose_clicks(args: &BenchmarkArgs, settings: &RunSettings) -> Result<()> {
 
 fn run_unit(
     sam: &radsam::model::Sam,
+    point_assist: Option<&radsam::model::Sam>,
     label: &str,
     dataset: &str,
     case: &LabeledVolume,
@@ -653,6 +672,18 @@ fn run_unit(
             .map_err(radsam::error::with_code)?;
         speed.encoded_slices = n;
         speed.encode_seconds = session.encode_seconds();
+        let session = match point_assist {
+            Some(assist) => session
+                .with_point_assist(
+                    VolumeSession::lazy(assist, volume, (lo, hi), Default::default())
+                        .map_err(radsam::error::with_code)?,
+                )
+                .map_err(|e| anyhow::anyhow!("--point-assist: {e}"))?,
+            None => session,
+        };
+        if settings.protocol.point_start == PointStart::Assist && session.point_assist().is_none() {
+            bail!("--point-start assist: {label} holds no point assist and no --point-assist was given");
+        }
         for (k, (id, truth, _, _)) in objects.iter().enumerate() {
             let class = case.class_name(*id);
             bar.set_message(format!("{}: {class} ({}/{})", case.name, k + 1, objects.len()));
@@ -702,6 +733,9 @@ fn run_unit(
                 });
             }
         }
+        // With a point assist's slices and seconds (its decoding is in decode_seconds).
+        speed.encoded_slices = session.encoded_slices();
+        speed.encode_seconds = session.encode_seconds();
     }
     speed.seconds = t0.elapsed().as_secs_f64();
     speed.peak_rss_mib = peak_rss_mib();
@@ -831,7 +865,11 @@ fn write_report(out: &Path, settings: &RunSettings) -> Result<()> {
             settings.protocol.keep_prompt_box
                 .then(|| ", a click on the prompted slice decodes it with the user's box too".to_string()),
             (settings.protocol.point_start != PointStart::Primary).then(|| {
-                format!(", a slice prompted by a point alone answered by: {}", settings.protocol.point_start.name())
+                format!(
+                    ", a slice prompted by a point alone answered by: {}{}",
+                    settings.protocol.point_start.name(),
+                    settings.point_assist.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                )
             }),
             (settings.protocol.refine_passes > 0).then(|| {
                 format!(", prompted slices refined {} time(s) from their own mask", settings.protocol.refine_passes)

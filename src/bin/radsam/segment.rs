@@ -89,6 +89,10 @@ pub struct SegmentArgs {
     /// `--negative-erase false` turns it off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
+    /// Point assist: a slice prompted by points alone is answered by the model's point assist when
+    /// its weights hold one (crate::model docs); on by default, `--point-assist false` turns it off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    point_assist: bool,
     /// Encode every slice afresh: neither read nor store the embedding cache
     /// (RADSAM_CACHE_EMBEDDINGS, default $RADSAM_CACHE/embeddings; RADSAM_CACHE_EMBEDDINGS_MB).
     #[arg(long)]
@@ -210,6 +214,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         click_check: args.click_check,
         correction_carry: args.correction_carry,
         negative_erase: args.negative_erase,
+        point_assist: args.point_assist,
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
         recorded_volume_uri: None,
