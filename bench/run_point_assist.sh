@@ -35,11 +35,7 @@ side_by_side() {
 }
 
 if [ "$stage" != validation ]; then
-  phantom_run() {
-    "$bin" bench --phantoms "${PHANTOMS:-3}" --phantom-seed 7 --model "radsam=$model" --device "${DEVICE:-cpu}" \
-      --threads "${THREADS:-1}" --max-clicks 0 --cvpr25-clicks 0 --seed 1 --no-oracle \
-      --out "$results/protocol-$1" "${@:2}"
-  }
+  phantom_run() { unseen_phantoms_run "$model" "$results/protocol-$1" "${@:2}"; }
   side_by_side phantom_run ""
   python3 bench/compare_runs.py --prompt point \
     "A point alone: v7's primary mask or the answer of $assist (phantoms, seed 7)" \

@@ -15,3 +15,10 @@ benchmark_classes=$benchmark_classes,colon,portal_vein_and_splenic_vein,vertebra
 benchmark_phantom_classes="phantom liver,phantom spleen,phantom kidney_left,phantom kidney_right,phantom aorta,phantom vertebra,phantom liver_lesion"
 # The benchmark's 21 objects as `radsam bench` arguments: the validation scan's 14 and the phantom's 7.
 benchmark_objects=("${validation_pair[@]}" --phantoms 1 --classes "$benchmark_classes,$benchmark_phantom_classes")
+# One setting on the unseen phantoms that the editing scripts decide on, without clicks:
+# `unseen_phantoms_run MODEL OUT ARGS...` (seed 7: training draws 1001-1002, the benchmark's
+# phantoms 1100+; PHANTOMS of them, default 3; one libtorch thread unless THREADS says otherwise).
+unseen_phantoms_run() {
+  "$bin" bench --phantoms "${PHANTOMS:-3}" --phantom-seed 7 --model "radsam=$1" --device "${DEVICE:-cpu}" \
+    --threads "${THREADS:-1}" --max-clicks 0 --cvpr25-clicks 0 --seed 1 --no-oracle --out "$2" "${@:3}"
+}

@@ -276,10 +276,29 @@ fn bad_input_is_named() {
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&run.stderr).contains("--point-start centre: expected primary, best-iou or box"),
+        String::from_utf8_lossy(&run.stderr)
+            .contains("--point-start centre: expected primary, best-iou, box or assist"),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    // A point assist asked of a model whose file holds none, or lent without being used: refused
+    // before any slice is encoded.
+    for (i, (flags, said)) in [
+        (&["--model", "lite_medsam", "--point-start", "assist"][..], "lite_medsam holds no point assist"),
+        (&["--point-assist", "mobile_sam"][..], "--point-assist MODEL answers points with --point-start assist only"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
+            .args(["bench", "--phantoms", "1", "--out"])
+            .arg(out_dir(&format!("point-assist-{i}")))
+            .args(flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && err.contains(said) && !err.contains("encoding"), "{err}");
+    }
     let run = Command::new(env!("CARGO_BIN_EXE_radsam"))
         .args(["bench", "--phantoms", "1", "--model", "sam_vit_q", "--out"])
         .arg(&out)

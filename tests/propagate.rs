@@ -334,6 +334,26 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     assert_eq!((settings("out-negative"), settings("out-erased")), ((Some(false), Some(1)), (Some(true), Some(1))));
     let voxels = |out: &str| mask(out).iter().filter(|&&v| v != 0.0).count();
     assert!(voxels("out-erased") < voxels("out-negative"), "the negative erase took nothing out");
+    // A point alone on the liver: answered by the shipped model's point assist (radsam-mobile-v1,
+    // with its own encoder) by default, by RadSAM itself with `--point-assist false`; result.json
+    // says which, and the masks differ.
+    let mut pointed = job.clone();
+    pointed["targets"][0]["initial_prompt"] =
+        serde_json::json!({"slice": 10, "points": [{"x": 188, "y": 285, "positive": true}]});
+    pointed["targets"][0]["correction_clicks"] = serde_json::json!([]);
+    pointed["targets"][0]["carry"] = serde_json::json!("mask");
+    std::fs::write(dir.join("pointed.json"), pointed.to_string()).unwrap();
+    let assisted = run(&dir.join("pointed.json"), &dir.join("out-assisted"));
+    let alone = run_with(&dir.join("pointed.json"), &dir.join("out-alone"), &["--point-assist", "false"]);
+    for out in [&assisted, &alone] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let result = |out: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("result.json")).unwrap()).unwrap()
+    };
+    let (assisted, alone) = (result("out-assisted"), result("out-alone"));
+    assert_eq!((assisted["point_assist"].as_bool(), alone["point_assist"].as_bool()), (Some(true), Some(false)));
+    assert!(voxels("out-assisted") > 0 && mask("out-assisted") != mask("out-alone"), "the assist answered nothing");
 
     // Bad jobs: a stable code, a non-zero exit, nothing written.
     for (name, edit, code) in [

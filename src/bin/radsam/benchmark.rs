@@ -388,7 +388,18 @@ fn model_label(spec: &str) -> String {
 fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result<()> {
     // Every model must be loadable before hours of work start on the first.
     for spec in &args.models {
-        parse_model(spec, args).spec().resolve().map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
+        let resolved = parse_model(spec, args).spec().resolve().map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
+        // `--point-start assist` needs an assist: lent by --point-assist, or the model's own.
+        if settings.protocol.point_start == PointStart::Assist && args.point_assist.is_none() {
+            let meta = radsam::model::finetuned::read_metadata(&resolved.weights)
+                .map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
+            if !radsam::model::finetuned::has_point_assist(&meta) {
+                bail!(
+                    "--point-start assist: {} holds no point assist and no --point-assist was given",
+                    model_label(spec)
+                );
+            }
+        }
     }
     let assist = match &args.point_assist {
         Some(spec) => Some(load_model(&parse_model(spec, args)).with_context(|| format!("--point-assist {spec}"))?),
@@ -681,9 +692,6 @@ fn run_unit(
                 .map_err(|e| anyhow::anyhow!("--point-assist: {e}"))?,
             None => session,
         };
-        if settings.protocol.point_start == PointStart::Assist && session.point_assist().is_none() {
-            bail!("--point-start assist: {label} holds no point assist and no --point-assist was given");
-        }
         for (k, (id, truth, _, _)) in objects.iter().enumerate() {
             let class = case.class_name(*id);
             bar.set_message(format!("{}: {class} ({}/{})", case.name, k + 1, objects.len()));
