@@ -165,14 +165,18 @@ pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
 }
 
 /// Copies a composed file's point-assist tensors (`assist.`, the prefix taken off) into the
-/// assist model's `vs`, as strictly as [`apply`].
-pub fn apply_point_assist(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
-    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+/// assist model's `vs`, as strictly as [`apply`]; returns them as the file holds them (`assist.`
+/// names), read once, for a fine-tune of the model to write again.
+pub fn apply_point_assist(vs: &mut VarStore, path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    let held: Vec<(String, Tensor)> = Tensor::read_safetensors(path)
         .map_err(|e| unreadable(path, e))?
         .into_iter()
-        .filter_map(|(n, t)| n.strip_prefix(POINT_ASSIST_PREFIX).map(|n| (n.to_string(), t)))
+        .filter(|(n, _)| n.starts_with(POINT_ASSIST_PREFIX))
         .collect();
-    apply_tensors(vs, path, file)
+    let file: HashMap<String, Tensor> =
+        held.iter().map(|(n, t)| (n[POINT_ASSIST_PREFIX.len()..].to_string(), t.shallow_clone())).collect();
+    apply_tensors(vs, path, file)?;
+    Ok(held)
 }
 
 fn apply_tensors(vs: &mut VarStore, path: &Path, file: HashMap<String, Tensor>) -> Result<usize, CheckpointError> {

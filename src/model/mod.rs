@@ -197,12 +197,7 @@ impl Sam {
             }
         };
         if finetuned::has_point_assist(&metadata) {
-            let model = Self::load_point_assist(weights, &metadata, device, base_weights)?;
-            let file_tensors = Tensor::read_safetensors(weights)
-                .map_err(|e| CheckpointError::Unreadable { path: weights.to_path_buf(), reason: e.to_string() })?
-                .into_iter()
-                .filter(|(n, _)| n.starts_with(POINT_ASSIST_PREFIX))
-                .collect();
+            let (model, file_tensors) = Self::load_point_assist(weights, &metadata, device, base_weights)?;
             let metadata = metadata.into_iter().filter(|(k, _)| finetuned::is_point_assist_key(k)).collect();
             sam.point_assist = Some(Box::new(PointAssist { model, file_tensors, metadata }));
         }
@@ -211,13 +206,14 @@ impl Sam {
     }
 
     /// The point assist of a composed file: its base model built and loaded from its own base
-    /// checkpoint (checked against the recorded SHA-256), then the file's `assist.` tensors.
+    /// checkpoint (checked against the recorded SHA-256), then the file's `assist.` tensors, which
+    /// it also returns as the file holds them.
     fn load_point_assist(
         weights: &Path,
         metadata: &std::collections::BTreeMap<String, String>,
         device: Device,
         base_weights: &dyn Fn(&str) -> std::path::PathBuf,
-    ) -> Result<Self, CheckpointError> {
+    ) -> Result<(Self, Vec<(String, Tensor)>), CheckpointError> {
         let unreadable = |reason: String| CheckpointError::Unreadable { path: weights.to_path_buf(), reason };
         let own = finetuned::point_assist_metadata(metadata);
         let name = &own[finetuned::META_BASE_MODEL];
@@ -231,9 +227,9 @@ impl Sam {
         let base_path = base_weights(name);
         finetuned::base_of(weights, &own, &base_path)?;
         checkpoint::load_strict(&mut assist.vs, &base_path)?;
-        finetuned::apply_point_assist(&mut assist.vs, weights)?;
+        let file_tensors = finetuned::apply_point_assist(&mut assist.vs, weights)?;
         assist.prepare_inference();
-        Ok(assist)
+        Ok((assist, file_tensors))
     }
 
     /// The point assist, when the weights hold one (module docs).
