@@ -277,7 +277,7 @@ fn bad_input_is_named() {
         .unwrap();
     assert!(
         String::from_utf8_lossy(&run.stderr)
-            .contains("--point-start centre: expected primary, best-iou, box or assist"),
+            .contains("--point-start centre: expected primary, best-iou, box, assist or assist-box"),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
@@ -285,7 +285,14 @@ fn bad_input_is_named() {
     // before any slice is encoded.
     for (i, (flags, said)) in [
         (&["--model", "lite_medsam", "--point-start", "assist"][..], "lite_medsam holds no point assist"),
-        (&["--point-assist", "mobile_sam"][..], "--point-assist MODEL answers points with --point-start assist only"),
+        (
+            &["--model", "lite_medsam", "--point-start", "assist-box"][..],
+            "assist-box: lite_medsam holds no point assist",
+        ),
+        (
+            &["--point-assist", "mobile_sam"][..],
+            "--point-assist MODEL answers points with --point-start assist or assist-box only",
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -101,6 +101,10 @@ pub enum PointStart {
     /// `VolumeSession::with_point_assist`: e.g. one fine-tuned from MobileSAM, which reads a lone
     /// point better) and this model carries its mask on; the primary mask without an assist.
     Assist,
+    /// The assist answers the slice as for `Assist`, its mask's bounding box joins the points, and
+    /// this model decodes the slice from both (it reads a box best); the primary mask without an
+    /// assist, or when the assist's mask is empty.
+    AssistBox,
 }
 
 impl PointStart {
@@ -111,16 +115,24 @@ impl PointStart {
             Self::BestIou => "best_iou",
             Self::Box => "box",
             Self::Assist => "assist",
+            Self::AssistBox => "assist_box",
         }
     }
 
-    /// Parses a flag's value: `primary`, `best-iou` or `box` (`_` and `-` alike).
+    /// Whether a point alone is answered (in part) by the session's point assist.
+    pub fn uses_assist(self) -> bool {
+        matches!(self, Self::Assist | Self::AssistBox)
+    }
+
+    /// Parses a flag's value: `primary`, `best-iou`, `box`, `assist` or `assist-box` (`_` and `-`
+    /// alike).
     pub fn by_name(name: &str) -> Option<Self> {
         match name.replace('-', "_").as_str() {
             "primary" => Some(Self::Primary),
             "best_iou" => Some(Self::BestIou),
             "box" => Some(Self::Box),
             "assist" => Some(Self::Assist),
+            "assist_box" => Some(Self::AssistBox),
             _ => None,
         }
     }
@@ -352,14 +364,17 @@ impl<'s, 'a> Segmenter<'s, 'a> {
                 }
             }
             PointStart::Assist if points_only && self.session.point_assist().is_some() => {
-                let assist = self.session.point_assist().expect("checked");
-                // The assist decodes on its own session (its encoder, its input size); its binary
-                // low-resolution mask is on the grid this model's mask prompts use.
-                let mut helper = Segmenter::new(assist, self.carry, self.choice, self.reference);
-                let state = helper.decode(slice, prompt, None)?;
-                self.decode_seconds += helper.decode_seconds;
-                self.decoded_slices += helper.decoded_slices;
-                state
+                self.decode_by_assist(slice, prompt)?
+            }
+            PointStart::AssistBox if points_only && self.session.point_assist().is_some() => {
+                let assisted = self.decode_by_assist(slice, prompt)?;
+                match bounding_box(&assisted.mask, self.plane_size().0) {
+                    Some(bbox) => {
+                        let with_box = SlicePrompt { points: prompt.points.clone(), bbox: Some(bbox), mask: None };
+                        self.decode(slice, &with_box, None)?
+                    }
+                    None => self.decode(slice, prompt, None)?,
+                }
             }
             _ => self.decode(slice, prompt, None)?,
         };
@@ -370,6 +385,18 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             }
             state = self.decode(slice, &points_only, Some(&state.low_res))?;
         }
+        Ok(state)
+    }
+
+    /// The session's point assist answers `slice` from `prompt` on its own session (its encoder,
+    /// its input size); its binary low-resolution mask is on the grid this model's mask prompts
+    /// use. Its decoding counts as this Segmenter's.
+    fn decode_by_assist(&mut self, slice: usize, prompt: &SlicePrompt) -> Result<SliceState, SegmentError> {
+        let assist = self.session.point_assist().expect("the caller checked for an assist");
+        let mut helper = Segmenter::new(assist, self.carry, self.choice, self.reference);
+        let state = helper.decode(slice, prompt, None)?;
+        self.decode_seconds += helper.decode_seconds;
+        self.decoded_slices += helper.decoded_slices;
         Ok(state)
     }
 
@@ -1512,6 +1539,16 @@ mod tests {
         let mut primary = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
         primary.start(5, &point).unwrap();
         assert_eq!(filled(&primary, 5), 0);
+        // Assist-box: the assist answers (no new encoding: its slice is cached), then this model
+        // decodes the slice itself from the point and the assist's box: its (empty) answer stands.
+        let mut assist_box =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_point_start(PointStart::AssistBox);
+        assist_box.start(5, &point).unwrap();
+        assert_eq!((filled(&assist_box, 5), assist_box.decode_order.clone()), (0, vec![5]));
+        assert_eq!(assist_box.decoded_slices, 2, "the assist's decoding and this model's");
+        assert_eq!(session.point_assist().unwrap().encoded_slices(), 1);
+        assert!(PointStart::AssistBox.uses_assist() && !PointStart::Box.uses_assist());
+        assert_eq!(PointStart::by_name("assist-box"), Some(PointStart::AssistBox));
         // An assist that does not cover the session's slices, or reads another volume, is refused.
         let short = VolumeSession::lazy(&assist_sam, &volume, (LO + 1, HI), Default::default()).unwrap();
         assert!(VolumeSession::lazy(&sam, &volume, (LO, HI), Default::default())

@@ -5,16 +5,27 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+/// Blocks of ports this test process has already handed out. Tests run in parallel: two stores
+/// starting together used to find the same block free (neither weed had bound it yet) and one
+/// of them never came up, so every block is claimed once per process before it is checked.
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
 fn free_port_base() -> u16 {
-    // Seven consecutive ports and the same +10000 (weed's gRPC ports), all free.
+    // Eight consecutive ports and the same +10000 (weed's gRPC ports), all free. Processes
+    // start from different blocks (by pid) so that parallel test binaries rarely meet.
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
     let seed = (std::process::id() as u16 % 300) * 20;
-    (0..500u16)
-        .map(|i| 21000 + (seed + i * 20) % 9000)
-        .find(|&b| (0..8).all(|k| free(b + k) && free(b + 10000 + k)))
-        .expect("free ports for the S3 store")
+    loop {
+        let i = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
+        assert!(i < 450, "no free ports for the S3 store");
+        let b = 21000 + (seed + i * 20) % 9000;
+        if (0..8).all(|k| free(b + k) && free(b + 10000 + k)) {
+            return b;
+        }
+    }
 }
 
 /// A weed S3 store on its own ports and folder.
@@ -26,16 +37,32 @@ pub struct S3Store {
 
 impl S3Store {
     pub fn start(dir: &Path) -> Self {
-        let mut store = Self { dir: dir.to_path_buf(), base: free_port_base(), child: None };
-        store.restart();
-        store
+        // A port taken by another process between the check and weed's bind makes weed exit or
+        // hang; fresh ports then are as good as the old, so try again a few times.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let mut store = Self { dir: dir.to_path_buf(), base: free_port_base(), child: None };
+            match store.launch() {
+                Ok(()) => return store,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("{last_error}")
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.base + 3)
     }
 
+    /// Starts the store again on the same ports (tests that restart it want the same endpoint).
     pub fn restart(&mut self) {
+        if let Err(e) = self.launch() {
+            panic!("{e}")
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        self.stop();
         let b = self.base;
         let log = std::fs::File::create(self.dir.join("weed.log")).unwrap();
         let child = Command::new(radsam::assets::cache_dir().join("venv/bin/weed"))
@@ -69,9 +96,20 @@ impl S3Store {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(90);
         while std::net::TcpStream::connect(("127.0.0.1", b + 3)).is_err() {
-            assert!(Instant::now() < deadline, "the S3 store did not start: {}", self.dir.join("weed.log").display());
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                self.stop();
+                let log = std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                let how = exited.map_or("did not listen within 90 s".to_string(), |s| format!("exited ({s})"));
+                return Err(format!(
+                    "the S3 store on ports {b}.. {how}; the end of its log:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
+        Ok(())
     }
 
     pub fn stop(&mut self) {

@@ -141,12 +141,13 @@ pub struct BenchmarkArgs {
     keep_prompt_box: bool,
     /// How the user's slice is answered when its prompt is a point alone (src/segment/propagate.rs,
     /// PointStart): primary (the decoder's primary mask), best-iou (the secondary mask with the
-    /// best predicted IoU), box (the primary mask's box joins the point, decoded again) or assist
+    /// best predicted IoU), box (the primary mask's box joins the point, decoded again), assist
     /// (the model of --point-assist, or else the model's own point assist, answers it; each
-    /// --model carries on from its mask).
+    /// --model carries on from its mask) or assist-box (the assist's mask's box joins the point and
+    /// each --model decodes the slice from both).
     #[arg(long, default_value = "primary", value_parser = parse_point_start)]
     point_start: PointStart,
-    /// With --point-start assist: the model (a --model spec, e.g.
+    /// With --point-start assist or assist-box: the model (a --model spec, e.g.
     /// mobile_sam=models/radsam-mobile-v1.safetensors) that answers slices prompted by points alone,
     /// instead of each model's own point assist. It encodes only the slices it answers.
     #[arg(long)]
@@ -209,8 +210,8 @@ pub fn benchmark(args: BenchmarkArgs) -> Result<()> {
     } else {
         args.known_classes.clone()
     };
-    if args.point_assist.is_some() && args.point_start != PointStart::Assist {
-        bail!("--point-assist MODEL answers points with --point-start assist only");
+    if args.point_assist.is_some() && !args.point_start.uses_assist() {
+        bail!("--point-assist MODEL answers points with --point-start assist or assist-box only");
     }
     if !(0.0..=1.0).contains(&args.click_settle) {
         bail!("--click-settle {}: expected a Dice between 0 and 1 (0: off)", args.click_settle);
@@ -358,7 +359,8 @@ fn parse_carry_cue(s: &str) -> Result<CarryCue> {
 }
 
 fn parse_point_start(s: &str) -> Result<PointStart> {
-    PointStart::by_name(s).with_context(|| format!("--point-start {s}: expected primary, best-iou, box or assist"))
+    PointStart::by_name(s)
+        .with_context(|| format!("--point-start {s}: expected primary, best-iou, box, assist or assist-box"))
 }
 
 /// A model spec: NAME[@LO,HI][=WEIGHTS] (`@LO,HI`: the encoder's input window instead of the
@@ -389,13 +391,14 @@ fn run(args: &BenchmarkArgs, settings: &RunSettings, units_dir: &Path) -> Result
     // Every model must be loadable before hours of work start on the first.
     for spec in &args.models {
         let resolved = parse_model(spec, args).spec().resolve().map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
-        // `--point-start assist` needs an assist: lent by --point-assist, or the model's own.
-        if settings.protocol.point_start == PointStart::Assist && args.point_assist.is_none() {
+        // `--point-start assist(-box)` needs an assist: lent by --point-assist, or the model's own.
+        if settings.protocol.point_start.uses_assist() && args.point_assist.is_none() {
             let meta = radsam::model::finetuned::read_metadata(&resolved.weights)
                 .map_err(|e| anyhow::anyhow!("--model {spec}: {e}"))?;
             if !radsam::model::finetuned::has_point_assist(&meta) {
                 bail!(
-                    "--point-start assist: {} holds no point assist and no --point-assist was given",
+                    "--point-start {}: {} holds no point assist and no --point-assist was given",
+                    settings.protocol.point_start.name().replace('_', "-"),
                     model_label(spec)
                 );
             }
