@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// Blocks of ports this test process has already handed out. Tests run in parallel: two stores
-/// starting together used to find the same block free (neither weed had bound it yet) and one
-/// of them never came up, so every block is claimed once per process before it is checked.
+/// Blocks of ports this test process has already handed out. Every store of a process used to
+/// start from the same block: parallel tests could both find it free before either weed bound
+/// it, and consecutive ones took the block the last weed had just let go (once in CI a store
+/// never listened; its log was gone). Now each block is claimed once per process.
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 fn free_port_base() -> u16 {
