@@ -55,7 +55,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 compose-radsam-v10 bench-negative-clicks bench-negative-erase bench-point-start bench-point-assist bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 compose-radsam-v10 bench-negative-clicks bench-negative-erase bench-point-start bench-point-assist bench-assist-variants bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -123,6 +123,9 @@ bench-point-start: build
 
 bench-point-assist: build
 	bash bench/run_point_assist.sh
+
+bench-assist-variants: build
+	bash bench/run_assist_variants.sh
 
 bench-prompt-box: build
 	bash bench/run_prompt_box.sh
