@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 fn free_port_base() -> u16 {
-    // Eight consecutive ports and the same +10000 (weed's gRPC ports), all free. Processes
-    // start from different blocks (by pid) so that parallel test binaries rarely meet.
+    // Eight consecutive ports and the same +10000 (weed's gRPC ports), all free, and all below
+    // Linux's ephemeral range (32768 up), where any outgoing connection of the tests (to
+    // PostgreSQL, RabbitMQ, the store itself) could take one between this check and weed's bind.
+    // Processes start from different blocks (by pid) so that parallel test binaries rarely meet.
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let seed = (std::process::id() as u16 % 300) * 20;
+    let seed = (std::process::id() as u16 % 550) * 20;
     loop {
         let i = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
-        assert!(i < 450, "no free ports for the S3 store");
-        let b = 21000 + (seed + i * 20) % 9000;
+        assert!(i < 550, "no free ports for the S3 store");
+        let b = 11000 + (seed + i * 20) % 11000;
         if (0..8).all(|k| free(b + k) && free(b + 10000 + k)) {
             return b;
         }
