@@ -41,10 +41,13 @@ pub struct S3Store {
 impl S3Store {
     pub fn start(dir: &Path) -> Self {
         // A port taken by another process between the check and weed's bind makes weed exit or
-        // hang; fresh ports then are as good as the old, so try again a few times.
+        // hang; fresh ports then are as good as the old, so try again a few times, each in a
+        // folder of its own (the master keeps its raft state, with its address, in its folder).
         let mut last_error = String::new();
-        for _ in 0..3 {
-            let mut store = Self { dir: dir.to_path_buf(), base: free_port_base(), child: None };
+        for attempt in 0..3 {
+            let dir = if attempt == 0 { dir.to_path_buf() } else { dir.join(format!("retry-{attempt}")) };
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut store = Self { dir, base: free_port_base(), child: None };
             match store.launch() {
                 Ok(()) => return store,
                 Err(e) => last_error = e,
