@@ -231,15 +231,18 @@ pub fn has_point_assist(metadata: &BTreeMap<String, String>) -> bool {
 /// The metadata of a composed file's point assist as a fine-tuned file of its own would hold it
 /// (base model, base SHA-256, window), for [`base_of`] and the assist's loader.
 pub fn point_assist_metadata(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    [
-        (META_POINT_ASSIST_MODEL, META_BASE_MODEL),
-        (META_POINT_ASSIST_BASE_SHA256, META_BASE_SHA256),
-        (META_POINT_ASSIST_WINDOW, META_INPUT_WINDOW),
-    ]
-    .into_iter()
-    .filter_map(|(from, to)| metadata.get(from).map(|v| (to.to_string(), v.clone())))
-    .collect()
+    POINT_ASSIST_KEYS
+        .into_iter()
+        .filter_map(|(own, composed)| metadata.get(composed).map(|v| (own.to_string(), v.clone())))
+        .collect()
 }
+
+/// A fine-tuned file's own keys and the keys they take as a composed file's point assist.
+const POINT_ASSIST_KEYS: [(&str, &str); 3] = [
+    (META_BASE_MODEL, META_POINT_ASSIST_MODEL),
+    (META_BASE_SHA256, META_POINT_ASSIST_BASE_SHA256),
+    (META_INPUT_WINDOW, META_POINT_ASSIST_WINDOW),
+];
 
 /// Writes `out`: the fine-tuned file `main` (its tensors and metadata, bit for bit, a correction
 /// head included) plus every tensor of the fine-tuned file `assist` under `assist.`, with the
@@ -265,11 +268,7 @@ pub fn compose_point_assist(main: &Path, assist: &Path, out: &Path) -> Result<()
     let mut tensors = read(main)?;
     tensors.extend(read(assist)?.into_iter().map(|(n, t)| (format!("{POINT_ASSIST_PREFIX}{n}"), t)));
     let mut metadata = main_meta;
-    for (key, assist_key) in [
-        (META_BASE_MODEL, META_POINT_ASSIST_MODEL),
-        (META_BASE_SHA256, META_POINT_ASSIST_BASE_SHA256),
-        (META_INPUT_WINDOW, META_POINT_ASSIST_WINDOW),
-    ] {
+    for (key, assist_key) in POINT_ASSIST_KEYS {
         if let Some(v) = assist_meta.get(key) {
             metadata.insert(assist_key.into(), v.clone());
         }
