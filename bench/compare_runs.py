@@ -78,7 +78,8 @@ lines = [f"# {title}", "", f"Command: `{command}`. Volume-level prompts on the l
          "|---|---|---|" + "---|" * (len(names) + len(changes)) + "---|"]
 for model in models:
     for prompt in ("box", "point"):
-        for carry in ("mask", "box"):
+        # reference_box: LiteMedSAM's own 3D inference (the reference pipeline), when the run has it.
+        for carry in ("mask", "box", "reference_box"):
             runs_dice = [dice(n, model, "volume", prompt, carry) for n in names]
             if runs_dice[0]:
                 lines.append(row([model, prompt, carry], mean(runs_dice[0]), [mean(d) for d in runs_dice[1:]])

@@ -262,3 +262,51 @@ fn a_point_assist_is_a_whole_second_model_loaded_on_its_own_base() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_file_moved_toward_its_base_lies_on_the_line_between_them() {
+    let dir = common::temp_dir("toward-base");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let v1 = models.join("radsam-v1.safetensors");
+    let base = common::weights("lite_medsam");
+    let read = |p: &std::path::Path| -> BTreeMap<String, Tensor> {
+        Tensor::read_safetensors(p).unwrap().into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float))).collect()
+    };
+    let (tuned, start) = (read(&v1), read(&base));
+    let half = dir.join("half.safetensors");
+    finetuned::toward_base(&v1, &base, 0.5, &half).unwrap();
+    let moved = read(&half);
+    assert_eq!(moved.len(), tuned.len(), "the same tensors as the fine-tuned file");
+    let mut changed = 0;
+    for (name, t) in &tuned {
+        let expected = (&start[name] + t) / 2.0;
+        // Half precision: within one rounding step of the midpoint.
+        let tolerance = expected.abs().max().double_value(&[]) * 1e-3 + 1e-6;
+        assert!((&moved[name] - &expected).abs().max().double_value(&[]) <= tolerance, "{name}: not the midpoint");
+        changed += usize::from((t - &start[name]).abs().max().double_value(&[]) > 0.0);
+    }
+    assert!(changed > 50, "v1 changed most tensors of its base ({changed})");
+    let meta = finetuned::read_metadata(&half).unwrap();
+    assert_eq!(meta[finetuned::META_TOWARD_BASE_WEIGHT], "0.5");
+    assert!(meta[finetuned::META_TOWARD_BASE_FROM].contains(&finetuned::sha256_hex(&v1).unwrap()));
+    assert_eq!(meta[finetuned::META_BASE_MODEL], "lite_medsam", "it still applies to the same base");
+    // Weight 1 is the fine-tuned file, tensor for tensor.
+    let same = dir.join("same.safetensors");
+    finetuned::toward_base(&v1, &base, 1.0, &same).unwrap();
+    for (name, t) in read(&same) {
+        assert_eq!((&t - &tuned[&name]).abs().max().double_value(&[]), 0.0, "{name}");
+    }
+    // Loads as any fine-tuned file.
+    Sam::load(ModelConfig::by_name("radsam").unwrap(), &half, Device::Cpu).unwrap();
+
+    // Refused by name: a weight outside [0, 1], a composed file (v7: a correction head), another
+    // base than the recorded one; nothing written.
+    let out = dir.join("refused.safetensors");
+    let e = finetuned::toward_base(&v1, &base, 1.5, &out).unwrap_err();
+    assert!(matches!(e, finetuned::ComposeError::Weight { .. }), "{e}");
+    let e = finetuned::toward_base(&models.join("radsam-v7.safetensors"), &base, 0.5, &out).unwrap_err();
+    assert!(matches!(e, finetuned::ComposeError::AlreadyComposed { .. }), "{e}");
+    let e = finetuned::toward_base(&v1, &common::weights("mobile_sam"), 0.5, &out).unwrap_err();
+    assert!(matches!(e, finetuned::ComposeError::Checkpoint(CheckpointError::BaseMismatch { .. })), "{e}");
+    assert!(!out.exists(), "nothing written for a refused move");
+}

@@ -305,6 +305,8 @@ pub enum ComposeError {
     TensorMismatch { main: PathBuf, edit: PathBuf, name: String },
     #[error("writing {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    #[error("the fine-tuned weight must lie in [0, 1] (1: the fine-tuned file, 0: its base), not {weight}")]
+    Weight { weight: f64 },
 }
 
 /// Writes `out`: the fine-tuned file `main` (its tensors and metadata, bit for bit) plus the
@@ -375,4 +377,54 @@ pub fn compose(main: &Path, edit: &Path, out: &Path) -> Result<(), ComposeError>
         metadata.insert(META_CORRECTION_SETTINGS.into(), settings.clone());
     }
     write(out, &tensors, &metadata).map_err(|e| ComposeError::Write { path: out.to_path_buf(), reason: e.to_string() })
+}
+
+/// Metadata key of a file moved toward its base ([`toward_base`]): the fine-tuned file it came
+/// from, with its SHA-256.
+pub const META_TOWARD_BASE_FROM: &str = "radsam.toward_base.from";
+/// Metadata key: the weight the fine-tuned tensors kept ([`toward_base`]'s `weight`).
+pub const META_TOWARD_BASE_WEIGHT: &str = "radsam.toward_base.fine_tuned_weight";
+
+/// Writes `out`: the fine-tuned file `fine_tuned` moved part of the way back to the base checkpoint
+/// it applies to (`base`, checked against the recorded SHA-256): each of its tensors θ becomes
+/// `base + weight · (θ − base)`. This is weight-space ensembling (WiSE-FT, Wortsman et al., CVPR
+/// 2022): a fine-tune interpolated with the model it started from often keeps most of what it
+/// learned and regains what the base did better on data unlike the fine-tuning set, here what the
+/// base reads from a box that the fine-tune forgot (issue #17). `weight` 1 writes the file's
+/// tensors, 0 the base's. Only a plain fine-tune is moved: a composed file's correction head or
+/// point assist would need bases of their own, so compose after moving.
+pub fn toward_base(fine_tuned: &Path, base: &Path, weight: f64, out: &Path) -> Result<(), ComposeError> {
+    if !(0.0..=1.0).contains(&weight) {
+        return Err(ComposeError::Weight { weight });
+    }
+    let mut metadata = read_metadata(fine_tuned)?;
+    if !metadata.contains_key(META_BASE_MODEL) {
+        return Err(ComposeError::NotFineTuned { path: fine_tuned.to_path_buf() });
+    }
+    if has_point_assist(&metadata) || has_correction_head(fine_tuned)? {
+        return Err(ComposeError::AlreadyComposed { path: fine_tuned.to_path_buf() });
+    }
+    base_of(fine_tuned, &metadata, base)?;
+    let read = |path: &Path| -> Result<Vec<(String, Tensor)>, CheckpointError> {
+        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
+    };
+    let base_tensors: HashMap<String, Tensor> = read(base)?.into_iter().collect();
+    let mut moved = Vec::new();
+    for (name, tuned) in read(fine_tuned)? {
+        let Some(start) = base_tensors.get(&name).filter(|b| b.size() == tuned.size()) else {
+            return Err(ComposeError::TensorMismatch {
+                main: base.to_path_buf(),
+                edit: fine_tuned.to_path_buf(),
+                name,
+            });
+        };
+        // In single precision: the file's half-precision difference is small against the weights.
+        let start = start.to_kind(Kind::Float);
+        let tuned = tuned.to_kind(Kind::Float);
+        moved.push((name, &start + (tuned - &start) * weight));
+    }
+    let sha = sha256_hex(fine_tuned).map_err(|e| unreadable(fine_tuned, e))?;
+    metadata.insert(META_TOWARD_BASE_FROM.into(), format!("{} sha256:{sha}", fine_tuned.display()));
+    metadata.insert(META_TOWARD_BASE_WEIGHT.into(), weight.to_string());
+    write(out, &moved, &metadata).map_err(|e| ComposeError::Write { path: out.to_path_buf(), reason: e.to_string() })
 }

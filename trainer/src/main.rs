@@ -1,7 +1,7 @@
 //! `radsam-trainer train`: the RadSAM training recipe on labelled CT folders, explicit pairs and
 //! synthetic phantoms. See trainer/README.md.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod serve;
@@ -49,6 +49,11 @@ struct ComposeArgs {
     /// The fine-tuned file (any base) that answers slices prompted by points alone.
     #[arg(long)]
     point_assist: Option<PathBuf>,
+    /// Moves --weights part of the way back to its base model first (weight-space ensembling,
+    /// `finetuned::toward_base`): each tensor becomes base + W * (fine-tuned - base); 1 keeps the
+    /// file, 0 is the base.
+    #[arg(long, value_name = "W")]
+    fine_tuned_weight: Option<f64>,
     /// The composed file (written atomically).
     #[arg(long)]
     out: PathBuf,
@@ -56,24 +61,58 @@ struct ComposeArgs {
 
 fn compose(args: ComposeArgs) -> Result<()> {
     use radsam::model::finetuned;
+    if args.correction.is_none() && args.point_assist.is_none() && args.fine_tuned_weight.is_none() {
+        bail!("compose: give --correction, --point-assist, --fine-tuned-weight or several");
+    }
+    // Moved toward its base first: the correction head and the assist keep their own tensors.
+    let moved = args.out.with_extension("toward-base.partial");
+    let main = match args.fine_tuned_weight {
+        Some(weight) => {
+            let metadata = finetuned::read_metadata(&args.weights)?;
+            let base = metadata.get(finetuned::META_BASE_MODEL).map(|b| radsam::assets::weights_path(b));
+            let base = base.with_context(|| format!("{}: not a fine-tuned file", args.weights.display()))?;
+            let only = args.correction.is_none() && args.point_assist.is_none();
+            finetuned::toward_base(&args.weights, &base, weight, if only { &args.out } else { &moved })?;
+            if only {
+                return report_composed(&args);
+            }
+            moved.clone()
+        }
+        None => args.weights.clone(),
+    };
+    let composed = compose_heads(&main, &args);
+    let _ = std::fs::remove_file(&moved);
+    composed?;
+    report_composed(&args)
+}
+
+/// Writes `args.out`: `main` with the correction head, the point assist or both of `args`.
+fn compose_heads(main: &std::path::Path, args: &ComposeArgs) -> Result<()> {
+    use radsam::model::finetuned;
     match (&args.correction, &args.point_assist) {
-        (None, None) => bail!("compose: give --correction, --point-assist or both"),
-        (Some(correction), None) => finetuned::compose(&args.weights, correction, &args.out)?,
-        (None, Some(assist)) => finetuned::compose_point_assist(&args.weights, assist, &args.out)?,
+        (None, None) => bail!("compose: no correction head or point assist to add to {}", main.display()),
+        (Some(correction), None) => finetuned::compose(main, correction, &args.out)?,
+        (None, Some(assist)) => finetuned::compose_point_assist(main, assist, &args.out)?,
         (Some(correction), Some(assist)) => {
             // The correction head first (it needs a decoder-only file), then the assist over it.
             let with_head = args.out.with_extension("with-correction.partial");
-            finetuned::compose(&args.weights, correction, &with_head)?;
+            finetuned::compose(main, correction, &with_head)?;
             let composed = finetuned::compose_point_assist(&with_head, assist, &args.out);
             let _ = std::fs::remove_file(&with_head);
             composed?;
         }
     }
+    Ok(())
+}
+
+fn report_composed(args: &ComposeArgs) -> Result<()> {
     let part = |what: &str, p: &Option<PathBuf>| p.as_ref().map(|p| format!(", {what} {}", p.display()));
+    let weight = args.fine_tuned_weight.map(|w| format!(" moved toward its base (fine-tuned weight {w})"));
     eprintln!(
-        "{}: {}{}{}",
+        "{}: {}{}{}{}",
         args.out.display(),
         args.weights.display(),
+        weight.unwrap_or_default(),
         part("with the correction head of", &args.correction).unwrap_or_default(),
         part("with the point assist", &args.point_assist).unwrap_or_default()
     );
