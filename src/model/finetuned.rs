@@ -43,6 +43,11 @@ fn read_header(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>
     }
 }
 
+/// Every tensor of a safetensors file, in its own dtype.
+fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
+}
+
 /// The `__metadata__` of a safetensors file (empty when it has none).
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
     let header = read_header(path)?;
@@ -156,11 +161,8 @@ pub fn base_of(path: &Path, metadata: &BTreeMap<String, String>, base_path: &Pat
 /// [`apply_point_assist`] loads into the assist's own model). Strict: each tensor must name a
 /// variable of the model with the same shape; all are checked before any is written.
 pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
-    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| unreadable(path, e))?
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with(POINT_ASSIST_PREFIX))
-        .collect();
+    let file: HashMap<String, Tensor> =
+        read_tensors(path)?.into_iter().filter(|(n, _)| !n.starts_with(POINT_ASSIST_PREFIX)).collect();
     apply_tensors(vs, path, file)
 }
 
@@ -168,11 +170,8 @@ pub fn apply(vs: &mut VarStore, path: &Path) -> Result<usize, CheckpointError> {
 /// assist model's `vs`, as strictly as [`apply`]; returns them as the file holds them (`assist.`
 /// names), read once, for a fine-tune of the model to write again.
 pub fn apply_point_assist(vs: &mut VarStore, path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
-    let held: Vec<(String, Tensor)> = Tensor::read_safetensors(path)
-        .map_err(|e| unreadable(path, e))?
-        .into_iter()
-        .filter(|(n, _)| n.starts_with(POINT_ASSIST_PREFIX))
-        .collect();
+    let held: Vec<(String, Tensor)> =
+        read_tensors(path)?.into_iter().filter(|(n, _)| n.starts_with(POINT_ASSIST_PREFIX)).collect();
     let file: HashMap<String, Tensor> =
         held.iter().map(|(n, t)| (n[POINT_ASSIST_PREFIX.len()..].to_string(), t.shallow_clone())).collect();
     apply_tensors(vs, path, file)?;
@@ -262,11 +261,8 @@ pub fn compose_point_assist(main: &Path, assist: &Path, out: &Path) -> Result<()
     if has_correction_head(assist)? {
         return Err(ComposeError::AlreadyComposed { path: assist.to_path_buf() });
     }
-    let read = |path: &Path| -> Result<Vec<(String, Tensor)>, CheckpointError> {
-        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
-    };
-    let mut tensors = read(main)?;
-    tensors.extend(read(assist)?.into_iter().map(|(n, t)| (format!("{POINT_ASSIST_PREFIX}{n}"), t)));
+    let mut tensors = read_tensors(main)?;
+    tensors.extend(read_tensors(assist)?.into_iter().map(|(n, t)| (format!("{POINT_ASSIST_PREFIX}{n}"), t)));
     let mut metadata = main_meta;
     for (key, assist_key) in POINT_ASSIST_KEYS {
         if let Some(v) = assist_meta.get(key) {
@@ -344,11 +340,8 @@ pub fn compose(main: &Path, edit: &Path, out: &Path) -> Result<(), ComposeError>
             });
         }
     }
-    let read = |path: &Path| -> Result<Vec<(String, Tensor)>, CheckpointError> {
-        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
-    };
-    let main_tensors = read(main)?;
-    let edit_tensors = read(edit)?;
+    let main_tensors = read_tensors(main)?;
+    let edit_tensors = read_tensors(edit)?;
     // Both heads read one encoder's embeddings: files that trained their own encoder cannot share.
     for (path, tensors) in [(main, &main_tensors), (edit, &edit_tensors)] {
         if !tensors.iter().all(|(n, _)| is_decoder_tensor(n)) {
@@ -390,7 +383,8 @@ pub const META_TOWARD_BASE_WEIGHT: &str = "radsam.toward_base.fine_tuned_weight"
 /// `base + weight · (θ − base)`. This is weight-space ensembling (WiSE-FT, Wortsman et al., CVPR
 /// 2022): a fine-tune interpolated with the model it started from often keeps most of what it
 /// learned and regains what the base did better on data unlike the fine-tuning set, here what the
-/// base reads from a box that the fine-tune forgot (issue #17). `weight` 1 writes the file's
+/// base reads from a box that the fine-tune forgot (issue #17; for v1 it did not:
+/// bench/results/toward_base/). `weight` 1 writes the file's
 /// tensors, 0 the base's. Only a plain fine-tune is moved: a composed file's correction head or
 /// point assist would need bases of their own, so compose after moving.
 pub fn toward_base(fine_tuned: &Path, base: &Path, weight: f64, out: &Path) -> Result<(), ComposeError> {
@@ -405,12 +399,9 @@ pub fn toward_base(fine_tuned: &Path, base: &Path, weight: f64, out: &Path) -> R
         return Err(ComposeError::AlreadyComposed { path: fine_tuned.to_path_buf() });
     }
     base_of(fine_tuned, &metadata, base)?;
-    let read = |path: &Path| -> Result<Vec<(String, Tensor)>, CheckpointError> {
-        Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))
-    };
-    let base_tensors: HashMap<String, Tensor> = read(base)?.into_iter().collect();
+    let base_tensors: HashMap<String, Tensor> = read_tensors(base)?.into_iter().collect();
     let mut moved = Vec::new();
-    for (name, tuned) in read(fine_tuned)? {
+    for (name, tuned) in read_tensors(fine_tuned)? {
         let Some(start) = base_tensors.get(&name).filter(|b| b.size() == tuned.size()) else {
             return Err(ComposeError::TensorMismatch {
                 main: base.to_path_buf(),
@@ -418,7 +409,8 @@ pub fn toward_base(fine_tuned: &Path, base: &Path, weight: f64, out: &Path) -> R
                 name,
             });
         };
-        // In single precision: the file's half-precision difference is small against the weights.
+        // In single precision (the base file is single, the fine-tune half), rounded to half once,
+        // when written.
         let start = start.to_kind(Kind::Float);
         let tuned = tuned.to_kind(Kind::Float);
         moved.push((name, &start + (tuned - &start) * weight));
