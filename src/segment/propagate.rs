@@ -155,6 +155,13 @@ pub enum CarryCue {
     Box,
     /// The mask plus a positive point at its deepest interior pixel (farthest from its outline).
     Centre,
+    /// The mask alone, and the slice decoded a second time as the reference pipeline decodes it
+    /// (the previous mask's widened box, or the prompted slice's box after an empty slice); the
+    /// slice keeps the mean of the two answers' probabilities. Why: the two carries fail on
+    /// different objects (bench/results/carry_cue/: a box holds large organs in place, the mask
+    /// follows thin vessels), and averaging two answers keeps what both agree on; the decoder is
+    /// cheap beside the encoder, whose embedding both decodings share.
+    Ensemble,
 }
 
 impl CarryCue {
@@ -164,15 +171,17 @@ impl CarryCue {
             Self::MaskOnly => "mask alone",
             Self::Box => "widened box as a cue",
             Self::Centre => "deepest point as a positive click",
+            Self::Ensemble => "answer averaged with the reference pipeline's",
         }
     }
 
-    /// Parses a flag's value: `mask-only`, `box` or `centre` (`_` and `-` alike).
+    /// Parses a flag's value: `mask-only`, `box`, `centre` or `ensemble` (`_` and `-` alike).
     pub fn by_name(name: &str) -> Option<Self> {
         match name.replace('-', "_").as_str() {
             "mask_only" => Some(Self::MaskOnly),
             "box" => Some(Self::Box),
             "centre" | "center" => Some(Self::Centre),
+            "ensemble" => Some(Self::Ensemble),
             _ => None,
         }
     }
@@ -670,6 +679,10 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             Carry::Mask | Carry::Box if self.choice == MaskChoice::Continuity => self.continued(from, state, &logits),
             _ => state,
         };
+        let state = match (self.carry, self.cue, head) {
+            (Carry::Mask, CarryCue::Ensemble, Head::Propagation) => self.averaged_with_reference(from, next, state, &logits)?,
+            _ => state,
+        };
         self.guard_events.remove(&next);
         let state = match self.guard {
             Some(guard)
@@ -681,6 +694,34 @@ impl<'s, 'a> Segmenter<'s, 'a> {
         };
         self.states.insert(next, state);
         Ok(())
+    }
+
+    /// CarryCue::Ensemble on the carried slice `next`: decodes it again from the reference
+    /// pipeline's box (the widened box of `from`'s mask, else the prompted slice's box) and the
+    /// slice's clicks, no mask, and keeps the mean of the two chosen masks' probabilities. The
+    /// mask-carried answer's predicted IoUs stay with the state (guards read them). Without a box
+    /// to decode from (a point prompt whose previous slice came out empty) `state` stays as it is.
+    /// `logits`: the mask-carried decoding's four low-resolution maps, (1, 4, M, M).
+    fn averaged_with_reference(
+        &mut self,
+        from: usize,
+        next: usize,
+        state: SliceState,
+        logits: &Tensor,
+    ) -> Result<SliceState, SegmentError> {
+        let (w, h) = self.plane_size();
+        let Some(bbox) = widened_bounding_box(&self.states[&from].mask, w, h).or(self.origin_box) else {
+            return Ok(state);
+        };
+        let prompt = SlicePrompt {
+            points: self.clicks.get(&next).cloned().unwrap_or_default(),
+            bbox: Some(bbox),
+            ..Default::default()
+        };
+        let (boxed, boxed_logits) = self.decode_with_logits(next, &prompt, None, Head::Propagation)?;
+        let logits = mean_probability(&logits.narrow(1, state.chosen, 1), &boxed_logits.narrow(1, boxed.chosen, 1));
+        let mask = self.plane(&logits, 0);
+        Ok(SliceState { low_res: logits.gt(0.0).to_kind(Kind::Float), mask, ..state })
     }
 
     /// MaskChoice::Continuity on a carried slice: of the decoder's four masks (`logits`, (1, 4, M,
@@ -1017,6 +1058,16 @@ struct CarriedPrompt {
     mask: Option<Tensor>,
     bbox: Option<crate::prompt::BoxPrompt>,
     point: Option<Point>,
+}
+
+/// Two answers' logits averaged as probabilities (an ensemble's mean), given back as logits so that
+/// the slice-grid mask is upsampled as every other answer is. Positive exactly where the two
+/// logits sum above zero (sigmoid(a) + sigmoid(b) > 1 iff a > -b); the probabilities weigh in
+/// where the low-resolution map is upsampled between pixels.
+fn mean_probability(a: &Tensor, b: &Tensor) -> Tensor {
+    let p = ((a.sigmoid() + b.sigmoid()) * 0.5).clamp(1e-6, 1.0 - 1e-6);
+    let odds: Tensor = &p / (p.ones_like() - &p);
+    odds.log()
 }
 
 /// The positive point of CarryCue::Centre: the foreground pixel of `mask` (row-major, `w` wide)
@@ -1356,6 +1407,34 @@ mod tests {
         refined.decode_order.clear();
         refined.start(5, &boxed()).unwrap();
         assert_eq!(refined.decode_order, vec![5]);
+    }
+
+    #[test]
+    fn the_ensemble_decodes_each_carried_slice_again_from_the_reference_box_and_averages_probabilities() {
+        let (sam, volume) = (stub_model(), volume());
+        set_answer(&sam, FULL);
+        let session = session(&sam, &volume);
+        let mut seg =
+            Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_carry_cue(CarryCue::Ensemble);
+        seg.start(5, &boxed()).unwrap();
+        // The prompted slice once, each carried slice twice: mask alone, then the widened box.
+        assert_eq!(seg.decode_order, vec![5, 6, 6, 7, 7, 8, 8, 4, 4, 3, 3, 2, 2]);
+        let whole = Some(BoxPrompt { x0: 0.0, y0: 0.0, x1: 23.0, y1: 23.0 });
+        assert_eq!(&seg.decode_boxes[1..3], &[None, whole]);
+        assert!(seg.states().values().all(|s| super::pixels(&s.mask) == 24 * 24), "two full answers stay full");
+        // A click's slice is decoded once (the correction head's); the slices re-propagated from
+        // it (away from the prompt) are averaged.
+        seg.decode_order.clear();
+        seg.add_click(click(7)).unwrap();
+        assert_eq!(seg.decode_order, vec![7, 8, 8]);
+        // The mean of probabilities as a logit (not the mean of the logits, 0.5 here):
+        // logit((sigmoid(2) + sigmoid(-1)) / 2) = 0.3017.
+        let mean = |a: f64, b: f64| {
+            let t = |v: f64| Tensor::from_slice(&[v as f32]);
+            f32::try_from(super::mean_probability(&t(a), &t(b))).unwrap()
+        };
+        assert!((mean(2.0, -1.0) - 0.3017).abs() < 1e-3, "{}", mean(2.0, -1.0));
+        assert!((mean(0.5, 0.5) - 0.5).abs() < 1e-4, "two equal answers: the same logit");
     }
 
     #[test]

@@ -111,8 +111,9 @@ pub struct BenchmarkArgs {
     #[arg(long)]
     click_check: bool,
     /// What mask carry hands on besides the previous slice's mask (src/segment/propagate.rs,
-    /// CarryCue): mask-only (the paper), box (the box around it, widened) or centre (a positive
-    /// point at its deepest pixel).
+    /// CarryCue): mask-only (the paper), box (the box around it, widened), centre (a positive
+    /// point at its deepest pixel) or ensemble (each carried slice also decoded as the reference
+    /// pipeline decodes it, the two answers averaged).
     #[arg(long, default_value = "mask-only", value_parser = parse_carry_cue)]
     carry_cue: CarryCue,
     /// Extra decodings of each user-prompted slice from its own mask and the prompt's points,
@@ -355,7 +356,7 @@ fn unit_path(dir: &Path, model: &str, source_key: &str) -> PathBuf {
 }
 
 fn parse_carry_cue(s: &str) -> Result<CarryCue> {
-    CarryCue::by_name(s).with_context(|| format!("--carry-cue {s}: expected mask-only, box or centre"))
+    CarryCue::by_name(s).with_context(|| format!("--carry-cue {s}: expected mask-only, box, centre or ensemble"))
 }
 
 fn parse_point_start(s: &str) -> Result<PointStart> {
