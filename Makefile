@@ -36,6 +36,7 @@
 #   make bench-mask-choice - carried slices: primary mask vs the best continuation, on the training split (bench/results/mask_choice/)
 #   make bench-toward-base - v1 moved toward its base LiteMedSAM (WiSE-FT weights 0.75, 0.5), on the training split (bench/results/toward_base/; ~45 min on 2 cores)
 #   make bench-candidate MODEL=... [CUE=box] - a trained candidate beside v1 on the validation CT, no clicks (bench/results/candidate/)
+#   make bench-carry-ensemble - the shipped model as jobs run it, mask carry alone vs averaged with the reference pipeline, benchmark's 21 objects with clicks (bench/results/carry_ensemble/; ~35 min)
 #   make bench-carry-cue - mask carry alone vs with the previous mask's box or deepest point, on the training split (bench/results/carry_cue/)
 #   make bench-refinement - the prompted slice decoded again from its own mask (0 or 1 pass), on the training split (bench/results/refinement/)
 #   make bench-click-check - the click check off vs on, on the training split (bench/results/click_check/)
@@ -56,7 +57,7 @@ CARGO := cargo
 services: setup
 	bash scripts/services.sh
 
-.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 compose-radsam-v10 bench-negative-clicks bench-negative-erase bench-point-start bench-point-assist bench-assist-variants bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-toward-base bench-carry-cue bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
+.PHONY: setup services build run run-pacs test bench bench-dicomweb bench-mask-prompts gpu-bundle bench-propagation parity-fixtures train-radsam train-radsam-v2 train-radsam-v3 train-radsam-v4 train-radsam-v5 train-radsam-v6 compose-radsam-v7 train-radsam-v8 compose-radsam-v8 compose-radsam-v10 bench-negative-clicks bench-negative-erase bench-point-start bench-point-assist bench-assist-variants bench-prompt-box bench-tight-prompts train-radsam-v9 train-radsam-mobile bench-mobile-sam bench-correction-head bench-correction-carry bench-radsam bench-service benchmark bench-clicks bench-window bench-reference bench-guards bench-mask-choice bench-toward-base bench-carry-cue bench-carry-ensemble bench-candidate bench-refinement bench-click-check bench-box-draws bench-base-windows chaos
 setup:
 	bash scripts/setup.sh
 
@@ -197,6 +198,9 @@ bench-candidate: build
 
 bench-carry-cue: build
 	bash bench/run_carry_cue.sh
+
+bench-carry-ensemble: build
+	bash bench/run_carry_ensemble.sh
 
 bench-refinement: build
 	bash bench/run_refinement.sh
