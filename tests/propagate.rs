@@ -8,7 +8,7 @@ use radsam::mask_stats::dice;
 use radsam::model::{ModelConfig, Sam};
 use radsam::prompt::{bounding_box, interior_point, BoxPrompt, Click, SlicePrompt};
 use radsam::segment::{
-    Carry, GuardReason, GuardSettings, MaskChoice, SegmentError, Segmenter, Snapshot, Stop, VolumeSession,
+    Carry, CarryCue, GuardReason, GuardSettings, MaskChoice, SegmentError, Segmenter, Snapshot, Stop, VolumeSession,
 };
 use radsam::volume::read_nifti;
 use std::process::Command;
@@ -334,6 +334,18 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     assert_eq!((settings("out-negative"), settings("out-erased")), ((Some(false), Some(1)), (Some(true), Some(1))));
     let voxels = |out: &str| mask(out).iter().filter(|&&v| v != 0.0).count();
     assert!(voxels("out-erased") < voxels("out-negative"), "the negative erase took nothing out");
+    // The carry ensemble (on by default) averages each mask-carried slice with the reference
+    // box's answer: `--carry-ensemble false` carries the mask alone, another mask; result.json
+    // records which.
+    let alone = run_with(&dir.join("negative.json"), &dir.join("out-alone"), &["--carry-ensemble", "false"]);
+    assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
+    let ensemble_setting = |out: &str| {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("result.json")).unwrap()).unwrap();
+        r["carry_ensemble"].as_bool()
+    };
+    assert_eq!((ensemble_setting("out-alone"), ensemble_setting("out-erased")), (Some(false), Some(true)));
+    assert!(mask("out-alone") != mask("out-erased"), "--carry-ensemble false changed no slice");
     // A point alone on the liver: answered by the shipped model's point assist (radsam-mobile-v1,
     // with its own encoder) by default, by RadSAM itself with `--point-assist false`; result.json
     // says which, and the masks differ.
@@ -593,6 +605,30 @@ fn guards_judge_carried_slices_report_each_firing_and_stop_a_leak_with_no_way_ou
     );
     assert!(d_guarded > 0.5, "{d_guarded}");
     assert!(default.guard_events().iter().all(|e| e.slice != start && (lo..=hi).contains(&e.slice)));
+}
+
+#[test]
+fn the_carry_ensemble_keeps_the_prompted_slice_and_changes_carried_ones_with_the_reference_box() {
+    let (sam, ct, liver, prompt) = liver_case();
+    let (lo, hi, start) = LIVER;
+    let session = VolumeSession::new(&sam, &ct, (lo, hi), 16, &mut |_, _| {}).unwrap();
+    let mut alone = Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None);
+    alone.start(start, &prompt).unwrap();
+    let mut ensemble =
+        Segmenter::new(&session, Carry::Mask, MaskChoice::Primary, None).with_carry_cue(CarryCue::Ensemble);
+    ensemble.start(start, &prompt).unwrap();
+    // The user's slice is decoded once, from the user's box, as without the ensemble.
+    assert_eq!(ensemble.states()[&start].mask, alone.states()[&start].mask);
+    // Every other slice is decoded twice: from the carried mask and from the reference box.
+    let carried = alone.decoded_slices - 1;
+    assert_eq!(ensemble.decoded_slices, 1 + 2 * carried, "{} carried slices", carried);
+    // The second answer weighs: some carried slice differs, and the liver stays a liver.
+    let differ =
+        ensemble.states().iter().filter(|(k, s)| alone.states().get(k).is_some_and(|a| a.mask != s.mask)).count();
+    assert!(differ > 0, "the reference box changed no carried slice");
+    let (d_alone, d_ensemble) = (dice(&alone.mask(), &liver), dice(&ensemble.mask(), &liver));
+    println!("liver, mask carry: Dice {d_alone:.3} alone, {d_ensemble:.3} averaged with the reference box ({differ} slices differ)");
+    assert!(d_ensemble > 0.8, "{d_ensemble}");
 }
 
 #[test]

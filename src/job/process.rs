@@ -6,8 +6,8 @@ use crate::mask_stats::{dice, volume_ml, voxel_count};
 use crate::model::Sam;
 use crate::prompt::{BoxPrompt, SlicePrompt};
 use crate::segment::{
-    Carry, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, PointStart, SegmentError, Segmenter,
-    Snapshot, Stop, VolumeSession,
+    Carry, CarryCue, EmbeddingCache, EncodeOptions, GuardEvent, GuardSettings, MaskChoice, PointStart, SegmentError,
+    Segmenter, Snapshot, Stop, VolumeSession,
 };
 use crate::volume::{
     read_mask, resample_nearest, write_dicom_seg, write_mask_nifti, MaskFileError, ReadLimits, SegMeta, SegUids,
@@ -41,6 +41,11 @@ pub struct ProcessOptions {
     /// its region out of its slice's mask prompt before the slice is decoded. On by default: it
     /// raised 20 clicks' gain on unseen phantoms and on the validation CT (README, Benchmarks).
     pub negative_erase: bool,
+    /// Carry ensemble (CarryCue::Ensemble): with mask carry, each carried slice is also decoded
+    /// as LiteMedSAM's reference pipeline decodes it (the previous mask's widened box) and keeps
+    /// the mean of the two answers' probabilities. On by default: it raised single prompts on the
+    /// training split and the benchmark's objects on the validation CT (README, Benchmarks).
+    pub carry_ensemble: bool,
     /// Point assist (crate::model docs, PointStart::Assist): a slice prompted by points alone is
     /// answered by the model's point assist when its weights hold one. On by default: it raised
     /// volume-level point prompts on the validation CT (README, Benchmarks).
@@ -81,6 +86,7 @@ impl Default for ProcessOptions {
             click_check: false,
             correction_carry: false,
             negative_erase: true,
+            carry_ensemble: true,
             point_assist: true,
             deadline: None,
             recorded_volume_uri: None,
@@ -195,10 +201,12 @@ pub struct JobResult {
     /// Its UIDs: derived from the job id and model, so the same job's SEG is the same instance.
     pub seg: Option<SegUids>,
     /// The editing settings the masks were made with (ProcessOptions), so that a mask can be
-    /// traced to them: the click check, the correction carry and the negative erase.
+    /// traced to them: the click check, the correction carry, the negative erase and the carry
+    /// ensemble.
     pub click_check: bool,
     pub correction_carry: bool,
     pub negative_erase: bool,
+    pub carry_ensemble: bool,
     /// Slices prompted by points alone were answered by the model's point assist (the option on
     /// and the model holding one).
     pub point_assist: bool,
@@ -276,6 +284,10 @@ fn session_fingerprint(target: &Target, model_version: &str, volume: &Volume, op
     // Only when off (the model version already tells whether there is an assist to use).
     if !opts.point_assist {
         h.update(b"no_point_assist");
+    }
+    // Only when on, as the click check (sessions saved before it existed were made without it).
+    if opts.carry_ensemble {
+        h.update(b"carry_ensemble");
     }
     for k in lo..=hi {
         let plane = volume.grid.extract(&volume.data, k);
@@ -517,6 +529,7 @@ pub fn process(
                     .with_click_check(opts.click_check)
                     .with_correction_carry(opts.correction_carry)
                     .with_negative_erase(opts.negative_erase)
+                    .with_carry_cue(if opts.carry_ensemble { CarryCue::Ensemble } else { CarryCue::MaskOnly })
                     .with_point_start(if opts.point_assist { PointStart::Assist } else { PointStart::Primary });
                 let mut prompts = initial_prompts(target, mask_prompt.as_deref(), volume, (t_lo, t_hi))?;
                 // A revision takes up its parent's session where it can (snapshot.rs).
@@ -693,6 +706,7 @@ pub fn process(
         click_check: opts.click_check,
         correction_carry: opts.correction_carry,
         negative_erase: opts.negative_erase,
+        carry_ensemble: opts.carry_ensemble,
         point_assist: opts.point_assist && sam.point_assist().is_some(),
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| ProcessError::Output(e.to_string()))?;

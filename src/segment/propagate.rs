@@ -680,7 +680,9 @@ impl<'s, 'a> Segmenter<'s, 'a> {
             _ => state,
         };
         let state = match (self.carry, self.cue, head) {
-            (Carry::Mask, CarryCue::Ensemble, Head::Propagation) => self.averaged_with_reference(from, next, state, &logits)?,
+            (Carry::Mask, CarryCue::Ensemble, Head::Propagation) => {
+                self.averaged_with_reference(from, next, state, &logits)?
+            }
             _ => state,
         };
         self.guard_events.remove(&next);

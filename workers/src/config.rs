@@ -72,6 +72,11 @@ pub struct Config {
     /// RADSAM_NEGATIVE_ERASE=false turns it off.
     #[arg(long, env = "RADSAM_NEGATIVE_ERASE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub negative_erase: bool,
+    /// Carry ensemble (src/segment/propagate.rs, CarryCue::Ensemble): with mask carry, each carried
+    /// slice is also decoded from the previous mask's widened box and keeps the mean of the two
+    /// answers; on by default, RADSAM_CARRY_ENSEMBLE=false turns it off.
+    #[arg(long, env = "RADSAM_CARRY_ENSEMBLE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub carry_ensemble: bool,
     /// Point assist (crate::model docs): a slice prompted by points alone is answered by the
     /// model's point assist when its weights hold one; on by default, RADSAM_POINT_ASSIST=false
     /// turns it off.

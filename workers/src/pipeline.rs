@@ -321,6 +321,7 @@ impl Worker {
             click_check: self.config.click_check,
             correction_carry: self.config.correction_carry,
             negative_erase: self.config.negative_erase,
+            carry_ensemble: self.config.carry_ensemble,
             point_assist: self.config.point_assist,
             deadline,
             recorded_volume_uri: Some(volume_uri.to_string()),

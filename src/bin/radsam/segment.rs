@@ -89,6 +89,11 @@ pub struct SegmentArgs {
     /// `--negative-erase false` turns it off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     negative_erase: bool,
+    /// Carry ensemble (src/segment/propagate.rs, CarryCue::Ensemble): with mask carry, each carried
+    /// slice is also decoded from the previous mask's widened box and keeps the mean of the two
+    /// answers; on by default, `--carry-ensemble false` turns it off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    carry_ensemble: bool,
     /// Point assist: a slice prompted by points alone is answered by the model's point assist when
     /// its weights hold one (crate::model docs); on by default, `--point-assist false` turns it off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -214,6 +219,7 @@ pub fn segment(args: SegmentArgs) -> Result<()> {
         click_check: args.click_check,
         correction_carry: args.correction_carry,
         negative_erase: args.negative_erase,
+        carry_ensemble: args.carry_ensemble,
         point_assist: args.point_assist,
         // A person at the terminal is the CLI's time budget (Ctrl-C); workers set one.
         deadline: None,
