@@ -102,9 +102,13 @@ for model in models:
         lines.append(row([c], runs_dice[0][c], [d[c] for d in runs_dice[1:]]) + " |")
 max_clicks = max(int(r["clicks"]) for rs in every.values() for r in rs)
 if max_clicks > 0 and len(names) == 2:
-    lines += ["", "Dice after clicks (each protocol's last click; change: after the clicks minus before):", "",
-              f"| model | level | prompt | carry | clicks | before | {a} | {b} | {a} change | {b} change | objects |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    # Each run's change is against its own Dice before the clicks (runs whose settings act
+    # without clicks start apart).
+    lines += ["", "Dice after clicks (each protocol's last click; change: after the clicks minus the same run "
+              "before them):", "",
+              f"| model | level | prompt | carry | clicks | {a} before | {b} before | {a} | {b} | {a} change | "
+              f"{b} change | objects |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in models:
         for level in ("volume", "slice", "cvpr25"):
             for prompt in ("box", "point"):
@@ -117,10 +121,10 @@ if max_clicks > 0 and len(names) == 2:
                                 == (model, level, prompt, carry)), default=0)
                     if last == 0:
                         continue
-                    before, da, db = at(a, 0), at(a, last), at(b, last)
-                    lines.append(f"| {model} | {level} | {prompt} | {carry} | {last} | {mean(before):.1f} | "
-                                 f"{mean(da):.1f} | {mean(db):.1f} | {mean(da) - mean(before):+.1f} | "
-                                 f"{mean(db) - mean(before):+.1f} | {len(da)} |")
+                    ba, bb, da, db = at(a, 0), at(b, 0), at(a, last), at(b, last)
+                    lines.append(f"| {model} | {level} | {prompt} | {carry} | {last} | {mean(ba):.1f} | "
+                                 f"{mean(bb):.1f} | {mean(da):.1f} | {mean(db):.1f} | {mean(da) - mean(ba):+.1f} | "
+                                 f"{mean(db) - mean(bb):+.1f} | {len(da)} |")
     # Per object after the paper's clicks, volume box with mask carry: where the runs part.
     for model in models:
         def clicked(name, clicks):
@@ -129,13 +133,13 @@ if max_clicks > 0 and len(names) == 2:
                     == (model, "volume", "box", "mask", "uniform", clicks)}
         last = max((int(r["clicks"]) for r in every[a] if r["model"] == model and r["level"] == "volume"
                     and r["click_mode"] == "uniform"), default=0)
-        before, da, db = clicked(a, 0), clicked(a, last), clicked(b, last)
+        ba, bb, da, db = clicked(a, 0), clicked(b, 0), clicked(a, last), clicked(b, last)
         if not da or not db:
             continue
         lines += ["", f"Per object, {model}, volume box, mask carry, after {last} clicks:", "",
-                  f"| object | before | {a} | {b} | {b} - {a} |", "|---|---|---|---|---|"]
+                  f"| object | {a} before | {b} before | {a} | {b} | {b} - {a} |", "|---|---|---|---|---|---|"]
         for c in sorted(da):
-            if c in db and c in before:
-                lines.append(f"| {c} | {before[c]:.1f} | {da[c]:.1f} | {db[c]:.1f} | {db[c] - da[c]:+.1f} |")
+            if c in db and c in ba and c in bb:
+                lines.append(f"| {c} | {ba[c]:.1f} | {bb[c]:.1f} | {da[c]:.1f} | {db[c]:.1f} | {db[c] - da[c]:+.1f} |")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
