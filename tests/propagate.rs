@@ -334,18 +334,18 @@ fn cli_segment_runs_a_job_file_on_dicom_and_refuses_bad_jobs() {
     assert_eq!((settings("out-negative"), settings("out-erased")), ((Some(false), Some(1)), (Some(true), Some(1))));
     let voxels = |out: &str| mask(out).iter().filter(|&&v| v != 0.0).count();
     assert!(voxels("out-erased") < voxels("out-negative"), "the negative erase took nothing out");
-    // The carry ensemble (on by default) averages each mask-carried slice with the reference
-    // box's answer: `--carry-ensemble false` carries the mask alone, another mask; result.json
-    // records which.
-    let alone = run_with(&dir.join("negative.json"), &dir.join("out-alone"), &["--carry-ensemble", "false"]);
-    assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
+    // The carry ensemble (off by default, `--carry-ensemble`) averages each mask-carried slice
+    // with the reference box's answer: another mask than the mask alone's; result.json records
+    // which.
+    let averaged = run_with(&dir.join("negative.json"), &dir.join("out-averaged"), &["--carry-ensemble"]);
+    assert!(averaged.status.success(), "{}", String::from_utf8_lossy(&averaged.stderr));
     let ensemble_setting = |out: &str| {
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("result.json")).unwrap()).unwrap();
         r["carry_ensemble"].as_bool()
     };
-    assert_eq!((ensemble_setting("out-alone"), ensemble_setting("out-erased")), (Some(false), Some(true)));
-    assert!(mask("out-alone") != mask("out-erased"), "--carry-ensemble false changed no slice");
+    assert_eq!((ensemble_setting("out-erased"), ensemble_setting("out-averaged")), (Some(false), Some(true)));
+    assert!(mask("out-averaged") != mask("out-erased"), "--carry-ensemble changed no slice");
     // A point alone on the liver: answered by the shipped model's point assist (radsam-mobile-v1,
     // with its own encoder) by default, by RadSAM itself with `--point-assist false`; result.json
     // says which, and the masks differ.

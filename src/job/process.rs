@@ -43,8 +43,9 @@ pub struct ProcessOptions {
     pub negative_erase: bool,
     /// Carry ensemble (CarryCue::Ensemble): with mask carry, each carried slice is also decoded
     /// as LiteMedSAM's reference pipeline decodes it (the previous mask's widened box) and keeps
-    /// the mean of the two answers' probabilities. On by default: it raised single prompts on the
-    /// training split and the benchmark's objects on the validation CT (README, Benchmarks).
+    /// the mean of the two answers' probabilities. Off by default: it raised single prompts on the
+    /// training split and on the validation CT, and cost the CVPR 2025 protocol 0.7 points on
+    /// unseen phantoms (README, Benchmarks, carry ensemble).
     pub carry_ensemble: bool,
     /// Point assist (crate::model docs, PointStart::Assist): a slice prompted by points alone is
     /// answered by the model's point assist when its weights hold one. On by default: it raised
@@ -86,7 +87,7 @@ impl Default for ProcessOptions {
             click_check: false,
             correction_carry: false,
             negative_erase: true,
-            carry_ensemble: true,
+            carry_ensemble: false,
             point_assist: true,
             deadline: None,
             recorded_volume_uri: None,

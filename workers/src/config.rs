@@ -74,8 +74,9 @@ pub struct Config {
     pub negative_erase: bool,
     /// Carry ensemble (src/segment/propagate.rs, CarryCue::Ensemble): with mask carry, each carried
     /// slice is also decoded from the previous mask's widened box and keeps the mean of the two
-    /// answers; on by default, RADSAM_CARRY_ENSEMBLE=false turns it off.
-    #[arg(long, env = "RADSAM_CARRY_ENSEMBLE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// answers. Off by default (README, Benchmarks, carry ensemble); RADSAM_CARRY_ENSEMBLE=true
+    /// turns it on.
+    #[arg(long, env = "RADSAM_CARRY_ENSEMBLE")]
     pub carry_ensemble: bool,
     /// Point assist (crate::model docs): a slice prompted by points alone is answered by the
     /// model's point assist when its weights hold one; on by default, RADSAM_POINT_ASSIST=false

@@ -228,13 +228,13 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert_eq!(fixed4["targets"][0]["clicks_applied"], 4, "{fixed4}");
     assert!(carrying.terminate().success());
 
-    // The same with RADSAM_NEGATIVE_ERASE=false and RADSAM_CARRY_ENSEMBLE=false (both on by
-    // default; fix4's correction carry kept, so that these two are the inputs that differ from the
-    // saved session's).
+    // The same with RADSAM_NEGATIVE_ERASE=false (on by default) and RADSAM_CARRY_ENSEMBLE=true (off
+    // by default); fix4's correction carry kept, so that these two are the inputs that differ from
+    // the saved session's.
     let mut without_erase = world.worker(&[
         ("RADSAM_CORRECTION_CARRY", "true"),
         ("RADSAM_NEGATIVE_ERASE", "false"),
-        ("RADSAM_CARRY_ENSEMBLE", "false"),
+        ("RADSAM_CARRY_ENSEMBLE", "true"),
     ]);
     let fix5 = json!({"schema_version": 1, "job_id": "job-flow-fix5", "parent_job_id": "job-flow-fix4",
         "targets": [{"label": "spleen", "correction_clicks": [{"slice": 6, "x": 330, "y": 305, "positive": false}]}]});
@@ -243,7 +243,7 @@ fn a_job_goes_through_queue_worker_s3_and_postgres() {
     assert_eq!(world.status("job-flow-fix5").as_deref(), Some("succeeded"), "{}", without_erase.log_tail());
     let fixed5 = result_of("job-flow-fix5");
     assert_eq!((fixed4["negative_erase"].as_bool(), fixed5["negative_erase"].as_bool()), (Some(true), Some(false)));
-    assert_eq!((fixed4["carry_ensemble"].as_bool(), fixed5["carry_ensemble"].as_bool()), (Some(true), Some(false)));
+    assert_eq!((fixed4["carry_ensemble"].as_bool(), fixed5["carry_ensemble"].as_bool()), (Some(false), Some(true)));
     assert!(fixed5["targets"][0]["resume_refused"].as_str().is_some_and(|r| r.contains("other inputs")), "{fixed5}");
     assert_eq!(fixed5["targets"][0]["clicks_applied"], 5, "{fixed5}");
     assert!(without_erase.terminate().success());

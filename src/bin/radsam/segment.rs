@@ -91,8 +91,8 @@ pub struct SegmentArgs {
     negative_erase: bool,
     /// Carry ensemble (src/segment/propagate.rs, CarryCue::Ensemble): with mask carry, each carried
     /// slice is also decoded from the previous mask's widened box and keeps the mean of the two
-    /// answers; on by default, `--carry-ensemble false` turns it off.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// answers. Off by default (README, Benchmarks, carry ensemble).
+    #[arg(long)]
     carry_ensemble: bool,
     /// Point assist: a slice prompted by points alone is answered by the model's point assist when
     /// its weights hold one (crate::model docs); on by default, `--point-assist false` turns it off.
