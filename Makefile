@@ -36,7 +36,7 @@
 #   make bench-mask-choice - carried slices: primary mask vs the best continuation, on the training split (bench/results/mask_choice/)
 #   make bench-toward-base - v1 moved toward its base LiteMedSAM (WiSE-FT weights 0.75, 0.5), on the training split (bench/results/toward_base/; ~45 min on 2 cores)
 #   make bench-candidate MODEL=... [CUE=box] - a trained candidate beside v1 on the validation CT, no clicks (bench/results/candidate/)
-#   make bench-carry-ensemble - the shipped model as jobs run it, mask carry alone vs averaged with the reference pipeline, benchmark's 21 objects with clicks (bench/results/carry_ensemble/; ~55 min: phantoms, then the validation CT)
+#   make bench-carry-ensemble - the shipped model as jobs run it, mask carry alone vs averaged with the reference pipeline, with clicks: 3 unseen phantoms, then the benchmark's 21 objects (bench/results/carry_ensemble/; ~55 min)
 #   make bench-carry-cue - mask carry alone vs with the previous mask's box or deepest point, on the training split (bench/results/carry_cue/)
 #   make bench-refinement - the prompted slice decoded again from its own mask (0 or 1 pass), on the training split (bench/results/refinement/)
 #   make bench-click-check - the click check off vs on, on the training split (bench/results/click_check/)
